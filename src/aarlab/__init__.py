@@ -1,0 +1,3 @@
+"""aarlab: an automated alignment research lab for weak-to-strong supervision."""
+
+__version__ = "0.1.0"

