@@ -19,6 +19,10 @@ class Settings(BaseSettings):
         default=None,
         description="Where answer keys live; defaults to HOME/answer-keys (never inside a kit).",
     )
+    sources_root: Path | None = Field(
+        default=None,
+        description="Where downloaded source packages are cached; defaults to HOME/sources.",
+    )
     admin_token: str | None = Field(default=None, description="Admin bearer token for the server.")
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in HOME.")
     torch_threads: int = Field(default=2, description="Intra-op threads for torch on this CPU.")
@@ -41,7 +45,7 @@ class Settings(BaseSettings):
 
     @property
     def sources_dir(self) -> Path:
-        return self.home / "sources"
+        return self.sources_root or (self.home / "sources")
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""The lab's one FastAPI app: scoring, forum, snapshots and dashboard share it."""

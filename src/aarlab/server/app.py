@@ -1,0 +1,47 @@
+"""Application factory. Each service contributes a router; logic lives in the services.
+
+``create_app(settings)`` builds the app around one ``Store``; routers get it through
+``request.app.state.store`` (see ``aarlab.server.deps``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import FastAPI
+
+from aarlab import __version__
+from aarlab.config import Settings, get_settings
+from aarlab.store.db import Store
+
+# Each module exposes ``router`` (an APIRouter). Listed in the order the OpenAPI doc shows them.
+ROUTER_MODULES = [
+    "aarlab.scoring.routes",
+    "aarlab.forum.routes",
+    "aarlab.forum.snapshot_routes",
+    "aarlab.web.routes",
+]
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    store = store or Store(settings.database_url)
+    store.create_all()
+    app = FastAPI(title="aarlab", version=__version__,
+                  description="Scoring server, forum and dashboard of an aarlab lab.")
+    app.state.settings = settings
+    app.state.store = store
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict:
+        return {"ok": True, "version": __version__}
+
+    for name in ROUTER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        app.include_router(module.router)
+    return app
