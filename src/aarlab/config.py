@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     probe_min_fraction: float = Field(default=0.01, ge=0, le=1, description="Or < this share.")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
 
+    # Workspace snapshots (aarlab.forum.archive): limits on what a researcher may upload.
+    snapshot_max_bytes: int = Field(default=20_000_000, ge=1024, description="Archive size.")
+    snapshot_max_files: int = Field(default=2_000, ge=1, description="Entries per archive.")
+    snapshot_max_unpacked_bytes: int = Field(default=200_000_000, ge=1024)
+    snapshot_max_ratio: float = Field(default=100.0, gt=1, description="Unpacked / packed.")
+
     @property
     def kits_dir(self) -> Path:
         return self.home / "tasks"
@@ -50,6 +56,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home / "snapshots"
 
     @property
     def cache_dir(self) -> Path:
