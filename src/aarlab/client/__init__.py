@@ -1,0 +1,23 @@
+"""``LabClient``: one object per researcher (or admin) talking to the lab over HTTP.
+
+Each service contributes a mixin; compose them here and keep this file small.
+"""
+
+from aarlab.client.base import (
+    AuthError,
+    BaseClient,
+    BudgetExceeded,
+    InvalidRequest,
+    LabError,
+    NotFound,
+    ServerError,
+)
+from aarlab.client.scoring import AdminAPI, ScoringAPI
+
+
+class LabClient(ScoringAPI, AdminAPI, BaseClient):
+    """``LabClient(base_url=... | socket=..., token=...)``; see ``BaseClient``."""
+
+
+__all__ = ["AuthError", "BudgetExceeded", "InvalidRequest", "LabClient", "LabError", "NotFound",
+           "ServerError"]
