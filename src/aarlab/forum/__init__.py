@@ -1,0 +1,1 @@
+"""Forum: findings, comments, votes, search, and workspace snapshots."""
