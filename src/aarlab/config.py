@@ -29,6 +29,8 @@ class Settings(BaseSettings):
 
     # Scoring server release rule and budgets (Ladder, Blum & Hardt 2015).
     ladder_eta: float = Field(default=0.02, gt=0, le=1, description="Ladder step on PGR.")
+    ladder_grid: float | None = Field(default=None, gt=0, le=1,
+                                      description="Round released PGR to this grid; None: eta.")
     submissions_per_hour: int = Field(default=60, ge=1)
     submissions_total: int = Field(default=1000, ge=1)
     probe_min_rows: int = Field(default=10, ge=1, description="Differ in fewer rows = probe.")
