@@ -10,13 +10,17 @@ from aarlab.w2s.backends.base import Progress
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no per-load weight progress bars
 
 
 class SentenceEncoder:
-    def __init__(self, path: str, key: str, batch_size: int = 64, max_seq_length: int = 128):
+    def __init__(self, path: str, key: str, batch_size: int = 64, max_seq_length: int = 128,
+                 provenance: list[dict] | None = None):
         from sentence_transformers import SentenceTransformer
 
         self.key = key
+        self.provenance = provenance or []
         self.batch_size = batch_size
         self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
         self.model.max_seq_length = max_seq_length

@@ -1,0 +1,89 @@
+"""The kit holds no labels outside train_label, and the answer key lives outside the kit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from aarlab.tasks.answer_key import PARTS
+from aarlab.tasks.kit import SPLITS
+
+
+@pytest.mark.parametrize("name", ["tweets", "snli-pref"])
+def test_kit_files_hold_no_labels_outside_train_label(tiny_tasks, name):
+    kit, _ = tiny_tasks[name]
+    files = [p for p in kit.dir.rglob("*") if p.is_file()]
+    assert {f"{s}.jsonl" for s in SPLITS} <= {p.name for p in files}
+    for path in files:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            assert rows, path
+            has_label = ["label" in r for r in rows]
+            if path.name == "train_label.jsonl":
+                assert all(has_label)
+            else:
+                assert not any(has_label), f"{path} leaks labels"
+        elif path.suffix == ".json":
+            text = path.read_text()
+            # The manifest may name the label *set*; it must not carry per-row labels.
+            assert '"labels": {' not in text.replace(" ", "")
+            for test_id in kit.ids("test")[:20]:
+                assert test_id not in text
+        elif path.suffix == ".npz":
+            with np.load(path) as z:
+                assert set(z.files) == {"train_unlabel", "test"}  # teacher probabilities only
+
+
+@pytest.mark.parametrize("name", ["tweets", "snli-pref"])
+def test_answer_key_is_outside_the_kit_and_unreferenced(tiny_tasks, name):
+    kit, key = tiny_tasks[name]
+    kit_root, key_root = kit.dir.resolve(), key.dir.resolve()
+    assert not key_root.is_relative_to(kit_root)
+    assert not kit_root.is_relative_to(key_root)
+    for path in kit.dir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl"):
+            text = path.read_text()
+            assert str(key_root) not in text and "answer-key" not in text
+
+
+def test_answer_key_covers_test_and_splits_it_in_half(tiny_tweets):
+    kit, key = tiny_tweets
+    ids = kit.ids("test")
+    feedback, final = (set(key.parts[p]) for p in PARTS)
+    assert feedback.isdisjoint(final) and feedback | final == set(ids)
+    assert abs(len(feedback) - len(final)) <= 2
+    labels = key.labels("test", ids)
+    assert set(labels) == {0, 1}
+    # Stratified: both parts have both classes in about the same share.
+    fb = key.labels("test", sorted(feedback)).mean()
+    fi = key.labels("test", sorted(final)).mean()
+    assert abs(fb - fi) < 0.05
+
+
+def test_features_and_weak_labels_align_with_rows(tiny_snli):
+    kit, _ = tiny_snli
+    for split in SPLITS:
+        assert kit.features(split).shape[0] == len(kit.rows(split))
+    for seed in kit.seeds:
+        probs = kit.weak_probs("test", seed)
+        assert probs.shape == (len(kit.rows("test")), 2)
+        np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_pairwise_rows_and_features_are_antisymmetric(tiny_snli):
+    kit, _ = tiny_snli
+    rows = kit.rows("train_label")
+    assert {r["label"] for r in rows} == {"A", "B"}
+    assert all(r["first"] != r["second"] for r in rows)
+    # Features are emb(first) - emb(second): not all zero, and centred near zero overall.
+    x = kit.features("train_unlabel")
+    assert np.abs(x).sum(1).min() > 0
+
+
+def test_references_put_ceiling_above_weak(tiny_tasks):
+    for kit, key in tiny_tasks.values():
+        weak, ceiling = key.reference_estimate("weak"), key.reference_estimate("ceiling")
+        assert weak.seeds == ceiling.seeds == len(kit.seeds)
+        assert 0.5 < weak.mean < 1 and 0.5 < ceiling.mean <= 1
