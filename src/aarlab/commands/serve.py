@@ -1,0 +1,172 @@
+"""``aarlab serve`` (the lab's one HTTP server) and ``aarlab admin`` (researchers and tokens)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket as pysocket
+import stat
+from pathlib import Path
+
+import typer
+
+from aarlab.config import Settings, get_settings
+from aarlab.errors import AarlabError
+
+from .ui import console, print_json
+
+admin_app = typer.Typer(help="Register and revoke researchers.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(admin_app, name="admin")
+
+
+def _settings(db: str | None) -> Settings:
+    settings = get_settings()
+    return settings.model_copy(update={"db_url": db}) if db else settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unix_socket(path: Path) -> pysocket.socket:
+    """A listening Unix socket at ``path``, owner-only; a stale socket file is replaced."""
+    if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise AarlabError(f"--socket: {path} exists and is not a socket",
+                              hint="pick another path")
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)
+    return sock
+
+
+def tcp_socket(host: str, port: int) -> pysocket.socket:
+    family = pysocket.AF_INET6 if ":" in host else pysocket.AF_INET
+    sock = pysocket.socket(family, pysocket.SOCK_STREAM)
+    sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        raise AarlabError(f"--port: cannot listen on {host}:{port}: {e.strerror}",
+                          hint="pick a free port") from None
+    return sock
+
+
+def serve(
+    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite in HOME)."),
+    host: str = typer.Option("127.0.0.1", help="TCP address; loopback only unless --allow-remote."),
+    port: int | None = typer.Option(None, help="TCP port (default 8400 when no --socket)."),
+    socket: Path | None = typer.Option(None, "--socket", help="Unix socket path (for sandboxes)."),
+    allow_remote: bool = typer.Option(False, help="Allow a non-loopback --host."),
+    log_level: str = typer.Option("warning", help="uvicorn log level."),
+) -> None:
+    """Run the lab server (scoring, forum, dashboard) on loopback TCP and/or a Unix socket."""
+    import uvicorn
+
+    from aarlab.server.app import create_app
+
+    if not _is_loopback(host) and not allow_remote:
+        raise AarlabError(f"--host: {host} is not a loopback address",
+                          hint="the scoring server holds the labels; pass --allow-remote to "
+                               "expose it anyway")
+    settings = _settings(db)
+    if not settings.admin_token:
+        console.print("[yellow]no admin token configured (AARLAB_ADMIN_TOKEN): the admin API "
+                      "is disabled[/]")
+    sockets = []
+    if socket is not None:
+        sockets.append(unix_socket(socket))
+    if port is not None or socket is None:
+        sockets.append(tcp_socket(host, port if port is not None else 8400))
+    app = create_app(settings)
+    where = [f"unix:{socket}" if socket else None,
+             f"http://{host}:{port or 8400}" if len(sockets) > (socket is not None) else None]
+    console.print(f"aarlab serving on {', '.join(w for w in where if w)} "
+                  f"(store: {settings.database_url.split('://', 1)[0]})")
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False))
+    try:
+        server.run(sockets=sockets)
+    finally:
+        if socket is not None and socket.exists():
+            socket.unlink()
+
+
+def _client(url: str | None, sock: str | None, settings: Settings):
+    from aarlab.client import LabClient
+
+    if not settings.admin_token:
+        raise AarlabError("no admin token", hint="set AARLAB_ADMIN_TOKEN")
+    return LabClient(base_url=url, socket=sock, token=settings.admin_token)
+
+
+_URL = typer.Option(None, "--url", envvar="AARLAB_URL", help="Talk to this server…")
+_SOCK = typer.Option(None, "--socket", envvar="AARLAB_SOCKET", help="…or this Unix socket.")
+_DB = typer.Option(None, "--db", help="Without a server address: write to this store directly.")
+
+
+@admin_app.command("add-researcher")
+def add_researcher_cmd(
+    name: str = typer.Argument(..., help="Lowercase name, unique in the lab."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    url: str | None = _URL, sock: str | None = _SOCK, db: str | None = _DB,
+) -> None:
+    """Register a researcher and print its id and bearer token (shown only once)."""
+    settings = _settings(db)
+    if url or sock:
+        with _client(url, sock, settings) as c:
+            out = c.add_researcher(name)
+    else:
+        from aarlab.store import audit
+        from aarlab.store.db import Store
+        from aarlab.store.identity import add_researcher
+
+        store = Store(settings.database_url)
+        store.create_all()
+        with store.session() as s:
+            r, token = add_researcher(s, name)
+            audit.append(s, "researcher_added", r.id, name=r.name, via="cli")
+            out = {"id": r.id, "name": r.name, "token": token}
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"researcher {out['name']} (id {out['id']}); token (shown once):")
+        print(out["token"])
+
+
+@admin_app.command("revoke")
+def revoke_cmd(
+    ref: str = typer.Argument(..., help="Researcher name or id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    url: str | None = _URL, sock: str | None = _SOCK, db: str | None = _DB,
+) -> None:
+    """Revoke a researcher's token; its submissions and posts stay."""
+    settings = _settings(db)
+    if url or sock:
+        with _client(url, sock, settings) as c:
+            out = c.revoke(ref)
+    else:
+        from aarlab.store import audit
+        from aarlab.store.db import Store
+        from aarlab.store.identity import revoke
+
+        store = Store(settings.database_url)
+        store.create_all()
+        with store.session() as s:
+            r = revoke(s, ref)
+            audit.append(s, "researcher_revoked", r.id, name=r.name, via="cli")
+            out = r.as_dict()
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"revoked {out['name']} (id {out['id']})")

@@ -1,0 +1,316 @@
+"""Scoring service: validate a submission, score it on both parts, apply probe detection, the
+budget and the Ladder, and store everything in one transaction.
+
+One lock serialises submissions within this process, so the budget count, the Ladder's running
+best and the in-memory probe index always agree with the database. Run one server process per
+store (SQLite serialises writers anyway); several workers on Postgres would each miss the
+others' recent submissions in their probe index.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aarlab.config import Settings
+from aarlab.errors import AarlabError
+from aarlab.scoring.budgets import BudgetState, budget_state
+from aarlab.scoring.ladder import Ladder
+from aarlab.scoring.probes import ProbeIndex, pack, threshold
+from aarlab.scoring.schemas import SubmissionIn
+from aarlab.scoring.tables import Submission
+from aarlab.store import audit
+from aarlab.store.db import Store
+from aarlab.store.identity import Researcher
+from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.kit import TaskKit
+from aarlab.tasks.scorer import Scorer
+
+TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also keeps paths inside kits_dir
+
+
+# Mirrors aarlab.tasks.build (tests check they agree): importing that module pulls in torch and
+# the encoders, seconds of start-up and memory the server never uses.
+def kit_dir(settings: Settings, name: str) -> Path:
+    return settings.kits_dir / name / "kit"
+
+
+def answer_key_dir(settings: Settings, name: str) -> Path:
+    return settings.answer_keys_dir / name
+
+
+def is_built(settings: Settings, name: str) -> bool:
+    return ((kit_dir(settings, name) / "manifest.json").exists()
+            and (answer_key_dir(settings, name) / "reference.json").exists())
+
+
+class ScoringError(AarlabError):
+    status = 400
+
+    def __init__(self, message: str, hint: str | None = None, headers: dict | None = None):
+        super().__init__(message, hint)
+        self.headers = headers or {}
+
+
+class UnknownTask(ScoringError):
+    status = 404
+
+
+class NotFoundError(ScoringError):
+    status = 404
+
+
+class BadSubmission(ScoringError):
+    status = 422
+
+
+class BodyTooLarge(ScoringError):
+    status = 413
+
+
+class OverBudget(ScoringError):
+    status = 429
+
+
+@dataclass
+class ServedTask:
+    name: str
+    format: str
+    labels: list
+    test_ids: list[str]
+    scorer: Scorer
+    probes: ProbeIndex | None = None  # loaded from the store on first submission
+    id_set: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def n(self) -> int:
+        return len(self.test_ids)
+
+
+class ScoringService:
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self.ladder = Ladder(settings.ladder_eta, settings.ladder_grid)
+        self._tasks: dict[str, ServedTask] = {}
+        self._load_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
+
+    # ---- tasks -------------------------------------------------------------------------------
+
+    def served_names(self) -> list[str]:
+        root = self.settings.kits_dir
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir()
+                      if TASK_NAME.match(p.name) and is_built(self.settings, p.name))
+
+    def task(self, name: str) -> ServedTask:
+        if name in self._tasks:
+            return self._tasks[name]
+        if not TASK_NAME.match(name) or not is_built(self.settings, name):
+            raise UnknownTask(f"task: no served task {name!r}",
+                              hint=f"served tasks: {self.served_names()}")
+        with self._load_lock:
+            if name not in self._tasks:
+                kit = TaskKit(kit_dir(self.settings, name))
+                key = AnswerKey(answer_key_dir(self.settings, name), kit.format)
+                ids = kit.ids("test")
+                self._tasks[name] = ServedTask(name, kit.format, kit.label_names, ids,
+                                               Scorer(key, ids), id_set=frozenset(ids))
+        return self._tasks[name]
+
+    def _probe_index(self, s: Session, t: ServedTask) -> ProbeIndex:
+        if t.probes is None:
+            idx = ProbeIndex(t.n)
+            rows = s.execute(select(Submission.id, Submission.predictions)
+                             .where(Submission.task == t.name).order_by(Submission.id))
+            for sid, blob in rows:
+                idx.add(sid, blob)
+            t.probes = idx
+        return t.probes
+
+    # ---- validation --------------------------------------------------------------------------
+
+    def parse(self, t: ServedTask, body: bytes) -> tuple[SubmissionIn, np.ndarray]:
+        """The request body as class indices aligned with the test ids, or a 422 naming why."""
+        try:
+            sub = SubmissionIn.model_validate_json(body)
+        except ValidationError as e:
+            msgs = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+                    for err in e.errors()[:5]]
+            raise BadSubmission("; ".join(msgs)) from None
+        return sub, self.to_indices(t, sub.predictions)
+
+    def to_indices(self, t: ServedTask, preds: dict) -> np.ndarray:
+        index = {v: i for i, v in enumerate(t.labels)}
+        want = bool if t.format == "binary" else str
+        try:
+            # type check first: True == 1 would otherwise sneak an int in as a label
+            if all(type(v) is want for v in preds.values()) and len(preds) == t.n:
+                return np.fromiter((index[preds[i]] for i in t.test_ids), np.int8, t.n)
+        except KeyError:
+            pass
+        raise BadSubmission(self._explain(t, preds))
+
+    def _explain(self, t: ServedTask, preds: dict) -> str:
+        missing = [i for i in t.test_ids if i not in preds]
+        extra = [i for i in preds if i not in t.id_set]
+        if extra:
+            return (f"predictions: {len(extra)} ids are not test row ids of task {t.name!r}, "
+                    f"e.g. {extra[:3]}; only the test split is scorable")
+        if missing:
+            return (f"predictions: missing {len(missing)} of {t.n} test row ids, e.g. "
+                    f"{missing[:3]}; expected a label for every row of test.jsonl")
+        bad = [(i, v) for i, v in preds.items() if v not in t.labels or type(v) is not
+               (bool if t.format == "binary" else str)]
+        if not bad:
+            return "predictions: expected one label per test row id"
+        i, v = bad[0]
+        shown = str(t.labels).replace("False", "false").replace("True", "true")
+        return (f"predictions[{i!r}]: expected one of {shown}, got {v!r} "
+                f"({len(bad)} values invalid)")
+
+    # ---- submission --------------------------------------------------------------------------
+
+    def budget(self, s: Session, researcher_id: int) -> BudgetState:
+        return budget_state(s, researcher_id, self.settings.submissions_per_hour,
+                            self.settings.submissions_total)
+
+    def submit(self, researcher: Researcher, task: str, body: bytes) -> tuple[dict, BudgetState]:
+        t = self.task(task)
+        sub, pred = self.parse(t, body)
+        blob = pack(pred)
+        score = t.scorer.score(pred)
+        with self._submit_lock, self.store.session() as s:
+            budget = self.budget(s, researcher.id)
+            if budget.exhausted:
+                raise self._over_budget(budget)
+            match = self._probe_index(s, t).nearest(blob)
+            limit = threshold(t.n, self.settings.probe_min_rows, self.settings.probe_min_fraction)
+            is_probe = match is not None and match.distance < limit
+            best = s.scalar(select(Submission.released_pgr)
+                            .where(Submission.task == t.name,
+                                   Submission.researcher_id == researcher.id)
+                            .order_by(Submission.id.desc()).limit(1))
+            if is_probe:  # answered without looking at its score: no new information
+                released, new_best = best, False
+            else:
+                released, new_best = self.ladder.release(best, score.pgr["feedback"])
+            row = Submission(
+                researcher_id=researcher.id, task=t.name, created_at=datetime.now(UTC),
+                n_rows=t.n, predictions=blob, method=sub.method, snapshot_id=sub.snapshot_id,
+                acc_test=score.accuracy["test"], acc_feedback=score.accuracy["feedback"],
+                acc_final=score.accuracy["final"], pgr_test=score.pgr["test"],
+                pgr_feedback=score.pgr["feedback"], pgr_final=score.pgr["final"],
+                released_pgr=released, new_best=new_best, is_probe=is_probe,
+                probe_of=match.submission_id if is_probe else None)
+            s.add(row)
+            s.flush()
+            if is_probe:
+                audit.append(s, "probe", researcher.id, task=t.name, submission_id=row.id,
+                             probe_of=match.submission_id, distance=match.distance,
+                             threshold=limit)
+        # Committed: only now may the index (and so later probe checks) see it.
+        t.probes.add(row.id, blob)
+        budget = budget.after_one_more()
+        return {"id": row.id, "task": t.name, "created_at": row.created_at,
+                "released_pgr": released, "new_best": new_best,
+                "budget": budget.as_dict()}, budget
+
+    @staticmethod
+    def _over_budget(b: BudgetState) -> OverBudget:
+        headers = b.headers()
+        if b.total_remaining == 0:
+            return OverBudget(f"budget: all {b.total} submissions used",
+                              hint="ask the lab for a larger budget", headers=headers)
+        headers["Retry-After"] = str(int(b.retry_after or 1))
+        return OverBudget(f"budget: {b.per_hour} submissions per hour used",
+                          hint=f"retry after {int(b.retry_after or 1)} s", headers=headers)
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def submission(self, s: Session, submission_id: int, admin: bool = False) -> dict:
+        row = s.execute(select(Submission, Researcher.name).join(Researcher)
+                        .where(Submission.id == submission_id)).first()
+        if row is None:
+            raise NotFoundError(f"submission: no submission {submission_id}")
+        return public_view(*row) | (admin_extra(row[0]) if admin else {})
+
+    def my_submissions(self, s: Session, researcher: Researcher, task: str) -> list[dict]:
+        self.task(task)
+        rows = s.execute(select(Submission, Researcher.name).join(Researcher)
+                         .where(Submission.task == task, Submission.researcher_id == researcher.id)
+                         .order_by(Submission.id))
+        return [public_view(sub, name) for sub, name in rows]
+
+    def best_released(self, s: Session, researcher_id: int) -> dict[str, float]:
+        rows = s.execute(select(Submission.task, func.max(Submission.released_pgr))
+                         .where(Submission.researcher_id == researcher_id,
+                                Submission.released_pgr.is_not(None))
+                         .group_by(Submission.task))
+        return {task: best for task, best in rows}
+
+    def leaderboard(self, s: Session, task: str, admin: bool = False) -> dict:
+        """Best released PGR per researcher and per method, from stored scores only.
+
+        Per method counts only submissions that raised a release (``new_best``): a method's
+        number is always one the Ladder already showed its author, never a hidden score.
+        """
+        self.task(task)
+        base = select(Submission, Researcher.name).join(Researcher).where(
+            Submission.task == task)
+        counts = dict(s.execute(select(Submission.researcher_id, func.count())
+                                .where(Submission.task == task)
+                                .group_by(Submission.researcher_id)).all())
+        probes = dict(s.execute(select(Submission.researcher_id, func.count())
+                                .where(Submission.task == task, Submission.is_probe)
+                                .group_by(Submission.researcher_id)).all())
+        by_r: dict[int, tuple[Submission, str]] = {}
+        by_m: dict[str, tuple[Submission, set]] = {}
+        for sub, name in s.execute(base.where(Submission.new_best).order_by(Submission.id)):
+            by_r[sub.researcher_id] = (sub, name)  # released is monotone: the last is the best
+            m = sub.method or "(unnamed)"
+            best, who = by_m.get(m, (None, set()))
+            who.add(sub.researcher_id)
+            if best is None or sub.released_pgr > best.released_pgr:
+                best = sub
+            by_m[m] = (best, who)
+        r_rows = [{"researcher": name, "best_released_pgr": sub.released_pgr,
+                   "submissions": counts.get(sub.researcher_id, 0)}
+                  | (_admin_cols(sub) | {"probes": probes.get(sub.researcher_id, 0)}
+                     if admin else {})
+                  for sub, name in by_r.values()]
+        m_rows = [{"method": m, "best_released_pgr": sub.released_pgr, "researchers": len(who)}
+                  | (_admin_cols(sub) if admin else {})
+                  for m, (sub, who) in by_m.items()]
+        key = lambda r: -r["best_released_pgr"]  # noqa: E731
+        return {"task": task, "by_researcher": sorted(r_rows, key=key),
+                "by_method": sorted(m_rows, key=key)}
+
+
+def _admin_cols(sub: Submission) -> dict:
+    return {"submission_id": sub.id, "feedback_pgr": sub.pgr_feedback,
+            "final_pgr": sub.pgr_final, "gap": sub.released_pgr - sub.pgr_final}
+
+
+def public_view(sub: Submission, researcher_name: str) -> dict:
+    """What any researcher may see of a submission (the forum links results to these)."""
+    return {"id": sub.id, "researcher": researcher_name, "task": sub.task,
+            "created_at": sub.created_at, "method": sub.method, "snapshot_id": sub.snapshot_id,
+            "released_pgr": sub.released_pgr, "new_best": sub.new_best}
+
+
+def admin_extra(sub: Submission) -> dict:
+    return {"accuracy": {"test": sub.acc_test, "feedback": sub.acc_feedback,
+                         "final": sub.acc_final},
+            "pgr": {"test": sub.pgr_test, "feedback": sub.pgr_feedback, "final": sub.pgr_final},
+            "is_probe": sub.is_probe, "probe_of": sub.probe_of}

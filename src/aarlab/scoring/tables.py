@@ -1,0 +1,50 @@
+"""The submissions table: every scored prediction vector, its scores on both parts, and what the
+researcher was told. The leaderboard and budgets are queries over it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from aarlab.store.db import Base
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    researcher_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False)
+    task: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    n_rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    predictions: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # probes.pack
+    method: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+    acc_test: Mapped[float] = mapped_column(Float, nullable=False)
+    acc_feedback: Mapped[float] = mapped_column(Float, nullable=False)
+    acc_final: Mapped[float] = mapped_column(Float, nullable=False)
+    pgr_test: Mapped[float] = mapped_column(Float, nullable=False)
+    pgr_feedback: Mapped[float] = mapped_column(Float, nullable=False)
+    pgr_final: Mapped[float] = mapped_column(Float, nullable=False)
+
+    released_pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    new_best: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    is_probe: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    probe_of: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), nullable=True)
+
+    __table_args__ = (
+        Index("ix_submissions_researcher_time", "researcher_id", "created_at"),
+        Index("ix_submissions_task_researcher", "task", "researcher_id"),
+    )
