@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
 
     # Workspace snapshots (aarlab.forum.archive): limits on what a researcher may upload.
+    snapshots_root: Path | None = Field(
+        default=None, description="Where snapshot archives live; defaults to HOME/snapshots.")
     snapshot_max_bytes: int = Field(default=20_000_000, ge=1024, description="Archive size.")
     snapshot_max_files: int = Field(default=2_000, ge=1, description="Entries per archive.")
     snapshot_max_unpacked_bytes: int = Field(default=200_000_000, ge=1024)
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
 
     @property
     def snapshots_dir(self) -> Path:
-        return self.home / "snapshots"
+        return self.snapshots_root or (self.home / "snapshots")
 
     @property
     def cache_dir(self) -> Path:
