@@ -1,0 +1,157 @@
+"""The real sandbox: bubblewrap (Debian package ``bubblewrap``).
+
+Each exec runs in fresh user, PID, network, IPC, UTS and cgroup namespaces with no capabilities,
+no way to make further user namespaces, and a read-only root built from nothing:
+
+    /usr, /bin, /lib*        the system, read-only
+    /etc                     only loader and time-zone files, plus a passwd/group/hosts written here
+    <python>, <venv>, <src>  the interpreter, the lab's virtualenv and aarlab's source, read-only,
+                             at their host paths (the venv refers to them by absolute path)
+    /kit                     the task kit, read-only
+    /workspace               the researcher's own directory, writable, kept on the host
+    /run/aarlab.sock         the lab's Unix socket: the only way out (the network namespace has
+                             only a loopback that is down)
+    /tmp                     a private size-limited tmpfs
+    /proc, /dev              this sandbox's own processes; a minimal /dev
+
+Nothing else of the host exists inside: not AARLAB_HOME, the answer keys, the store, other
+workspaces, the repository or /root. ``--die-with-parent`` ties the sandbox to the lab process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from aarlab.sandbox.base import Sandbox, code_paths
+from aarlab.sandbox.errors import SandboxError
+from aarlab.sandbox.spec import SandboxSpec
+
+WORKSPACE = "/workspace"
+KIT = "/kit"
+SOCKET = "/run/aarlab.sock"
+INSIDE_UID = 1000
+
+_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives")
+_TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def _namespace_flags(hostname: str) -> list[str]:
+    return [
+        "--unshare-all", "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
+        "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
+        "--hostname", hostname,
+    ]
+
+
+def _system_mounts() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in _TOP_LINKS:
+        host = Path("/") / name
+        if host.is_symlink():  # merged /usr: /lib -> usr/lib
+            args += ["--symlink", os.readlink(host), str(host)]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), str(host)]
+    for name in _ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def _under_usr(p: Path) -> bool:
+    return p == Path("/usr") or Path("/usr") in p.parents
+
+
+def bwrap_argv(spec: SandboxSpec, cmd: list[str], cwd: str, code: list[Path],
+               data_fds: dict[str, int], tmp_bytes: int) -> list[str]:
+    """The whole bwrap command line for one exec (pure: no I/O but reading /bin etc. links)."""
+    args = [_bwrap_path(), *_namespace_flags(spec.name), *_system_mounts()]
+    for dest, fd in data_fds.items():
+        args += ["--ro-bind-data", str(fd), dest]
+    for p in [*code, *spec.extra_ro]:
+        if not _under_usr(p):
+            args += ["--ro-bind", str(p), str(p)]
+    if spec.kit is not None:
+        args += ["--ro-bind", str(spec.kit.resolve()), KIT]
+    args += ["--bind", str(spec.workspace.resolve()), WORKSPACE]
+    if spec.socket is not None:
+        args += ["--ro-bind", str(spec.socket), SOCKET]  # connect() works on a read-only mount
+    args += [
+        "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+        "--remount-ro", "/", "--chdir", cwd, "--", *cmd,
+    ]
+    return args
+
+
+def _etc_data(name: str) -> dict[str, bytes]:
+    uid = INSIDE_UID
+    return {
+        "/etc/passwd": f"researcher:x:{uid}:{uid}:{name}:{WORKSPACE}:/bin/sh\n".encode(),
+        "/etc/group": f"researcher:x:{uid}:\n".encode(),
+        "/etc/hosts": f"127.0.0.1 localhost {name}\n".encode(),
+    }
+
+
+@functools.cache
+def _bwrap_path() -> str:
+    return shutil.which("bwrap") or "bwrap"
+
+
+@functools.cache
+def sandbox_available() -> tuple[bool, str]:
+    """Whether bubblewrap can build our sandbox here, and if not, why (its own words)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False, "bwrap not found on PATH (Debian: apt-get install -y bubblewrap)"
+    argv = [exe, *_namespace_flags("probe"), *_system_mounts(), "--proc", "/proc", "--dev",
+            "/dev", "--tmpfs", "/tmp", "--remount-ro", "/", "--", "/usr/bin/true"]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"bwrap did not run: {e}"
+    if r.returncode != 0:
+        why = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
+        return False, f"bwrap cannot create the sandbox here: {why}"
+    return True, f"bubblewrap works ({exe})"
+
+
+class BubblewrapSandbox(Sandbox):
+    """A researcher's sandbox built by bubblewrap; see the module docstring for what is inside."""
+
+    sandboxed = True
+
+    def __init__(self, spec: SandboxSpec):
+        super().__init__(spec)
+        self._code = code_paths()
+
+    @property
+    def workspace_path(self) -> str:
+        return WORKSPACE
+
+    @property
+    def kit_path(self) -> str | None:
+        return KIT if self.spec.kit is not None else None
+
+    @property
+    def socket_path(self) -> str | None:
+        return SOCKET if self.spec.socket is not None else None
+
+    def _command(self, cmd: list[str], cwd: str) -> tuple[list[str], str | None, list[int]]:
+        if self.spec.socket is not None and not self.spec.socket.exists():
+            raise SandboxError(f"the lab socket {self.spec.socket} does not exist",
+                               hint="start the lab server before running researchers")
+        fds: dict[str, int] = {}
+        try:
+            for dest, data in _etc_data(self.spec.name).items():
+                r, w = os.pipe()  # a few bytes: fits in the pipe buffer, no reader needed yet
+                fds[dest] = r
+                os.write(w, data)
+                os.close(w)
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
+        argv = bwrap_argv(self.spec, cmd, cwd, self._code, fds, self.spec.limits.tmp_bytes)
+        return argv, None, list(fds.values())

@@ -1,0 +1,153 @@
+"""Run one command with rlimits, capped output, and a wall clock that kills its whole group.
+
+The command starts in a new session (so its process group is ours to kill) with rlimits set
+between fork and exec. One ``select`` loop feeds stdin, drains both pipes (keeping at most
+``output_bytes`` of each and discarding the rest so the child never blocks on a full pipe) and
+watches a pidfd for the leader's exit. The leader is never reaped before its group is killed, so
+the group id cannot have been reused by an unrelated process when we kill it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aarlab.sandbox.spec import Limits
+
+# After the leader exits, how long we keep reading pipes held open by its leftover children.
+_DRAIN_GRACE_S = 0.5
+_CHUNK = 1 << 16
+_POLL_S = 0.2  # how soon a cancel is noticed
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one ``exec`` produced. Output is UTF-8 decoded with invalid bytes replaced."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    cancelled: bool = False
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not (self.timed_out or self.cancelled)
+
+
+def rlimit_setter(limits: Limits) -> Callable[[], None]:
+    """A ``preexec_fn``: only async-signal-safe-ish syscalls between fork and exec."""
+    values = [
+        (resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5)),  # SIGXCPU, then SIGKILL
+        (resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes)),
+        (resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes)),
+        (resource.RLIMIT_CORE, (0, 0)),
+    ]
+
+    def apply() -> None:
+        for which, lim in values:
+            resource.setrlimit(which, lim)
+
+    return apply
+
+
+class _Capped:
+    def __init__(self, cap: int):
+        self.cap, self.buf, self.truncated = cap, bytearray(), False
+
+    def add(self, data: bytes) -> None:
+        room = self.cap - len(self.buf)
+        if len(data) > room:
+            self.truncated = True
+            data = data[:max(room, 0)]
+        self.buf += data
+
+    def text(self) -> str:
+        return self.buf.decode("utf-8", errors="replace")
+
+
+def run_limited(argv: Sequence[str], *, env: dict[str, str], cwd: str | None,
+                stdin: bytes | None, timeout: float, limits: Limits,
+                pass_fds: Sequence[int] = (),
+                cancel: threading.Event | None = None) -> ExecResult:
+    """Run ``argv``; see ``Sandbox.exec`` for the contract. Setting ``cancel`` kills it."""
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+            start_new_session=True, preexec_fn=rlimit_setter(limits),
+            pass_fds=tuple(pass_fds), close_fds=True,
+        )
+    except OSError as e:  # like a shell: a missing program or cwd is exit 127, not a crash
+        return ExecResult(returncode=127, stdout="", stderr=f"cannot run {argv[0]!r}: {e}\n",
+                          duration_s=time.monotonic() - t0)
+    out, err = _Capped(limits.output_bytes), _Capped(limits.output_bytes)
+    pidfd = os.pidfd_open(proc.pid)
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(proc.stdout, selectors.EVENT_READ, out)
+        sel.register(proc.stderr, selectors.EVENT_READ, err)
+        sel.register(pidfd, selectors.EVENT_READ, "exit")
+        pending = memoryview(stdin) if stdin is not None else None
+        if pending is not None:
+            if len(pending):
+                os.set_blocking(proc.stdin.fileno(), False)
+                sel.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
+            else:
+                proc.stdin.close()
+        deadline, exited_at, timed_out, cancelled = t0 + timeout, None, False, False
+        while True:
+            now = time.monotonic()
+            streams_open = any(k.data in (out, err) for k in sel.get_map().values())
+            if exited_at is not None and (not streams_open or now - exited_at > _DRAIN_GRACE_S):
+                break
+            if now >= deadline:
+                timed_out = True
+                break
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            for key, _ in sel.select(min(deadline - now, _POLL_S)):
+                if key.data == "exit":
+                    exited_at = time.monotonic()
+                    sel.unregister(pidfd)
+                elif key.data == "stdin":
+                    try:
+                        n = os.write(proc.stdin.fileno(), pending[:_CHUNK])
+                        pending = pending[n:]
+                    except BrokenPipeError:
+                        pending = pending[:0]
+                    if not len(pending):
+                        sel.unregister(proc.stdin)
+                        proc.stdin.close()
+                else:
+                    chunk = os.read(key.fileobj.fileno(), _CHUNK)
+                    if chunk:
+                        key.data.add(chunk)
+                    else:
+                        sel.unregister(key.fileobj)
+        # Whatever is left of the group (children, or everything on timeout) dies now.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        returncode = proc.wait()
+    finally:
+        sel.close()
+        os.close(pidfd)
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if f is not None and not f.closed:
+                f.close()
+    return ExecResult(returncode=returncode, stdout=out.text(), stderr=err.text(),
+                      timed_out=timed_out, cancelled=cancelled, stdout_truncated=out.truncated,
+                      stderr_truncated=err.truncated, duration_s=time.monotonic() - t0)
