@@ -19,6 +19,7 @@ ROUTER_MODULES = [
     "aarlab.scoring.routes",
     "aarlab.forum.routes",
     "aarlab.forum.snapshot_routes",
+    "aarlab.lab.routes",
     "aarlab.web.routes",
 ]
 

@@ -1,0 +1,228 @@
+"""The lab: one server, N researchers in sandboxes, budgets, restarts, and a report at the end.
+
+The loop is deliberately plain: a thread per researcher runs its sandboxed process and restarts
+it if it dies before the budget is spent; the main thread redraws a table and records how long
+the lab has run. Everything that must survive a ``kill -9`` of the lab is in the store (the lab
+row, its members, their submissions, findings and telemetry) or in the researchers' workspaces
+(their notebooks), so ``--resume`` picks up the same researchers where they stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from aarlab.config import Settings
+from aarlab.errors import AarlabError
+from aarlab.lab.directions import Direction, load_directions
+from aarlab.lab.server_thread import ServerThread
+from aarlab.lab.status import latest_lab, member_rows
+from aarlab.lab.tables import LabMember, LabRun
+from aarlab.sandbox.factory import make_sandbox
+from aarlab.sandbox.spec import Limits, SandboxSpec
+from aarlab.store.db import Store
+from aarlab.store.identity import Researcher, add_researcher, hash_token, new_token
+from aarlab.tasks.build import kit_dir
+
+
+class LabOptions(BaseModel):
+    """Everything ``aarlab run`` can set. Budgets are per lab (time) and per researcher."""
+
+    task: str = "tweets"
+    researchers: int = Field(3, ge=1, le=64)
+    budget_s: float = Field(1800, gt=0, description="Wall-clock budget of the whole lab.")
+    max_experiments: int | None = Field(None, ge=1, description="Per researcher.")
+    max_submissions: int | None = Field(None, ge=0, description="Per researcher.")
+    directions_file: Path | None = None
+    allow_unsandboxed: bool = False
+    threads_per_researcher: int = Field(1, ge=1, le=16)
+    memory_bytes: int = Field(4 << 30, ge=256 << 20, description="Per researcher process.")
+    port: int | None = Field(None, ge=1, le=65535, description="Also serve on 127.0.0.1:PORT.")
+    seed: int = 0
+
+
+@dataclass
+class MemberRuntime:
+    member_id: int
+    researcher_id: int
+    name: str
+    direction: Direction
+    workspace: Path
+    token: str
+    thread: threading.Thread | None = None
+    sandbox: object | None = None
+    last_error: str = ""
+
+
+@dataclass
+class Lab:
+    settings: Settings
+    store: Store
+    options: LabOptions
+    on_warning: Callable[[str], None] = print
+    members: list[MemberRuntime] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store.create_all()
+        self.stop_event = threading.Event()
+        self.lab_id: int | None = None
+        self.started = 0.0
+        self.elapsed_before = 0.0
+
+    # -- setup ---------------------------------------------------------------------------------
+    @property
+    def lab_dir(self) -> Path:
+        return self.settings.home / "labs" / str(self.lab_id)
+
+    @property
+    def socket(self) -> Path:
+        return self.lab_dir / "lab.sock"
+
+    def create(self) -> int:
+        directions = load_directions(self.options.directions_file)
+        with self.store.session() as s:
+            lab = LabRun(task=self.options.task, status="running",
+                         config=self.options.model_dump(mode="json"))
+            s.add(lab)
+            s.flush()
+            self.lab_id = lab.id
+            for i in range(self.options.researchers):
+                d = directions[i % len(directions)]
+                researcher, token = add_researcher(s, f"lab{lab.id}-{i}-{d.name}"[:64].lower())
+                m = LabMember(lab_id=lab.id, researcher_id=researcher.id, policy="search",
+                              direction=d.name, direction_text=d.text,
+                              workspace=str(self.lab_dir / "workspaces" / researcher.name))
+                s.add(m)
+                s.flush()
+                self.members.append(MemberRuntime(m.id, researcher.id, researcher.name, d,
+                                                  Path(m.workspace), token))
+        return self.lab_id
+
+    def resume(self) -> int:
+        """Pick up the latest unfinished lab on this task with fresh tokens for its members."""
+        by_name = {d.name: d for d in load_directions(self.options.directions_file)}
+        with self.store.session() as s:
+            lab = latest_lab(s, task=self.options.task, status="running")
+            if lab is None:
+                raise AarlabError(f"no unfinished lab on task {self.options.task!r} to resume",
+                                  hint="start one with `aarlab run` (without --resume)")
+            self.lab_id, self.elapsed_before = lab.id, lab.elapsed_s
+            saved = LabOptions.model_validate(lab.config)
+            # The budget and team are the lab's own; only how to run it may change on resume.
+            self.options = saved.model_copy(update={
+                "allow_unsandboxed": self.options.allow_unsandboxed, "port": self.options.port})
+            for m in s.query(LabMember).filter_by(lab_id=lab.id).order_by(LabMember.id):
+                r = s.get(Researcher, m.researcher_id)
+                token = new_token()  # old tokens died with the old lab; only hashes were kept
+                r.token_hash = hash_token(token)
+                d = by_name.get(m.direction, Direction(m.direction, m.direction_text, ()))
+                self.members.append(MemberRuntime(m.id, r.id, r.name, d, Path(m.workspace),
+                                                  token))
+        return self.lab_id
+
+    # -- running -------------------------------------------------------------------------------
+    def remaining(self) -> float:
+        return self.options.budget_s - self.elapsed()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.monotonic() - self.started if self.started else 0)
+
+    def run(self, on_tick: Callable[[list[dict], float], None] | None = None) -> int:
+        kit = kit_dir(self.settings, self.options.task)
+        if not (kit / "manifest.json").exists():
+            raise AarlabError(f"task {self.options.task!r} is not built",
+                              hint=f"run `aarlab task build {self.options.task}`")
+        server = ServerThread(self.settings, self.store, self.socket, self.options.port)
+        server.start()
+        self.started = time.monotonic()
+        deadline = time.time() + self.remaining()
+        try:
+            for m in self.members:
+                m.thread = threading.Thread(target=self._run_member, args=(m, kit, deadline),
+                                            daemon=True, name=f"researcher-{m.name}")
+                m.thread.start()
+            while any(m.thread.is_alive() for m in self.members):
+                self._save_elapsed()
+                if on_tick:
+                    on_tick(self.status(), max(0.0, self.remaining()))
+                if self.remaining() <= -30:  # a researcher ignoring its deadline: stop it
+                    self.stop()
+                time.sleep(1.0)
+            self._save_elapsed()
+            with self.store.session() as s:
+                s.get(LabRun, self.lab_id).status = "finished"
+            if on_tick:
+                on_tick(self.status(), 0.0)
+        finally:
+            self.stop()
+            server.stop()
+        return self.lab_id
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for m in self.members:
+            if m.sandbox is not None:
+                m.sandbox.terminate()
+
+    def status(self) -> list[dict]:
+        with self.store.session() as s:
+            return member_rows(s, s.get(LabRun, self.lab_id))
+
+    def _save_elapsed(self) -> None:
+        with self.store.session() as s:
+            s.get(LabRun, self.lab_id).elapsed_s = self.elapsed()
+
+    def _set_member(self, m: MemberRuntime, **fields) -> None:
+        with self.store.session() as s:
+            row = s.get(LabMember, m.member_id)
+            for k, v in fields.items():
+                setattr(row, k, v)
+
+    def _run_member(self, m: MemberRuntime, kit: Path, deadline: float) -> None:
+        """Run the researcher until the deadline; restart it when it dies early."""
+        opts = self.options
+        m.workspace.mkdir(parents=True, exist_ok=True)
+        failures = 0
+        while not self.stop_event.is_set() and time.time() < deadline - 2:
+            env = {
+                "AARLAB_TOKEN": m.token, "AARLAB_TASK": opts.task,
+                "AARLAB_DEADLINE": f"{deadline:.3f}", "AARLAB_DIRECTION": m.direction.name,
+                "AARLAB_DIRECTION_METHODS": ",".join(m.direction.methods),
+                "AARLAB_SEED": str(opts.seed + m.researcher_id),
+                "OMP_NUM_THREADS": str(opts.threads_per_researcher),
+                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            }
+            if opts.max_experiments:
+                env["AARLAB_MAX_EXPERIMENTS"] = str(opts.max_experiments)
+            if opts.max_submissions is not None:
+                env["AARLAB_MAX_SUBMISSIONS"] = str(opts.max_submissions)
+            timeout = max(5.0, deadline - time.time() + 20)
+            spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=self.socket,
+                               env=env, limits=Limits(timeout_s=timeout,
+                                                      cpu_s=int(timeout * 2) + 60,
+                                                      memory_bytes=opts.memory_bytes))
+            sandbox = make_sandbox(spec, allow_unsandboxed=opts.allow_unsandboxed,
+                                   settings=self.settings)
+            m.sandbox = sandbox
+            inside = {"AARLAB_KIT": sandbox.kit_path, "AARLAB_SOCKET": sandbox.socket_path,
+                      "AARLAB_WORKSPACE": sandbox.workspace_path}
+            self._set_member(m, status="running", sandboxed=sandbox.sandboxed)
+            result = sandbox.exec([sandbox.python, "-m", "aarlab.researchers.search"],
+                                  env=inside, timeout=timeout)
+            if self.stop_event.is_set() or time.time() >= deadline - 2:
+                break
+            if result.returncode == 0:
+                break  # it spent its own budget (experiments or submissions)
+            failures += 1
+            m.last_error = (result.stderr or result.stdout)[-2000:]
+            with self.store.session() as s:
+                row = s.get(LabMember, m.member_id)
+                row.status, row.restarts = "restarting", row.restarts + 1
+            time.sleep(min(30, 2 ** min(failures, 5)))  # back off a researcher that keeps dying
+        self._set_member(m, status="done")

@@ -1,0 +1,164 @@
+"""The lab's report: Markdown + JSON + a PNG progress plot, written at the end of a run.
+
+The headline is the *final*-part PGR of the submission each researcher chose by its *released
+feedback* score: the final half of the test set never fed back into any choice, so it is an
+honest estimate. Reference lines: weak floor (PGR 0), ceiling (PGR 1), and the best classical
+method with default parameters on the same task and part.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from aarlab.config import Settings
+from aarlab.forum.tables import Finding
+from aarlab.lab.status import as_utc, lab_submissions, member_rows, progress_points
+from aarlab.lab.tables import LabEvent, LabRun
+from aarlab.store.db import Store
+from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.baselines import best_baseline
+from aarlab.tasks.build import answer_key_dir, kit_dir
+from aarlab.tasks.kit import TaskKit
+
+
+def lab_summary(store: Store, settings: Settings, lab_id: int,
+                baseline: dict | None = None) -> dict:
+    with store.session() as s:
+        lab = s.get(LabRun, lab_id)
+        members = member_rows(s, lab)
+        subs = lab_submissions(s, lab)
+        ids = [m["researcher_id"] for m in members]
+        experiments = s.scalar(select(func.count()).select_from(LabEvent).where(
+            LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment")) or 0
+        findings = s.scalar(select(func.count()).select_from(Finding).where(
+            Finding.author_id.in_(ids))) or 0
+        points = progress_points(s, lab)
+        task, elapsed = lab.task, lab.elapsed_s
+        sandboxed = all(m["sandboxed"] for m in members)
+    scored = [x for x in subs if not x.is_probe]
+    chosen = max(scored, key=lambda x: (x.released_pgr if x.released_pgr is not None else -9,
+                                        x.pgr_feedback), default=None)
+    per_researcher = {}
+    for m in members:
+        own = [x for x in scored if x.researcher_id == m["researcher_id"]]
+        pick = max(own, key=lambda x: (x.released_pgr or -9, x.pgr_feedback), default=None)
+        per_researcher[m["researcher"]] = {
+            **{k: m[k] for k in ("direction", "experiments", "submissions", "restarts")},
+            "best_released_pgr": m["best_released_pgr"],
+            "final_pgr_of_best": pick.pgr_final if pick else None,
+            "best_method": pick.method if pick else None,
+        }
+    return {
+        "lab_id": lab_id, "task": task, "elapsed_s": round(elapsed, 1),
+        "researchers": per_researcher, "sandboxed": sandboxed,
+        "experiments": experiments, "submissions": len(subs), "findings": findings,
+        "probe_flags": sum(1 for x in subs if x.is_probe),
+        "best_released_pgr": max((x.released_pgr for x in scored
+                                  if x.released_pgr is not None), default=None),
+        "best_final_pgr": chosen.pgr_final if chosen else None,
+        "best_submission_id": chosen.id if chosen else None,
+        "best_method": chosen.method if chosen else None,
+        "best_baseline_pgr": baseline["pgr_final"]["mean"] if baseline else None,
+        "best_baseline_method": baseline["method"] if baseline else None,
+        "points": [{**p, "time": as_utc(p["time"]).isoformat()} for p in points],
+    }
+
+
+def write_report(store: Store, settings: Settings, lab_id: int, report_dir: Path,
+                 threads: int | None = None) -> dict:
+    with store.session() as s:
+        task = s.get(LabRun, lab_id).task
+    kit = TaskKit(kit_dir(settings, task))
+    key = AnswerKey(answer_key_dir(settings, task), kit.format)
+    baseline = best_baseline(kit, key, threads=threads)
+    summary = lab_summary(store, settings, lab_id, baseline)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    plot = report_dir / f"lab{lab_id}-progress.png"
+    plot_progress(summary, plot)
+    md = report_dir / f"lab{lab_id}-report.md"
+    md.write_text(render_markdown(summary, plot.name))
+    summary["report_path"] = str(md)
+    (report_dir / f"lab{lab_id}-report.json").write_text(json.dumps(summary, indent=1))
+    with store.session() as s:
+        s.get(LabRun, lab_id).report_path = str(md)
+    return summary
+
+
+def plot_progress(summary: dict, path: Path) -> None:
+    """Best released PGR over time, per researcher (steps) and for the lab (thick line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a lab machine
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    points = [p for p in summary["points"] if p["released_pgr"] is not None]
+    t0 = min((datetime.fromisoformat(p["time"]) for p in points), default=None)
+
+    def minutes(p: dict) -> float:
+        return (datetime.fromisoformat(p["time"]) - t0).total_seconds() / 60
+
+    lab_best, lab_curve = None, []
+    for name in summary["researchers"]:
+        best, xs, ys = None, [], []
+        for p in points:
+            if p["researcher"] == name:
+                best = p["released_pgr"] if best is None else max(best, p["released_pgr"])
+                xs.append(minutes(p))
+                ys.append(best)
+        if xs:
+            ax.step(xs, ys, where="post", alpha=0.7, label=name)
+    for p in points:
+        lab_best = p["released_pgr"] if lab_best is None else max(lab_best, p["released_pgr"])
+        lab_curve.append((minutes(p), lab_best))
+    if lab_curve:
+        ax.step(*zip(*lab_curve, strict=True), where="post", color="black", linewidth=2.5,
+                label="lab")
+    ax.axhline(0, color="tab:red", linestyle="--", linewidth=1, label="weak floor (PGR 0)")
+    ax.axhline(1, color="tab:green", linestyle="--", linewidth=1, label="ceiling (PGR 1)")
+    if summary.get("best_baseline_pgr") is not None:
+        ax.axhline(summary["best_baseline_pgr"], color="tab:gray", linestyle=":", linewidth=1.5,
+                   label=f"best classical ({summary['best_baseline_method']})")
+    ax.set_xlabel("minutes since first submission")
+    ax.set_ylabel("best released feedback PGR")
+    ax.set_title(f"lab {summary['lab_id']} on {summary['task']}")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def render_markdown(summary: dict, plot_name: str) -> str:
+    lines = [
+        f"# Lab {summary['lab_id']} on `{summary['task']}`", "",
+        f"- wall time: {summary['elapsed_s'] / 60:.1f} min; experiments: "
+        f"{summary['experiments']}; submissions: {summary['submissions']} "
+        f"({summary['probe_flags']} flagged as probes); findings: {summary['findings']}",
+        f"- sandboxed: {'yes (bubblewrap)' if summary['sandboxed'] else 'NO — plain processes'}",
+        "", "## Headline", "",
+        "| | final-part PGR |", "|---|---|",
+        f"| lab (best by released feedback score: `{summary['best_method']}`) | "
+        f"{_fmt(summary['best_final_pgr'])} |",
+        f"| best classical method, default parameters (`{summary['best_baseline_method']}`) | "
+        f"{_fmt(summary['best_baseline_pgr'])} |", "",
+        f"Best released feedback PGR: {_fmt(summary['best_released_pgr'])}. The final half of "
+        "the test set was never shown to any researcher.", "",
+        f"![progress]({plot_name})", "", "## Researchers", "",
+        "| researcher | direction | experiments | submissions | restarts | best released PGR "
+        "| final PGR of that pick | method |", "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in summary["researchers"].items():
+        lines.append(f"| {name} | {r['direction']} | {r['experiments']} | {r['submissions']} | "
+                     f"{r['restarts']} | {_fmt(r['best_released_pgr'])} | "
+                     f"{_fmt(r['final_pgr_of_best'])} | `{r['best_method'] or '–'}` |")
+    return "\n".join(lines) + "\n"
+

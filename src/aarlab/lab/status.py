@@ -1,0 +1,68 @@
+"""Read-only queries over the store that describe a lab: who is doing what, how well.
+
+Used by the live table, the report and (later) the dashboard, so all three agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aarlab.lab.tables import LabEvent, LabMember, LabRun
+from aarlab.scoring.tables import Submission
+from aarlab.store.identity import Researcher
+
+
+def member_rows(s: Session, lab: LabRun) -> list[dict]:
+    rows = []
+    for m, name in s.execute(select(LabMember, Researcher.name).join(
+            Researcher, Researcher.id == LabMember.researcher_id).where(
+            LabMember.lab_id == lab.id).order_by(LabMember.id)):
+        experiments = s.scalar(select(func.count()).select_from(LabEvent).where(
+            LabEvent.researcher_id == m.researcher_id, LabEvent.kind == "experiment")) or 0
+        subs = s.execute(select(func.count(), func.max(Submission.released_pgr)).where(
+            Submission.researcher_id == m.researcher_id, Submission.task == lab.task)).one()
+        idea = s.scalar(select(LabEvent.payload).where(
+            LabEvent.researcher_id == m.researcher_id, LabEvent.kind == "idea").order_by(
+            LabEvent.id.desc()).limit(1))
+        rows.append({
+            "researcher": name, "researcher_id": m.researcher_id, "direction": m.direction,
+            "policy": m.policy, "status": m.status, "restarts": m.restarts,
+            "sandboxed": m.sandboxed, "experiments": experiments, "submissions": subs[0],
+            "best_released_pgr": subs[1], "current_idea": (idea or {}).get("spec", ""),
+        })
+    return rows
+
+
+def progress_points(s: Session, lab: LabRun) -> list[dict]:
+    """Every released score of the lab's researchers in time order (for the progress curve)."""
+    ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab.id)
+    q = select(Submission, Researcher.name).join(Researcher).where(
+        Submission.researcher_id.in_(ids), Submission.task == lab.task).order_by(
+        Submission.created_at)
+    return [{"time": sub.created_at, "researcher": name, "released_pgr": sub.released_pgr,
+             "submission_id": sub.id, "is_probe": sub.is_probe}
+            for sub, name in s.execute(q)]
+
+
+def lab_submissions(s: Session, lab: LabRun) -> list[Submission]:
+    ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab.id)
+    return list(s.scalars(select(Submission).where(Submission.researcher_id.in_(ids),
+                                                   Submission.task == lab.task)))
+
+
+def latest_lab(s: Session, task: str | None = None, status: str | None = None) -> LabRun | None:
+    q = select(LabRun).order_by(LabRun.id.desc()).limit(1)
+    if task:
+        q = q.where(LabRun.task == task)
+    if status:
+        q = q.where(LabRun.status == status)
+    return s.scalar(q)
+
+
+def as_utc(t: datetime) -> datetime:
+    from datetime import UTC
+
+    return t if t.tzinfo else t.replace(tzinfo=UTC)

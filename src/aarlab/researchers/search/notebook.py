@@ -1,0 +1,33 @@
+"""The researcher's notebook: one JSON line per experiment, in its own workspace.
+
+It is the researcher's memory across restarts: a restarted researcher reads it back and goes on
+where it stopped instead of repeating itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class Notebook:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def entries(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a kill: the rest of the notebook still counts
+        return out
+
+    def append(self, entry: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())

@@ -1,0 +1,197 @@
+"""What to try next: sample, mutate and recombine method specs. Pure logic, no I/O.
+
+Specs are plain dicts in the method library's format (``aarlab.w2s.spec``). Every parameter's
+range or choices come from the library's own metadata (``aarlab methods --json``), so the
+policy never proposes an out-of-range value and learns new methods for free.
+
+Explore/exploit: with probability ``explore`` (decaying with experience) draw a fresh spec from
+the direction's methods (or any method, rarely); otherwise mutate one of the best known specs
+(own or read on the forum), or cross two of them stage by stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Candidate:
+    spec: dict
+    score: float  # the researcher's estimate of its quality (higher is better)
+    source: str = "own"  # "own" or "forum:<finding id>"
+
+
+@dataclass
+class SearchPolicy:
+    methods: list[dict]  # aarlab.w2s.methods.describe()
+    direction_methods: list[str]
+    rng: random.Random
+    explore0: float = 0.6
+    explore_min: float = 0.15
+    direction_bias: float = 0.8
+    known: list[Candidate] = field(default_factory=list)
+    tried: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.by_name = {m["name"]: m for m in self.methods}
+        self.direction_methods = [m for m in self.direction_methods if m in self.by_name]
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def record(self, spec: dict, score: float, source: str = "own") -> None:
+        self.tried.add(key(spec))
+        self.known.append(Candidate(spec, score, source))
+
+    def best(self, k: int = 5) -> list[Candidate]:
+        return sorted(self.known, key=lambda c: -c.score)[:k]
+
+    def explore_rate(self) -> float:
+        n = len(self.known)
+        return max(self.explore_min, self.explore0 * math.exp(-n / 25))
+
+    # -- proposals ---------------------------------------------------------------------------
+    def propose(self) -> tuple[dict, str]:
+        """A new spec not tried before, and a short description of where it came from."""
+        for _ in range(50):
+            spec, why = self._propose_once()
+            if key(spec) not in self.tried:
+                return spec, why
+        return self.random_spec(), "random (everything nearby was tried)"
+
+    def _propose_once(self) -> tuple[dict, str]:
+        best = self.best()
+        if not best or self.rng.random() < self.explore_rate():
+            return self.random_spec(), "explore"
+        if len(best) >= 2 and self.rng.random() < 0.25:
+            a, b = self.rng.sample(best, 2)
+            return self.crossover(a.spec, b.spec), "crossover of two good specs"
+        # Rank-weighted choice: the best spec is mutated most often.
+        weights = [1 / (i + 1) for i in range(len(best))]
+        parent = self.rng.choices(best, weights)[0]
+        return self.mutate(parent.spec), f"mutation of a {parent.source} spec"
+
+    def random_spec(self) -> dict:
+        pool = self.direction_methods if (self.direction_methods and
+                                          self.rng.random() < self.direction_bias) else list(
+            self.by_name)
+        name = self.rng.choice(pool)
+        spec = {"steps": [{"method": name, "params": self.random_params(name)}]}
+        if self.rng.random() < 0.3:  # sometimes compose with a step of another stage
+            other = self._method_of_other_stage(spec)
+            if other:
+                spec["steps"].append({"method": other, "params": self.random_params(other)})
+        if self.rng.random() < 0.3:
+            spec["head"] = {"kind": self.rng.choice(["linear", "mlp"])}
+        return normalise(spec)
+
+    def random_params(self, name: str) -> dict:
+        return {p["name"]: self._sample(p) for p in self.by_name[name]["params"]
+                if self.rng.random() < 0.6}
+
+    def mutate(self, spec: dict) -> dict:
+        spec = copy.deepcopy(spec)
+        steps = spec.setdefault("steps", [])
+        move = self.rng.random()
+        tunable = [(s, p) for s in steps
+                   for p in self.by_name.get(s["method"], {}).get("params", [])]
+        if tunable and move < 0.6:
+            step, p = self.rng.choice(tunable)
+            current = step.setdefault("params", {}).get(p["name"], p["default"])
+            step["params"][p["name"]] = self._perturb(p, current)
+        elif move < 0.75:
+            other = self._method_of_other_stage(spec)
+            if other:
+                steps.append({"method": other, "params": self.random_params(other)})
+        elif move < 0.85 and len(steps) > 1:
+            steps.pop(self.rng.randrange(len(steps)))
+        else:
+            head = spec.setdefault("head", {})
+            choice = self.rng.random()
+            if choice < 0.4:
+                head["kind"] = "linear" if head.get("kind") == "mlp" else "mlp"
+            elif choice < 0.7:
+                head["epochs"] = self.rng.choice([5, 10, 20, 30, 40])
+            else:
+                head["lr"] = self.rng.choice([3e-4, 1e-3, 3e-3])
+        return normalise(spec)
+
+    def crossover(self, a: dict, b: dict) -> dict:
+        """One step per stage, each taken from either parent."""
+        stage_of = {m["name"]: m["stage"] for m in self.methods}
+        by_stage: dict[str, list[dict]] = {}
+        for parent in (a, b):
+            for s in parent.get("steps", []):
+                by_stage.setdefault(stage_of.get(s["method"], "?"), []).append(s)
+        steps = [copy.deepcopy(self.rng.choice(options)) for options in by_stage.values()]
+        head = copy.deepcopy(self.rng.choice([a, b]).get("head", {}))
+        return normalise({"steps": steps, "head": head})
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _method_of_other_stage(self, spec: dict) -> str | None:
+        used = {self.by_name[s["method"]]["stage"] for s in spec["steps"] if s["method"] in
+                self.by_name}
+        options = [m["name"] for m in self.methods if m["stage"] not in used or
+                   m["stage"] == "select"]
+        options = [o for o in options if o not in {s["method"] for s in spec["steps"]}]
+        preferred = [o for o in options if o in self.direction_methods]
+        pool = preferred if preferred and self.rng.random() < 0.5 else options
+        return self.rng.choice(pool) if pool else None
+
+    def _sample(self, p: dict):
+        kind = p.get("type")
+        if kind == "choice":
+            return self.rng.choice(p["choices"])
+        if kind == "bool":
+            return self.rng.random() < 0.5
+        lo, hi = _bounds(p)
+        if kind == "int":
+            return self.rng.randint(int(math.ceil(lo)), int(math.floor(hi)))
+        if kind == "float":
+            return round(self.rng.uniform(lo, hi), 4)
+        return p["default"]
+
+    def _perturb(self, p: dict, current):
+        kind = p.get("type")
+        if kind in ("choice", "bool") or current is None:
+            return self._sample(p)
+        lo, hi = _bounds(p)
+        span = hi - lo
+        if kind == "int":
+            step = max(1, int(round(abs(current) * 0.5)) if current else 1)
+            return int(min(hi, max(lo, current + self.rng.randint(-step, step))))
+        value = current + self.rng.gauss(0, 0.15 * span)
+        return round(float(min(hi, max(lo, value))), 4)
+
+
+def _bounds(p: dict) -> tuple[float, float]:
+    default = p.get("default") or 0
+    lo = p.get("min", min(0.0, default))
+    hi = p.get("max", max(1.0, 2 * default if default else 1.0))
+    # Open bounds: stay a hair inside so the library's validation accepts the value.
+    eps = 1e-3 * (hi - lo or 1)
+    if p.get("min") is not None and not p.get("min_inclusive", True):
+        lo += eps if p.get("type") == "float" else 1
+    if p.get("max") is not None and not p.get("max_inclusive", True):
+        hi -= eps if p.get("type") == "float" else 1
+    # Very wide ranges (e.g. a regulariser up to 1e4) are searched near the default.
+    if p.get("type") == "float" and hi - lo > 100 and default:
+        lo, hi = max(lo, default / 10), min(hi, default * 10)
+    return lo, hi
+
+
+def normalise(spec: dict) -> dict:
+    """Drop empty parts so that equal specs compare equal."""
+    out: dict = {"steps": [{"method": s["method"], "params": dict(sorted(s.get("params",
+                                                                              {}).items()))}
+                           for s in spec.get("steps", [])]}
+    head = {k: v for k, v in spec.get("head", {}).items() if v is not None}
+    if head:
+        out["head"] = dict(sorted(head.items()))
+    return out
+
+
+def key(spec: dict) -> str:
+    return json.dumps(normalise(spec), sort_keys=True)
