@@ -1,0 +1,1 @@
+"""Scripts that run inside the throwaway mathematics-dataset venv (not imported by aarlab)."""
