@@ -1,0 +1,82 @@
+"""The default lab for a fixed wall-clock budget on this machine.
+
+    .venv/bin/python bench/lab.py [--task tweets] [--researchers 3] [--budget 30m]
+
+Prints the lab's best final-part PGR (the submission each researcher picked by its released
+feedback score), the best classical method's final-part PGR on the same task (default
+parameters, 5 seeds), their ratio, the number of experiments, and the lab's overhead: the share
+of CPU time (lab process + every researcher process) not spent inside experiments, where an
+experiment's time is what the researcher measured around ``run_experiment`` (one thread each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from aarlab.commands.run import parse_duration
+from aarlab.config import get_settings
+from aarlab.lab.orchestrator import Lab, LabOptions
+from aarlab.lab.report import write_report
+from aarlab.lab.tables import LabEvent, LabMember
+from aarlab.store.db import Store
+from aarlab.tasks.build import BuildOptions, build_task, is_built
+from aarlab.tasks.registry import get_task
+
+
+def cpu_seconds() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", default="tweets")
+    ap.add_argument("--researchers", type=int, default=3)
+    ap.add_argument("--budget", default="30m")
+    args = ap.parse_args()
+    settings = get_settings()
+    if not is_built(settings, args.task):
+        build_task(get_task(args.task), settings, BuildOptions())
+    store = Store(settings.database_url)
+    lab = Lab(settings, store, LabOptions(task=args.task, researchers=args.researchers,
+                                          budget_s=parse_duration(args.budget)))
+    lab_id = lab.create()
+    cpu0, t0 = cpu_seconds(), time.monotonic()
+    lab.run()
+    cpu, wall = cpu_seconds() - cpu0, time.monotonic() - t0
+    summary = write_report(store, settings, lab_id, settings.home / "reports",
+                           threads=settings.torch_threads)
+    with store.session() as s:
+        ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id)
+        exp_s = sum(float(e.payload.get("seconds", 0)) for e in s.scalars(
+            select(LabEvent).where(LabEvent.researcher_id.in_(ids),
+                                   LabEvent.kind == "experiment")))
+    lab_pgr, base = summary["best_final_pgr"], summary["best_baseline_pgr"]
+    t = Table("measure", "value", title=f"bench/lab.py: lab {lab_id} on {args.task}, "
+              f"{args.researchers} researchers, {wall / 60:.1f} min wall")
+    t.add_row("lab best final-part PGR", f"{lab_pgr:.3f}" if lab_pgr is not None else "–")
+    t.add_row(f"best classical final-part PGR ({summary['best_baseline_method']})",
+              f"{base:.3f}" if base is not None else "–")
+    t.add_row("ratio lab / classical",
+              f"{lab_pgr / base:.2f}" if lab_pgr is not None and base else "–")
+    t.add_row("best released feedback PGR", f"{summary['best_released_pgr']}")
+    t.add_row("experiments", str(summary["experiments"]))
+    t.add_row("submissions / findings / probe flags",
+              f"{summary['submissions']} / {summary['findings']} / {summary['probe_flags']}")
+    t.add_row("CPU seconds (lab + researchers)", f"{cpu:.0f}")
+    t.add_row("CPU seconds inside experiments", f"{exp_s:.0f}")
+    t.add_row("overhead (share of CPU not in experiments)",
+              f"{1 - exp_s / cpu:.2f}" if cpu else "–")
+    t.add_row("report", summary["report_path"])
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""A tiny real lab end to end, and a kill -9 of the lab followed by --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from aarlab.config import Settings
+from aarlab.forum.tables import Finding
+from aarlab.lab.orchestrator import Lab, LabOptions
+from aarlab.lab.report import write_report
+from aarlab.lab.tables import LabRun
+from aarlab.sandbox.bwrap import sandbox_available
+from aarlab.scoring.tables import Submission
+from aarlab.store.db import Store
+
+BWRAP, WHY = sandbox_available()
+needs_bwrap = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap cannot run here: {WHY}")
+
+
+def _home_with_task(tmp_path, tiny_tweets, sources) -> Settings:
+    """A fresh AARLAB_HOME holding a copy of the tiny tweets task."""
+    kit, key = tiny_tweets
+    home = tmp_path / "home"
+    shutil.copytree(kit.dir, home / "tasks" / "tweets" / "kit")
+    shutil.copytree(key.dir, home / "answer-keys" / "tweets")
+    return Settings(home=home, sources_root=sources)
+
+
+@needs_bwrap
+def test_tiny_lab_runs_end_to_end(tmp_path, tiny_tweets, settings):
+    s = _home_with_task(tmp_path, tiny_tweets, settings.sources_dir)
+    store = Store(s.database_url)
+    lab = Lab(s, store, LabOptions(task="tweets", researchers=2, budget_s=90,
+                                   max_experiments=5, max_submissions=3))
+    lab_id = lab.create()
+    lab.run()
+    summary = write_report(store, s, lab_id, tmp_path / "reports", threads=1)
+
+    with store.session() as db:
+        subs = list(db.scalars(select(Submission)))
+        n_findings = db.scalar(select(func.count()).select_from(Finding))
+        assert db.get(LabRun, lab_id).status == "finished"
+    assert subs, "no researcher submitted"
+    assert n_findings >= 1 and summary["findings"] == n_findings
+    assert summary["experiments"] >= 4
+    # The headline numbers are the server's stored scores, not anything a researcher said.
+    released = [x.released_pgr for x in subs if x.released_pgr is not None]
+    assert summary["best_released_pgr"] == max(released)
+    best = next(x for x in subs if x.id == summary["best_submission_id"])
+    assert summary["best_final_pgr"] == best.pgr_final
+    assert summary["best_baseline_pgr"] is not None
+    report = tmp_path / "reports" / f"lab{lab_id}-report.md"
+    assert report.exists() and (tmp_path / "reports" / f"lab{lab_id}-progress.png").stat().st_size
+    assert "final-part PGR" in report.read_text()
+    assert all(r["experiments"] >= 1 for r in summary["researchers"].values())
+    assert summary["sandboxed"] is True
+
+
+def _count(store: Store) -> tuple[set[int], set[int]]:
+    with store.session() as db:
+        return (set(db.scalars(select(Submission.id))), set(db.scalars(select(Finding.id))))
+
+
+@needs_bwrap
+def test_kill9_then_resume_loses_nothing(tmp_path, tiny_tweets, settings):
+    s = _home_with_task(tmp_path, tiny_tweets, settings.sources_dir)
+    env = {**os.environ, "AARLAB_HOME": str(s.home), "AARLAB_SOURCES_ROOT": str(s.sources_dir)}
+    cmd = [sys.executable, "-m", "aarlab.cli", "run", "--task", "tweets", "--researchers", "2",
+           "--budget", "150s", "--max-experiments", "8", "--max-submissions", "4",
+           "--report-dir", str(tmp_path / "reports"), "--json"]
+    lab = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    store = Store(s.database_url)
+    deadline = time.monotonic() + 240
+    before: tuple[set[int], set[int]] = (set(), set())
+    try:
+        while time.monotonic() < deadline and lab.poll() is None:
+            time.sleep(1)
+            try:
+                before = _count(store)
+            except Exception:  # noqa: BLE001 - tables may not exist yet
+                continue
+            if before[0] and before[1]:
+                break
+        assert lab.poll() is None, lab.stderr.read().decode()[-2000:]
+        assert before[0] and before[1], "the lab made no submission and finding in time"
+    finally:
+        os.killpg(lab.pid, signal.SIGKILL)  # the lab and everything it started
+        lab.wait()
+    with store.session() as db:
+        run = db.scalar(select(LabRun))
+        assert run.status == "running" and run.elapsed_s > 0
+        elapsed_at_kill = run.elapsed_s
+
+    resumed = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True,
+                             timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    after = _count(store)
+    assert before[0] <= after[0] and before[1] <= after[1], "a submission or finding was lost"
+    with store.session() as db:
+        runs = list(db.scalars(select(LabRun)))
+        assert len(runs) == 1 and runs[0].status == "finished"
+        assert runs[0].elapsed_s >= elapsed_at_kill
+    for field in ("best_released_pgr", "best_final_pgr", "best_baseline_pgr", "experiments",
+                  "submissions", "findings", "probe_flags", "report_path"):
+        assert field in summary
+    assert summary["submissions"] == len(after[0])
