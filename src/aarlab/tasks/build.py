@@ -128,6 +128,8 @@ def build_task(
         "sizes": {s: len(splits[s]) for s in SPLITS},
         "strong_model": strong,
         "strong_model_key": encoder.key if encoder else None,
+        # Package, file, sha256 and licence of every piece of the strong model's weights.
+        "strong_model_provenance": getattr(encoder, "provenance", []),
         "weak_teacher": {"kind": "tfidf-logistic", "trained_on": "train_label"},
         "weak_seeds": opts.weak_seeds,
         "student_head": asdict(head),
