@@ -1,10 +1,11 @@
 """Scoring service: validate a submission, score it on both parts, apply probe detection, the
 budget and the Ladder, and store everything in one transaction.
 
-One lock serialises submissions within this process, so the budget count, the Ladder's running
-best and the in-memory probe index always agree with the database. Run one server process per
-store (SQLite serialises writers anyway); several workers on Postgres would each miss the
-others' recent submissions in their probe index.
+Submissions are validated and scored in the request's thread, then recorded by one writer
+thread in batches (``writer.GroupCommitter``): the budget count, the Ladder's running best and
+the in-memory probe index are only ever touched there, in order, so they always agree with the
+database. Run one server process per store (SQLite serialises writers anyway); several workers
+on Postgres would each miss the others' recent submissions in their probe index and budgets.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from aarlab.scoring.ladder import Ladder
 from aarlab.scoring.probes import ProbeIndex, pack, threshold
 from aarlab.scoring.schemas import SubmissionIn
 from aarlab.scoring.tables import Submission
+from aarlab.scoring.writer import GroupCommitter, Job
 from aarlab.store import audit
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.kit import TaskKit
-from aarlab.tasks.scorer import Scorer
+from aarlab.tasks.scorer import Score, Scorer
 
 TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also keeps paths inside kits_dir
 
@@ -80,6 +82,17 @@ class OverBudget(ScoringError):
     status = 429
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """A validated, scored submission waiting for the writer."""
+
+    researcher: Researcher
+    task: ServedTask
+    sub: SubmissionIn
+    blob: bytes
+    score: Score
+
+
 @dataclass
 class ServedTask:
     name: str
@@ -102,7 +115,7 @@ class ScoringService:
         self.ladder = Ladder(settings.ladder_eta, settings.ladder_grid)
         self._tasks: dict[str, ServedTask] = {}
         self._load_lock = threading.Lock()
-        self._submit_lock = threading.Lock()
+        self._writer = GroupCommitter(self._record, name="scoring-writer")
 
     # ---- tasks -------------------------------------------------------------------------------
 
@@ -151,15 +164,17 @@ class ScoringService:
         return sub, self.to_indices(t, sub.predictions)
 
     def to_indices(self, t: ServedTask, preds: dict) -> np.ndarray:
-        index = {v: i for i, v in enumerate(t.labels)}
+        # map/set keep the loops in C: this runs once per submission over every test row.
         want = bool if t.format == "binary" else str
         try:
-            # type check first: True == 1 would otherwise sneak an int in as a label
-            if all(type(v) is want for v in preds.values()) and len(preds) == t.n:
-                return np.fromiter((index[preds[i]] for i in t.test_ids), np.int8, t.n)
+            values = list(map(preds.__getitem__, t.test_ids))
         except KeyError:
-            pass
-        raise BadSubmission(self._explain(t, preds))
+            values = None
+        # type check before the set test: True == 1 would otherwise pass an int as a label
+        if (values is None or len(preds) != t.n or set(map(type, values)) != {want}
+                or not set(values) <= set(t.labels)):
+            raise BadSubmission(self._explain(t, preds))
+        return (np.array(values) == t.labels[1]).astype(np.int8)
 
     def _explain(self, t: ServedTask, preds: dict) -> str:
         missing = [i for i in t.test_ids if i not in preds]
@@ -186,41 +201,58 @@ class ScoringService:
                             self.settings.submissions_total)
 
     def submit(self, researcher: Researcher, task: str, body: bytes) -> tuple[dict, BudgetState]:
+        """Validate and score here (in the request's thread), record in the writer's batch."""
         t = self.task(task)
         sub, pred = self.parse(t, body)
-        blob = pack(pred)
-        score = t.scorer.score(pred)
-        with self._submit_lock, self.store.session() as s:
-            budget = self.budget(s, researcher.id)
-            if budget.exhausted:
-                raise self._over_budget(budget)
-            match = self._probe_index(s, t).nearest(blob)
-            limit = threshold(t.n, self.settings.probe_min_rows, self.settings.probe_min_fraction)
-            is_probe = match is not None and match.distance < limit
-            best = s.scalar(select(Submission.released_pgr)
-                            .where(Submission.task == t.name,
-                                   Submission.researcher_id == researcher.id)
-                            .order_by(Submission.id.desc()).limit(1))
-            if is_probe:  # answered without looking at its score: no new information
-                released, new_best = best, False
-            else:
-                released, new_best = self.ladder.release(best, score.pgr["feedback"])
-            row = Submission(
-                researcher_id=researcher.id, task=t.name, created_at=datetime.now(UTC),
-                n_rows=t.n, predictions=blob, method=sub.method, snapshot_id=sub.snapshot_id,
-                acc_test=score.accuracy["test"], acc_feedback=score.accuracy["feedback"],
-                acc_final=score.accuracy["final"], pgr_test=score.pgr["test"],
-                pgr_feedback=score.pgr["feedback"], pgr_final=score.pgr["final"],
-                released_pgr=released, new_best=new_best, is_probe=is_probe,
-                probe_of=match.submission_id if is_probe else None)
-            s.add(row)
-            s.flush()
-            if is_probe:
-                audit.append(s, "probe", researcher.id, task=t.name, submission_id=row.id,
-                             probe_of=match.submission_id, distance=match.distance,
-                             threshold=limit)
-        # Committed: only now may the index (and so later probe checks) see it.
-        t.probes.add(row.id, blob)
+        return self._writer.run(_Scored(researcher, t, sub, pack(pred), t.scorer.score(pred)))
+
+    def _record(self, batch: list[Job]) -> None:
+        """Budget, probe check, Ladder and insert for each job, in order; then one commit."""
+        touched: list[tuple[ServedTask, int, bytes]] = []
+        try:
+            with self.store.session() as s:
+                for job in batch:
+                    try:
+                        job.result = self._record_one(s, job.payload, touched)
+                    except ScoringError as e:
+                        job.error = e
+        except BaseException:
+            for t, _, _ in touched:  # the index may hold rows that were rolled back
+                t.probes = None
+            raise
+
+    def _record_one(self, s: Session, p: _Scored, touched: list) -> tuple[dict, BudgetState]:
+        t, researcher = p.task, p.researcher
+        budget = self.budget(s, researcher.id)
+        if budget.exhausted:
+            raise self._over_budget(budget)
+        index = self._probe_index(s, t)
+        match = index.nearest(p.blob)
+        limit = threshold(t.n, self.settings.probe_min_rows, self.settings.probe_min_fraction)
+        is_probe = match is not None and match.distance < limit
+        best = s.scalar(select(Submission.released_pgr)
+                        .where(Submission.task == t.name,
+                               Submission.researcher_id == researcher.id)
+                        .order_by(Submission.id.desc()).limit(1))
+        if is_probe:  # answered without looking at its score: no new information
+            released, new_best = best, False
+        else:
+            released, new_best = self.ladder.release(best, p.score.pgr["feedback"])
+        acc, pgr = p.score.accuracy, p.score.pgr
+        row = Submission(
+            researcher_id=researcher.id, task=t.name, created_at=datetime.now(UTC), n_rows=t.n,
+            predictions=p.blob, method=p.sub.method, snapshot_id=p.sub.snapshot_id,
+            acc_test=acc["test"], acc_feedback=acc["feedback"], acc_final=acc["final"],
+            pgr_test=pgr["test"], pgr_feedback=pgr["feedback"], pgr_final=pgr["final"],
+            released_pgr=released, new_best=new_best, is_probe=is_probe,
+            probe_of=match.submission_id if is_probe else None)
+        s.add(row)
+        s.flush()
+        if is_probe:
+            audit.append(s, "probe", researcher.id, task=t.name, submission_id=row.id,
+                         probe_of=match.submission_id, distance=match.distance, threshold=limit)
+        index.add(row.id, p.blob)  # later jobs of this batch are checked against it too
+        touched.append((t, row.id, p.blob))
         budget = budget.after_one_more()
         return {"id": row.id, "task": t.name, "created_at": row.created_at,
                 "released_pgr": released, "new_best": new_best,

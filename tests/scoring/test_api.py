@@ -1,0 +1,179 @@
+"""The submission API end to end over HTTP (ASGI transport): scores, release, validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from aarlab.scoring.ladder import Ladder
+from aarlab.tasks.scorer import Scorer
+
+pytestmark = pytest.mark.anyio
+
+
+def corrupt(truth_idx: np.ndarray, n_wrong: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pred = truth_idx.copy()
+    flip = rng.choice(len(pred), n_wrong, replace=False)
+    pred[flip] = 1 - pred[flip]
+    return pred
+
+
+async def test_released_score_is_the_ladder_on_the_feedback_part(make_client, truth, tiny_tweets,
+                                                                 register, as_predictions,
+                                                                 admin_headers):
+    ids, gold, labels = truth
+    c = make_client()
+    h = await register(c, "alice")
+    pred = corrupt(gold, 50, seed=0)
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h,
+                     json={"predictions": as_predictions(ids, pred, labels), "method": "m1"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = Scorer(tiny_tweets[1], ids).score(pred).pgr["feedback"]
+    assert body["released_pgr"] == Ladder(0.02).round(expected)
+    assert body["new_best"] is True
+    # nothing about the final part, accuracies or per-row results reaches the researcher
+    text = r.text.lower()
+    for word in ("final", "accuracy", "acc_", "pgr_test", "is_probe", "correct"):
+        assert word not in text
+    assert body["budget"] == {"per_hour": 60, "total": 1000, "hour_remaining": 59,
+                              "total_remaining": 999}
+    assert r.headers["X-Budget-Hour-Remaining"] == "59"
+
+    # a worse submission (far from the first: not a probe) is answered with the previous best
+    worse = corrupt(gold, 70, seed=1)
+    r2 = (await c.post("/v1/tasks/tweets/submissions", headers=h,
+                       json={"predictions": as_predictions(ids, worse, labels)})).json()
+    assert r2["released_pgr"] == body["released_pgr"] and r2["new_best"] is False
+
+    # the admin sees both parts of the stored scores
+    adm = (await c.get(f"/v1/admin/submissions/{body['id']}", headers=admin_headers)).json()
+    score = Scorer(tiny_tweets[1], ids).score(pred)
+    assert adm["pgr"]["final"] == pytest.approx(score.pgr["final"])
+    assert adm["accuracy"]["test"] == pytest.approx(score.accuracy["test"])
+    assert adm["is_probe"] is False
+
+
+async def test_leaderboard_views(make_client, truth, register, as_predictions, admin_headers):
+    ids, gold, labels = truth
+    c = make_client()
+    ha, hb = await register(c, "alice"), await register(c, "bob")
+    for h, n_wrong, seed, method in [(ha, 60, 0, "vanilla"), (ha, 20, 1, "confidence"),
+                                     (hb, 40, 2, "vanilla")]:
+        r = await c.post("/v1/tasks/tweets/submissions", headers=h, json={
+            "predictions": as_predictions(ids, corrupt(gold, n_wrong, seed), labels),
+            "method": method})
+        assert r.status_code == 200, r.text
+    board = (await c.get("/v1/tasks/tweets/leaderboard", headers=hb)).json()
+    assert [r["researcher"] for r in board["by_researcher"]] == ["alice", "bob"]
+    assert board["by_researcher"][0]["submissions"] == 2
+    assert {r["method"] for r in board["by_method"]} == {"vanilla", "confidence"}
+    assert "final_pgr" not in json.dumps(board)
+    adm = (await c.get("/v1/admin/tasks/tweets/leaderboard", headers=admin_headers)).json()
+    row = adm["by_researcher"][0]
+    assert row["gap"] == pytest.approx(row["best_released_pgr"] - row["final_pgr"])
+    vanilla = next(m for m in adm["by_method"] if m["method"] == "vanilla")
+    assert vanilla["researchers"] == 2
+    # the researcher view rejects the admin endpoint
+    assert (await c.get("/v1/admin/tasks/tweets/leaderboard", headers=ha)).status_code == 401
+
+    me = (await c.get("/v1/me", headers=ha)).json()
+    assert me["name"] == "alice" and me["budget"]["total_remaining"] == 998
+    assert me["best_released_pgr"]["tweets"] == board["by_researcher"][0]["best_released_pgr"]
+    mine = (await c.get("/v1/tasks/tweets/submissions", headers=ha)).json()
+    assert [m["method"] for m in mine] == ["vanilla", "confidence"]
+    one = (await c.get(f"/v1/submissions/{mine[0]['id']}", headers=hb)).json()
+    assert one["researcher"] == "alice" and "pgr" not in one
+
+
+@pytest.mark.parametrize("mutate, status, needle", [
+    (lambda p: p.pop(next(iter(p))) and p, 422, "missing 1 of 160 test row ids"),
+    (lambda p: p | {"not-a-row": True}, 422, "not test row ids"),
+    (lambda p: p | {next(iter(p)): "yes"}, 422, "expected one of [false, true], got 'yes'"),
+    (lambda p: p | {next(iter(p)): 1}, 422, "expected one of [false, true], got 1"),
+    (lambda p: {k: [v] for k, v in p.items()}, 422, "expected one of"),
+])
+async def test_bad_predictions_are_named(make_client, truth, mutate, status, needle, register,
+                                         as_predictions, admin_headers):
+    ids, gold, labels = truth
+    c = make_client()
+    h = await register(c, "alice")
+    preds = mutate(as_predictions(ids, gold, labels))
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h, json={"predictions": preds})
+    assert r.status_code == status
+    assert needle in r.json()["detail"]
+    # refused submissions cost nothing
+    assert (await c.get("/v1/me", headers=h)).json()["budget"]["total_remaining"] == 1000
+
+
+async def test_train_unlabel_ids_and_other_fields_are_refused(make_client, truth, tiny_tweets,
+                                                              register, as_predictions,
+                                                              admin_headers):
+    ids, gold, labels = truth
+    kit = tiny_tweets[0]
+    c = make_client()
+    h = await register(c, "alice")
+    unl = {i: True for i in kit.ids("train_unlabel")}
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h, json={"predictions": unl})
+    assert r.status_code == 422 and "only the test split is scorable" in r.json()["detail"]
+    body = {"predictions": as_predictions(ids, gold, labels), "split": "train_unlabel"}
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h, json=body)
+    assert r.status_code == 422 and r.json()["detail"].startswith("split: Extra inputs")
+    body = {"predictions": as_predictions(ids, gold, labels), "snapshot_id": "abc"}
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h, json=body)
+    assert r.status_code == 422 and r.json()["detail"].startswith("snapshot_id:")
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h, content=b"{not json")
+    assert r.status_code == 422 and "JSON" in r.json()["detail"]
+
+
+async def test_wrong_task_and_oversized_body(make_client, truth, register, as_predictions,
+                                             admin_headers):
+    ids, gold, labels = truth
+    c = make_client(max_body_bytes=4096)
+    h = await register(c, "alice")
+    body = {"predictions": as_predictions(ids, gold, labels)}
+    r = await c.post("/v1/tasks/nope/submissions", headers=h, json=body)
+    assert r.status_code == 404 and "task: no served task 'nope'" in r.json()["detail"]
+    assert "tweets" in r.json()["detail"]  # the hint lists what is served
+    r = await c.post("/v1/tasks/..%2F..%2Fetc/submissions", headers=h, json=body)
+    assert r.status_code == 404
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h, json=body)
+    assert r.status_code == 413 and "over the limit of 4096 bytes" in r.json()["detail"]
+
+    async def chunks():  # no Content-Length: the limit holds while streaming too
+        for _ in range(10):
+            yield b" " * 1000
+
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h, content=chunks())
+    assert r.status_code == 413
+
+
+async def test_hourly_budget_answers_429_with_retry_after(make_client, truth, register,
+                                                          as_predictions, admin_headers):
+    ids, gold, labels = truth
+    c = make_client(submissions_per_hour=3, submissions_total=5)
+    h = await register(c, "alice")
+    rng = np.random.default_rng(0)
+    codes = []
+    for _ in range(4):
+        pred = rng.integers(0, 2, len(ids))
+        r = await c.post("/v1/tasks/tweets/submissions", headers=h,
+                         json={"predictions": as_predictions(ids, pred, labels)})
+        codes.append(r.status_code)
+    assert codes == [200, 200, 200, 429]
+    assert 3500 <= int(r.headers["Retry-After"]) <= 3600
+    assert r.headers["X-Budget-Hour-Remaining"] == "0"
+    assert r.headers["X-Budget-Total-Remaining"] == "2"
+    assert "3 submissions per hour" in r.json()["detail"]
+
+
+async def test_openapi_is_published(make_client):
+    c = make_client()
+    doc = (await c.get("/openapi.json")).json()
+    op = doc["paths"]["/v1/tasks/{task}/submissions"]["post"]
+    assert "predictions" in op["requestBody"]["content"]["application/json"]["schema"][
+        "properties"]
+    assert "HTTPBearer" in doc["components"]["securitySchemes"]

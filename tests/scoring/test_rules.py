@@ -1,0 +1,139 @@
+"""The pure release, probe and budget rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from aarlab.scoring.budgets import budget_state
+from aarlab.scoring.ladder import Ladder
+from aarlab.scoring.probes import ProbeIndex, pack, threshold, unpack
+from aarlab.scoring.tables import Submission
+from aarlab.store.db import Store
+from aarlab.store.identity import add_researcher
+
+
+def test_ladder_releases_only_steps_above_eta_rounded_to_the_grid():
+    lad = Ladder(eta=0.02)
+    assert lad.release(None, 0.1234) == (0.12, True)
+    assert lad.release(0.12, 0.139) == (0.12, False)  # not more than eta above: old best
+    assert lad.release(0.12, 0.1401) == (0.14, True)
+    assert lad.release(0.12, -3.0) == (0.12, False)
+    assert Ladder(eta=0.05, grid=0.01).release(0.3, 0.3567) == (0.36, True)
+    with pytest.raises(ValueError):
+        Ladder(eta=0)
+
+
+def test_ladder_leaks_at_most_one_bit_per_query_for_small_changes():
+    # Scores that wobble around a level reveal nothing after the first release.
+    lad, best = Ladder(0.02), None
+    released = []
+    for s in 0.5 + np.random.default_rng(0).normal(0, 0.005, 200):
+        best, _ = lad.release(best, float(s))
+        released.append(best)
+    assert len(set(released)) <= 2
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 160, 10_000])
+def test_pack_roundtrip_and_distances_match_brute_force(n):
+    rng = np.random.default_rng(n)
+    vecs = rng.integers(0, 2, (50, n))
+    idx = ProbeIndex(n)
+    for i, v in enumerate(vecs):
+        assert np.array_equal(unpack(pack(v), n), v)
+        idx.add(100 + i, pack(v))
+    q = vecs[17].copy()
+    q[: min(3, n)] ^= 1
+    m = idx.nearest(pack(q))
+    brute = (vecs != q).sum(axis=1)
+    assert m.distance == brute.min() and m.submission_id == 100 + int(brute.argmin())
+    assert idx.size == 50
+
+
+def test_probe_index_rejects_a_vector_of_the_wrong_length():
+    idx = ProbeIndex(160)
+    with pytest.raises(ValueError, match="expected 3"):
+        idx.add(1, pack(np.zeros(300, int)))
+
+
+def test_threshold_is_rows_or_fraction_whichever_is_larger():
+    assert threshold(160, 10, 0.01) == 10
+    assert threshold(10_000, 10, 0.01) == 100
+    assert threshold(10_000, 10, 0.0) == 10
+
+
+def test_budget_counts_a_sliding_hour_and_a_total(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'b.db'}")
+    store.create_all()
+    now = datetime.now(UTC)
+    with store.session() as s:
+        r, _ = add_researcher(s, "alice")
+        other, _ = add_researcher(s, "bob")
+        for minutes, who in [(90, r), (50, r), (20, r), (10, other)]:
+            s.add(Submission(researcher_id=who.id, task="t", created_at=now - timedelta(
+                minutes=minutes), n_rows=1, predictions=b"\0" * 8, acc_test=0, acc_feedback=0,
+                acc_final=0, pgr_test=0, pgr_feedback=0, pgr_final=0))
+    with store.session() as s:
+        b = budget_state(s, r.id, per_hour=2, total=10, now=now)
+        assert (b.used_hour, b.used_total, b.hour_remaining, b.total_remaining) == (2, 3, 0, 7)
+        assert b.exhausted
+        # the submission 50 minutes ago leaves the window in 10 minutes
+        assert b.retry_after == pytest.approx(600, abs=2)
+        assert not budget_state(s, r.id, per_hour=3, total=10, now=now).exhausted
+        assert budget_state(s, r.id, per_hour=60, total=3, now=now).exhausted
+
+
+def test_server_task_paths_agree_with_the_builder(settings):
+    from aarlab.scoring import service
+    from aarlab.tasks import build
+
+    for name in ("tweets", "x"):
+        assert service.kit_dir(settings, name) == build.kit_dir(settings, name)
+        assert service.answer_key_dir(settings, name) == build.answer_key_dir(settings, name)
+        assert service.is_built(settings, name) == build.is_built(settings, name)
+
+
+def test_group_commit_hands_each_job_its_own_result_or_error():
+    import threading
+
+    from aarlab.scoring.writer import GroupCommitter
+
+    batches = []
+
+    def process(jobs):
+        batches.append(len(jobs))
+        for j in jobs:
+            if j.payload < 0:
+                j.error = ValueError(f"negative {j.payload}")
+            else:
+                j.result = j.payload * 2
+
+    gc = GroupCommitter(process)
+    out, errors = {}, {}
+
+    def call(x):
+        try:
+            out[x] = gc.run(x)
+        except ValueError as e:
+            errors[x] = str(e)
+
+    threads = [threading.Thread(target=call, args=(x,)) for x in range(-5, 40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert out == {x: 2 * x for x in range(40)}
+    assert errors == {x: f"negative {x}" for x in range(-5, 0)}
+    assert sum(batches) == 45
+
+
+def test_group_commit_failure_reaches_every_job_of_the_batch():
+    from aarlab.scoring.writer import GroupCommitter
+
+    def process(jobs):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        GroupCommitter(process).run(1)
