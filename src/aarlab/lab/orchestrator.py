@@ -23,6 +23,7 @@ from aarlab.lab.directions import Direction, load_directions
 from aarlab.lab.server_thread import ServerThread
 from aarlab.lab.status import latest_lab, member_rows
 from aarlab.lab.tables import LabMember, LabRun
+from aarlab.researchers.llm.config import LlmOptions
 from aarlab.sandbox.factory import make_sandbox
 from aarlab.sandbox.spec import Limits, SandboxSpec
 from aarlab.store.db import Store
@@ -44,6 +45,9 @@ class LabOptions(BaseModel):
     memory_bytes: int = Field(4 << 30, ge=256 << 20, description="Per researcher process.")
     port: int | None = Field(None, ge=1, le=65535, description="Also serve on 127.0.0.1:PORT.")
     seed: int = 0
+    # Member i runs policies[i % len]: "search", "llm:anthropic:MODEL", "llm:openai:MODEL@URL".
+    policies: list[str] = Field(default_factory=lambda: ["search"], min_length=1)
+    llm: LlmOptions = Field(default_factory=LlmOptions)
 
 
 @dataclass
@@ -57,6 +61,7 @@ class MemberRuntime:
     thread: threading.Thread | None = None
     sandbox: object | None = None
     last_error: str = ""
+    policy: str = "search"
 
 
 @dataclass
@@ -94,13 +99,14 @@ class Lab:
             for i in range(self.options.researchers):
                 d = directions[i % len(directions)]
                 researcher, token = add_researcher(s, f"lab{lab.id}-{i}-{d.name}"[:64].lower())
-                m = LabMember(lab_id=lab.id, researcher_id=researcher.id, policy="search",
+                policy = self.options.policies[i % len(self.options.policies)]
+                m = LabMember(lab_id=lab.id, researcher_id=researcher.id, policy=policy,
                               direction=d.name, direction_text=d.text,
                               workspace=str(self.lab_dir / "workspaces" / researcher.name))
                 s.add(m)
                 s.flush()
                 self.members.append(MemberRuntime(m.id, researcher.id, researcher.name, d,
-                                                  Path(m.workspace), token))
+                                                  Path(m.workspace), token, policy=policy))
         return self.lab_id
 
     def resume(self) -> int:
@@ -122,7 +128,7 @@ class Lab:
                 r.token_hash = hash_token(token)
                 d = by_name.get(m.direction, Direction(m.direction, m.direction_text, ()))
                 self.members.append(MemberRuntime(m.id, r.id, r.name, d, Path(m.workspace),
-                                                  token))
+                                                  token, policy=m.policy))
         return self.lab_id
 
     # -- running -------------------------------------------------------------------------------
@@ -185,6 +191,10 @@ class Lab:
 
     def _run_member(self, m: MemberRuntime, kit: Path, deadline: float) -> None:
         """Run the researcher until the deadline; restart it when it dies early."""
+        if m.policy.startswith("llm:"):  # its loop runs here, in the lab; its tools in a sandbox
+            from aarlab.researchers.llm.member import run_llm_member
+
+            return run_llm_member(self, m, kit, deadline)
         opts = self.options
         m.workspace.mkdir(parents=True, exist_ok=True)
         failures = 0

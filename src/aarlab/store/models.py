@@ -7,7 +7,8 @@ Each service keeps its tables beside its logic (``aarlab.scoring.tables``,
 import importlib
 
 for _name in ("aarlab.store.identity", "aarlab.store.audit",
-              "aarlab.scoring.tables", "aarlab.forum.tables", "aarlab.lab.tables"):
+              "aarlab.scoring.tables", "aarlab.forum.tables", "aarlab.lab.tables",
+              "aarlab.researchers.llm.tables"):
     try:
         importlib.import_module(_name)
     except ModuleNotFoundError as _e:

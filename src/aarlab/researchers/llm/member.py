@@ -1,0 +1,121 @@
+"""Running one LLM researcher of a lab: the lab-side half of ``Lab._run_member``.
+
+The loop and the API key live in the lab process; the sandbox is built exactly as for the
+search researcher (same spec, same checks) and receives only the researcher's own lab token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from aarlab.client import LabClient, LabError
+from aarlab.errors import AarlabError
+from aarlab.researchers.llm.config import LlmOptions
+from aarlab.researchers.llm.loop import LlmResearcher
+from aarlab.researchers.llm.policy import LlmPolicy, parse_policy
+from aarlab.researchers.llm.pricing import PriceTable, load_prices
+from aarlab.researchers.llm.prompt import Prompt
+from aarlab.researchers.llm.providers import ProviderError, make_provider
+from aarlab.researchers.llm.tools import Toolbox
+from aarlab.sandbox.factory import make_sandbox
+from aarlab.sandbox.spec import Limits, SandboxSpec
+from aarlab.tasks.kit import SPLITS, TaskKit
+
+
+def preflight(policies: list[str], options: LlmOptions, check_provider: bool = True) -> None:
+    """Fail before the lab starts, with one line, on a bad policy, price file, prompt, key or
+    model; and on a dollar budget for a model without a price."""
+    llm = [p for p in (parse_policy(x) for x in policies) if p is not None]
+    if not llm:
+        return
+    prices = load_prices(options.prices_file)
+    Prompt(options.prompt_file)
+    for policy in {p.text: p for p in llm}.values():
+        check_price(policy, options, prices)
+        if check_provider:
+            provider = _provider(policy, options)
+            try:
+                provider.check()
+            except ProviderError as e:
+                raise AarlabError(e.message) from None
+
+
+def check_price(policy: LlmPolicy, options: LlmOptions, prices: PriceTable) -> None:
+    if options.budget_usd is not None and prices.lookup(policy.model) is None:
+        raise AarlabError(f"--llm-budget: no price for model {policy.model!r}, so dollars "
+                          "cannot be counted",
+                          hint="add it with --llm-prices FILE, or budget in tokens "
+                               "(--llm-token-budget)")
+
+
+def _provider(policy: LlmPolicy, options: LlmOptions):
+    try:
+        return make_provider(policy, timeout_s=options.request_timeout_s,
+                             max_retries=options.max_retries)
+    except ProviderError as e:
+        raise AarlabError(e.message) from None
+
+
+def task_context(kit: TaskKit) -> dict:
+    return {"name": kit.name, "format": kit.format, "label_names": kit.label_names,
+            "strong_model": kit.strong_model, "seeds": kit.seeds,
+            "rows": {s: len(kit.ids(s)) for s in SPLITS}}
+
+
+def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
+    """The member thread's body for an ``llm:…`` policy (``lab`` is an ``aarlab.lab.Lab``)."""
+    opts: LlmOptions = lab.options.llm
+    policy = parse_policy(m.policy)
+    m.workspace.mkdir(parents=True, exist_ok=True)
+    threads = lab.options.threads_per_researcher
+    env = {"AARLAB_TOKEN": m.token, "AARLAB_TASK": lab.options.task,
+           "AARLAB_DEADLINE": f"{deadline:.3f}", "AARLAB_DIRECTION": m.direction.name,
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=lab.socket, env=env,
+                       limits=Limits(timeout_s=opts.shell_timeout_s,
+                                     cpu_s=int(opts.shell_timeout_s * threads) + 60,
+                                     memory_bytes=lab.options.memory_bytes))
+    with LabClient(socket=lab.socket, token=m.token) as client:
+        def event(kind: str, payload: dict) -> None:
+            with contextlib.suppress(LabError):  # telemetry never stops research
+                client.post("/v1/lab/events", json={"kind": kind, "payload": payload})
+
+        try:
+            sandbox = make_sandbox(spec, allow_unsandboxed=lab.options.allow_unsandboxed,
+                                   settings=lab.settings)
+            provider = _provider(policy, opts)
+            prices = load_prices(opts.prices_file)
+            prompt = Prompt(opts.prompt_file)
+        except AarlabError as e:
+            _fail(lab, m, e.message, event)
+            return
+        m.sandbox = sandbox
+        lab._set_member(m, status="running", sandboxed=sandbox.sandboxed)
+        tk = TaskKit(kit)
+        context = {"task": task_context(tk),
+                   "direction": {"name": m.direction.name, "text": m.direction.text},
+                   "paths": {"kit": sandbox.kit_path, "workspace": sandbox.workspace_path},
+                   "policy": policy.text}
+        researcher = LlmResearcher(
+            provider=provider,
+            toolbox=Toolbox(sandbox, client, lab.options.task, opts, deadline, event),
+            client=client, store=lab.store, researcher_id=m.researcher_id, lab_id=lab.lab_id,
+            options=opts, prices=prices, prompt=prompt,
+            transcripts=lab.lab_dir / "transcripts" / m.name, deadline=deadline,
+            context=context, stop_event=lab.stop_event, on_event=event)
+        reason = researcher.run()
+        if reason in ("fatal", "failing"):
+            _fail(lab, m, researcher.last_error or reason, event)
+            return
+        event("status", {"text": f"finished: {reason}", "reason": reason})
+        lab._set_member(m, status="done")
+
+
+def _fail(lab, m, message: str, event) -> None:
+    m.last_error = message
+    event("error", {"text": message[:2000]})
+    lab._set_member(m, status="error")
+    lab.on_warning(f"researcher {m.name}: {message}")

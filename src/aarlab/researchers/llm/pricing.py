@@ -1,0 +1,102 @@
+"""Dollars from tokens: a price table in configuration, with a dated default.
+
+Prices are US dollars per million tokens. The default table holds list prices published by the
+providers as of ``DEFAULT_AS_OF``; they change, so a lab owner can override any of them with a
+JSON file (``aarlab run --llm-prices prices.json``, same shape as ``PriceTable``). Anthropic's
+cache writes are the 5-minute cache (1.25x input), reads 0.1x input. A model without a price is
+counted at $0 and flagged, and a dollar budget refuses to start on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aarlab.errors import AarlabError
+from aarlab.researchers.llm.providers.base import Usage
+
+DEFAULT_AS_OF = "2025-11-24"
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0, description="$ per million uncached input tokens.")
+    output: float = Field(ge=0, description="$ per million output tokens.")
+    cache_read: float | None = Field(None, ge=0, description="Default: the input price.")
+    cache_write: float | None = Field(None, ge=0, description="Default: the input price.")
+
+    def dollars(self, u: Usage) -> float:
+        cr = self.input if self.cache_read is None else self.cache_read
+        cw = self.input if self.cache_write is None else self.cache_write
+        return (u.input * self.input + u.output * self.output + u.cache_read * cr
+                + u.cache_write * cw) / 1e6
+
+
+def _p(i: float, o: float, cr: float, cw: float | None = None) -> Price:
+    return Price(input=i, output=o, cache_read=cr, cache_write=cw)
+
+
+# List prices as of DEFAULT_AS_OF (standard tier, no batch discount, prompts under 200k tokens).
+DEFAULT_PRICES: dict[str, Price] = {
+    # Anthropic (anthropic.com/pricing)
+    "claude-opus-4-5": _p(5.0, 25.0, 0.50, 6.25),
+    "claude-opus-4-1": _p(15.0, 75.0, 1.50, 18.75),
+    "claude-opus-4": _p(15.0, 75.0, 1.50, 18.75),
+    "claude-sonnet-4-5": _p(3.0, 15.0, 0.30, 3.75),
+    "claude-sonnet-4": _p(3.0, 15.0, 0.30, 3.75),
+    "claude-haiku-4-5": _p(1.0, 5.0, 0.10, 1.25),
+    "claude-3-5-haiku": _p(0.80, 4.0, 0.08, 1.0),
+    # OpenAI (openai.com/api/pricing); cached input has no write surcharge
+    "gpt-5": _p(1.25, 10.0, 0.125),
+    "gpt-5-mini": _p(0.25, 2.0, 0.025),
+    "gpt-4.1": _p(2.0, 8.0, 0.50),
+    "gpt-4.1-mini": _p(0.40, 1.60, 0.10),
+    "gpt-4o": _p(2.50, 10.0, 1.25),
+    "gpt-4o-mini": _p(0.15, 0.60, 0.075),
+}
+
+
+class PriceTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: str = DEFAULT_AS_OF
+    prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+    def lookup(self, model: str) -> Price | None:
+        """Exact name, else the longest table name the model starts with (dated snapshots such
+        as ``claude-sonnet-4-5-20250929`` price like their family)."""
+        if model in self.prices:
+            return self.prices[model]
+        best = max((k for k in self.prices if model.startswith(k + "-")), key=len, default=None)
+        return self.prices[best] if best else None
+
+    def dollars(self, model: str, usage: Usage) -> float | None:
+        price = self.lookup(model)
+        return None if price is None else price.dollars(usage)
+
+    def merged(self, other: PriceTable) -> PriceTable:
+        return PriceTable(as_of=other.as_of, prices={**self.prices, **other.prices})
+
+
+def load_prices(path: Path | None) -> PriceTable:
+    """The default table, with the entries of ``path`` (JSON) laid over it."""
+    table = PriceTable()
+    if path is None:
+        return table
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        override = PriceTable.model_validate(data)
+    except FileNotFoundError:
+        raise AarlabError(f"--llm-prices: no such file {path}") from None
+    except ValueError as e:
+        first = e.errors()[0] if isinstance(e, ValidationError) else None
+        where = ".".join(str(p) for p in first["loc"]) if first else "file"
+        why = first["msg"] if first else str(e)
+        raise AarlabError(f"--llm-prices: {path}: {where}: {why}",
+                          hint='expected {"as_of": "YYYY-MM-DD", "prices": {"MODEL": '
+                               '{"input": $/Mtok, "output": $/Mtok, "cache_read": …, '
+                               '"cache_write": …}}}') from None
+    return table.merged(override)
