@@ -79,7 +79,7 @@ def make_model(vocab_size: int) -> LlamaForCausalLM:
 
 def make_classifier(**overrides) -> CausalLMClassifier:
     tok = make_tokenizer()
-    cfg = CausalLMConfig(model="tiny-random-llama", device="cpu", **overrides)
+    cfg = CausalLMConfig(model="tiny-random-llama", **({"device": "cpu"} | overrides))
     return CausalLMClassifier(make_model(len(tok)), tok, cfg)
 
 
@@ -197,3 +197,16 @@ def test_bad_config_files_and_models_say_what_is_wrong(tmp_path):
                                                       device="cpu"))
     with pytest.raises(SpecError, match="lora.target_modules"):
         make_classifier(lora={"target_modules": ["c_attn"]})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_one_is_a_clear_error():
+    with pytest.raises(SpecError, match="device: 'cuda'"):
+        make_classifier(device="cuda")
+
+
+def test_auto_device_is_the_cpu_here_and_keeps_fp32():
+    clf = make_classifier(device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert clf.device.type == expected
+    assert next(clf.model.parameters()).dtype == torch.float32
