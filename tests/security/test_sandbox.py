@@ -182,41 +182,43 @@ def test_nothing_private_is_anywhere_in_the_sandbox_filesystem(lab, r1):
 
 
 def test_writing_outside_the_workspace_fails(lab, r1):
+    # Only files this test owns are overwritten; elsewhere (/usr, /etc, the repo, the venv) it
+    # tries to create new, uniquely named files, so a broken sandbox fails the test without
+    # damaging the machine running it.
     src = Path(aarlab.__file__).resolve().parent
-    repo = src.parent.parent
-    host_tmp_marker = Path(tempfile.gettempdir()) / f"aarlab-escape-{uuid.uuid4().hex}"
-    targets = [
-        lab.kit / "manifest.json", lab.kit / "planted.txt", Path("/usr/planted.txt"),
-        src / "planted.py", repo / "PLANTED", Path(sys.prefix) / "planted.txt",
-        lab.answer_key, lab.db, lab.ws2 / "r2-private-notes.txt", Path("/etc/passwd"),
-        Path("/planted"), Path(f"/proc/1/root{lab.answer_key}"),
-    ]
+    tag = uuid.uuid4().hex[:12]
+    planted = [lab.kit / f"planted-{tag}", Path(f"/usr/planted-{tag}"),
+               Path(f"/etc/planted-{tag}"), src / f"planted_{tag}.py",
+               src.parent.parent / f"PLANTED-{tag}", Path(sys.prefix) / f"planted-{tag}",
+               Path(f"/planted-{tag}"), lab.answer_key.parent / f"planted-{tag}"]
+    owned = [lab.kit / "manifest.json", lab.answer_key, lab.db,
+             lab.ws2 / "r2-private-notes.txt", Path(f"/proc/1/root{lab.answer_key}")]
+    host_tmp_marker = Path(tempfile.gettempdir()) / f"aarlab-escape-{tag}"
     before = lab.fingerprint()
-    r = run_py(r1, """
-        import json, sys
-        out = {}
-        for p in json.loads(sys.argv[1]):
-            try:
-                with open(p, 'w') as f:
-                    f.write('pwned')
-                out[p] = 'WROTE'
-            except OSError as e:
-                out[p] = 'denied ' + type(e).__name__
-        open(sys.argv[2], 'w').write('only in the private /tmp')
-        print(json.dumps(out))
-    """, json.dumps([str(t) for t in targets]), str(host_tmp_marker))
-    assert r.ok, r.stderr
-    results = json.loads(r.stdout)
-    assert all(v.startswith("denied") for v in results.values()), results
-    assert lab.fingerprint() == before
-    for t in targets:
-        if str(t).startswith("/proc"):
-            continue  # names the host's own pid 1 on this side
-        assert "pwned" not in (t.read_text(errors="replace") if t.is_file() else "")
-    assert not (lab.kit / "planted.txt").exists() and not (src / "planted.py").exists()
-    assert not (repo / "PLANTED").exists() and not Path("/usr/planted.txt").exists()
-    assert not host_tmp_marker.exists()  # /tmp inside is its own tmpfs
-    assert r1.exec(["sh", "-c", "echo ok > /workspace/mine && cat mine"]).stdout == "ok\n"
+    try:
+        r = run_py(r1, """
+            import json, sys
+            out = {}
+            for p in json.loads(sys.argv[1]):
+                try:
+                    with open(p, 'a') as f:
+                        f.write('pwned')
+                    out[p] = 'WROTE'
+                except OSError as e:
+                    out[p] = 'denied ' + type(e).__name__
+            open(sys.argv[2], 'w').write('only in the private /tmp')
+            print(json.dumps(out))
+        """, json.dumps([str(t) for t in owned + planted]), str(host_tmp_marker))
+        assert r.ok, r.stderr
+        results = json.loads(r.stdout)
+        assert all(v.startswith("denied") for v in results.values()), results
+        assert lab.fingerprint() == before
+        assert not [p for p in planted if p.exists()]
+        assert not host_tmp_marker.exists()  # /tmp inside is its own tmpfs
+        assert r1.exec(["sh", "-c", "echo ok > /workspace/mine && cat mine"]).stdout == "ok\n"
+    finally:
+        for p in [*planted, host_tmp_marker]:
+            p.unlink(missing_ok=True)
 
 
 def _host_ip() -> str | None:
@@ -432,7 +434,7 @@ def test_the_sandbox_dies_with_the_lab(lab):
     parent = subprocess.Popen([sys.executable, "-c", script])
     try:
         assert wait_until(lambda: host_pids_with(f"sleep\0{mark}"), 15)
-        parent.kill()  # kill -9 of the lab process
+        parent.kill()  # kill -9 of the lab, perhaps before bwrap set its own --die-with-parent
         parent.wait()
         assert wait_until(lambda: not host_pids_with(f"sleep\0{mark}"))
     finally:

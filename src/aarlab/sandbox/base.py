@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import aarlab
@@ -19,6 +20,19 @@ from aarlab.sandbox import files
 from aarlab.sandbox.errors import SandboxError
 from aarlab.sandbox.runner import ExecResult, run_limited
 from aarlab.sandbox.spec import SandboxSpec, check_env
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Host argv and cwd for one exec; fds passed to it, and fds the lab holds open meanwhile.
+
+    Both kinds of fd are closed by ``exec`` once the command is done.
+    """
+
+    argv: list[str]
+    cwd: str | None = None
+    pass_fds: tuple[int, ...] = ()
+    hold_fds: tuple[int, ...] = ()
 
 
 def code_paths() -> list[Path]:
@@ -93,19 +107,19 @@ class Sandbox(ABC):
             raise SandboxError(f"timeout: expected seconds > 0, got {timeout}")
         data = input.encode() if isinstance(input, str) else input
         full_env = self._base_env() | dict(self.spec.env) | check_env(dict(env or {}))
-        argv, run_cwd, fds = self._command(cmd, self._inside_cwd(cwd))
+        launch = self._command(cmd, self._inside_cwd(cwd))
         cancel = threading.Event()
         with self._lock:
             self._live.add(cancel)
         try:
             # The command inherits exactly this environment (bwrap passes its own on).
-            return run_limited(argv, env=full_env, cwd=run_cwd, stdin=data,
+            return run_limited(launch.argv, env=full_env, cwd=launch.cwd, stdin=data,
                                timeout=min(timeout or limit, limit), limits=self.spec.limits,
-                               pass_fds=fds, cancel=cancel)
+                               pass_fds=launch.pass_fds, cancel=cancel)
         finally:
             with self._lock:
                 self._live.discard(cancel)
-            for fd in fds:
+            for fd in (*launch.pass_fds, *launch.hold_fds):
                 os.close(fd)
 
     def read_file(self, path: str, text: bool = True) -> str | bytes:
@@ -142,8 +156,8 @@ class Sandbox(ABC):
     # --- for implementations ---
 
     @abstractmethod
-    def _command(self, cmd: list[str], cwd: str) -> tuple[list[str], str | None, list[int]]:
-        """Host argv, host cwd, and fds to pass (closed after the exec) that run ``cmd``."""
+    def _command(self, cmd: list[str], cwd: str) -> Launch:
+        """How to start ``cmd`` confined, with ``cwd`` as the command sees it."""
 
     def _base_env(self) -> dict[str, str]:
         env = {

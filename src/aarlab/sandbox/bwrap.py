@@ -26,7 +26,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from aarlab.sandbox.base import Sandbox, code_paths
+from aarlab.sandbox.base import Launch, Sandbox, code_paths
 from aarlab.sandbox.errors import SandboxError
 from aarlab.sandbox.spec import SandboxSpec
 
@@ -85,6 +85,20 @@ def bwrap_argv(spec: SandboxSpec, cmd: list[str], cwd: str, code: list[Path],
     return args
 
 
+# bwrap's --die-with-parent has a window while its inner init starts (it loses the parent-death
+# signal when it switches uid), so a lab killed then would leave an orphaned sandbox. The
+# lifeline closes it: the lab alone holds a pipe's write end; a watcher in the sandbox reads the
+# read end and, at EOF (the lab is gone), kills everything in the sandbox's PID namespace (and
+# only there: ``kill -1`` never leaves a namespace). bash, since sh cannot read fds above 9;
+# ``env -u SHLVL`` so that the command's environment stays exactly the one we built.
+_WATCH = '{{ read -r -u {fd} _; kill -KILL -1; }} & exec {fd}<&- /usr/bin/env -u SHLVL "$@"'
+
+
+def lifeline_wrap(cmd: list[str], fd: int) -> list[str]:
+    """``cmd`` run by bash that first starts the lifeline watcher on ``fd``; exec keeps the pid."""
+    return ["/bin/bash", "-c", _WATCH.format(fd=fd), "aarlab-exec", *cmd]
+
+
 def _etc_data(name: str) -> dict[str, bytes]:
     uid = INSIDE_UID
     return {
@@ -138,20 +152,26 @@ class BubblewrapSandbox(Sandbox):
     def socket_path(self) -> str | None:
         return SOCKET if self.spec.socket is not None else None
 
-    def _command(self, cmd: list[str], cwd: str) -> tuple[list[str], str | None, list[int]]:
+    def _command(self, cmd: list[str], cwd: str) -> Launch:
         if self.spec.socket is not None and not self.spec.socket.exists():
             raise SandboxError(f"the lab socket {self.spec.socket} does not exist",
                                hint="start the lab server before running researchers")
-        fds: dict[str, int] = {}
+        opened: list[int] = []
         try:
+            data_fds: dict[str, int] = {}
             for dest, data in _etc_data(self.spec.name).items():
                 r, w = os.pipe()  # a few bytes: fits in the pipe buffer, no reader needed yet
-                fds[dest] = r
+                opened += [r, w]
                 os.write(w, data)
                 os.close(w)
+                opened.remove(w)
+                data_fds[dest] = r
+            life_r, life_w = os.pipe()
+            opened += [life_r, life_w]
         except BaseException:
-            for fd in fds.values():
+            for fd in opened:
                 os.close(fd)
             raise
-        argv = bwrap_argv(self.spec, cmd, cwd, self._code, fds, self.spec.limits.tmp_bytes)
-        return argv, None, list(fds.values())
+        argv = bwrap_argv(self.spec, lifeline_wrap(cmd, life_r), cwd, self._code, data_fds,
+                          self.spec.limits.tmp_bytes)
+        return Launch(argv=argv, pass_fds=(*data_fds.values(), life_r), hold_fds=(life_w,))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.panel import Panel
 
-from aarlab.sandbox.base import Sandbox
+from aarlab.sandbox.base import Launch, Sandbox
 from aarlab.sandbox.spec import SandboxSpec
 
 WARNING = ("researcher {name!r} runs WITHOUT a sandbox: its code can read the answer key, the "
@@ -42,5 +42,5 @@ class ProcessSandbox(Sandbox):
     def socket_path(self) -> str | None:
         return str(self.spec.socket) if self.spec.socket is not None else None
 
-    def _command(self, cmd: list[str], cwd: str) -> tuple[list[str], str | None, list[int]]:
-        return list(cmd), cwd, []
+    def _command(self, cmd: list[str], cwd: str) -> Launch:
+        return Launch(argv=list(cmd), cwd=cwd)

@@ -10,6 +10,7 @@ the group id cannot have been reused by an unrelated process when we kill it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import selectors
@@ -46,8 +47,17 @@ class ExecResult:
         return self.returncode == 0 and not (self.timed_out or self.cancelled)
 
 
-def rlimit_setter(limits: Limits) -> Callable[[], None]:
-    """A ``preexec_fn``: only async-signal-safe-ish syscalls between fork and exec."""
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: the child only calls it
+_PR_SET_PDEATHSIG = 1
+
+
+def child_setup(limits: Limits) -> Callable[[], None]:
+    """A ``preexec_fn``: rlimits, and death with the lab, set between fork and exec.
+
+    The parent-death signal is set here, before exec, because bwrap's own ``--die-with-parent``
+    is set only once bwrap runs: a lab killed in between would leave an orphaned sandbox.
+    """
+    parent = os.getpid()
     values = [
         (resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5)),  # SIGXCPU, then SIGKILL
         (resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes)),
@@ -58,6 +68,9 @@ def rlimit_setter(limits: Limits) -> Callable[[], None]:
     def apply() -> None:
         for which, lim in values:
             resource.setrlimit(which, lim)
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the lab died before prctl: do not start at all
+            os._exit(1)
 
     return apply
 
@@ -87,7 +100,7 @@ def run_limited(argv: Sequence[str], *, env: dict[str, str], cwd: str | None,
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-            start_new_session=True, preexec_fn=rlimit_setter(limits),
+            start_new_session=True, preexec_fn=child_setup(limits),
             pass_fds=tuple(pass_fds), close_fds=True,
         )
     except OSError as e:  # like a shell: a missing program or cwd is exit 127, not a crash
