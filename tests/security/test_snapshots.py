@@ -242,3 +242,46 @@ def _overlapping_zip() -> bytes:
     end = bytearray(data[eocd:])
     struct.pack_into("<HHII", end, 8, 2, 2, len(central), cd)
     return data[:cd] + central + bytes(end)
+
+
+# --- the same attacks through the HTTP API ---------------------------------------------------
+
+HOSTILE = {
+    "traversal": (lambda tmp: targz(tfile("../../escaped.txt", b"pwned")), "'..' components"),
+    "absolute": (lambda tmp: zipped((str(tmp / "victim.txt"), b"pwned")), "absolute paths"),
+    "symlink": (lambda tmp: targz(tspecial("l", tarfile.SYMTYPE, "/etc/passwd")), "symlink"),
+    "device": (lambda tmp: targz(tspecial("null", tarfile.CHRTYPE)), "device"),
+    "zip bomb": (lambda tmp: zipped(("zeros.bin", bytes(20_000_000))), "compression ratio"),
+    "overlap": (lambda tmp: _overlapping_zip(), "overlap"),
+    "file count": (lambda tmp: targz(*(tfile(f"f{i}") for i in range(30))), "max_files"),
+}
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("attack", sorted(HOSTILE))
+async def test_hostile_uploads_are_refused_and_nothing_is_stored(settings, tmp_path, attack):
+    import httpx
+
+    from aarlab.server.app import create_app
+    from aarlab.store.db import Store
+
+    lab = settings.model_copy(update={
+        "db_url": f"sqlite:///{tmp_path / 'lab.db'}", "admin_token": "sec-admin",
+        "snapshots_root": tmp_path / "blobs", "snapshot_max_files": 20})
+    app = create_app(lab, Store(lab.database_url))
+    build, message = HOSTILE[attack]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://lab") as c:
+        r = await c.post("/v1/admin/researchers", json={"name": "mallory"},
+                         headers={"Authorization": "Bearer sec-admin"})
+        who = {"Authorization": f"Bearer {r.json()['token']}"}
+        r = await c.post("/v1/snapshots", content=build(tmp_path), headers=who)
+        assert r.status_code == 422 and message in r.json()["detail"], r.text
+        assert (await c.get("/v1/snapshots", headers=who)).json() == []
+    assert not (tmp_path / "blobs").exists() or listing(tmp_path / "blobs") == []
+    assert not (tmp_path / "victim.txt").exists()

@@ -12,10 +12,11 @@ from aarlab.client.base import (
     NotFound,
     ServerError,
 )
+from aarlab.client.forum import ForumAPI
 from aarlab.client.scoring import AdminAPI, ScoringAPI
 
 
-class LabClient(ScoringAPI, AdminAPI, BaseClient):
+class LabClient(ScoringAPI, ForumAPI, AdminAPI, BaseClient):
     """``LabClient(base_url=... | socket=..., token=...)``; see ``BaseClient``."""
 
 

@@ -1,0 +1,104 @@
+"""Finding search: full text plus filters by kind, author, task and tag; sort new/top/pgr/relevance.
+
+SQLite uses the FTS5 table ``findings_fts`` (BM25 ranking, porter stemming); Postgres uses
+``to_tsvector``/``plainto_tsquery`` over the same expression its GIN index is built on
+(``aarlab.forum.tables``). User text never reaches FTS5's query language: it is cut into words
+and each word is quoted, so ``"``, ``AND``, ``*`` or ``NEAR(`` in a query are plain text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, literal_column, select, text
+from sqlalchemy.orm import Session
+
+from aarlab.forum.tables import FTS_TABLE, Finding, FindingTag
+from aarlab.scoring.tables import Submission
+from aarlab.store.identity import Researcher
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Query:
+    q: str | None = None
+    kind: str | None = None
+    author: str | None = None  # name or numeric id
+    task: str | None = None
+    tag: str | None = None
+    sort: str | None = None  # new | top | pgr | relevance (default: relevance with q, else new)
+    limit: int = 20
+    offset: int = 0
+    include_hidden: bool = False
+
+
+def dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def index_finding(session: Session, f: Finding) -> None:
+    """Make the full-text index match ``f``'s head; call in the transaction that changed it."""
+    if dialect(session) != "sqlite":
+        return  # Postgres indexes the head's columns directly
+    session.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid = :id"), {"id": f.id})
+    session.execute(text(f"INSERT INTO {FTS_TABLE}(rowid, title, body, tags) "
+                         "VALUES (:id, :title, :body, :tags)"),
+                    {"id": f.id, "title": f.title, "body": f.body, "tags": f.tags_text})
+
+
+def search(session: Session, query: Query) -> tuple[list[Finding], int]:
+    """The page of findings matching ``query``, and how many match in all."""
+    stmt = select(Finding)
+    if not query.include_hidden:
+        stmt = stmt.where(Finding.hidden.is_(False))
+    if query.kind:
+        stmt = stmt.where(Finding.kind == query.kind)
+    if query.task:
+        stmt = stmt.where(Finding.task == query.task)
+    if query.tag:
+        stmt = stmt.where(Finding.id.in_(
+            select(FindingTag.finding_id).where(FindingTag.tag == query.tag.lower())))
+    if query.author:
+        stmt = stmt.where(Finding.author_id == _author_id(query.author))
+    words = _WORD.findall(query.q or "")
+    rank = None
+    if words:
+        stmt, rank = _full_text(session, stmt, words)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    sort = query.sort or ("relevance" if rank is not None else "new")
+    stmt = _order(stmt, sort, rank).limit(query.limit).offset(query.offset)
+    return list(session.scalars(stmt)), int(total or 0)
+
+
+def _author_id(ref: str):
+    if ref.isdigit():
+        return int(ref)
+    return select(Researcher.id).where(Researcher.name == ref).scalar_subquery()
+
+
+def _full_text(session: Session, stmt: Select, words: list[str]):
+    if dialect(session) == "postgresql":
+        doc = func.to_tsvector(literal_column("'english'"), Finding.title + literal_column("' '")
+                               + Finding.body + literal_column("' '") + Finding.tags_text)
+        tsq = func.plainto_tsquery(literal_column("'english'"), " ".join(words))
+        return stmt.where(doc.op("@@")(tsq)), -func.ts_rank(doc, tsq)
+    match = " ".join('"' + w.replace('"', "") + '"' for w in words)  # every word, as a phrase
+    hits = (select(literal_column("rowid").label("fid"),
+                   literal_column(f"bm25({FTS_TABLE})").label("rank"))
+            .select_from(text(FTS_TABLE))
+            .where(text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
+            .subquery())
+    return stmt.join(hits, hits.c.fid == Finding.id), hits.c.rank  # bm25: lower is better
+
+
+def _order(stmt: Select, sort: str, rank) -> Select:  # noqa: ANN001
+    if sort == "top":
+        return stmt.order_by(Finding.score.desc(), Finding.id.desc())
+    if sort == "pgr":
+        return (stmt.outerjoin(Submission, Submission.id == Finding.submission_id)
+                .order_by(Submission.released_pgr.desc().nulls_last(), Finding.id.desc()))
+    if sort == "relevance" and rank is not None:
+        return stmt.order_by(rank, Finding.id.desc())
+    return stmt.order_by(Finding.id.desc())  # ids grow with time: newest first

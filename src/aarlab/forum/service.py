@@ -1,0 +1,247 @@
+"""Forum logic: findings, revisions, comments, votes, hiding. Every function takes the session of
+one transaction, so a post, its revision, its tags and its search entry commit together or not.
+
+Rules kept here (routes only translate HTTP):
+
+- a finding that references a submission must reference one of its author's own; a ``result``
+  must reference one, and the numbers shown with it are read from that submission's row;
+- nothing is deleted or rewritten: an edit appends a revision, comments are append-only, an
+  admin hides (and the audit log says who, when and why);
+- one vote per researcher per finding (the vote table's primary key), none on one's own post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aarlab.errors import AarlabError
+from aarlab.forum import search
+from aarlab.forum.schemas import (
+    Author,
+    CommentOut,
+    FindingDetail,
+    FindingEdit,
+    FindingIn,
+    FindingOut,
+    ResultMetrics,
+    RevisionOut,
+)
+from aarlab.forum.tables import (
+    Comment,
+    Finding,
+    FindingRevision,
+    FindingTag,
+    Snapshot,
+    Vote,
+    utcnow,
+)
+from aarlab.scoring.tables import Submission
+from aarlab.store import audit
+from aarlab.store.identity import Researcher
+
+
+class ForumError(AarlabError):
+    """A request the forum refuses; ``status`` is the HTTP code the routes answer with."""
+
+    status = 422
+
+
+class NotFoundError(ForumError):
+    status = 404
+
+
+class ForbiddenError(ForumError):
+    status = 403
+
+
+class ConflictError(ForumError):
+    status = 409
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is reading: a researcher (``researcher_id``) or the lab's admin."""
+
+    researcher_id: int | None = None
+    is_admin: bool = False
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def create_finding(s: Session, author_id: int, data: FindingIn) -> Finding:
+    task, snapshot_id = data.task, data.snapshot_id
+    if data.submission_id is not None:
+        sub = own_submission(s, author_id, data.submission_id)
+        if task is not None and task != sub.task:
+            raise ForumError(f"task: {task!r} does not match submission {sub.id}, which is on "
+                             f"task {sub.task!r}", hint="omit task; a result takes its "
+                             "submission's")
+        task = sub.task
+        if snapshot_id is None and sub.snapshot_id and s.get(Snapshot, sub.snapshot_id):
+            snapshot_id = sub.snapshot_id  # the code that produced the scored predictions
+    if snapshot_id is not None and s.get(Snapshot, snapshot_id) is None:
+        raise ForumError(f"snapshot_id: no snapshot {snapshot_id}",
+                         hint="upload it first (POST /v1/snapshots)")
+    now = utcnow()
+    f = Finding(kind=data.kind, author_id=author_id, task=task, submission_id=data.submission_id,
+                snapshot_id=snapshot_id, created_at=now, updated_at=now, revision=1,
+                title=data.title, body=data.body, tags=data.tags,
+                tags_text=" ".join(data.tags), score=0, n_comments=0, hidden=False)
+    s.add(f)
+    s.flush()
+    _append_revision(s, f, author_id, now)
+    return f
+
+
+def edit_finding(s: Session, researcher_id: int, finding_id: int, edit: FindingEdit) -> Finding:
+    f = _visible(s, Viewer(researcher_id), finding_id)
+    if f.author_id != researcher_id:
+        raise ForbiddenError(f"finding {finding_id}: only its author can edit it",
+                             hint="comment on it instead")
+    now = utcnow()
+    f.revision += 1
+    f.title = edit.title if edit.title is not None else f.title
+    f.body = edit.body if edit.body is not None else f.body
+    if edit.tags is not None:
+        f.tags, f.tags_text = edit.tags, " ".join(edit.tags)
+    f.updated_at = now
+    try:
+        _append_revision(s, f, researcher_id, now)
+    except IntegrityError as e:  # two edits raced for the same revision number
+        raise ConflictError(f"finding {finding_id} changed meanwhile", hint="retry") from e
+    return f
+
+
+def add_comment(s: Session, researcher_id: int, finding_id: int, body: str) -> Comment:
+    f = _visible(s, Viewer(researcher_id), finding_id)
+    c = Comment(finding_id=f.id, author_id=researcher_id, body=body, created_at=utcnow())
+    s.add(c)
+    s.execute(update(Finding).where(Finding.id == f.id)
+              .values(n_comments=Finding.n_comments + 1))
+    s.flush()
+    return c
+
+
+def vote(s: Session, researcher_id: int, finding_id: int, value: int) -> tuple[int, int]:
+    """Set this researcher's vote (+1, -1, or 0 to withdraw); returns (value, new score)."""
+    f = _visible(s, Viewer(researcher_id), finding_id)
+    if f.author_id == researcher_id:
+        raise ForbiddenError(f"finding {finding_id}: you cannot vote on your own finding")
+    old = s.get(Vote, (f.id, researcher_id))
+    delta = value - (old.value if old else 0)
+    if old is not None and value == 0:
+        s.execute(delete(Vote).where(Vote.finding_id == f.id,
+                                     Vote.researcher_id == researcher_id))
+    elif old is not None:
+        old.value = value
+    elif value != 0:
+        s.add(Vote(finding_id=f.id, researcher_id=researcher_id, value=value,
+                   created_at=utcnow()))
+    if delta:
+        # Relative update: concurrent voters on one finding never lose each other's votes.
+        s.execute(update(Finding).where(Finding.id == f.id).values(score=Finding.score + delta))
+    s.flush()
+    s.refresh(f)
+    return value, f.score
+
+
+def set_hidden(s: Session, finding_id: int, hidden: bool, reason: str) -> Finding:
+    """Admin only (the route checks). The post stays; the audit log records the decision."""
+    f = s.get(Finding, finding_id)
+    if f is None:
+        raise NotFoundError(f"no finding {finding_id}")
+    if f.hidden != hidden:
+        f.hidden = hidden
+        audit.append(s, "forum.hide" if hidden else "forum.unhide", researcher_id=f.author_id,
+                     finding_id=f.id, reason=reason, title=f.title)
+    return f
+
+
+def _append_revision(s: Session, f: Finding, author_id: int, when) -> None:  # noqa: ANN001
+    s.add(FindingRevision(finding_id=f.id, number=f.revision, author_id=author_id,
+                          title=f.title, body=f.body, tags=list(f.tags), created_at=when))
+    s.execute(delete(FindingTag).where(FindingTag.finding_id == f.id))
+    s.add_all(FindingTag(finding_id=f.id, tag=t) for t in f.tags)
+    s.flush()
+    search.index_finding(s, f)
+
+
+def own_submission(s: Session, author_id: int, submission_id: int) -> Submission:
+    sub = s.get(Submission, submission_id)
+    # One message whether it is missing or someone else's: ids of others' work stay private.
+    if sub is None or sub.researcher_id != author_id:
+        raise ForumError(f"submission_id: {submission_id} is not one of your scored submissions",
+                         hint="submit predictions first; a result cites its own score")
+    return sub
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _visible(s: Session, viewer: Viewer, finding_id: int) -> Finding:
+    f = s.get(Finding, finding_id)
+    if f is None:
+        raise NotFoundError(f"no finding {finding_id}")
+    if f.hidden and not viewer.is_admin:
+        raise NotFoundError(f"finding {finding_id} is hidden by an admin")
+    return f
+
+
+def get_finding(s: Session, viewer: Viewer, finding_id: int) -> FindingDetail:
+    f = _visible(s, viewer, finding_id)
+    revisions = s.scalars(select(FindingRevision).where(FindingRevision.finding_id == f.id)
+                          .order_by(FindingRevision.number)).all()
+    comments = s.scalars(select(Comment).where(Comment.finding_id == f.id)
+                         .order_by(Comment.id)).all()
+    authors = _authors(s, [f.author_id, *(c.author_id for c in comments)])
+    mine = (s.get(Vote, (f.id, viewer.researcher_id))
+            if viewer.researcher_id is not None else None)
+    head = finding_views(s, [f])[0]
+    return FindingDetail(
+        **head.model_dump(),
+        revisions=[RevisionOut(number=r.number, title=r.title, body=r.body, tags=r.tags,
+                               created_at=r.created_at) for r in revisions],
+        comments=[CommentOut(id=c.id, author=authors[c.author_id], body=c.body,
+                             created_at=c.created_at) for c in comments],
+        my_vote=mine.value if mine else 0)
+
+
+def list_findings(s: Session, viewer: Viewer, query: search.Query) -> tuple[list[FindingOut], int]:
+    if query.include_hidden and not viewer.is_admin:
+        raise ForbiddenError("include_hidden: only the lab's admin sees hidden findings")
+    found, total = search.search(s, query)
+    return finding_views(s, found), total
+
+
+def finding_views(s: Session, findings: list[Finding]) -> list[FindingOut]:
+    """Findings as shown: author names and, for results, the server's stored scores."""
+    authors = _authors(s, [f.author_id for f in findings])
+    sub_ids = {f.submission_id for f in findings if f.submission_id is not None}
+    subs = ({x.id: x for x in s.scalars(select(Submission).where(Submission.id.in_(sub_ids)))}
+            if sub_ids else {})
+    return [FindingOut(
+        id=f.id, kind=f.kind, title=f.title, body=f.body, tags=f.tags, task=f.task,
+        author=authors[f.author_id], created_at=f.created_at, updated_at=f.updated_at,
+        revision=f.revision, score=f.score, n_comments=f.n_comments, hidden=f.hidden,
+        submission_id=f.submission_id, snapshot_id=f.snapshot_id,
+        metrics=_metrics(subs[f.submission_id]) if f.submission_id in subs else None)
+        for f in findings]
+
+
+def _metrics(sub: Submission) -> ResultMetrics:
+    return ResultMetrics(submission_id=sub.id, task=sub.task, released_pgr=sub.released_pgr,
+                         new_best=sub.new_best, method=sub.method, scored_at=sub.created_at)
+
+
+def _authors(s: Session, ids: Iterable[int]) -> dict[int, Author]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    rows = s.execute(select(Researcher.id, Researcher.name).where(Researcher.id.in_(ids)))
+    return {i: Author(id=i, name=n) for i, n in rows}

@@ -1,0 +1,168 @@
+"""Snapshot store: archives checked by ``aarlab.forum.archive``, kept on disk by sha256.
+
+A blob is written (temp file, fsync, rename) before its row commits, so a row never points at a
+missing blob; a crash in between leaves an orphan blob that the next upload of the same bytes
+reuses. Reads re-hash the blob, so a file changed on disk is refused rather than served.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aarlab.forum.archive import (
+    ArchiveInfo,
+    ArchiveLimits,
+    inspect_archive,
+    read_member,
+    sha256_hex,
+)
+from aarlab.forum.schemas import Author, SnapshotDetail, SnapshotFile, SnapshotOut
+from aarlab.forum.service import ConflictError, ForumError, NotFoundError, own_submission
+from aarlab.forum.tables import Snapshot, SnapshotLink, utcnow
+from aarlab.scoring.tables import Submission
+from aarlab.store.identity import Researcher
+
+
+class BlobStore:
+    """Immutable blobs under ``root/<sha[:2]>/<sha>``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, sha: str) -> Path:
+        return self.root / sha[:2] / sha
+
+    def put(self, sha: str, data: bytes) -> None:
+        dest = self.path(sha)
+        if dest.exists():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, sha: str) -> bytes:
+        try:
+            data = self.path(sha).read_bytes()
+        except FileNotFoundError as e:
+            raise NotFoundError(f"snapshot {sha}: archive missing from the store") from e
+        if sha256_hex(data) != sha:
+            raise ForumError(f"snapshot {sha}: stored archive is corrupt")
+        return data
+
+
+def upload(s: Session, blobs: BlobStore, limits: ArchiveLimits, uploader_id: int, data: bytes,
+           parent_id: str | None = None, submission_id: int | None = None,
+           label: str | None = None) -> tuple[Snapshot, bool]:
+    """Check and store an archive; returns (row, created). The same bytes twice are one row."""
+    info: ArchiveInfo = inspect_archive(data, limits)  # UnsafeArchiveError names the entry
+    if parent_id is not None and s.get(Snapshot, parent_id) is None:
+        raise ForumError(f"parent: no snapshot {parent_id}")
+    sub = own_submission(s, uploader_id, submission_id) if submission_id is not None else None
+    snap = s.get(Snapshot, info.sha256)
+    created = snap is None
+    if created:
+        blobs.put(info.sha256, data)
+        snap = Snapshot(id=info.sha256, uploader_id=uploader_id, parent_id=parent_id,
+                        label=label, format=info.format, size=info.size,
+                        n_files=len(info.files), unpacked_bytes=info.unpacked_bytes,
+                        files=[[e.path, e.size] for e in info.files], created_at=utcnow())
+        s.add(snap)
+        try:
+            s.flush()
+        except IntegrityError as e:  # the same bytes committed by a concurrent upload
+            raise ConflictError(f"snapshot {info.sha256} was uploaded meanwhile",
+                                hint="retry; the upload will find it") from e
+    if sub is not None:
+        link(s, uploader_id, snap.id, sub.id)
+    return snap, created
+
+
+def link(s: Session, researcher_id: int, snapshot_id: str, submission_id: int) -> None:
+    """Record that ``snapshot_id`` produced ``submission_id`` (the caller's own)."""
+    get(s, snapshot_id)
+    sub = own_submission(s, researcher_id, submission_id)
+    if sub.snapshot_id and sub.snapshot_id != snapshot_id:
+        raise ForumError(f"submission_id: submission {sub.id} was made with snapshot "
+                         f"{sub.snapshot_id}")
+    existing = s.get(SnapshotLink, sub.id)
+    if existing is not None and existing.snapshot_id != snapshot_id:
+        raise ForumError(f"submission_id: submission {sub.id} is already linked to snapshot "
+                         f"{existing.snapshot_id}")
+    if existing is None:
+        s.add(SnapshotLink(submission_id=sub.id, snapshot_id=snapshot_id,
+                           researcher_id=researcher_id, created_at=utcnow()))
+        s.flush()
+
+
+def get(s: Session, snapshot_id: str) -> Snapshot:
+    snap = s.get(Snapshot, snapshot_id)
+    if snap is None:
+        raise NotFoundError(f"no snapshot {snapshot_id}")
+    return snap
+
+
+def listing(s: Session, uploader: str | None = None, submission_id: int | None = None,
+            limit: int = 50, offset: int = 0) -> list[SnapshotOut]:
+    stmt = select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id)
+    if uploader:
+        stmt = stmt.join(Researcher, Researcher.id == Snapshot.uploader_id).where(
+            Researcher.id == int(uploader) if uploader.isdigit() else Researcher.name == uploader)
+    if submission_id is not None:
+        stmt = stmt.where(Snapshot.id.in_(_snapshots_of(submission_id)))
+    return views(s, list(s.scalars(stmt.limit(limit).offset(offset))))
+
+
+def detail(s: Session, snapshot_id: str) -> SnapshotDetail:
+    snap = get(s, snapshot_id)
+    head = views(s, [snap])[0]
+    return SnapshotDetail(**head.model_dump(),
+                          files=[SnapshotFile(path=p, size=n) for p, n in snap.files])
+
+
+def member(s: Session, blobs: BlobStore, limits: ArchiveLimits, snapshot_id: str,
+           path: str) -> bytes:
+    snap = get(s, snapshot_id)
+    if not any(p == path for p, _ in snap.files):
+        raise NotFoundError(f"snapshot {snapshot_id} has no file {path!r}")
+    return read_member(blobs.get(snap.id), path, limits)
+
+
+def views(s: Session, snaps: list[Snapshot]) -> list[SnapshotOut]:
+    if not snaps:
+        return []
+    ids = [x.id for x in snaps]
+    names = dict(s.execute(select(Researcher.id, Researcher.name)
+                           .where(Researcher.id.in_({x.uploader_id for x in snaps}))).all())
+    subs: dict[str, set[int]] = {i: set() for i in ids}
+    for sid, sub_id in s.execute(select(Submission.snapshot_id, Submission.id)
+                                 .where(Submission.snapshot_id.in_(ids))):
+        subs[sid].add(sub_id)
+    for sid, sub_id in s.execute(select(SnapshotLink.snapshot_id, SnapshotLink.submission_id)
+                                 .where(SnapshotLink.snapshot_id.in_(ids))):
+        subs[sid].add(sub_id)
+    return [SnapshotOut(id=x.id, format=x.format, size=x.size, n_files=x.n_files,
+                        unpacked_bytes=x.unpacked_bytes,
+                        uploader=Author(id=x.uploader_id, name=names[x.uploader_id]),
+                        parent_id=x.parent_id, label=x.label, created_at=x.created_at,
+                        submission_ids=sorted(subs[x.id])) for x in snaps]
+
+
+def _snapshots_of(submission_id: int):
+    linked = select(SnapshotLink.snapshot_id).where(SnapshotLink.submission_id == submission_id)
+    made = select(Submission.snapshot_id).where(Submission.id == submission_id,
+                                                Submission.snapshot_id.is_not(None))
+    return linked.union(made)

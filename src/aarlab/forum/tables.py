@@ -1,0 +1,190 @@
+"""Forum and snapshot tables.
+
+History is append-only: a finding's text lives in ``finding_revisions`` (one row per edit) and
+its comments in ``forum_comments``; on SQLite and Postgres triggers make the database refuse to
+update or delete either, as the audit log does. The ``findings`` row is the post's *head*: the
+latest revision copied for fast listing and search, plus counters and the admin's hidden flag.
+
+Search: on SQLite an FTS5 table ``findings_fts`` (rowid = finding id) that the service rewrites
+in the same transaction as each revision; on Postgres a GIN index over ``to_tsvector`` of the
+head's text, so no second table to keep in sync.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DDL,
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+import aarlab.scoring.tables  # noqa: F401  (registers ``submissions`` for the foreign keys)
+import aarlab.store.identity  # noqa: F401  (registers ``researchers``)
+from aarlab.store.db import Base
+
+KINDS = ("result", "hypothesis", "insight", "error")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Snapshot(Base):
+    """A workspace archive, content-addressed: ``id`` is the sha256 of its bytes.
+
+    The bytes live on disk (``Settings.snapshots_dir``), not in the DB: they are immutable and
+    can be 20 MB each, and keeping them out keeps the SQLite file, its WAL and its backups small.
+    """
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uploader_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False,
+                                             index=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("snapshots.id"), nullable=True)
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    format: Mapped[str] = mapped_column(String(8), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_files: Mapped[int] = mapped_column(Integer, nullable=False)
+    unpacked_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    files: Mapped[list] = mapped_column(JSON, nullable=False)  # [[path, size], ...], files only
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SnapshotLink(Base):
+    """"This snapshot produced that submission", declared after the fact by its author.
+
+    A submission made with ``snapshot_id`` carries the link itself (``submissions.snapshot_id``);
+    this table holds links added later, at most one per submission.
+    """
+
+    __tablename__ = "snapshot_links"
+
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), primary_key=True)
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id"), nullable=False,
+                                             index=True)
+    researcher_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Finding(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    author_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False)
+    task: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"),
+                                                      nullable=True)
+    snapshot_id: Mapped[str | None] = mapped_column(ForeignKey("snapshots.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # Head: a copy of the latest revision.
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    tags: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    tags_text: Mapped[str] = mapped_column(String(400), nullable=False, default="")
+    # Counters kept by the service in the transaction that changes them.
+    score: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    n_comments: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    hidden: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+    __table_args__ = (
+        Index("ix_findings_kind_created", "kind", "created_at"),
+        Index("ix_findings_task_created", "task", "created_at"),
+        Index("ix_findings_author", "author_id"),
+        Index("ix_findings_score", "score"),
+    )
+
+
+class FindingRevision(Base):
+    __tablename__ = "finding_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), nullable=False)
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    author_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    tags: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (UniqueConstraint("finding_id", "number"),)
+
+
+class FindingTag(Base):
+    """Tags of each finding's head, one row per tag, for the tag filter (an index, not history)."""
+
+    __tablename__ = "finding_tags"
+
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class Comment(Base):
+    __tablename__ = "forum_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), nullable=False,
+                                            index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Vote(Base):
+    """One row per (finding, researcher): the primary key is the one-vote rule."""
+
+    __tablename__ = "forum_votes"
+
+    finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), primary_key=True)
+    researcher_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), primary_key=True)
+    value: Mapped[int] = mapped_column(SmallInteger, nullable=False)  # +1 or -1
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+# --- database-side guarantees ---------------------------------------------------------------
+
+_APPEND_ONLY = ("finding_revisions", "forum_comments")
+
+
+def _sqlite_refuse(table: str) -> list[str]:
+    return [f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            for op in ("UPDATE", "DELETE")]
+
+
+def _postgres_refuse(table: str) -> list[str]:
+    return [f"CREATE OR REPLACE FUNCTION {table}_refuse() RETURNS trigger AS $$ BEGIN "
+            f"RAISE EXCEPTION '{table} is append-only'; END; $$ LANGUAGE plpgsql",
+            f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()"]
+
+
+for _table in (FindingRevision.__table__, Comment.__table__):
+    for _sql in _sqlite_refuse(_table.name):
+        event.listen(_table, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
+    for _sql in _postgres_refuse(_table.name):
+        event.listen(_table, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
+
+FTS_TABLE = "findings_fts"
+event.listen(Finding.__table__, "after_create", DDL(
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+    "title, body, tags, tokenize='porter unicode61')").execute_if(dialect="sqlite"))
+event.listen(Finding.__table__, "after_create", DDL(
+    "CREATE INDEX IF NOT EXISTS ix_findings_fulltext ON findings USING gin "
+    "(to_tsvector('english', title || ' ' || body || ' ' || tags_text))"
+).execute_if(dialect="postgresql"))
