@@ -105,9 +105,10 @@ def pairings(models: list[str], sizes: Sizes, home: Path | None, tasks: list[str
                   title=f"weak (TF-IDF) vs strong, {SEEDS} seeds, mean ± SE on test "
                         f"(home={home})")
     console = Console(width=200)
-    for task in tasks:
-        spec = get_task(task)
-        for model in models:
+    # Model outer: the fast encoders' rows arrive first on a slow or busy machine.
+    for model in models:
+        for task in tasks:
+            spec = get_task(task)
             t0 = time.perf_counter()
             kit, key = build_task(spec, settings, BuildOptions(sizes=sizes, strong_model=model,
                                                                weak_seeds=SEEDS))

@@ -19,6 +19,7 @@ from aarlab.w2s.backends.base import Progress
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no load reports or progress bars
 
 Pooling = Literal["mean", "last"]
 
