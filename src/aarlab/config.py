@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(default=None, description="Admin bearer token for the server.")
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in HOME.")
-    torch_threads: int = Field(default=2, description="Intra-op threads for torch on this CPU.")
+    torch_threads: int = Field(
+        default=1, ge=1,
+        description="Intra-op threads for torch. Heads are small: one thread is as fast, and "
+                    "with several processes per core, extra threads spin and run 10x slower.",
+    )
 
     # Scoring server release rule and budgets (Ladder, Blum & Hardt 2015).
     ladder_eta: float = Field(default=0.02, gt=0, le=1, description="Ladder step on PGR.")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from aarlab.config import Settings
 from aarlab.tasks.answer_key import PARTS, AnswerKey
@@ -111,6 +112,8 @@ def build_task(
     head = HeadConfig(kind=spec.student_head)  # type: ignore[arg-type]
     test_ids = [r["id"] for r in splits["test"]]
     masks = {p: np.isin(test_ids, parts[p]) for p in PARTS}
+    # Heads are small: more threads than one only spin (10x slower on a loaded machine).
+    torch.set_num_threads(settings.torch_threads)
     with stage(f"{spec.name}: ceiling runs x{opts.weak_seeds} seeds", None):
         reference = reference_runs(
             weak_test_probs=weak_test, x_unlabel=feats["train_unlabel"],
