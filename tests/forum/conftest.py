@@ -4,9 +4,7 @@ tiny tweets task."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
@@ -38,10 +36,7 @@ class Lab:
     ids: list[str]
     truth: np.ndarray
     labels: list
-    admin: dict[str, str] = None  # type: ignore[assignment]
-
-    def __post_init__(self):
-        self.admin = ADMIN_H
+    admin: dict[str, str] = field(default_factory=lambda: dict(ADMIN_H))
 
     async def researcher(self, name: str) -> dict[str, str]:
         r = await self.http.post("/v1/admin/researchers", json={"name": name}, headers=ADMIN_H)
@@ -75,12 +70,3 @@ async def lab(lab_settings, tiny_tweets):
                                  base_url="http://lab") as http:
         yield Lab(http, store, ids, key.labels("test", ids), kit.label_names)
 
-
-def make_targz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()

@@ -65,7 +65,7 @@ def search(session: Session, query: Query) -> tuple[list[Finding], int]:
     words = _WORD.findall(query.q or "")
     rank = None
     if words:
-        stmt, rank = _full_text(session, stmt, words)
+        stmt, rank = full_text(dialect(session), stmt, words)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     sort = query.sort or ("relevance" if rank is not None else "new")
     stmt = _order(stmt, sort, rank).limit(query.limit).offset(query.offset)
@@ -78,8 +78,9 @@ def _author_id(ref: str):
     return select(Researcher.id).where(Researcher.name == ref).scalar_subquery()
 
 
-def _full_text(session: Session, stmt: Select, words: list[str]):
-    if dialect(session) == "postgresql":
+def full_text(dialect_name: str, stmt: Select, words: list[str]):
+    """``stmt`` narrowed to findings with every word, and a rank expression (lower = better)."""
+    if dialect_name == "postgresql":
         doc = func.to_tsvector(literal_column("'english'"), Finding.title + literal_column("' '")
                                + Finding.body + literal_column("' '") + Finding.tags_text)
         tsq = func.plainto_tsquery(literal_column("'english'"), " ".join(words))

@@ -184,7 +184,8 @@ FTS_TABLE = "findings_fts"
 event.listen(Finding.__table__, "after_create", DDL(
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
     "title, body, tags, tokenize='porter unicode61')").execute_if(dialect="sqlite"))
+# aarlab.forum.search builds this same expression, so Postgres can use the index.
+PG_FULLTEXT = "to_tsvector('english', title || ' ' || body || ' ' || tags_text)"
 event.listen(Finding.__table__, "after_create", DDL(
-    "CREATE INDEX IF NOT EXISTS ix_findings_fulltext ON findings USING gin "
-    "(to_tsvector('english', title || ' ' || body || ' ' || tags_text))"
+    f"CREATE INDEX IF NOT EXISTS ix_findings_fulltext ON findings USING gin ({PG_FULLTEXT})"
 ).execute_if(dialect="postgresql"))
