@@ -1,0 +1,167 @@
+"""``aarlab methods`` and ``aarlab baseline``: the method library and its scores (lab-owner view).
+
+``baseline`` opens the answer key through the scorer, so it is for the lab owner; researchers
+get predictions from ``run_experiment`` and scores only from the scoring server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from aarlab.config import get_settings
+from aarlab.errors import SpecError, TaskNotBuiltError
+from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.build import answer_key_dir, is_built, kit_dir
+from aarlab.tasks.kit import TaskKit
+from aarlab.tasks.registry import get_task
+from aarlab.tasks.scorer import Scorer
+from aarlab.w2s.methods import all_methods, describe
+from aarlab.w2s.runner import run_experiment
+from aarlab.w2s.spec import MethodSpec, parse_spec
+
+from .ui import console, print_json, progress_stages
+
+
+def register(app: typer.Typer) -> None:
+    app.command("methods")(methods)
+    app.command("baseline")(baseline)
+
+
+def methods(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the W2S methods: stage, parameters (default, range) and a one-line description."""
+    rows = describe()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("method", "stage", "parameters (default, range)", "description", "cost")
+    for m in rows:
+        table.add_row(m["name"], m["stage"], "\n".join(_param_text(p) for p in m["params"]),
+                      m["doc"], m["cost"])
+    console.print(table)
+
+
+def _param_text(p: dict) -> str:
+    if p["type"] == "choice":
+        return f"{p['name']}={p['default']} {{{', '.join(map(str, p['choices']))}}}"
+    if "min" in p or "max" in p:
+        left = "[" if p.get("min_inclusive") else "("
+        right = "]" if p.get("max_inclusive") else ")"
+        return f"{p['name']}={p['default']} {left}{p.get('min')}, {p.get('max')}{right}"
+    return f"{p['name']}={p['default']}"
+
+
+def baseline(
+    task: str = typer.Option(..., "--task", "-t", help="Task name (see `aarlab task list`)."),
+    method: str = typer.Option(None, "--method", "-m", help="Method name (see `aarlab methods`)."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="Method parameter KEY=VALUE."),
+    head: list[str] = typer.Option(None, "--head", help="Student head override KEY=VALUE."),
+    spec: str = typer.Option(None, "--spec", help="A full method spec: JSON text or @file."),
+    run_all: bool = typer.Option(False, "--all", help="Run every method with its defaults."),
+    seeds: int = typer.Option(None, "--seeds", "-n", min=1,
+                              help="Seeds to run (default: every seed the kit has)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Run W2S methods on a task and print weak, ceiling, transfer, PGR ± SE and seconds."""
+    specs = _specs(method, param or [], head or [], spec, run_all)
+    settings = get_settings()
+    get_task(task)
+    if not is_built(settings, task):
+        raise TaskNotBuiltError(f"task {task!r} is not built",
+                                hint=f"run `aarlab task build {task}`")
+    kit = TaskKit(kit_dir(settings, task))
+    if seeds is not None and seeds > len(kit.seeds):
+        raise SpecError(f"--seeds: task {task!r} has weak labels for {len(kit.seeds)} seeds, "
+                        f"got {seeds}")
+    seed_list = kit.seeds[:seeds] if seeds else kit.seeds
+    scorer = Scorer(AnswerKey(answer_key_dir(settings, task), kit.format), kit.ids("test"))
+    results = []
+    with progress_stages(enabled=not as_json) as stage:
+        for s in specs:
+            with stage(f"{task}: {s.label}", len(seed_list)) as advance:
+                out = run_experiment(kit, s, seed_list, on_seed=lambda _: advance(1),
+                                     threads=settings.torch_threads)
+            summary = scorer.summarize([out[k] for k in seed_list])
+            results.append({
+                "task": task, "method": s.label, "spec": s.canonical(), **summary,
+                "seconds": round(out.seconds, 3),
+                "agree_weak_test": float(sum(d["agree_weak_test"]
+                                             for d in out.diagnostics.values()) / len(out)),
+            })
+    results.sort(key=lambda r: -r["pgr"]["mean"])
+    if as_json:
+        print_json(results if run_all or len(results) > 1 else results[0])
+        return
+    _print_table(task, results, len(seed_list))
+
+
+def _specs(method: str | None, params: list[str], head: list[str], spec: str | None,
+           run_all: bool) -> list[MethodSpec]:
+    given = sum(x is not None and x is not False for x in (method, spec, run_all or None))
+    if given != 1:
+        raise SpecError("--method, --spec, --all: give exactly one",
+                        hint="e.g. `aarlab baseline --task tweets --method logconf`")
+    if run_all:
+        if params or head:
+            raise SpecError("--param/--head: not used with --all (each method runs with its "
+                            "defaults)")
+        return [parse_spec({"method": m.name}) for m in all_methods()]
+    if spec is not None:
+        if params:
+            raise SpecError("--param: put parameters inside --spec")
+        text = _read_spec_text(spec)
+        obj = json.loads(text) if _is_json(text) else text
+        if head and isinstance(obj, dict):
+            obj = {**obj, "head": {**obj.get("head", {}), **_kv(head, "--head")}}
+        return [parse_spec(obj)]
+    return [parse_spec({"method": method, "params": _kv(params, "--param"),
+                        "head": _kv(head, "--head")})]
+
+
+def _read_spec_text(spec: str) -> str:
+    if not spec.startswith("@"):
+        return spec
+    path = Path(spec[1:])
+    if not path.is_file():
+        raise SpecError(f"--spec: no file {path}")
+    return path.read_text()
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _kv(items: list[str], option: str) -> dict:
+    """``["k=v", ...]`` → dict; values are read as JSON (numbers, true/false), else strings."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"{option}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _print_table(task: str, results: list[dict], n_seeds: int) -> None:
+    r0 = results[0]
+    console.print(f"[bold]{task}[/]: weak {_est(r0['weak'])}, ceiling {_est(r0['ceiling'])} "
+                  f"({n_seeds} seeds, mean ± SE)")
+    table = Table("method", "transfer", "PGR", "agree w/ weak", "seconds")
+    for r in results:
+        table.add_row(r["method"], _est(r["transfer"]), _est(r["pgr"]),
+                      f"{r['agree_weak_test']:.3f}", f"{r['seconds']:.1f}")
+    console.print(table)
+
+
+def _est(e: dict) -> str:
+    return f"{e['mean']:.3f} ± {e['se']:.3f}"

@@ -1,0 +1,190 @@
+"""MethodSpec: an experiment as plain data, validated with pydantic.
+
+Two spellings, which can be combined (the named method goes first)::
+
+    {"method": "logconf", "params": {"aux_coef": 0.5}, "head": {"kind": "linear"}}
+    {"steps": [{"method": "confidence_filter", "params": {"threshold": 0.8}},
+               {"method": "logconf"}],
+     "head": {"epochs": 10}}
+
+Steps run in stage order (labels → select → loss → train → post); a spec has at most one step
+each of the labels, loss and train stages, and missing stages take their defaults (weak soft
+labels, cross-entropy, one fit, plain prediction). ``head`` overrides fields of the kit's default
+student head. Every mistake raises :class:`aarlab.errors.SpecError` naming the field, e.g.
+``params.threshold: must be in [0, 1], got 1.5``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aarlab.errors import SpecError
+from aarlab.w2s.heads import HeadConfig
+from aarlab.w2s.methods import METHODS, param_info
+from aarlab.w2s.methods.base import STAGES, Step
+
+SINGLE_STAGES = ("labels", "loss", "train")
+
+
+class HeadSpec(BaseModel):
+    """Overrides of the student head; unset fields keep the kit's default."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    kind: Literal["linear", "mlp"] | None = Field(None, description="linear or 1-hidden-layer MLP")
+    hidden: int | None = Field(None, ge=4, le=4096, description="MLP hidden width")
+    epochs: int | None = Field(None, ge=1, le=200, description="passes over the training rows")
+    batch_size: int | None = Field(None, ge=8, le=100_000, description="rows per step")
+    lr: float | None = Field(None, gt=0.0, le=1.0, description="AdamW learning rate")
+    weight_decay: float | None = Field(None, ge=0.0, le=1.0, description="AdamW weight decay")
+    dropout: float | None = Field(None, ge=0.0, le=0.9, description="MLP dropout")
+
+    def config(self, base: dict | HeadConfig | None = None) -> HeadConfig:
+        fields = asdict(base) if isinstance(base, HeadConfig) else dict(base or {})
+        known = set(HeadConfig.__dataclass_fields__)
+        fields = {k: v for k, v in fields.items() if k in known}
+        fields.update(self.model_dump(exclude_none=True))
+        return HeadConfig(**fields)
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MethodSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    method: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    steps: list[StepSpec] = Field(default_factory=list)
+    head: HeadSpec = Field(default_factory=HeadSpec)
+
+    def all_steps(self) -> list[tuple[str, StepSpec]]:
+        """(field path, step) for the named method and every listed step, in given order."""
+        out = [("", StepSpec(method=self.method, params=self.params))] if self.method else []
+        return out + [(f"steps[{i}].", s) for i, s in enumerate(self.steps)]
+
+    def build(self) -> list[Step]:
+        """Step instances in stage order (stable within a stage). The spec must be validated."""
+        steps = [METHODS[s.method](METHODS[s.method].Params(**s.params))
+                 for _, s in self.all_steps()]
+        return sorted(steps, key=lambda st: STAGES.index(st.stage))
+
+    @property
+    def label(self) -> str:
+        """A short human name: ``confidence_filter(threshold=0.8)+logconf``."""
+        parts = []
+        for _, s in self.all_steps():
+            args = ",".join(f"{k}={v}" for k, v in s.params.items())
+            parts.append(f"{s.method}({args})" if args else s.method)
+        head = ",".join(f"{k}={v}" for k, v in self.head.model_dump(exclude_none=True).items())
+        return "+".join(parts) + (f" [head {head}]" if head else "")
+
+    def canonical(self) -> dict:
+        """Every step with every parameter (defaults filled in): what was actually run."""
+        return {"steps": [{"method": st.name, "params": st.p.model_dump()}
+                          for st in self.build()],
+                "head": self.head.model_dump(exclude_none=True)}
+
+
+def parse_spec(obj: MethodSpec | dict | str) -> MethodSpec:
+    """Validate a spec (a MethodSpec, a dict, or JSON text); raise SpecError naming the field."""
+    if isinstance(obj, MethodSpec):
+        spec = obj
+    else:
+        if isinstance(obj, str):
+            try:
+                obj = json.loads(obj)
+            except ValueError as e:
+                raise SpecError(f"spec: not valid JSON ({e})") from None
+        if not isinstance(obj, dict):
+            raise SpecError(f"spec: expected an object, got {type(obj).__name__}")
+        try:
+            spec = MethodSpec.model_validate(obj)
+        except ValidationError as e:
+            raise SpecError(_messages(e, "", MethodSpec)) from None
+    _check_steps(spec)
+    return spec
+
+
+def _check_steps(spec: MethodSpec) -> None:
+    steps = spec.all_steps()
+    if not steps:
+        raise SpecError("method: required (give a method name or a list of steps)",
+                        hint=f"known methods: {', '.join(sorted(METHODS))}")
+    seen: dict[str, str] = {}
+    for path, s in steps:
+        if s.method not in METHODS:
+            raise SpecError(f"{path}method: unknown method {s.method!r}",
+                            hint=f"known methods: {', '.join(sorted(METHODS))}")
+        cls = METHODS[s.method]
+        try:
+            cls.Params.model_validate(s.params)
+        except ValidationError as e:
+            raise SpecError(_messages(e, f"{path}params.", cls.Params, s.method)) from None
+        if cls.stage in SINGLE_STAGES:
+            if cls.stage in seen:
+                raise SpecError(f"{path}method: {s.method!r} is a {cls.stage} step, but "
+                                f"{seen[cls.stage]} already is one; a spec has at most one")
+            seen[cls.stage] = repr(s.method)
+
+
+def _messages(err: ValidationError, prefix: str, model: type[BaseModel],
+              method: str | None = None) -> str:
+    return "; ".join(_message(e, prefix, model, method) for e in err.errors())
+
+
+def _message(e: dict, prefix: str, model: type[BaseModel], method: str | None) -> str:
+    loc = prefix + _loc(e["loc"])
+    kind, value = e["type"], e.get("input")
+    model, field = _model_at(model, e["loc"])
+    if kind == "missing":
+        return f"{loc}: required"
+    if kind == "extra_forbidden":
+        if method is not None:
+            known = ", ".join(model.model_fields) or "none"
+            return f"{loc}: unknown parameter of {method!r} (known: {known})"
+        return f"{loc}: unknown field (known: {', '.join(model.model_fields)})"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{loc}: must be in {_range(model, field)}, got {value!r}"
+    if kind == "literal_error":
+        return f"{loc}: must be one of {e['ctx']['expected']}, got {value!r}"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        expected = {"float": "a number", "int": "an integer", "bool": "true or false",
+                    "string": "a string", "dict": "an object", "list": "a list",
+                    "model": "an object"}.get(kind.split("_")[0], kind)
+        return f"{loc}: expected {expected}, got {value!r}"
+    return f"{loc}: {e['msg']}"
+
+
+def _loc(parts: tuple) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel], str]:
+    """The (sub-)model that owns the field at ``loc``, and that field's name."""
+    nested = {"head": HeadSpec, "steps": StepSpec}
+    parts = [p for p in loc if not isinstance(p, int)]
+    while model is MethodSpec and len(parts) > 1 and parts[0] in nested:
+        model, parts = nested[parts[0]], parts[1:]
+    return model, (parts[0] if parts else "")
+
+
+def _range(model: type[BaseModel], field: str) -> str:
+    """The allowed range of ``field`` as [lo, hi] or (lo, hi], from its pydantic metadata."""
+    info = next((i for i in param_info(model) if i["name"] == field), {})
+    lo, hi = info.get("min", "-inf"), info.get("max", "inf")
+    left = "[" if info.get("min_inclusive", False) else "("
+    right = "]" if info.get("max_inclusive", False) else ")"
+    return f"{left}{_num(lo)}, {_num(hi)}{right}"
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
