@@ -89,13 +89,22 @@ def pick_device(requested: str) -> torch.device:
 
 
 def label_token_ids(tokenizer: Any, fmt: str) -> list[int]:
-    """The vocabulary id that starts each label (" A"/" B", " False"/" True") after a prompt."""
+    """The vocabulary id that starts each label (" A"/" B", " False"/" True") after a prompt.
+
+    Read in context ("Answer:" + label), so a tokenizer that treats a leading space specially
+    (SentencePiece's "▁") yields the token a prompt is really followed by.
+    """
     ids = []
+    head = tokenizer.encode("Answer:", add_special_tokens=False)
     for text in LABEL_TOKENS[fmt]:
-        toks = tokenizer.encode(text, add_special_tokens=False)
-        if not toks:
+        toks = tokenizer.encode("Answer:" + text, add_special_tokens=False)
+        if toks[: len(head)] == head and len(toks) > len(head):
+            ids.append(toks[len(head)])
+            continue
+        alone = tokenizer.encode(text, add_special_tokens=False)
+        if not alone:
             raise SpecError(f"the tokenizer turns label {text!r} into no tokens")
-        ids.append(toks[0])
+        ids.append(alone[0])
     if len(set(ids)) != len(ids):
         raise SpecError(f"labels {LABEL_TOKENS[fmt]} start with the same token {ids}: the "
                         "tokenizer cannot tell them apart")
