@@ -90,7 +90,7 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aarlab.cli", "serve", "--socket", str(self.sock)],
+            [sys.executable, "-m", "aarlab.commands.serve", "--socket", str(self.sock)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while True:

@@ -177,3 +177,45 @@ async def test_openapi_is_published(make_client):
     assert "predictions" in op["requestBody"]["content"]["application/json"]["schema"][
         "properties"]
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
+
+
+async def test_final_labels_never_change_a_researcher_facing_answer(settings, tiny_tweets,
+                                                                    tmp_path, register):
+    """Same queries against two keys that differ only in the final part's labels: every
+    researcher-facing answer (receipts, leaderboard, me) is byte-for-byte the same."""
+    import shutil
+
+    import httpx
+
+    from aarlab.server.app import create_app
+    from aarlab.store.db import Store
+
+    kit, key = tiny_tweets
+    ids, final = kit.ids("test"), set(key.parts["final"])
+    transcripts = []
+    for flip in (False, True):
+        home = tmp_path / f"home-{flip}"
+        shutil.copytree(kit.dir, home / "tasks" / "tweets" / "kit")
+        shutil.copytree(key.dir, home / "answer-keys" / "tweets")
+        labels_path = home / "answer-keys" / "tweets" / "labels.json"
+        labels = json.loads(labels_path.read_text())
+        if flip:
+            labels["test"] = {i: (not v if i in final else v) for i, v in labels["test"].items()}
+        labels_path.write_text(json.dumps(labels))
+        s = settings.model_copy(update={"home": home, "answer_key_root": None,
+                                        "db_url": f"sqlite:///{home / 'lab.db'}",
+                                        "admin_token": "test-admin-token"})
+        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(s, Store(
+            s.database_url))), base_url="http://lab")
+        h = await register(c, "mallory")
+        rng, out = np.random.default_rng(3), []
+        for _ in range(25):
+            pred = rng.integers(0, 2, len(ids))
+            r = await c.post("/v1/tasks/tweets/submissions", headers=h, json={
+                "predictions": {i: bool(k) for i, k in zip(ids, pred, strict=True)}})
+            out.append({k: v for k, v in r.json().items() if k != "created_at"})
+        out.append((await c.get("/v1/tasks/tweets/leaderboard", headers=h)).json())
+        out.append((await c.get("/v1/me", headers=h)).json())
+        transcripts.append(out)
+    assert transcripts[0] == transcripts[1]
+    assert len({json.dumps(r.get("released_pgr")) for r in transcripts[0][:25]}) > 1

@@ -170,3 +170,9 @@ def revoke_cmd(
         print_json(out)
     else:
         console.print(f"revoked {out['name']} (id {out['id']})")
+
+
+if __name__ == "__main__":
+    # `python -m aarlab.commands.serve ...`: the server alone, without importing every command
+    # group of the full CLI (the task commands pull in torch: seconds of start-up).
+    typer.run(serve)
