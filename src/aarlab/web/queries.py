@@ -1,0 +1,453 @@
+"""Page data for the dashboard: read-only queries over the store, one function per page.
+
+Every function takes ``admin``. Only when it is true does a function read final-part scores,
+probe flags, hidden posts or audit details: a public page cannot show them by a template
+mistake, because they are never in its data. Where a service already answers a question (the
+scoring leaderboard, forum search, the lab's member table) we call it, so the dashboard, the API
+and the CLI agree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aarlab.forum import search, service, snapshots
+from aarlab.forum.service import Viewer
+from aarlab.forum.tables import Finding, FindingTag
+from aarlab.lab.status import latest_lab, member_rows
+from aarlab.lab.tables import LabEvent, LabMember, LabRun
+from aarlab.scoring.service import (
+    ScoringService,
+    UnknownTask,
+    admin_extra,
+    is_built,
+    kit_dir,
+    public_view,
+)
+from aarlab.scoring.tables import Submission
+from aarlab.store import audit
+from aarlab.store.identity import Researcher
+from aarlab.w2s.metrics import Estimate
+from aarlab.web.chart import LAB, Ref, best_so_far
+
+RECENT = 8
+TIMELINE = 200
+NOTEBOOK_TAIL = 30
+TRANSCRIPT_TAIL = 60
+TAIL_BYTES = 256 * 1024
+
+
+def utc(t: datetime | None) -> datetime | None:
+    return t if t is None or t.tzinfo else t.replace(tzinfo=UTC)
+
+
+# --- science ----------------------------------------------------------------------------------
+
+
+def released_se(pgr: float, n: int, weak: Estimate, ceiling: Estimate) -> float:
+    """Standard error of one released feedback-part PGR.
+
+    The accuracy behind ``pgr`` is binomial over the ``n`` feedback rows; like
+    ``aarlab.w2s.metrics.pgr_estimate``, the SEs of the weak and ceiling reference means are
+    propagated with the delta method on (t - w) / (c - w).
+    """
+    gap = ceiling.mean - weak.mean
+    acc = min(1.0, max(0.0, weak.mean + pgr * gap))
+    base = math.sqrt(acc * (1 - acc) / max(1, n)) / abs(gap)
+    d_weak = (acc - ceiling.mean) / gap**2
+    d_ceil = -(acc - weak.mean) / gap**2
+    return math.sqrt(base**2 + (d_weak * weak.se) ** 2 + (d_ceil * ceiling.se) ** 2)
+
+
+# --- scope: which task, which lab, whose work -------------------------------------------------
+
+
+@dataclass
+class Scope:
+    task: str | None
+    lab: LabRun | None
+    members: list[dict]
+    ids: list[int] | None  # the lab's researchers; None = everyone
+
+    def where(self, column) -> list:  # noqa: ANN001
+        return [] if self.ids is None else [column.in_(self.ids)]
+
+
+def task_names(s: Session, scoring: ScoringService) -> list[str]:
+    seen = set(scoring.served_names())
+    seen.update(s.scalars(select(Submission.task).distinct()))
+    return sorted(seen)
+
+
+def pick_task(s: Session, scoring: ScoringService, requested: str | None) -> str | None:
+    """The requested task, else the latest lab's, else the first one with a kit or scores."""
+    if requested:
+        return requested
+    lab = latest_lab(s)
+    if lab is not None:
+        return lab.task
+    names = task_names(s, scoring)
+    return names[0] if names else None
+
+
+def scope_for(s: Session, task: str | None) -> Scope:
+    lab = latest_lab(s, task=task) if task else None
+    if lab is None:
+        return Scope(task, None, [], None)
+    members = member_rows(s, lab)
+    return Scope(task, lab, members, [m["researcher_id"] for m in members])
+
+
+# --- shared pieces ----------------------------------------------------------------------------
+
+
+def references(scoring: ScoringService, task: str | None, admin: bool = False) -> dict | None:
+    """Weak and ceiling reference accuracies, the feedback part's size and the best baseline.
+
+    ``None`` when the task has no answer key here (scores stored, task not served).
+    """
+    if not task:
+        return None
+    try:
+        t = scoring.task(task)
+    except UnknownTask:
+        return None
+    parts = ("test", "feedback", "final") if admin else ("test", "feedback")
+    out = {"n_feedback": int(t.scorer.masks["feedback"].sum()), "n_test": t.n,
+           "weak": {p: t.scorer.weak[p] for p in parts},
+           "ceiling": {p: t.scorer.ceiling[p] for p in parts},
+           "baseline": None, "baselines": []}
+    path = t.scorer.key.dir / "baselines.json"  # written by `aarlab baseline`; never made here
+    if path.exists():
+        data = json.loads(path.read_text())
+        rows = data.get("all") or [data["best"]]
+        out["baselines"] = [{"method": r["method"], "pgr": r["pgr"]}
+                            | ({"pgr_final": r.get("pgr_final")} if admin else {})
+                            for r in rows]
+        out["baseline"] = out["baselines"][0] if out["baselines"] else None
+    return out
+
+
+def chart_refs(refs: dict | None) -> list[Ref]:
+    lines = [Ref(0.0, "weak floor (PGR 0)", "ref-weak"), Ref(1.0, "ceiling (PGR 1)", "ref-ceil")]
+    if refs and refs["baseline"]:
+        b = refs["baseline"]
+        lines.append(Ref(b["pgr"]["mean"], f"best classical: {b['method']} (test PGR)",
+                         "ref-base"))
+    return lines
+
+
+def rises(s: Session, task: str, ids: list[int] | None) -> list[dict]:
+    """Submissions that raised their author's released PGR, in time order.
+
+    Same shape as ``aarlab.lab.status.progress_points`` and, fed to ``best_so_far``, the same
+    curves (a test checks it), but it reads only the rows where a curve moves, so the overview
+    stays fast with many thousands of submissions.
+    """
+    q = (select(Submission.created_at, Researcher.name, Submission.released_pgr, Submission.id)
+         .join(Researcher, Researcher.id == Submission.researcher_id)
+         .where(Submission.task == task, Submission.new_best)
+         .order_by(Submission.created_at, Submission.id))
+    if ids is not None:
+        q = q.where(Submission.researcher_id.in_(ids))
+    return [{"time": t, "researcher": name, "released_pgr": v, "submission_id": i,
+             "is_probe": False} for t, name, v, i in s.execute(q)]
+
+
+def llm_totals(s: Session, ids: list[int] | None = None) -> dict | None:
+    """``{researcher_id: Totals}`` from the LLM researchers' ledger, or ``None`` where that
+    module is not installed (then the pages say "n/a")."""
+    name = "aarlab.researchers.llm.accounting"
+    try:
+        accounting = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name and name.startswith(e.name):
+            return None
+        raise
+    return accounting.totals(s, ids)
+
+
+def llm_sessions(s: Session, researcher_id: int) -> list:
+    try:
+        from aarlab.researchers.llm.tables import LlmSession
+    except ModuleNotFoundError:
+        return []
+    return list(s.scalars(select(LlmSession).where(LlmSession.researcher_id == researcher_id)
+                          .order_by(LlmSession.id.desc()).limit(20)))
+
+
+def _recent_submissions(s: Session, sc: Scope, admin: bool, limit: int = RECENT) -> list[dict]:
+    q = (select(Submission, Researcher.name).join(Researcher)
+         .where(Submission.task == sc.task, *sc.where(Submission.researcher_id))
+         .order_by(Submission.id.desc()).limit(limit))
+    return [_sub_view(sub, name, admin) for sub, name in s.execute(q)]
+
+
+def _sub_view(sub: Submission, name: str, admin: bool) -> dict:
+    v = public_view(sub, name) | {"created_at": utc(sub.created_at)}
+    return v | (admin_extra(sub) if admin else {})
+
+
+def _recent_findings(s: Session, sc: Scope, admin: bool, limit: int = RECENT) -> list[dict]:
+    q = (select(Finding.id, Finding.kind, Finding.title, Finding.created_at, Researcher.name,
+                Finding.hidden)
+         .join(Researcher, Researcher.id == Finding.author_id)
+         .where(*sc.where(Finding.author_id))
+         .order_by(Finding.id.desc()).limit(limit))
+    if not admin:
+        q = q.where(Finding.hidden.is_(False))
+    return [{"id": i, "kind": k, "title": t, "created_at": utc(c), "author": a, "hidden": h}
+            for i, k, t, c, a, h in s.execute(q)]
+
+
+def _count(s: Session, column, *where) -> int:  # noqa: ANN001
+    return int(s.scalar(select(func.count(column)).where(*where)) or 0)
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def live(s: Session, sc: Scope, admin: bool) -> dict:
+    """Counts, the lab's best and the latest activity: what the overview polls for."""
+    subs = _count(s, Submission.id, Submission.task == sc.task, *sc.where(Submission.researcher_id))
+    finding_where = [*sc.where(Finding.author_id)] + ([] if admin else
+                                                        [Finding.hidden.is_(False)])
+    findings = _count(s, Finding.id, *finding_where)
+    experiments = _count(s, LabEvent.id, LabEvent.kind == "experiment",
+                         *sc.where(LabEvent.researcher_id))
+    best = s.scalar(select(func.max(Submission.released_pgr)).where(
+        Submission.task == sc.task, *sc.where(Submission.researcher_id)))
+    version = ".".join(str(s.scalar(select(func.max(c))) or 0)
+                       for c in (Submission.id, Finding.id, LabEvent.id))
+    out = {"task": sc.task, "version": version,
+           "counts": {"experiments": experiments, "submissions": subs, "findings": findings},
+           "best_released_pgr": best,
+           "submissions": _recent_submissions(s, sc, admin=False),
+           "findings": _recent_findings(s, sc, admin)}
+    if admin:
+        out["counts"]["probes"] = _count(s, Submission.id, Submission.task == sc.task,
+                                         Submission.is_probe,
+                                         *sc.where(Submission.researcher_id))
+    return out
+
+
+def overview(s: Session, scoring: ScoringService, task: str | None, admin: bool) -> dict:
+    sc = scope_for(s, task)
+    data = live(s, sc, admin)
+    refs = references(scoring, task, admin)
+    curves = best_so_far(rises(s, task, sc.ids)) if task else {}
+    hours = wall_h = None
+    if sc.lab is not None:
+        wall_h = sc.lab.elapsed_s / 3600
+        hours = wall_h * max(1, len(sc.members))  # researcher-hours: each member ran that long
+    costs = llm_totals(s, sc.ids)
+    dollars = None if costs is None else sum(c.dollars for c in costs.values())
+    return data | {
+        "lab": sc.lab, "members": sc.members, "refs": refs, "chart_refs": chart_refs(refs),
+        "curves": curves, "research_hours": hours, "wall_hours": wall_h, "dollars": dollars,
+        "dollars_per_hour": dollars / hours if dollars is not None and hours else None,
+        "lab_best": curves[LAB][-1][1] if LAB in curves else None,
+    }
+
+
+def leaderboard(s: Session, scoring: ScoringService, task: str, admin: bool) -> dict:
+    """The scoring service's own leaderboard (admin adds final PGR and gap), with SEs."""
+    board = scoring.leaderboard(s, task, admin=admin)
+    refs = references(scoring, task)
+    for row in (*board["by_researcher"], *board["by_method"]):
+        row["se"] = (released_se(row["best_released_pgr"], refs["n_feedback"],
+                                 refs["weak"]["feedback"], refs["ceiling"]["feedback"])
+                     if refs else None)
+    return board | {"refs": refs}
+
+
+def forum(s: Session, query: search.Query, admin: bool) -> dict:
+    items, total = service.list_findings(s, Viewer(is_admin=admin), query)
+    authors = s.scalars(select(Researcher.name).where(
+        Researcher.id.in_(select(Finding.author_id).distinct())).order_by(Researcher.name))
+    tasks = s.scalars(select(Finding.task).where(Finding.task.is_not(None)).distinct())
+    tags = s.execute(select(FindingTag.tag, func.count()).group_by(FindingTag.tag)
+                     .order_by(func.count().desc(), FindingTag.tag).limit(30))
+    return {"findings": items, "total": total, "authors": list(authors),
+            "tasks": sorted(tasks), "tags": [t for t, _ in tags]}
+
+
+def finding(s: Session, finding_id: int, admin: bool) -> dict:
+    detail = service.get_finding(s, Viewer(is_admin=admin), finding_id)
+    sub = submission(s, detail.submission_id, admin) if detail.submission_id else None
+    snap = (snapshots.views(s, [snapshots.get(s, detail.snapshot_id)])[0]
+            if detail.snapshot_id else None)
+    return {"f": detail, "submission": sub, "snapshot": snap}
+
+
+def submission(s: Session, submission_id: int, admin: bool) -> dict | None:
+    row = s.execute(select(Submission, Researcher.name).join(Researcher)
+                    .where(Submission.id == submission_id)).first()
+    if row is None:
+        return None
+    cited = select(Finding.id, Finding.title).where(Finding.submission_id == submission_id)
+    if not admin:
+        cited = cited.where(Finding.hidden.is_(False))
+    return _sub_view(*row, admin) | {"findings": [{"id": i, "title": t}
+                                                  for i, t in s.execute(cited)]}
+
+
+def researchers(s: Session, admin: bool) -> list[dict]:
+    subs = {rid: (n, best) for rid, n, best in s.execute(
+        select(Submission.researcher_id, func.count(), func.max(Submission.released_pgr))
+        .group_by(Submission.researcher_id))}
+    posts = select(Finding.author_id, func.count()).group_by(Finding.author_id)
+    if not admin:
+        posts = posts.where(Finding.hidden.is_(False))
+    findings = dict(s.execute(posts).all())
+    exps = dict(s.execute(select(LabEvent.researcher_id, func.count())
+                          .where(LabEvent.kind == "experiment")
+                          .group_by(LabEvent.researcher_id)).all())
+    latest = select(func.max(LabMember.id)).group_by(LabMember.researcher_id)
+    members = {m.researcher_id: m for m in s.scalars(select(LabMember).where(
+        LabMember.id.in_(latest)))}
+    rows = []
+    for r in s.scalars(select(Researcher).order_by(Researcher.name)):
+        m = members.get(r.id)
+        n, best = subs.get(r.id, (0, None))
+        rows.append({"name": r.name, "active": r.active, "submissions": n,
+                     "best_released_pgr": best, "findings": findings.get(r.id, 0),
+                     "experiments": exps.get(r.id, 0),
+                     "direction": m.direction if m else None,
+                     "status": m.status if m else None, "policy": m.policy if m else None})
+    return rows
+
+
+def researcher(s: Session, scoring: ScoringService, name: str, admin: bool) -> dict | None:
+    r = s.scalar(select(Researcher).where(Researcher.name == name))
+    if r is None:
+        return None
+    member = s.scalar(select(LabMember).where(LabMember.researcher_id == r.id)
+                      .order_by(LabMember.id.desc()).limit(1))
+    lab = s.get(LabRun, member.lab_id) if member else None
+    subs = [_sub_view(sub, r.name, admin) for sub in s.scalars(
+        select(Submission).where(Submission.researcher_id == r.id)
+        .order_by(Submission.id.desc()).limit(TIMELINE))]
+    events = [{"kind": e.kind, "created_at": utc(e.created_at), "payload": e.payload}
+              for e in s.scalars(select(LabEvent).where(LabEvent.researcher_id == r.id)
+                                 .order_by(LabEvent.id.desc()).limit(TIMELINE))]
+    timeline = sorted([{"type": "submission", "at": x["created_at"], "sub": x} for x in subs]
+                      + [{"type": "event", "at": e["created_at"], "event": e} for e in events],
+                      key=lambda x: x["at"], reverse=True)[:TIMELINE]
+    posts = select(Finding).where(Finding.author_id == r.id).order_by(Finding.id.desc())
+    if not admin:
+        posts = posts.where(Finding.hidden.is_(False))
+    task = lab.task if lab else (subs[0]["task"] if subs else None)
+    costs = llm_totals(s, [r.id])
+    sessions = llm_sessions(s, r.id)
+    workspace = Path(member.workspace) if member else None
+    return {
+        "r": r, "member": member, "lab": lab, "task": task, "timeline": timeline,
+        "n_submissions": _count(s, Submission.id, Submission.researcher_id == r.id),
+        "n_experiments": _count(s, LabEvent.id, LabEvent.researcher_id == r.id,
+                                LabEvent.kind == "experiment"),
+        "findings": list(s.scalars(posts.limit(20))),
+        "budget": scoring.budget(s, r.id),
+        "notebook": jsonl_tail(workspace / "notebook.jsonl") if workspace else [],
+        "notebook_md": text_tail(workspace / "notebook.md") if workspace else None,
+        "curves": best_so_far(rises(s, task, [r.id])) if task else {},
+        "llm": None if costs is None else costs.get(r.id),
+        "sessions": sessions,
+        # The conversation itself stays with the admin: it holds the lab's prompts.
+        "transcript": (jsonl_tail(Path(sessions[0].transcript_path), TRANSCRIPT_TAIL)
+                       if admin and sessions and sessions[0].transcript_path else []),
+    }
+
+
+def _tail(path: Path, limit: int = TAIL_BYTES) -> tuple[str, bool] | None:
+    """The last ``limit`` bytes of a file as text (and whether it was cut), or None.
+
+    Notebooks and transcripts grow all day; a page reads only their ends.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", errors="replace"), size > limit
+    except OSError:
+        return None
+
+
+def text_tail(path: Path) -> str | None:
+    got = _tail(path)
+    return None if got is None else got[0]
+
+
+def jsonl_tail(path: Path, n: int = NOTEBOOK_TAIL) -> list[dict]:
+    """The last ``n`` JSON-object lines of a file, newest first."""
+    got = _tail(path)
+    if got is None:
+        return []
+    data, cut = got
+    lines = data.splitlines()[1:] if cut else data.splitlines()  # the first may be partial
+    out = []
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill: the notebook's own reader skips it too
+        if isinstance(entry, dict):
+            out.append(entry)
+        if len(out) >= n:
+            break
+    return out
+
+
+def audit_page(s: Session, scoring: ScoringService, kind: str | None, admin: bool) -> dict:
+    kinds = dict(s.execute(select(audit.AuditEvent.kind, func.count())
+                           .group_by(audit.AuditEvent.kind)).all())
+    if not admin:
+        return {"kinds": kinds}  # how much happened, never to whom or what
+    names = dict(s.execute(select(Researcher.id, Researcher.name)).all())
+    events = [{"e": e, "who": names.get(e.researcher_id), "evidence": evidence(e, names)}
+              for e in audit.events(s, kind, limit=TIMELINE)]
+    at_budget = []
+    for rid in s.scalars(select(Submission.researcher_id).distinct()):
+        b = scoring.budget(s, rid)
+        if b.exhausted:
+            at_budget.append({"who": names.get(rid), "budget": b})
+    restarts = [{"who": names.get(m.researcher_id), "restarts": m.restarts, "status": m.status,
+                 "sandboxed": m.sandboxed}
+                for m in s.scalars(select(LabMember).where(
+                    (LabMember.restarts > 0) | LabMember.sandboxed.is_(False)))]
+    errors = [{"who": names.get(e.researcher_id), "at": utc(e.created_at), "payload": e.payload}
+              for e in s.scalars(select(LabEvent).where(LabEvent.kind == "error")
+                                 .order_by(LabEvent.id.desc()).limit(20))]
+    return {"kinds": kinds, "events": events, "at_budget": at_budget, "restarts": restarts,
+            "errors": errors}
+
+
+def evidence(e: audit.AuditEvent, names: dict[int, str]) -> list[tuple[str, str]]:
+    """Links to what an audit event is about: (text, dashboard path)."""
+    d, links = e.details or {}, []
+    for key, text in (("submission_id", "submission"), ("probe_of", "probe of submission")):
+        if isinstance(d.get(key), int):
+            links.append((f"{text} {d[key]}", f"/submissions/{d[key]}"))
+    if isinstance(d.get("finding_id"), int):
+        links.append((f"finding {d['finding_id']}", f"/forum/{d['finding_id']}"))
+    if e.researcher_id in names:
+        links.append((names[e.researcher_id], f"/researchers/{names[e.researcher_id]}"))
+    return links
+
+
+def task_page(scoring: ScoringService, name: str, admin: bool) -> dict | None:
+    if not is_built(scoring.settings, name):
+        return None
+    from aarlab.tasks.kit import TaskKit  # light: json and numpy only
+
+    kit = TaskKit(kit_dir(scoring.settings, name))
+    return {"name": name, "manifest": kit.manifest, "refs": references(scoring, name, admin)}
