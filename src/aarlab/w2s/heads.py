@@ -27,13 +27,19 @@ def xent_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float) -> 
 
 @dataclass(frozen=True)
 class HeadConfig:
+    # Large batches, few epochs: on the 7000-row tweets task (MiniLM, 3 seeds, gold labels) this
+    # reaches 0.856 test accuracy in ~1 s CPU per fit, against 0.848 in ~3.9 s for batch 128 x
+    # 20 epochs; per-step overhead, not FLOPs, dominated. A 5-seed experiment fits in 10 s CPU.
     kind: HeadKind = "mlp"
     hidden: int = 256
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 1024
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     dropout: float = 0.1
+    # Small sets (a few hundred rows fit in one batch) still get enough optimiser steps: the
+    # epoch count is raised until the run has at least this many steps.
+    min_steps: int = 60
 
 
 def build_head(n_features: int, n_classes: int, cfg: HeadConfig) -> nn.Module:
@@ -96,10 +102,11 @@ def train_head(
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(xt)
     steps_per_epoch = max(1, -(-n // cfg.batch_size))
-    total = cfg.epochs * steps_per_epoch
+    epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
+    total = epochs * steps_per_epoch
     step = 0
     module.train()
-    for _ in range(cfg.epochs):
+    for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch_size):
             idx = order[i : i + cfg.batch_size]

@@ -41,6 +41,8 @@ class HeadSpec(BaseModel):
     lr: float | None = Field(None, gt=0.0, le=1.0, description="AdamW learning rate")
     weight_decay: float | None = Field(None, ge=0.0, le=1.0, description="AdamW weight decay")
     dropout: float | None = Field(None, ge=0.0, le=0.9, description="MLP dropout")
+    min_steps: int | None = Field(None, ge=0, le=100_000,
+                                  description="raise epochs until at least this many steps")
 
     def config(self, base: dict | HeadConfig | None = None) -> HeadConfig:
         fields = asdict(base) if isinstance(base, HeadConfig) else dict(base or {})

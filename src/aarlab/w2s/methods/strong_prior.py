@@ -7,7 +7,7 @@ labels, then the student is trained on the labels that direction gives:
   symmetrised first ({x} ∪ {-x}, since -x is the swapped pair), so every direction is
   swap-consistent: score(-x) = -score(x) and the label flips.
 * ``kmeans``: two clusters (on the symmetrised data for pairwise tasks); the score is the
-  difference of distances to the two centres.
+  projection on the line between the two centres, measured from the boundary halfway.
 
 score → label: p(class 1) = sigmoid(sharpness · (s - τ) / sd(s)), with τ = 0 for pairwise
 tasks (symmetry) and, for binary tasks, the quantile that reproduces the weak labels' class
@@ -28,7 +28,14 @@ from pydantic import Field
 from sklearn.cluster import KMeans
 
 from aarlab.w2s.methods import register
-from aarlab.w2s.methods.base import Context, Params, Step, TrainSet, weak_train_set
+from aarlab.w2s.methods.base import (
+    Context,
+    Params,
+    Step,
+    TrainSet,
+    fingerprint,
+    weak_train_set,
+)
 from aarlab.w2s.methods.consistency import at_most_one_true
 
 
@@ -42,19 +49,25 @@ class StrongPriorParams(Params):
                                          "probability")
 
 
-def candidate_scores(x: np.ndarray, pairwise: bool, algorithm: str, n: int,
-                     seed: int) -> np.ndarray:
-    """(N, n) unsupervised scores, one column per candidate direction."""
+def candidate_directions(x: np.ndarray, pairwise: bool, algorithm: str, n: int, seed: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(centre (D,), directions (D, n)): score(x) = (x - centre) @ directions, no labels used.
+
+    For pairwise tasks the centre is 0 and the data symmetrised, so every score is odd:
+    score(-x) = -score(x), i.e. swapping A/B flips the label.
+    """
     if pairwise:
         data, centre = np.concatenate([x, -x]), np.zeros(x.shape[1], x.dtype)
     else:
         data, centre = x, x.mean(0)
     if algorithm == "pca":
         _, _, vt = np.linalg.svd(data - centre, full_matrices=False)
-        return (x - centre) @ vt[:n].T
+        return centre, vt[:n].T
     km = KMeans(n_clusters=2, n_init=4, random_state=seed).fit(data)
-    d = km.transform(x)
-    return (d[:, 0] - d[:, 1])[:, None]
+    c0, c1 = km.cluster_centers_
+    # The 2-means boundary is the hyperplane halfway between the centres.
+    mid = centre if pairwise else (c0 + c1) / 2
+    return mid, (c1 - c0)[:, None]
 
 
 def pick_direction(scores: np.ndarray, weak_label: np.ndarray, pairwise: bool
@@ -84,10 +97,11 @@ class StrongPrior(Step):
     def labels(self, ctx: Context) -> TrainSet:
         x = ctx.x["train_unlabel"]
         pairwise = ctx.format == "pairwise"
-        key = ("strong_prior", self.p.algorithm, self.p.n_directions, pairwise)
+        key = ("strong_prior", fingerprint(x), self.p.algorithm, self.p.n_directions, pairwise)
         if key not in ctx.shared:  # seed-independent (k-means uses a fixed seed for that reason)
-            ctx.shared[key] = candidate_scores(x, pairwise, self.p.algorithm,
-                                               self.p.n_directions, seed=0)
+            centre, dirs = candidate_directions(x, pairwise, self.p.algorithm,
+                                                self.p.n_directions, seed=0)
+            ctx.shared[key] = (x - centre) @ dirs
         weak_label = ctx.weak["train_unlabel"].argmax(1)
         s, tau = pick_direction(ctx.shared[key], weak_label, pairwise)
         z = (s - tau) / max(float(s.std()), 1e-12)
