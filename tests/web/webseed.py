@@ -23,6 +23,9 @@ import uvicorn
 from sqlalchemy import select
 
 from aarlab.lab.tables import LabMember, LabRun
+from aarlab.researchers.llm.accounting import Ledger
+from aarlab.researchers.llm.providers.base import Usage
+from aarlab.researchers.llm.transcript import Transcript
 from aarlab.researchers.search.notebook import Notebook
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
@@ -34,6 +37,7 @@ CHROMIUM = os.environ.get("AARLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+TRANSCRIPT_TEXT = "Opening brief: private lab prompt 7f3a"
 HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned=2\">"
 
 
@@ -114,7 +118,7 @@ def _targz(files: dict[str, bytes]) -> bytes:
 
 
 def seed(lab: Seeded, root: Path) -> None:
-    for name in ("ada", "bo"):
+    for name in ("ada", "bo", "cy"):
         r = lab.http.post("/v1/admin/researchers", json={"name": name}, headers=ADMIN_H)
         assert r.status_code == 201, r.text
         lab.tokens[name] = {"Authorization": f"Bearer {r.json()['token']}"}
@@ -126,11 +130,12 @@ def seed(lab: Seeded, root: Path) -> None:
                              "max_experiments": 4})
         s.add(run)
         s.flush()
-        for name, direction in (("ada", "confidence"), ("bo", "consistency")):
+        for name, direction in (("ada", "confidence"), ("bo", "consistency"), ("cy", "theory")):
             rid = s.execute(select_researcher(name)).scalar_one()
             ws = root / "workspaces" / name
             ws.mkdir(parents=True)
-            s.add(LabMember(lab_id=run.id, researcher_id=rid, policy="search",
+            s.add(LabMember(lab_id=run.id, researcher_id=rid,
+                            policy="llm" if name == "cy" else "search",
                             direction=direction, direction_text=f"explore {direction} methods",
                             workspace=str(ws), sandboxed=True, restarts=int(name == "bo"),
                             status="done"))
@@ -171,6 +176,8 @@ def seed(lab: Seeded, root: Path) -> None:
             nb.append({"spec": {"steps": [{"method": "confidence"}]}, "why": f"idea {k} of {name}",
                        "score": 0.7 + k / 100, "time": time.time()})
 
+    llm_session(lab, root / "workspaces" / "cy")
+
     res = lab.post("ada", kind="result", title="Confidence filtering lifts transfer",
                    body=f"Keep confident weak labels only.\n{HOSTILE}", tags=["confidence"],
                    submission_id=best["id"])
@@ -199,6 +206,27 @@ def seed(lab: Seeded, root: Path) -> None:
                       json={"reason": "leaks a test id"}, headers=ADMIN_H)
     assert r.status_code == 200, r.text
     lab.findings["hidden"] = secret["id"]
+
+
+def llm_session(lab: Seeded, workspace: Path) -> None:
+    """One finished LLM session of cy's, through the LLM researcher's own ledger and transcript."""
+    with lab.store.session() as s:
+        rid = s.execute(select_researcher("cy")).scalar_one()
+    ledger = Ledger(lab.store, rid, 1, "anthropic", "claude-test", priced=True)
+    log = Transcript(workspace.parent.parent / "transcripts" / "cy-1.jsonl")
+    ledger.set_transcript(log.path)
+    log.write("session", number=ledger.number, provider="anthropic", model="claude-test",
+              system="You are a researcher in aarlab.", tools=["shell"])
+    log.write("message", role="user", text=TRANSCRIPT_TEXT, tool_calls=[], results=[])
+    log.write("tool_call", id="t1", name="shell", arguments={"cmd": "ls"})
+    for turn, usd in ((1, 0.0123), (2, 0.0077)):
+        ledger.record(turn, Usage(input=1000, output=200), usd, model="claude-test",
+                      request_id=f"r{turn}", stop="end_turn", latency_s=1.0, seconds=30.0 * turn,
+                      tool_calls=1)
+        log.write("call", turn=turn, usage={"input": 1000, "output": 200}, dollars=usd)
+    log.write("end", reason="stop", turns=2, dollars=0.02, seconds=60.0)
+    ledger.close("stop", 60.0)
+    (workspace / "notebook.md").write_text("# cy's notebook\n\nTried nothing yet.\n")
 
 
 def select_researcher(name: str):

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from aarlab.forum import search, service, snapshots
 from aarlab.forum.service import Viewer
 from aarlab.forum.tables import Finding, FindingTag
-from aarlab.lab.status import latest_lab, member_rows
+from aarlab.lab.status import latest_lab
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.scoring.service import (
     ScoringService,
@@ -74,7 +74,6 @@ def released_se(pgr: float, n: int, weak: Estimate, ceiling: Estimate) -> float:
 class Scope:
     task: str | None
     lab: LabRun | None
-    members: list[dict]
     ids: list[int] | None  # the lab's researchers; None = everyone
 
     def where(self, column) -> list:  # noqa: ANN001
@@ -101,9 +100,42 @@ def pick_task(s: Session, scoring: ScoringService, requested: str | None) -> str
 def scope_for(s: Session, task: str | None) -> Scope:
     lab = latest_lab(s, task=task) if task else None
     if lab is None:
-        return Scope(task, None, [], None)
-    members = member_rows(s, lab)
-    return Scope(task, lab, members, [m["researcher_id"] for m in members])
+        return Scope(task, None, None)
+    ids = s.scalars(select(LabMember.researcher_id).where(LabMember.lab_id == lab.id)
+                    .order_by(LabMember.id))
+    return Scope(task, lab, list(ids))
+
+
+def members(s: Session, lab: LabRun) -> list[dict]:
+    """``aarlab.lab.status.member_rows`` (the CLI's live table) in four grouped queries.
+
+    ``member_rows`` asks three questions per member; with twenty researchers and ten thousand
+    submissions that alone is most of a page's time budget. A test checks both agree.
+    """
+    rows = s.execute(select(LabMember, Researcher.name).join(
+        Researcher, Researcher.id == LabMember.researcher_id).where(
+        LabMember.lab_id == lab.id).order_by(LabMember.id)).all()
+    ids = [m.researcher_id for m, _ in rows]
+    exps = dict(s.execute(select(LabEvent.researcher_id, func.count()).where(
+        LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment")
+        .group_by(LabEvent.researcher_id)).all())
+    subs = {rid: (n, best) for rid, n, best in s.execute(
+        select(Submission.researcher_id, func.count(), func.max(Submission.released_pgr))
+        .where(Submission.researcher_id.in_(ids), Submission.task == lab.task)
+        .group_by(Submission.researcher_id))}
+    last_idea = (select(func.max(LabEvent.id)).where(LabEvent.researcher_id.in_(ids),
+                                                      LabEvent.kind == "idea")
+                 .group_by(LabEvent.researcher_id))
+    ideas = dict(s.execute(select(LabEvent.researcher_id, LabEvent.payload)
+                           .where(LabEvent.id.in_(last_idea))).all())
+    return [{
+        "researcher": name, "researcher_id": m.researcher_id, "direction": m.direction,
+        "policy": m.policy, "status": m.status, "restarts": m.restarts,
+        "sandboxed": m.sandboxed, "experiments": exps.get(m.researcher_id, 0),
+        "submissions": subs.get(m.researcher_id, (0, None))[0],
+        "best_released_pgr": subs.get(m.researcher_id, (0, None))[1],
+        "current_idea": (ideas.get(m.researcher_id) or {}).get("spec", ""),
+    } for m, name in rows]
 
 
 # --- shared pieces ----------------------------------------------------------------------------
@@ -209,25 +241,36 @@ def _recent_findings(s: Session, sc: Scope, admin: bool, limit: int = RECENT) ->
 
 
 def _count(s: Session, column, *where) -> int:  # noqa: ANN001
-    return int(s.scalar(select(func.count(column)).where(*where)) or 0)
+    return int(s.scalar(select(func.count()).select_from(column.table).where(*where)) or 0)
 
 
 # --- pages ------------------------------------------------------------------------------------
 
 
-def live(s: Session, sc: Scope, admin: bool) -> dict:
-    """Counts, the lab's best and the latest activity: what the overview polls for."""
+def version(s: Session) -> str:
+    """Changes whenever a submission, finding or telemetry event is added (three index reads)."""
+    return ".".join(str(s.scalar(select(func.max(c))) or 0)
+                    for c in (Submission.id, Finding.id, LabEvent.id))
+
+
+def live(s: Session, sc: Scope, admin: bool, since: str | None = None) -> dict:
+    """Counts, the lab's best and the latest activity: what the overview polls for.
+
+    With ``since`` equal to the current version nothing changed, and only that is answered:
+    a page left open all day costs the server three index reads per poll.
+    """
+    now = version(s)
+    if since == now:
+        return {"task": sc.task, "version": now, "changed": False}
     subs = _count(s, Submission.id, Submission.task == sc.task, *sc.where(Submission.researcher_id))
-    finding_where = [*sc.where(Finding.author_id)] + ([] if admin else
-                                                        [Finding.hidden.is_(False)])
-    findings = _count(s, Finding.id, *finding_where)
+    # Every finding posted, hidden ones included (as the lab report counts them): the count
+    # comes from the author index alone, and the audit page already says how many were hidden.
+    findings = _count(s, Finding.id, *sc.where(Finding.author_id))
     experiments = _count(s, LabEvent.id, LabEvent.kind == "experiment",
                          *sc.where(LabEvent.researcher_id))
     best = s.scalar(select(func.max(Submission.released_pgr)).where(
         Submission.task == sc.task, *sc.where(Submission.researcher_id)))
-    version = ".".join(str(s.scalar(select(func.max(c))) or 0)
-                       for c in (Submission.id, Finding.id, LabEvent.id))
-    out = {"task": sc.task, "version": version,
+    out = {"task": sc.task, "version": now, "changed": True,
            "counts": {"experiments": experiments, "submissions": subs, "findings": findings},
            "best_released_pgr": best,
            "submissions": _recent_submissions(s, sc, admin=False),
@@ -239,20 +282,27 @@ def live(s: Session, sc: Scope, admin: bool) -> dict:
     return out
 
 
+def progress(s: Session, scoring: ScoringService, sc: Scope, admin: bool) -> dict:
+    """The progress curves and their reference lines (the chart alone, for live refreshes)."""
+    refs = references(scoring, sc.task, admin)
+    curves = best_so_far(rises(s, sc.task, sc.ids)) if sc.task else {}
+    return {"refs": refs, "chart_refs": chart_refs(refs), "curves": curves}
+
+
 def overview(s: Session, scoring: ScoringService, task: str | None, admin: bool) -> dict:
     sc = scope_for(s, task)
-    data = live(s, sc, admin)
-    refs = references(scoring, task, admin)
-    curves = best_so_far(rises(s, task, sc.ids)) if task else {}
+    data = live(s, sc, admin) | progress(s, scoring, sc, admin)
+    curves = data["curves"]
+    team = members(s, sc.lab) if sc.lab is not None else []
     hours = wall_h = None
     if sc.lab is not None:
         wall_h = sc.lab.elapsed_s / 3600
-        hours = wall_h * max(1, len(sc.members))  # researcher-hours: each member ran that long
+        hours = wall_h * max(1, len(team))  # researcher-hours: each member ran that long
     costs = llm_totals(s, sc.ids)
     dollars = None if costs is None else sum(c.dollars for c in costs.values())
     return data | {
-        "lab": sc.lab, "members": sc.members, "refs": refs, "chart_refs": chart_refs(refs),
-        "curves": curves, "research_hours": hours, "wall_hours": wall_h, "dollars": dollars,
+        "lab": sc.lab, "members": team, "research_hours": hours, "wall_hours": wall_h,
+        "dollars": dollars,
         "dollars_per_hour": dollars / hours if dollars is not None and hours else None,
         "lab_best": curves[LAB][-1][1] if LAB in curves else None,
     }

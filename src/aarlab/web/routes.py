@@ -117,12 +117,17 @@ def overview(request: Request, task: str | None = Query(None, pattern=TASK)):
 
 
 @router.get("/api/live")
-def live(request: Request, task: str | None = Query(None, pattern=TASK)) -> JSONResponse:
-    """What the overview polls: counts, best, latest activity and a version that changes."""
+def live(request: Request, task: str | None = Query(None, pattern=TASK),
+         since: str | None = Query(None, max_length=64, pattern=r"^[0-9.]*$")) -> JSONResponse:
+    """What the overview polls: counts, best, latest activity and a version that changes.
+
+    ``since``: the version the page has; when nothing changed the answer is just that.
+    """
     admin, scoring = auth.is_admin(request), get_service(request)
     with _store(request).session() as s:
         t = queries.pick_task(s, scoring, task)
-        data = queries.live(s, queries.scope_for(s, t), admin) if t else {"version": "0"}
+        data = (queries.live(s, queries.scope_for(s, t), admin, since) if t
+                else {"version": "0", "changed": False})
     return JSONResponse(jsonable_encoder(data), headers=SECURITY_HEADERS
                         | {"Cache-Control": "no-store"})
 
@@ -131,7 +136,7 @@ def live(request: Request, task: str | None = Query(None, pattern=TASK)) -> JSON
 def progress_fragment(request: Request, task: str = Query(..., pattern=TASK)):
     admin, scoring = auth.is_admin(request), get_service(request)
     with _store(request).session() as s:
-        data = queries.overview(s, scoring, task, admin)
+        data = queries.progress(s, scoring, queries.scope_for(s, task), admin)
     return page(request, "_chart.html", task=task,
                 chart=progress_svg(data["curves"], data["chart_refs"]))
 

@@ -81,14 +81,16 @@
   }
 
   function tick() {
-    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
+    var sep = url.indexOf("?") < 0 ? "?" : "&";
+    fetch(url + sep + "since=" + encodeURIComponent(version),
+          { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
       .then(function (r) {
         if (!r.ok) { setStatus("live: server answered " + r.status); return null; }
         return r.json();
       })
       .then(function (data) {
         if (!data) return;
-        if (data.version !== version) { version = data.version; apply(data); }
+        if (data.changed && data.version !== version) { version = data.version; apply(data); }
         setStatus("live, checked " + new Date().toLocaleTimeString());
       })
       .catch(function () { setStatus("live: server unreachable, retrying"); })
