@@ -139,7 +139,7 @@ def main() -> None:
                                    str(port)], env=env, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
+            for _ in range(1200):  # the full CLI imports torch: slow on a busy machine
                 try:
                     httpx.get(f"{url}/healthz").raise_for_status()
                     break
