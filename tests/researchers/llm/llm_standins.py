@@ -13,18 +13,25 @@ request with an API error (e.g. 529 overloaded) before the script goes on.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from aarlab.config import Settings
+from aarlab.lab.orchestrator import Lab, LabOptions
+from aarlab.researchers.llm.config import LlmOptions
 from aarlab.sandbox import sandbox_available
+from aarlab.store.db import Store
 
 BWRAP_OK, BWRAP_REASON = sandbox_available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=BWRAP_REASON)
@@ -293,3 +300,33 @@ def system_text(body: dict) -> str:
         s = body["system"]
         return s if isinstance(s, str) else "".join(b["text"] for b in s)
     return body["messages"][0]["content"]
+
+
+class LabRunner:
+    """Real labs on the session's tiny built tasks, each in a fresh short home (AF_UNIX socket
+    paths are limited to 108 bytes) with its own store, workspaces and transcripts."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.homes: list[Path] = []
+
+    def run(self, policies: list[str], llm: LlmOptions | None = None,
+            **options) -> tuple[Lab, Store]:
+        home = Path(tempfile.mkdtemp(prefix="al-"))
+        self.homes.append(home)
+        (home / "tasks").symlink_to(self.settings.kits_dir, target_is_directory=True)
+        s = self.settings.model_copy(update={
+            "home": home, "answer_key_root": self.settings.answer_keys_dir,
+            "db_url": f"sqlite:///{home / 'aarlab.db'}", "snapshots_root": home / "blobs"})
+        store = Store(s.database_url)
+        opts = LabOptions(task="tweets", researchers=options.pop("researchers", len(policies)),
+                          budget_s=options.pop("budget_s", 300), policies=policies,
+                          llm=llm or LlmOptions(), **options)
+        lab = Lab(s, store, opts, on_warning=lambda msg: None)
+        lab.create()
+        lab.run()
+        return lab, store
+
+    def cleanup(self) -> None:
+        for home in self.homes:
+            shutil.rmtree(home, ignore_errors=True)
