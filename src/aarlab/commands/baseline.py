@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
 
 from aarlab.config import get_settings
 from aarlab.errors import SpecError, TaskNotBuiltError
@@ -37,10 +39,15 @@ def methods(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     if as_json:
         print_json(rows)
         return
-    table = Table("method", "stage", "parameters (default, range)", "description", "cost")
+    table = Table("stage", Column("parameters (default, range)", overflow="fold"),
+                  "description", "cost")
+    # Names are what people type: never truncate them, let the prose columns wrap instead.
+    table.columns.insert(0, Column("method", no_wrap=True,
+                                   min_width=max(len(m["name"]) for m in rows)))
     for m in rows:
-        table.add_row(m["name"], m["stage"], "\n".join(_param_text(p) for p in m["params"]),
-                      m["doc"], m["cost"])
+        # Text, not markup: "[0, 1]" ranges and "[head ...]" labels must print as written.
+        table.add_row(m["name"], m["stage"], Text("\n".join(_param_text(p) for p in m["params"])),
+                      Text(m["doc"]), Text(m["cost"]))
     console.print(table)
 
 
@@ -154,11 +161,14 @@ def _kv(items: list[str], option: str) -> dict:
 
 def _print_table(task: str, results: list[dict], n_seeds: int) -> None:
     r0 = results[0]
-    console.print(f"[bold]{task}[/]: weak {_est(r0['weak'])}, ceiling {_est(r0['ceiling'])} "
-                  f"({n_seeds} seeds, mean ± SE)")
-    table = Table("method", "transfer", "PGR", "agree w/ weak", "seconds")
+    console.print(f"[bold]{escape(task)}[/]: weak {_est(r0['weak'])}, "
+                  f"ceiling {_est(r0['ceiling'])} ({n_seeds} seeds, mean ± SE; agree = test "
+                  f"agreement with the weak labels, sec = seconds per experiment)")
+    table = Table(Column("method", overflow="fold",
+                         min_width=min(24, max(len(r["method"]) for r in results))),
+                  "transfer", "PGR", "agree", "sec")
     for r in results:
-        table.add_row(r["method"], _est(r["transfer"]), _est(r["pgr"]),
+        table.add_row(Text(r["method"]), _est(r["transfer"]), _est(r["pgr"]),
                       f"{r['agree_weak_test']:.3f}", f"{r['seconds']:.1f}")
     console.print(table)
 
