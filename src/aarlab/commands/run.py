@@ -14,6 +14,10 @@ from aarlab.config import get_settings
 from aarlab.errors import AarlabError
 from aarlab.lab.orchestrator import Lab, LabOptions
 from aarlab.lab.report import write_report
+from aarlab.researchers.llm.accounting import lab_costs
+from aarlab.researchers.llm.config import LlmOptions
+from aarlab.researchers.llm.member import preflight
+from aarlab.researchers.llm.policy import is_llm, parse_policy
 from aarlab.sandbox.bwrap import sandbox_available
 from aarlab.store.db import Store
 from aarlab.tasks.build import BuildOptions, build_task, is_built
@@ -38,7 +42,20 @@ def parse_duration(text: str) -> float:
 
 def run(
     task: str = typer.Option("tweets", "--task", "-t", help="Task to research."),
-    researchers: int = typer.Option(3, "--researchers", "-n", min=1, max=64),
+    researchers: int = typer.Option(None, "--researchers", "-n", min=1, max=64,
+                                    help="Default: one per --researcher, else 3."),
+    researcher: list[str] = typer.Option(
+        None, "--researcher", "-r",
+        help="Repeatable policy: search | llm:anthropic:MODEL | llm:openai:MODEL@URL. "
+             "Researcher i runs the i-th, cycling."),
+    llm_budget: float = typer.Option(None, "--llm-budget", min=0.000001,
+                                     help="Dollars per LLM researcher, all its sessions."),
+    llm_token_budget: int = typer.Option(None, "--llm-token-budget", min=1,
+                                         help="Tokens per LLM researcher, all kinds."),
+    llm_max_turns: int = typer.Option(60, "--llm-max-turns", min=1,
+                                      help="Model calls per LLM session."),
+    llm_prices: Path = typer.Option(None, "--llm-prices", help="JSON price table override."),
+    llm_prompt: Path = typer.Option(None, "--llm-prompt", help="Your prompt template (jinja2)."),
     budget: str = typer.Option("30m", "--budget", help="Wall-clock budget: 90s, 30m, 1h."),
     resume: bool = typer.Option(False, "--resume", help="Continue the last unfinished lab."),
     report_dir: Path = typer.Option(None, "--report-dir", help="Default: AARLAB_HOME/reports."),
@@ -56,6 +73,13 @@ def run(
     """Start the server and N sandboxed researchers on a task; print and write a report."""
     settings = get_settings()
     spec = get_task(task)
+    policies = list(researcher or ["search"])
+    for p in policies:
+        parse_policy(p)  # one line naming --researcher if it is malformed
+    llm = LlmOptions(budget_usd=llm_budget, budget_tokens=llm_token_budget,
+                     max_turns=llm_max_turns, prices_file=llm_prices, prompt_file=llm_prompt)
+    if not resume:  # checks keys, models and prices before anything starts (no tokens spent)
+        preflight(policies, llm, on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
     ok, why = sandbox_available()
     if not ok:
         if not allow_unsandboxed:
@@ -66,10 +90,12 @@ def run(
     if not is_built(settings, task):
         with progress_stages(enabled=not as_json) as stage:
             build_task(spec, settings, BuildOptions(), stage)
-    options = LabOptions(task=task, researchers=researchers, budget_s=parse_duration(budget),
+    options = LabOptions(task=task, researchers=researchers or (len(policies) if researcher
+                                                                else 3),
+                         budget_s=parse_duration(budget),
                          max_experiments=max_experiments, max_submissions=max_submissions,
                          directions_file=directions, allow_unsandboxed=allow_unsandboxed,
-                         port=port)
+                         port=port, policies=policies, llm=llm)
     store = Store(settings.database_url)
     lab = Lab(settings, store, options, on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
     lab_id = lab.resume() if resume else lab.create()
@@ -80,6 +106,10 @@ def run(
               auto_refresh=False) as live:
         def tick(rows: list[dict], left: float) -> None:
             if not as_json:
+                if any(is_llm(r.get("policy", "")) for r in rows):
+                    with store.session() as s:
+                        costs = {c["researcher"]: c for c in lab_costs(s, lab_id)}
+                    rows = [r | {"cost": costs.get(r["researcher"])} for r in rows]
                 live.update(status_table(lab_id, task, rows, left), refresh=True)
 
         lab.run(on_tick=tick)
@@ -88,24 +118,50 @@ def run(
                   "baselines)…")
     summary = write_report(store, settings, lab_id, report_dir or settings.home / "reports",
                            threads=settings.torch_threads)
+    with store.session() as s:
+        costs = lab_costs(s, lab_id)
     if as_json:
-        print_json({k: v for k, v in summary.items() if k != "points"})
+        print_json({k: v for k, v in summary.items() if k != "points"} | {"llm_costs": costs})
         return
     err.print(summary_table(summary))
+    if costs:
+        err.print(cost_table(costs))
     err.print(f"report: {summary['report_path']}")
 
 
 def status_table(lab_id: int, task: str, rows: list[dict], left: float) -> Table:
     t = Table(title=f"lab {lab_id} on {task} — {left / 60:.1f} min left")
+    llm = any("cost" in r for r in rows)
     for col in ("researcher", "direction", "status", "current idea", "experiments",
-                "submissions", "best released PGR", "restarts"):
+                "submissions", "best released PGR", "restarts") + (("LLM cost",) if llm else ()):
         t.add_column(col, overflow="fold")
     for r in rows:
         best = r["best_released_pgr"]
+        c = r.get("cost")
+        cost = (f"${c['dollars']:.2f}{'' if c['priced'] else ' (unpriced)'} · "
+                f"{c['tokens'] / 1000:.0f}k tok") if c else "–"
         t.add_row(r["researcher"], r["direction"], r["status"] + ("" if r["sandboxed"]
                                                                    else " [red](unsandboxed)[/]"),
                   r["current_idea"][:60], str(r["experiments"]), str(r["submissions"]),
-                  "–" if best is None else f"{best:.3f}", str(r["restarts"]))
+                  "–" if best is None else f"{best:.3f}", str(r["restarts"]),
+                  *((cost,) if llm else ()))
+    return t
+
+
+def cost_table(costs: list[dict]) -> Table:
+    """Tokens, dollars and research-hours of each LLM researcher."""
+    t = Table(title="LLM researchers: tokens and cost")
+    for col in ("researcher", "model", "sessions", "calls", "input", "output", "cache read",
+                "cache write", "$", "research-h", "$/h"):
+        t.add_column(col, overflow="fold")
+    for c in costs:
+        per_h = c["dollars_per_hour"]
+        t.add_row(c["researcher"], c["policy"].removeprefix("llm:").split("@")[0],
+                  str(c["sessions"]), str(c["calls"]), f"{c['input_tokens']:,}",
+                  f"{c['output_tokens']:,}", f"{c['cache_read_tokens']:,}",
+                  f"{c['cache_write_tokens']:,}",
+                  f"{c['dollars']:.4f}" + ("" if c["priced"] else " (no price)"),
+                  f"{c['research_hours']:.3f}", "–" if per_h is None else f"{per_h:.2f}")
     return t
 
 

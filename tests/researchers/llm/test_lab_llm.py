@@ -233,3 +233,28 @@ def test_a_bad_api_key_stops_the_researcher_with_one_line(run_lab, monkeypatch):
         err = s.scalar(select(LabEvent).where(LabEvent.kind == "error"))
         assert s.scalar(select(LlmSession.end_reason)) == "fatal"
     assert "ANTHROPIC_API_KEY" in err.payload["text"] and "\n" not in err.payload["text"]
+
+
+def test_malformed_tool_calls_come_back_as_errors_and_the_session_goes_on(run_lab):
+    script = [
+        Turn("", [call("shell")], raw_arguments="{not json"),
+        Turn("", [call("rm_rf", path="/"), call("shell", cmd="ls"),
+                  call("edit_file", path="missing.py", old_text="a", new_text="b")]),
+        Turn("A long thought cut by the output limit", stop="length"),
+        Turn("", [call("shell", command="python -c 'print(\"x\" * 50000)'")]),
+        Turn("done")]
+    with StandIn("openai", script, key=CANARY_KEY) as api:
+        _, store = run_lab([f"llm:openai:qwen2.5-7b-instruct@{api.base_url}"],
+                           llm=LlmOptions(max_sessions=1, output_chars=2000))
+        bad_json, = tool_results(api.requests[1])
+        unknown, bad_args, missing = tool_results(api.requests[2])
+        nudge = api.requests[3]["messages"][-1]
+        long_out, = tool_results(api.requests[4])
+    assert bad_json.startswith("error: arguments must be a JSON object")
+    assert unknown.startswith("error: no tool named 'rm_rf'") and "shell" in unknown
+    assert bad_args.startswith("error: bad arguments") and "cmd" in bad_args
+    assert missing.startswith("error:") and "missing.py" in missing
+    assert nudge["role"] == "user" and "output limit" in nudge["content"]
+    assert len(long_out) < 2200 and "characters cut here" in long_out
+    with store.session() as s:
+        assert s.scalar(select(LlmSession.end_reason)) == "stop"

@@ -102,3 +102,19 @@ class Ledger:
             row = s.get(LlmSession, self.session_id)
             row.end_reason, row.error, row.seconds = reason, error[:4000], seconds
             row.ended_at = utcnow()
+
+
+def lab_costs(s: Session, lab_id: int) -> list[dict]:
+    """One row per LLM researcher of a lab: its policy and its totals (for tables and JSON)."""
+    from aarlab.lab.tables import LabMember
+    from aarlab.store.identity import Researcher
+
+    members = s.execute(select(LabMember.researcher_id, LabMember.policy, Researcher.name)
+                        .join(Researcher, Researcher.id == LabMember.researcher_id)
+                        .where(LabMember.lab_id == lab_id, LabMember.policy.like("llm:%"))
+                        .order_by(LabMember.id)).all()
+    by_id = totals(s, [rid for rid, _, _ in members])
+    priced = dict(s.execute(select(LlmSession.researcher_id, func.min(LlmSession.priced))
+                            .group_by(LlmSession.researcher_id)).all())
+    return [{"researcher": name, "policy": policy, "priced": bool(priced.get(rid, True)),
+             **by_id.get(rid, Totals()).as_dict()} for rid, policy, name in members]

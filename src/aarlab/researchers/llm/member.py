@@ -7,6 +7,7 @@ search researcher (same spec, same checks) and receives only the researcher's ow
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from aarlab.client import LabClient, LabError
@@ -23,7 +24,8 @@ from aarlab.sandbox.spec import Limits, SandboxSpec
 from aarlab.tasks.kit import SPLITS, TaskKit
 
 
-def preflight(policies: list[str], options: LlmOptions, check_provider: bool = True) -> None:
+def preflight(policies: list[str], options: LlmOptions, check_provider: bool = True,
+              on_warning: Callable[[str], None] = print) -> None:
     """Fail before the lab starts, with one line, on a bad policy, price file, prompt, key or
     model; and on a dollar budget for a model without a price."""
     llm = [p for p in (parse_policy(x) for x in policies) if p is not None]
@@ -33,6 +35,10 @@ def preflight(policies: list[str], options: LlmOptions, check_provider: bool = T
     Prompt(options.prompt_file)
     for policy in {p.text: p for p in llm}.values():
         check_price(policy, options, prices)
+        if prices.lookup(policy.model) is None:
+            on_warning(f"no price for model {policy.model!r} (table of {prices.as_of}): its "
+                       "tokens are counted, its dollars shown as unpriced; add it with "
+                       "--llm-prices FILE")
         if check_provider:
             provider = _provider(policy, options)
             try:

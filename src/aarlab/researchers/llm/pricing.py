@@ -41,7 +41,8 @@ def _p(i: float, o: float, cr: float, cw: float | None = None) -> Price:
 
 # List prices as of DEFAULT_AS_OF (standard tier, no batch discount, prompts under 200k tokens).
 DEFAULT_PRICES: dict[str, Price] = {
-    # Anthropic (anthropic.com/pricing)
+    # Anthropic (anthropic.com/pricing); Opus 4.6 kept Opus 4.5's price at its release
+    "claude-opus-4-6": _p(5.0, 25.0, 0.50, 6.25),
     "claude-opus-4-5": _p(5.0, 25.0, 0.50, 6.25),
     "claude-opus-4-1": _p(15.0, 75.0, 1.50, 18.75),
     "claude-opus-4": _p(15.0, 75.0, 1.50, 18.75),
