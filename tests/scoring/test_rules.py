@@ -85,16 +85,6 @@ def test_budget_counts_a_sliding_hour_and_a_total(tmp_path):
         assert budget_state(s, r.id, per_hour=60, total=3, now=now).exhausted
 
 
-def test_server_task_paths_agree_with_the_builder(settings):
-    from aarlab.scoring import service
-    from aarlab.tasks import build
-
-    for name in ("tweets", "x"):
-        assert service.kit_dir(settings, name) == build.kit_dir(settings, name)
-        assert service.answer_key_dir(settings, name) == build.answer_key_dir(settings, name)
-        assert service.is_built(settings, name) == build.is_built(settings, name)
-
-
 def test_group_commit_hands_each_job_its_own_result_or_error():
     import threading
 

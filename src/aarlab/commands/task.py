@@ -70,7 +70,8 @@ def task_summary(name: str) -> dict:
     settings = get_settings()
     spec = get_task(name)
     if not is_built(settings, name):
-        raise TaskNotBuiltError(f"task {name!r} is not built", hint=f"run `aarlab task build {name}`")
+        raise TaskNotBuiltError(f"task {name!r} is not built",
+                                hint=f"run `aarlab task build {name}`")
     kit = TaskKit(kit_dir(settings, name))
     key = AnswerKey(answer_key_dir(settings, name), spec.format)
     m = kit.manifest

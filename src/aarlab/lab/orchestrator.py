@@ -28,7 +28,7 @@ from aarlab.sandbox.factory import make_sandbox
 from aarlab.sandbox.spec import Limits, SandboxSpec
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher, add_researcher, hash_token, new_token
-from aarlab.tasks.build import kit_dir
+from aarlab.tasks.paths import kit_dir
 
 
 class LabOptions(BaseModel):

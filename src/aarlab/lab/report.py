@@ -21,8 +21,8 @@ from aarlab.lab.tables import LabEvent, LabRun
 from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.baselines import best_baseline
-from aarlab.tasks.build import answer_key_dir, kit_dir
 from aarlab.tasks.kit import TaskKit
+from aarlab.tasks.paths import answer_key_dir, kit_dir
 
 
 def lab_summary(store: Store, settings: Settings, lab_id: int,

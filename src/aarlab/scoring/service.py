@@ -14,7 +14,6 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
@@ -34,24 +33,10 @@ from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.kit import TaskKit
+from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.scorer import Score, Scorer
 
 TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also keeps paths inside kits_dir
-
-
-# Mirrors aarlab.tasks.build (tests check they agree): importing that module pulls in torch and
-# the encoders, seconds of start-up and memory the server never uses.
-def kit_dir(settings: Settings, name: str) -> Path:
-    return settings.kits_dir / name / "kit"
-
-
-def answer_key_dir(settings: Settings, name: str) -> Path:
-    return settings.answer_keys_dir / name
-
-
-def is_built(settings: Settings, name: str) -> bool:
-    return ((kit_dir(settings, name) / "manifest.json").exists()
-            and (answer_key_dir(settings, name) / "reference.json").exists())
 
 
 class ScoringError(AarlabError):

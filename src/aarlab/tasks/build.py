@@ -22,11 +22,15 @@ from aarlab.tasks.answer_key import PARTS, AnswerKey
 from aarlab.tasks.features import encode_cached, row_features, row_texts
 from aarlab.tasks.formats import FIELDS, LABELS, label_index
 from aarlab.tasks.kit import SPLITS, TaskKit
+from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import Sizes, TaskSpec
 from aarlab.w2s.backends.registry import load_encoder
 from aarlab.w2s.heads import HeadConfig
 from aarlab.w2s.reference import reference_runs
 from aarlab.w2s.weak import TfidfTeacher
+
+# The path helpers live in aarlab.tasks.paths; re-exported for callers that build tasks.
+__all__ = ["BuildOptions", "answer_key_dir", "build_task", "is_built", "kit_dir"]
 
 # stage(description, total) -> context manager yielding advance(n)
 StageFn = Callable[[str, int | None], "contextmanager[Callable[[int], None]]"]
@@ -43,20 +47,6 @@ class BuildOptions:
     weak_seeds: int = 5
     sizes: Sizes | None = None  # None: the task's own sizes
     strong_model: str | None = None  # None: the task's own
-
-
-def kit_dir(settings: Settings, name: str) -> Path:
-    return settings.kits_dir / name / "kit"
-
-
-def answer_key_dir(settings: Settings, name: str) -> Path:
-    return settings.answer_keys_dir / name
-
-
-def is_built(settings: Settings, name: str) -> bool:
-    return (kit_dir(settings, name) / "manifest.json").exists() and (
-        answer_key_dir(settings, name) / "reference.json"
-    ).exists()
 
 
 def build_task(

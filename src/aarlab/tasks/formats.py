@@ -18,7 +18,8 @@ def label_index(fmt: str, label) -> int:
     try:
         return LABELS[fmt].index(label)
     except ValueError:
-        raise ValueError(f"label must be one of {LABELS[fmt]} for {fmt} rows, got {label!r}") from None
+        raise ValueError(
+            f"label must be one of {LABELS[fmt]} for {fmt} rows, got {label!r}") from None
 
 
 def candidate_texts(fmt: str, row: dict) -> list[str]:
@@ -31,10 +32,10 @@ def candidate_texts(fmt: str, row: dict) -> list[str]:
 def prompt_text(fmt: str, row: dict) -> str:
     """A plain prompt for a causal LM, answered by a label token (" A"/" B", " True"/" False")."""
     if fmt == "binary":
-        return f"{row['question']}\nAnswer: {row['choice']}\nIs this answer correct? (True or False)\n"\
-               "Answer:"
-    return (f"{row['prompt']}\nWhich response is better?\nA: {row['first']}\nB: {row['second']}\n"
-            "Answer (A or B):")
+        return (f"{row['question']}\nAnswer: {row['choice']}\n"
+                "Is this answer correct? (True or False)\nAnswer:")
+    return (f"{row['prompt']}\nWhich response is better?\nA: {row['first']}\n"
+            f"B: {row['second']}\nAnswer (A or B):")
 
 
 LABEL_TOKENS: dict[str, list[str]] = {"pairwise": [" A", " B"], "binary": [" False", " True"]}

@@ -33,7 +33,8 @@ class TfidfTeacher:
         second = [_hyp(r, "second") for r in rows]
         if fit:
             self.vectorizer.fit(first + second)
-        return sparse.csr_matrix(self.vectorizer.transform(first) - self.vectorizer.transform(second))
+        diff = self.vectorizer.transform(first) - self.vectorizer.transform(second)
+        return sparse.csr_matrix(diff)
 
     def fit(self, rows: list[dict], labels: np.ndarray) -> TfidfTeacher:
         x = self._x(rows, fit=True)
