@@ -35,6 +35,7 @@ from aarlab.scoring.service import (
 from aarlab.scoring.tables import Submission
 from aarlab.store import audit
 from aarlab.store.identity import Researcher
+from aarlab.tasks.kit import TaskKit
 from aarlab.w2s.metrics import Estimate
 from aarlab.web.chart import LAB, Ref, best_so_far
 
@@ -497,7 +498,5 @@ def evidence(e: audit.AuditEvent, names: dict[int, str]) -> list[tuple[str, str]
 def task_page(scoring: ScoringService, name: str, admin: bool) -> dict | None:
     if not is_built(scoring.settings, name):
         return None
-    from aarlab.tasks.kit import TaskKit  # light: json and numpy only
-
     kit = TaskKit(kit_dir(scoring.settings, name))
     return {"name": name, "manifest": kit.manifest, "refs": references(scoring, name, admin)}
