@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from aarlab import __version__
 from aarlab.config import Settings, get_settings
+from aarlab.server.limits import BodyLimitMiddleware
 from aarlab.store.db import Store
 
 # Each module exposes ``router`` (an APIRouter). Listed in the order the OpenAPI doc shows them.
@@ -32,6 +33,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                   description="Scoring server, forum and dashboard of an aarlab lab.")
     app.state.settings = settings
     app.state.store = store
+    # Snapshot uploads are archives with their own, larger cap (plus multipart framing).
+    snapshot_cap = settings.snapshot_max_bytes + 65536
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit_for=lambda method, path: snapshot_cap
+        if method == "POST" and path.rstrip("/") == "/v1/snapshots"
+        else settings.max_body_bytes,
+    )
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict:

@@ -1,0 +1,66 @@
+"""An app-wide cap on request bodies, enforced before any route parses them.
+
+FastAPI reads a whole JSON body before validating it, so without this a single request could
+make the server buffer gigabytes. Declared lengths are refused up front; streamed (chunked)
+bodies are counted as they arrive and cut off at the cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int]):
+        self.app = app
+        self.limit_for = limit_for  # (method, path) -> bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["method"], scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, limit)
+            return
+        seen, started, refused = 0, False, False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # Answer now: a route may turn the error below into its own 400.
+                    if not started:
+                        refused = True
+                        await _refuse(send, limit)
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 already went out
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):  # the 413 was sent from counting_receive
+            await self.app(scope, counting_receive, tracking_send)
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": f"body: at most {limit} bytes"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
