@@ -258,3 +258,29 @@ def test_malformed_tool_calls_come_back_as_errors_and_the_session_goes_on(run_la
     assert len(long_out) < 2200 and "characters cut here" in long_out
     with store.session() as s:
         assert s.scalar(select(LlmSession.end_reason)) == "stop"
+
+
+def test_snapshots_go_up_and_come_back_through_the_sandbox(run_lab):
+    seen = {}
+
+    def download(body):
+        seen["up"] = json.loads(tool_results(body)[1])
+        return Turn("", [call("snapshot_download", snapshot_id=seen["up"]["id"],
+                              target="copy")])
+
+    script = [
+        Turn("", [call("write_file", path="method/x.py", content="print('v1')\n"),
+                  call("snapshot_upload", path="method", label="v1")]),
+        download,
+        Turn("", [call("read_file", path="copy/x.py"),
+                  call("snapshot_download", snapshot_id="0" * 64, target="nope")]),
+        Turn("done")]
+    with StandIn("anthropic", script, key=CANARY_KEY) as api:
+        lab, _ = run_lab([f"llm:anthropic:claude-opus-4-6@{api.base_url}"],
+                         llm=LlmOptions(max_sessions=1))
+        got = json.loads(tool_results(api.requests[2])[0])
+        copied, missing = tool_results(api.requests[3])
+    assert len(seen["up"]["id"]) == 64 and got["files"] == ["x.py"]
+    assert copied == "print('v1')"
+    assert missing.startswith("error:") and "\n" not in missing.strip()
+    assert (lab.members[0].workspace / "copy" / "x.py").read_text() == "print('v1')\n"
