@@ -112,7 +112,11 @@ def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
             options=opts, prices=prices, prompt=prompt,
             transcripts=lab.lab_dir / "transcripts" / m.name, deadline=deadline,
             context=context, stop_event=lab.stop_event, on_event=event)
-        reason = researcher.run()
+        try:
+            reason = researcher.run()
+        except Exception as e:  # a bug must not leave the member shown as running forever
+            _fail(lab, m, f"the LLM loop crashed: {type(e).__name__}: {e}", event)
+            raise
         if reason in ("fatal", "failing"):
             _fail(lab, m, researcher.last_error or reason, event)
             return
