@@ -72,15 +72,23 @@ def search(session: Session, query: Query) -> tuple[list[Finding], int]:
     if words:
         stmt, rank = full_text(dialect(session), stmt, words)
     sort = query.sort or ("relevance" if rank is not None else "new")
-    # The total rides along as a window count: one MATCH per search instead of two.
-    page = (_order(stmt, sort, rank).add_columns(func.count().over().label("total"))
-            .limit(query.limit).offset(query.offset))
+    ordered = _order(stmt, sort, rank)
+
+    def count() -> int:
+        return int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
+    if not words:
+        # Without a MATCH a separate count(*) is cheap (~4 ms at 10k findings); a window count
+        # would make SQLite sort every full row first (~60 ms).
+        rows = session.scalars(ordered.limit(query.limit).offset(query.offset)).all()
+        return list(rows), count()
+    # With a MATCH the total rides along as a window count: one MATCH per search, not two.
+    page = ordered.add_columns(func.count().over().label("total")).limit(
+        query.limit).offset(query.offset)
     rows = session.execute(page).all()
     if rows:
         return [r[0] for r in rows], int(rows[0].total)
-    if query.offset == 0:
-        return [], 0
-    return [], int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    return [], 0 if query.offset == 0 else count()
 
 
 def _author_id(ref: str):
