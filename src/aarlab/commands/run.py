@@ -21,7 +21,7 @@ from aarlab.researchers.llm.policy import is_llm, parse_policy
 from aarlab.sandbox.bwrap import sandbox_available
 from aarlab.store.db import Store
 from aarlab.tasks.build import BuildOptions, build_task, is_built
-from aarlab.tasks.registry import get_task
+from aarlab.tasks.registry import default_tasks, get_task
 
 from .ui import print_json, progress_stages
 
@@ -41,7 +41,8 @@ def parse_duration(text: str) -> float:
 
 
 def run(
-    task: str = typer.Option("tweets", "--task", "-t", help="Task to research."),
+    task: str = typer.Option(None, "--task", "-t",
+                             help="Task to research (default: the first default task)."),
     researchers: int = typer.Option(None, "--researchers", "-n", min=1, max=64,
                                     help="Default: one per --researcher, else 3."),
     researcher: list[str] = typer.Option(
@@ -72,7 +73,8 @@ def run(
 ) -> None:
     """Start the server and N sandboxed researchers on a task; print and write a report."""
     settings = get_settings()
-    spec = get_task(task)
+    spec = get_task(task) if task else default_tasks()[0]
+    task = spec.name
     policies = list(researcher or ["search"])
     for p in policies:
         parse_policy(p)  # one line naming --researcher if it is malformed

@@ -46,6 +46,9 @@ def build(
     all_defaults: bool = typer.Option(False, "--all", help="Build every default task."),
     seed: int = typer.Option(0, help="Build seed: fixes the split and the pairing."),
     force: bool = typer.Option(False, help="Rebuild even if already built."),
+    strong_model: str = typer.Option(
+        None, "--strong-model", help="Student encoder (see registry), e.g. mpnet; default: "
+        "the task's own."),
     as_json: bool = typer.Option(False, "--json", help="Print the reference table as JSON."),
 ) -> None:
     """Fetch data and models, write the kit and answer key, run the references."""
@@ -60,7 +63,7 @@ def build(
             if is_built(settings, spec.name) and not force:
                 continue
             t0 = time.monotonic()
-            build_task(spec, settings, BuildOptions(seed=seed), stage)
+            build_task(spec, settings, BuildOptions(seed=seed, strong_model=strong_model), stage)
             if not as_json:
                 console.print(f"built {spec.name} in {time.monotonic() - t0:.0f} s")
     show_reference([s.name for s in specs], as_json)
