@@ -1,0 +1,1 @@
+"""Held-out replication and the reward-hack audit: the verdict on every result."""

@@ -1,0 +1,124 @@
+"""Re-run the method behind a result, outside any sandbox, on data it was not developed on.
+
+Targets: (a) fresh seeds of the same task, (b) re-drawn splits of the same rows
+(:mod:`aarlab.replication.redraw`), (c) every other built task, user tasks included. Each
+gets final-part PGR ± SE beside the original claim. A spec is re-run from scratch; recorded
+predictions are scored as they are, and rows they do not cover count as wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from aarlab.config import Settings
+from aarlab.replication.method import Method, ReplicationError
+from aarlab.replication.redraw import redraw
+from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.baselines import evaluate
+from aarlab.tasks.formats import label_index
+from aarlab.tasks.kit import TaskKit
+from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
+from aarlab.tasks.registry import all_tasks
+from aarlab.tasks.scorer import Scorer
+from aarlab.w2s.metrics import pgr_estimate
+
+SHORTFALL_SE = 2.0
+
+
+@dataclass
+class Target:
+    name: str
+    kind: str  # fresh-seeds | redrawn | other-task | original
+    kit: TaskKit
+    key: AnswerKey
+    seeds: list[int]
+
+
+def open_task(settings: Settings, name: str) -> tuple[TaskKit, AnswerKey]:
+    if not is_built(settings, name):
+        raise ReplicationError(f"task {name!r} is not built", hint=f"aarlab task build {name}")
+    kit = TaskKit(kit_dir(settings, name))
+    return kit, AnswerKey(answer_key_dir(settings, name), kit.format)
+
+
+def targets_for(method: Method, settings: Settings, redraw_seeds: tuple[int, ...] = (101,),
+                other_tasks: list[str] | None = None) -> list[Target]:
+    """Fresh seeds, re-drawn splits and other built tasks (``None``: every built one)."""
+    if method.task is None:
+        raise ReplicationError(f"{method.ref}: no submission tells which task it was made on")
+    kit, key = open_task(settings, method.task)
+    fresh = [k for k in kit.seeds if k not in method.seeds_used] or kit.seeds
+    out = [Target(method.task, "fresh-seeds", kit, key, fresh)]
+    for k in redraw_seeds:
+        rk, rkey = redraw(kit, key, settings, k)
+        out.append(Target(f"{method.task}-seed{k}", "redrawn", rk, rkey, rk.seeds))
+    names = other_tasks if other_tasks is not None else [
+        t.name for t in all_tasks() if is_built(settings, t.name)]
+    for name in names:
+        if name != method.task:
+            okit, okey = open_task(settings, name)
+            out.append(Target(name, "other-task", okit, okey, okit.seeds))
+    return out
+
+
+def score_predictions(preds: dict[str, object], kit: TaskKit, key: AnswerKey) -> dict:
+    """Final-part PGR of a recorded id -> label table on ``kit``; uncovered rows are wrong."""
+    ids = kit.ids("test")
+    vec = np.full(len(ids), -1)  # -1 matches no class: a row without a prediction is wrong
+    for i, row_id in enumerate(ids):
+        if row_id in preds:
+            with contextlib.suppress(ValueError):  # a malformed label is as wrong as none
+                vec[i] = label_index(kit.format, preds[row_id])
+    scorer = Scorer(key, ids)
+    acc = scorer.score(vec).accuracy["final"]
+    est = pgr_estimate([acc], scorer.weak["final"], scorer.ceiling["final"])
+    covered = int((vec >= 0).sum())
+    return {"pgr_final": est.as_dict(), "transfer_final": acc, "covered": covered,
+            "n_test": len(ids), "how": "recorded predictions"}
+
+
+def run_on(method: Method, t: Target, threads: int | None = None) -> dict:
+    if method.spec is not None:
+        r = evaluate(t.kit, Scorer(t.key, t.kit.ids("test")), method.spec, t.seeds,
+                     threads=threads)
+        res = {"pgr_final": r["pgr_final"], "pgr_test": r["pgr"],
+               "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
+    elif method.predictions is not None:
+        res = score_predictions(method.predictions, t.kit, t.key)
+    else:
+        raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
+    return {"target": t.name, "kind": t.kind, "seeds": t.seeds, **res}
+
+
+def shortfall(claim: float | None, est: dict, claim_se: float | None = None) -> float | None:
+    """How many SEs the replication falls short of the claim (None: nothing claimed).
+
+    A submission's claim is one prediction vector: one draw of what the replication averages,
+    so without its own SE it carries one seed's spread (``se * sqrt(seeds)``) on top of the
+    replication's SE.
+    """
+    if claim is None:
+        return None
+    if claim_se is None:
+        claim_se = est["se"] * max(est.get("seeds", 1), 1) ** 0.5
+    return (claim - est["mean"]) / max((est["se"] ** 2 + claim_se ** 2) ** 0.5, 1e-6)
+
+
+def replicate(method: Method, targets: list[Target], threads: int | None = None) -> dict:
+    if not method.replicable:
+        raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
+    claim = method.claim.get("pgr_final")
+    rows = []
+    for t in targets:
+        r = run_on(method, t, threads)
+        r["shortfall_se"] = (shortfall(claim, r["pgr_final"], method.claim.get("pgr_final_se"))
+                             if t.kind != "other-task" else None)
+        r["falls_short"] = bool(r["shortfall_se"] is not None and r["shortfall_se"] > SHORTFALL_SE)
+        rows.append(r)
+    return {"ref": method.ref, "task": method.task, "snapshot_id": method.snapshot_id,
+            "spec": method.spec, "has_predictions": method.predictions is not None,
+            "claim": method.claim, "results": rows,
+            "falls_short": any(r["falls_short"] for r in rows)}
