@@ -124,7 +124,7 @@ def _load_plugins() -> None:
     # Tasks with heavier loaders live in their own modules and register themselves on import.
     import importlib
 
-    for mod in ("aarlab.tasks.w2s.math",):
+    for mod in ("aarlab.tasks.w2s.math", "aarlab.replication.task_import"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
