@@ -1,0 +1,141 @@
+"""The final report of a lab: progress curve, leaderboard with replicated PGR beside released
+PGR, the audit, the cost and the best methods' specs, in one Markdown file (plus JSON and a
+plain HTML copy). Reuses the lab's own report for the headline and the progress plot.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from aarlab.config import Settings
+from aarlab.lab.report import write_report
+from aarlab.lab.status import lab_submissions, member_rows
+from aarlab.lab.tables import LabRun
+from aarlab.replication.audit import audit_lab, render_audit
+from aarlab.replication.method import ReplicationError, load_method
+from aarlab.replication.replicate import replicate, targets_for
+from aarlab.researchers.llm.accounting import lab_costs
+from aarlab.store.db import Store
+
+
+def leaderboard(store: Store, lab_id: int, top: int = 10) -> list[dict]:
+    """The lab's best non-probe submissions by released PGR, one per distinct method."""
+    with store.session() as s:
+        lab = s.get(LabRun, lab_id)
+        names = {m["researcher_id"]: m["researcher"] for m in member_rows(s, lab)}
+        subs = [x for x in lab_submissions(s, lab) if not x.is_probe]
+    subs.sort(key=lambda x: (-(x.released_pgr if x.released_pgr is not None else -9),
+                             -x.pgr_feedback, x.id))
+    out, seen = [], set()
+    for x in subs:
+        key = x.snapshot_id or x.method or f"#{x.id}"
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"submission_id": x.id, "researcher": names.get(x.researcher_id),
+                    "method": x.method, "snapshot_id": x.snapshot_id,
+                    "released_pgr": x.released_pgr, "pgr_final": x.pgr_final})
+        if len(out) >= top:
+            break
+    return out
+
+
+def replicate_top(store: Store, settings: Settings, board: list[dict], n: int = 3,
+                  redraw_seeds: tuple[int, ...] = (101,), other_tasks: list[str] | None = None,
+                  threads: int | None = None) -> list[dict]:
+    """Replicate the first ``n`` leaderboard entries; one that cannot be says why."""
+    out = []
+    for row in board[:n]:
+        method = load_method(store, settings, row["submission_id"])
+        if not method.replicable:
+            out.append({"ref": method.ref, "claim": method.claim, "results": [],
+                        "falls_short": False, "not_replicable": method.why_not})
+            continue
+        out.append(replicate(method, targets_for(method, settings, redraw_seeds, other_tasks),
+                             threads))
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, dict):
+        return f"{v['mean']:.3f} ± {v['se']:.3f}"
+    return f"{v:.3f}"
+
+
+def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict,
+                 costs: list[dict], lab_md: str) -> str:
+    by_sub = {r["claim"].get("submission_id"): r for r in reps}
+    lines = [lab_md.rstrip(), "", "## Leaderboard: released vs replicated", "",
+             "| submission | researcher | method | released PGR | final PGR | replicated "
+             "(fresh seeds) | replicated (re-drawn split) | other tasks |",
+             "|---|---|---|---|---|---|---|---|"]
+    for b in board:
+        r = by_sub.get(b["submission_id"])
+        res = {k: [x for x in (r or {}).get("results", []) if x["kind"] == k]
+               for k in ("fresh-seeds", "redrawn", "other-task")}
+        cell = {k: "; ".join(f"{_fmt(x['pgr_final'])}" + (" **short**" if x["falls_short"]
+                                                           else "") for x in v) or "–"
+                for k, v in res.items()}
+        cell["other-task"] = "; ".join(f"{x['target']}: {_fmt(x['pgr_final'])}"
+                                       for x in res["other-task"]) or "–"
+        if r and r.get("not_replicable"):
+            cell["fresh-seeds"] = f"cannot replicate: {r['not_replicable']}"
+        lines.append(f"| {b['submission_id']} | {b['researcher']} | `{b['method']}` | "
+                     f"{_fmt(b['released_pgr'])} | {_fmt(b['pgr_final'])} | "
+                     f"{cell['fresh-seeds']} | {cell['redrawn']} | {cell['other-task']} |")
+    lines += ["", "Replicated PGR is final-part PGR ± SE, re-run from the method's spec outside "
+              "any sandbox; **short** marks a result more than 2 SE below its claim.", ""]
+    lines.append(render_audit(audit))
+    if costs:
+        lines += ["## Cost", "", "| researcher | " + " | ".join(
+            k for k in costs[0] if k != "researcher") + " |",
+                  "|---|" + "---|" * (len(costs[0]) - 1)]
+        lines += ["| " + " | ".join(str(c[k]) for k in costs[0]) + " |" for c in costs]
+        lines.append("")
+    lines += ["## Best methods' specs", ""]
+    for r in reps:
+        if r.get("spec"):
+            lines += [f"Submission {r['claim'].get('submission_id')}:", "", "```json",
+                      json.dumps(r["spec"], indent=1), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir: Path,
+                       n_replicate: int = 3, redraw_seeds: tuple[int, ...] = (101,),
+                       other_tasks: list[str] | None = None,
+                       threads: int | None = None) -> dict:
+    with store.session() as s:
+        if s.get(LabRun, lab_id) is None:
+            raise ReplicationError(f"--lab: no lab {lab_id}", hint="see the dashboard's labs")
+    summary = write_report(store, settings, lab_id, report_dir, threads=threads)
+    board = leaderboard(store, lab_id)
+    reps = replicate_top(store, settings, board, n_replicate, redraw_seeds, other_tasks, threads)
+    audit = audit_lab(store, settings, lab_id, reps)
+    with store.session() as s:
+        costs = lab_costs(s, lab_id)
+    md_text = render_final(summary, board, reps, audit, costs,
+                           Path(summary["report_path"]).read_text())
+    md = report_dir / f"lab{lab_id}-final.md"
+    md.write_text(md_text)
+    (report_dir / f"lab{lab_id}-final.html").write_text(
+        f"<!doctype html><meta charset=utf-8><title>lab {lab_id}</title>"
+        f"<img src='lab{lab_id}-progress.png' alt='progress'><pre>{html.escape(md_text)}</pre>")
+    out = {"summary": summary, "leaderboard": board, "replications": reps, "audit": audit,
+           "costs": costs, "report_path": str(md)}
+    (report_dir / f"lab{lab_id}-final.json").write_text(json.dumps(out, indent=1, default=str))
+    (report_dir / f"lab{lab_id}-audit.json").write_text(json.dumps(audit, indent=1, default=str))
+    return out
+
+
+def latest_lab_id(store: Store) -> int:
+    with store.session() as s:
+        lab_id = s.scalar(select(LabRun.id).order_by(LabRun.id.desc()).limit(1))
+    if lab_id is None:
+        raise ReplicationError("no lab has run yet", hint="start one with `aarlab run`")
+    return lab_id
