@@ -10,6 +10,7 @@ import json
 import os
 import random
 from collections import Counter, defaultdict
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,21 @@ def test_operation_mistakes_use_the_question_numbers():
     assert mt.operation("5", rng, module="algebra__linear_1d", question="Solve 2*x = 10.") is None
 
 
+def test_wrong_candidates_stay_in_the_range_of_the_modules_right_answers():
+    # Remainders are never negative and a place value is one digit: "-3" or "10" would be tells.
+    problem = {"module": "numbers__place_value", "question": "What is the tens digit of 309?",
+               "answer": "0"}
+    digits = [str(d) for d in range(10)]
+    seen = set()
+    for seed in range(60):
+        wrong = mt.wrong_candidates(problem, 1, random.Random(seed), digits,
+                                    mt.answer_range(digits))
+        seen.update(wrong)
+    assert seen and seen <= set(digits) - {"0"}
+    assert mt.answer_range(["3", "-1/2", "True", "0.25"]) == (Fraction(-1, 2), Fraction(3))
+    assert mt.answer_range(["True", "False"]) is None
+
+
 def test_a_value_equal_to_the_right_answer_is_never_a_wrong_candidate():
     problem = {"module": "comparison__pair", "question": "Which is bigger: 1/2 or 0.5?",
                "answer": "1/2"}
@@ -103,6 +119,7 @@ HAND = [
     {"module": "comparison__pair", "question": "Is -1/8 != -3/4?", "answer": "True"},
     {"module": "comparison__pair", "question": "Which is greater: 16 or 7482?", "answer": "7482"},
     {"module": "comparison__pair", "question": "Is 3 less than 2?", "answer": "False"},
+    {"module": "comparison__pair", "question": "Which is smaller: -3 or 2?", "answer": "-3"},
     {"module": "algebra__linear_1d", "question": "Solve 16*x + 55 = -9 for x.", "answer": "-4"},
     {"module": "algebra__linear_1d", "question": "Solve -5*l = -10 for l.", "answer": "2"},
     {"module": "algebra__linear_1d", "question": "Solve 1609*u = 88495 for u.", "answer": "55"},
@@ -113,7 +130,7 @@ HAND = [
 def test_candidate_rows_on_hand_written_problems():
     rows = mt.candidate_rows(HAND, seed=3)
     _check_rows(rows)
-    assert len(_groups(rows)) == 9  # the repeated question is kept once
+    assert len(_groups(rows)) == 10  # the repeated question is kept once
     assert sum(r["label"] for r in rows) * 2 == len(rows)
     assert rows == mt.candidate_rows(HAND, seed=3)
     # Three wrong answers per question: True/False questions have only one, so they drop out.
