@@ -67,7 +67,10 @@ def _under_usr(p: Path) -> bool:
 def bwrap_argv(spec: SandboxSpec, cmd: list[str], cwd: str, code: list[Path],
                data_fds: dict[str, int], tmp_bytes: int) -> list[str]:
     """The whole bwrap command line for one exec (pure: no I/O but reading /bin etc. links)."""
-    args = [_bwrap_path(), *_namespace_flags(spec.name), *_system_mounts()]
+    args = [_bwrap_path(), *_namespace_flags(spec.name), *_system_mounts(),
+            # The private /tmp first: binds below may live under the host's /tmp (a checkout
+            # or venv in /tmp) and must land on top of it, not be hidden by it.
+            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     for dest, fd in data_fds.items():
         args += ["--ro-bind-data", str(fd), dest]
     for p in [*code, *spec.extra_ro]:
@@ -78,10 +81,7 @@ def bwrap_argv(spec: SandboxSpec, cmd: list[str], cwd: str, code: list[Path],
     args += ["--bind", str(spec.workspace.resolve()), WORKSPACE]
     if spec.socket is not None:
         args += ["--ro-bind", str(spec.socket), SOCKET]  # connect() works on a read-only mount
-    args += [
-        "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
-        "--remount-ro", "/", "--chdir", cwd, "--", *cmd,
-    ]
+    args += ["--remount-ro", "/", "--chdir", cwd, "--", *cmd]
     return args
 
 
