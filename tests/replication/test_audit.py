@@ -19,7 +19,7 @@ from aarlab.forum.snapshots import BlobStore, upload
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.replication.audit import audit_lab, render_audit
 from aarlab.replication.method import load_method
-from aarlab.replication.report import leaderboard, replicate_top
+from aarlab.replication.report import leaderboard, render_final, replicate_top
 from aarlab.scoring.probes import pack
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
@@ -121,6 +121,11 @@ def test_audit_flags_the_cheat_and_replication_shows_the_gap(tiny_snli, settings
     assert any(x["submission_id"] == bad for x in audit["replication_shortfalls"])
     md = render_audit(audit)
     assert "leak.py:2" in md and "session-001.jsonl:1" in md
+
+    final = render_final({}, board, reps, audit, [], "# Lab 1\n")
+    cheat_line = next(x for x in final.splitlines() if x.startswith(f"| {bad} |"))
+    assert f"{redrawn['pgr_final']['mean']:.3f}" in cheat_line and "**short**" in cheat_line
+    assert '"method": "weak_soft"' in final and "## Audit" in final
 
 
 def test_replicate_cli_says_why_a_bare_label_cannot_be_replicated(tiny_snli, settings, tmp_path,

@@ -109,11 +109,12 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
 def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir: Path,
                        n_replicate: int = 3, redraw_seeds: tuple[int, ...] = (101,),
                        other_tasks: list[str] | None = None,
-                       threads: int | None = None) -> dict:
+                       threads: int | None = None, summary: dict | None = None) -> dict:
+    """``summary``: the lab report already written by ``aarlab run`` (else written here)."""
     with store.session() as s:
         if s.get(LabRun, lab_id) is None:
             raise ReplicationError(f"--lab: no lab {lab_id}", hint="see the dashboard's labs")
-    summary = write_report(store, settings, lab_id, report_dir, threads=threads)
+    summary = summary or write_report(store, settings, lab_id, report_dir, threads=threads)
     board = leaderboard(store, lab_id)
     reps = replicate_top(store, settings, board, n_replicate, redraw_seeds, other_tasks, threads)
     audit = audit_lab(store, settings, lab_id, reps)
@@ -139,3 +140,16 @@ def latest_lab_id(store: Store) -> int:
     if lab_id is None:
         raise ReplicationError("no lab has run yet", hint="start one with `aarlab run`")
     return lab_id
+
+
+def replicate_after_run(store: Store, settings: Settings, lab_id: int, report_dir: Path,
+                        summary: dict, warn=print) -> dict | None:
+    """The lab's own replication at the end of ``aarlab run``: the final report with the top
+    results replicated. Never fails the run: a problem here is reported and the lab's own
+    report stands."""
+    try:
+        return write_final_report(store, settings, lab_id, report_dir, summary=summary,
+                                  threads=settings.torch_threads)
+    except Exception as e:  # noqa: BLE001 - the run's results are already safe on disk
+        warn(f"replication of the top results failed: {e}")
+        return None

@@ -1,0 +1,80 @@
+"""Replicate the lab's best search-researcher method on every other default task.
+
+    python bench/replicate.py [--lab ID] [--submission ID] [--redraw-seeds 101]
+
+Finds the search researcher's best submission of a lab (by released PGR; default: the latest
+lab in AARLAB_HOME), re-runs its spec from scratch on fresh seeds of its task, on a re-drawn
+split, and on every other built default task, and prints original vs replicated final-part PGR
+(mean ± SE), all measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from sqlalchemy import select
+
+from aarlab.config import get_settings
+from aarlab.lab.tables import LabMember, LabRun
+from aarlab.replication.method import load_method
+from aarlab.replication.replicate import replicate, targets_for
+from aarlab.scoring.tables import Submission
+from aarlab.store.db import Store
+from aarlab.tasks.paths import is_built
+from aarlab.tasks.registry import default_tasks
+
+
+def best_search_submission(store: Store, lab_id: int | None) -> int | None:
+    with store.session() as s:
+        lab_id = lab_id or s.scalar(select(LabRun.id).order_by(LabRun.id.desc()).limit(1))
+        if lab_id is None:
+            return None
+        task = s.get(LabRun, lab_id).task
+        ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id,
+                                                    LabMember.policy == "search")
+        return s.scalar(select(Submission.id).where(
+            Submission.researcher_id.in_(ids), Submission.task == task,
+            Submission.is_probe.is_(False), Submission.snapshot_id.is_not(None))
+            .order_by(Submission.released_pgr.desc().nulls_last(),
+                      Submission.pgr_feedback.desc()).limit(1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lab", type=int)
+    ap.add_argument("--submission", type=int)
+    ap.add_argument("--redraw-seeds", default="101")
+    args = ap.parse_args()
+    settings = get_settings()
+    store = Store(settings.database_url)
+    store.create_all()
+    sub = args.submission or best_search_submission(store, args.lab)
+    if sub is None:
+        sys.exit("no search-researcher submission found: run a lab first (bench/lab.py)")
+    method = load_method(store, settings, sub)
+    if not method.replicable:
+        sys.exit(f"submission {sub} cannot be replicated: {method.why_not}")
+    others = [t.name for t in default_tasks() if is_built(settings, t.name)]
+    t0 = time.monotonic()
+    targets = targets_for(method, settings,
+                          tuple(int(x) for x in args.redraw_seeds.split(",")), others)
+    rep = replicate(method, targets, settings.torch_threads)
+    c = method.claim
+    print(f"submission {sub} on {method.task}: `{c.get('method')}`")
+    print(f"original: released feedback PGR {c.get('released_pgr')}, final PGR "
+          f"{c['pgr_final']:.3f}\n")
+    print("| target | kind | seeds | replicated final PGR | replicated / original | short by |")
+    print("|---|---|---|---|---|---|")
+    for r in rep["results"]:
+        p = r["pgr_final"]
+        ratio = p["mean"] / c["pgr_final"] if abs(c["pgr_final"]) > 1e-9 else float("nan")
+        short = "–" if r["shortfall_se"] is None else f"{r['shortfall_se']:+.1f} SE"
+        print(f"| {r['target']} | {r['kind']} | {len(r['seeds'])} | {p['mean']:.3f} ± "
+              f"{p['se']:.3f} | {ratio:.2f} | {short} |")
+    print(f"\n{time.monotonic() - t0:.0f} s wall for the replication")
+
+
+if __name__ == "__main__":
+    main()
