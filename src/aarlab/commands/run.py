@@ -120,6 +120,10 @@ def run(
                   "baselines)…")
     summary = write_report(store, settings, lab_id, report_dir or settings.home / "reports",
                            threads=settings.torch_threads)
+    from aarlab.replication.report import replicate_after_run  # the verdict on the top results
+
+    replicate_after_run(store, settings, lab_id, report_dir or settings.home / "reports",
+                        summary, warn=lambda msg: err.print(f"[yellow]{msg}[/]"))
     with store.session() as s:
         costs = lab_costs(s, lab_id)
     if as_json:
