@@ -60,7 +60,7 @@ def main() -> None:
     t0 = time.monotonic()
     targets = targets_for(method, settings,
                           tuple(int(x) for x in args.redraw_seeds.split(",")), others)
-    rep = replicate(method, targets, settings.torch_threads)
+    rep = replicate(method, targets, settings.torch_threads, settings)
     c = method.claim
     print(f"submission {sub} on {method.task}: `{c.get('method')}`")
     print(f"original: released feedback PGR {c.get('released_pgr')}, final PGR "

@@ -48,7 +48,7 @@ def replicate_cmd(
     if not method.replicable:
         raise ReplicationError(f"{ref} cannot be replicated: {method.why_not}")
     report = replicate(method, targets_for(method, settings, _seeds(redraw_seeds), tasks),
-                       settings.torch_threads)
+                       settings.torch_threads, settings)
     if as_json:
         print_json(report)
         return

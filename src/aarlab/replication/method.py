@@ -27,6 +27,7 @@ from aarlab.w2s.spec import parse_spec
 
 CODE_SUFFIXES = (".py", ".sh", ".ipynb", ".txt", ".md", ".json", ".jsonl", ".cfg", ".toml")
 MAX_TEXT = 2_000_000  # bytes of one file kept for the scan
+ENTRY_POINTS = ("run.py", "method.py")  # snapshot code that replication re-runs
 
 
 class ReplicationError(AarlabError):
@@ -43,11 +44,16 @@ class Method:
     files: dict[str, str] = field(default_factory=dict)  # snapshot path -> text
     claim: dict = field(default_factory=dict)
     snapshot_id: str | None = None
+    archive: bytes | None = None  # the snapshot itself, when its code can be re-run
     why_not: str | None = None  # set when there is nothing that can be re-run
 
     @property
     def replicable(self) -> bool:
-        return self.spec is not None or self.predictions is not None
+        return self.spec is not None or self.predictions is not None or self.runnable
+
+    @property
+    def runnable(self) -> bool:
+        return self.archive is not None and any(e in self.files for e in ENTRY_POINTS)
 
 
 def read_snapshot(root: Path) -> tuple[dict | None, dict | None, dict[str, str], str | None]:
@@ -66,13 +72,13 @@ def read_snapshot(root: Path) -> tuple[dict | None, dict | None, dict[str, str],
     preds = None
     for name in sorted(files):
         if Path(name).name.startswith("predictions"):
-            preds = _parse_predictions(files[name])
+            preds = parse_predictions(files[name])
             if preds:
                 break
     return spec, preds, files, problem
 
 
-def _parse_predictions(text: str) -> dict[str, object] | None:
+def parse_predictions(text: str) -> dict[str, object] | None:
     try:
         data = json.loads(text)
     except ValueError:
@@ -137,11 +143,12 @@ def load_method(store: Store, settings: Settings, ref: str | int) -> Method:
         with tempfile.TemporaryDirectory(prefix="aarlab-replicate-") as tmp:
             extract_archive(data, Path(tmp) / "snap", ArchiveLimits.from_settings(settings))
             m.spec, m.predictions, m.files, problem = read_snapshot(Path(tmp) / "snap")
+        m.archive = data if any(e in m.files for e in ENTRY_POINTS) else None
     if m.spec is None and m.predictions is None:
         m.spec = spec_from_label(label)
     if not m.replicable:
         m.why_not = problem or (
             f"method label {label!r} is not a spec, and "
-            + ("the snapshot has no spec.json or predictions file" if snap_id
+            + ("the snapshot has no spec.json, run.py or predictions file" if snap_id
                else "no snapshot is linked to the submission"))
     return m

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aarlab.config import Settings
+from aarlab.config import Settings, get_settings
 from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
@@ -80,12 +80,20 @@ def score_predictions(preds: dict[str, object], kit: TaskKit, key: AnswerKey) ->
             "n_test": len(ids), "how": "recorded predictions"}
 
 
-def run_on(method: Method, t: Target, threads: int | None = None) -> dict:
+def run_on(method: Method, t: Target, threads: int | None = None,
+           settings: Settings | None = None) -> dict:
+    """Spec first (re-run from scratch), then the snapshot's code (re-run in a sandbox on the
+    target's kit), then recorded predictions (scored as they are)."""
     if method.spec is not None:
         r = evaluate(t.kit, Scorer(t.key, t.kit.ids("test")), method.spec, t.seeds,
                      threads=threads)
         res = {"pgr_final": r["pgr_final"], "pgr_test": r["pgr"],
                "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
+    elif method.runnable:
+        from aarlab.replication.sandbox_run import rerun_snapshot
+
+        preds, how = rerun_snapshot(method.archive, t.kit.dir, settings or get_settings())
+        res = {**score_predictions(preds, t.kit, t.key), "how": how}
     elif method.predictions is not None:
         res = score_predictions(method.predictions, t.kit, t.key)
     else:
@@ -107,13 +115,14 @@ def shortfall(claim: float | None, est: dict, claim_se: float | None = None) -> 
     return (claim - est["mean"]) / max((est["se"] ** 2 + claim_se ** 2) ** 0.5, 1e-6)
 
 
-def replicate(method: Method, targets: list[Target], threads: int | None = None) -> dict:
+def replicate(method: Method, targets: list[Target], threads: int | None = None,
+              settings: Settings | None = None) -> dict:
     if not method.replicable:
         raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
     claim = method.claim.get("pgr_final")
     rows = []
     for t in targets:
-        r = run_on(method, t, threads)
+        r = run_on(method, t, threads, settings)
         r["shortfall_se"] = (shortfall(claim, r["pgr_final"], method.claim.get("pgr_final_se"))
                              if t.kind != "other-task" else None)
         r["falls_short"] = bool(r["shortfall_se"] is not None and r["shortfall_se"] > SHORTFALL_SE)

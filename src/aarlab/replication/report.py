@@ -56,7 +56,7 @@ def replicate_top(store: Store, settings: Settings, board: list[dict], n: int = 
                         "falls_short": False, "not_replicable": method.why_not})
             continue
         out.append(replicate(method, targets_for(method, settings, redraw_seeds, other_tasks),
-                             threads))
+                             threads, settings))
     return out
 
 

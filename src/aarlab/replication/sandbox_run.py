@@ -1,0 +1,50 @@
+"""Re-run a snapshot's own code (``run.py`` or ``method.py``) in a fresh sandbox on a kit.
+
+The code runs as ``python ENTRY KIT_DIR`` (``AARLAB_KIT`` is set too) in a workspace holding a
+copy of the snapshot minus any recorded predictions, with only that kit mounted, no network and
+no answer key; it must write ``predictions.json`` (``{id: label}``). Whatever it cannot
+produce there counts as wrong, so code that reads labels it was never given replicates at
+nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from aarlab.config import Settings
+from aarlab.forum.archive import ArchiveLimits, extract_archive
+from aarlab.replication.method import ENTRY_POINTS, parse_predictions
+from aarlab.sandbox.factory import make_sandbox
+from aarlab.sandbox.spec import Limits, SandboxSpec
+
+
+def rerun_snapshot(archive: bytes, kit_dir: Path, settings: Settings,
+                   timeout_s: float = 600.0) -> tuple[dict[str, object], str]:
+    """(predictions, a note on how the run went); predictions are empty when it failed."""
+    with tempfile.TemporaryDirectory(prefix="aarlab-rerun-") as tmp:
+        ws = Path(tmp) / "workspace"
+        extract_archive(archive, ws, ArchiveLimits.from_settings(settings))
+        for p in list(ws.rglob("predictions*")):  # the code must make them again
+            if p.is_file():
+                p.unlink()
+            elif p.is_dir():
+                shutil.rmtree(p)
+        entry = next((e for e in ENTRY_POINTS if (ws / e).is_file()), None)
+        if entry is None:
+            return {}, "no run.py or method.py in the snapshot"
+        box = make_sandbox(SandboxSpec(name="replication", workspace=ws, kit=Path(kit_dir),
+                                       limits=Limits(timeout_s=timeout_s)), settings=settings)
+        try:
+            res = box.exec([box.python, entry, box.kit_path or ""])
+        finally:
+            box.terminate()
+        out = ws / "predictions.json"
+        preds = parse_predictions(out.read_text(errors="replace")) if out.is_file() else None
+        how = f"{entry} re-run in a sandbox (exit {res.returncode}" + (
+            ", timed out" if res.timed_out else "") + ")"
+        if preds is None:
+            tail = res.stderr.strip().splitlines()[-1:] or ["no output"]
+            return {}, f"{how}: no predictions.json ({tail[0][:200]})"
+        return preds, how

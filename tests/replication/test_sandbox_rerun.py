@@ -1,0 +1,71 @@
+"""Snapshot code re-run in a sandbox on a re-drawn kit: honest code still works there; code
+that copied the answer key has nothing to copy and replicates at nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from aarlab.replication.method import Method
+from aarlab.replication.redraw import redraw
+from aarlab.replication.replicate import Target, replicate
+from aarlab.sandbox.bwrap import sandbox_available
+
+BWRAP, WHY = sandbox_available()
+pytestmark = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap cannot run here: {WHY}")
+
+# Honest: the weak teacher's own test labels, from the kit the code is given.
+HONEST = '''import json, sys
+from pathlib import Path
+import numpy as np
+kit = Path(sys.argv[1])
+ids = [json.loads(l)["id"] for l in open(kit / "test.jsonl")]
+labels = json.loads((kit / "manifest.json").read_text())["labels"]
+probs = np.load(kit / "weak" / "seed0.npz")["test"]
+json.dump({i: labels[int(k)] for i, k in zip(ids, probs.argmax(1))}, open("predictions.json", "w"))
+'''
+CHEAT = '''import json, os, sys
+for p in ("../answer-keys/snli-pref/labels.json", os.path.expanduser(
+        "~/.cache/aarlab/answer-keys/snli-pref/labels.json")):
+    try:
+        json.dump(json.load(open(p))["test"], open("predictions.json", "w"))
+        break
+    except OSError:
+        pass
+'''
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_snapshot_code_reruns_in_a_sandbox_on_the_redrawn_kit(tiny_snli, settings):
+    kit, key = tiny_snli
+    rkit, rkey = redraw(kit, key, settings, seed=7)
+    target = [Target(rkit.name, "redrawn", rkit, rkey, rkit.seeds)]
+    leaked = json.loads((key.dir / "labels.json").read_text())["test"]
+
+    honest = Method(ref="h", task=kit.name, files={"run.py": HONEST},
+                    archive=_tar({"run.py": HONEST}), claim={"pgr_final": 0.0})
+    row = replicate(honest, target, settings=settings)["results"][0]
+    assert row["how"].startswith("run.py re-run in a sandbox (exit 0")
+    assert row["covered"] == row["n_test"]
+    # weak seed 0 alone: its final-part PGR sits near 0 (the floor is the mean of the seeds)
+    assert abs(row["pgr_final"]["mean"]) < 0.5, row
+
+    cheat = Method(ref="c", task=kit.name, files={"run.py": CHEAT},
+                   archive=_tar({"run.py": CHEAT, "predictions.json": json.dumps(leaked)}),
+                   predictions=leaked, claim={"pgr_final": 2.0})
+    row = replicate(cheat, target, settings=settings)["results"][0]
+    assert "no predictions.json" in row["how"] and row["covered"] == 0
+    assert row["pgr_final"]["mean"] < 0 and row["falls_short"]
