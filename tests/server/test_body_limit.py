@@ -20,7 +20,7 @@ def client(tmp_path):
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("path", ["/v1/forum/findings", "/v1/lab/events",
-                                  "/v1/tasks/tweets/submissions"])
+                                  "/v1/forum/findings/1/comments"])
 async def test_declared_oversized_body_is_refused(client, path):
     async with client:
         r = await client.post(path, content=b"{" + b" " * 10_000 + b"}",

@@ -33,14 +33,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                   description="Scoring server, forum and dashboard of an aarlab lab.")
     app.state.settings = settings
     app.state.store = store
-    # Snapshot uploads are archives with their own, larger cap (plus multipart framing).
-    snapshot_cap = settings.snapshot_max_bytes + 65536
-    app.add_middleware(
-        BodyLimitMiddleware,
-        limit_for=lambda method, path: snapshot_cap
-        if method == "POST" and path.rstrip("/") == "/v1/snapshots"
-        else settings.max_body_bytes,
-    )
+    app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
+        settings, method, path))
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict:
@@ -55,3 +49,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             raise
         app.include_router(module.router)
     return app
+
+
+def _body_cap(settings: Settings, method: str, path: str) -> int | None:
+    """Bytes a request body may have; None where the route enforces its own cap as it reads."""
+    if method == "POST" and path.startswith("/v1/tasks/") and path.endswith("/submissions"):
+        return None  # the scoring route streams and names the task before the size
+    if method == "POST" and path.rstrip("/") == "/v1/snapshots":
+        return settings.snapshot_max_bytes + 65536  # an archive, plus multipart framing
+    return settings.max_body_bytes

@@ -19,15 +19,18 @@ class _TooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int]):
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int | None]):
         self.app = app
-        self.limit_for = limit_for  # (method, path) -> bytes
+        self.limit_for = limit_for  # (method, path) -> bytes, or None: the route caps itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["method"], scope["path"])
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(send, limit)
