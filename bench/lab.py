@@ -5,8 +5,8 @@
 Prints the lab's best final-part PGR (the submission each researcher picked by its released
 feedback score), the best classical method's final-part PGR on the same task (default
 parameters, 5 seeds), their ratio, the number of experiments, and the lab's overhead: the share
-of CPU time (lab process + every researcher process) not spent inside experiments, where an
-experiment's time is what the researcher measured around ``run_experiment`` (one thread each).
+of CPU time (the lab process + every researcher process, as each researcher reports its own
+process CPU time with its experiments) not spent inside ``run_experiment``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,21 @@ from aarlab.tasks.build import BuildOptions, build_task, is_built
 from aarlab.tasks.registry import get_task
 
 
-def cpu_seconds() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+def own_cpu_seconds() -> float:
+    # Researchers run under bubblewrap's own init, so RUSAGE_CHILDREN does not see them; they
+    # report their CPU with their telemetry instead (see researcher_cpu below).
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def researcher_cpu(events: list[dict]) -> tuple[float, float]:
+    """(CPU inside experiments, CPU of the researcher processes) from experiment events."""
+    inside = sum(float(e.get("cpu_s", 0)) for e in events)
+    per_process: dict[str, float] = {}
+    for e in events:
+        p = e.get("process", "?")
+        per_process[p] = max(per_process.get(p, 0.0), float(e.get("process_cpu_s", 0)))
+    return inside, sum(per_process.values())
 
 
 def main() -> None:
@@ -48,16 +59,17 @@ def main() -> None:
     lab = Lab(settings, store, LabOptions(task=args.task, researchers=args.researchers,
                                           budget_s=parse_duration(args.budget)))
     lab_id = lab.create()
-    cpu0, t0 = cpu_seconds(), time.monotonic()
+    cpu0, t0 = own_cpu_seconds(), time.monotonic()
     lab.run()
-    cpu, wall = cpu_seconds() - cpu0, time.monotonic() - t0
+    lab_cpu, wall = own_cpu_seconds() - cpu0, time.monotonic() - t0
     summary = write_report(store, settings, lab_id, settings.home / "reports",
                            threads=settings.torch_threads)
     with store.session() as s:
         ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id)
-        exp_s = sum(float(e.payload.get("seconds", 0)) for e in s.scalars(
-            select(LabEvent).where(LabEvent.researcher_id.in_(ids),
-                                   LabEvent.kind == "experiment")))
+        events = [e.payload for e in s.scalars(select(LabEvent).where(
+            LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment"))]
+    exp_s, researchers_cpu = researcher_cpu(events)
+    cpu = lab_cpu + researchers_cpu
     lab_pgr, base = summary["best_final_pgr"], summary["best_baseline_pgr"]
     t = Table("measure", "value", title=f"bench/lab.py: lab {lab_id} on {args.task}, "
               f"{args.researchers} researchers, {wall / 60:.1f} min wall")
@@ -70,7 +82,8 @@ def main() -> None:
     t.add_row("experiments", str(summary["experiments"]))
     t.add_row("submissions / findings / probe flags",
               f"{summary['submissions']} / {summary['findings']} / {summary['probe_flags']}")
-    t.add_row("CPU seconds (lab + researchers)", f"{cpu:.0f}")
+    t.add_row("CPU seconds: lab process / researcher processes",
+              f"{lab_cpu:.0f} / {researchers_cpu:.0f}")
     t.add_row("CPU seconds inside experiments", f"{exp_s:.0f}")
     t.add_row("overhead (share of CPU not in experiments)",
               f"{1 - exp_s / cpu:.2f}" if cpu else "–")

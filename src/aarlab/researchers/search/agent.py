@@ -16,6 +16,7 @@ import random
 import re
 import tarfile
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from aarlab.w2s.methods import describe
 from aarlab.w2s.runner import run_experiment
 from aarlab.w2s.spec import parse_spec
 
+PROCESS_ID = uuid.uuid4().hex[:12]  # tells this process's events from a restarted one's
 SPEC_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
 
 
@@ -94,7 +96,9 @@ class SearchResearcher:
         entry: dict = {"spec": spec, "why": why, "source": why.split(" ")[0],
                        "time": time.time()}
         try:
+            cpu0 = time.process_time()
             result = run_experiment(self.kit, spec, self.seeds)
+            cpu = time.process_time() - cpu0
         except SpecError as e:
             entry.update(score=None, error=str(e))
             self.policy.tried.add(key(spec))
@@ -106,7 +110,11 @@ class SearchResearcher:
                      agree_weak_test=float(np.mean([d["agree_weak_test"]
                                                     for d in result.diagnostics.values()])))
         self.policy.record(spec, score, entry["source"])
+        # CPU inside the experiment and of this whole process so far: the lab's overhead is
+        # what the researchers' processes spent outside experiments.
         self._event("experiment", {"spec": label, "val_acc": score, "seconds": result.seconds,
+                                   "cpu_s": cpu, "process_cpu_s": time.process_time(),
+                                   "process": PROCESS_ID,
                                    "agree_weak_test": entry["agree_weak_test"],
                                    "kept": diag.get("kept")})
         if self._worth_submitting(score):
