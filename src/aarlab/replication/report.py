@@ -89,8 +89,10 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
         lines.append(f"| {b['submission_id']} | {b['researcher']} | `{b['method']}` | "
                      f"{_fmt(b['released_pgr'])} | {_fmt(b['pgr_final'])} | "
                      f"{cell['fresh-seeds']} | {cell['redrawn']} | {cell['other-task']} |")
-    lines += ["", "Replicated PGR is final-part PGR ± SE, re-run from the method's spec outside "
-              "any sandbox; **short** marks a result more than 2 SE below its claim.", ""]
+    lines += ["", "Replicated PGR is final-part PGR ± SE: a spec re-run from scratch outside any "
+              "sandbox, a snapshot's code re-run in a fresh sandbox, or recorded predictions "
+              "scored as they are (rows they miss count as wrong); **short** marks a result "
+              "more than 2 SE below its claim.", ""]
     lines.append(render_audit(audit))
     if costs:
         lines += ["## Cost", "", "| researcher | " + " | ".join(
