@@ -17,12 +17,12 @@ from rich.text import Text
 from aarlab.config import get_settings
 from aarlab.errors import SpecError, TaskNotBuiltError
 from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.baselines import evaluate
 from aarlab.tasks.build import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.registry import get_task
 from aarlab.tasks.scorer import Scorer
 from aarlab.w2s.methods import all_methods, describe
-from aarlab.w2s.runner import run_experiment
 from aarlab.w2s.spec import MethodSpec, parse_spec
 
 from .ui import console, print_json, progress_stages
@@ -89,15 +89,9 @@ def baseline(
     with progress_stages(enabled=not as_json) as stage:
         for s in specs:
             with stage(f"{task}: {s.label}", len(seed_list)) as advance:
-                out = run_experiment(kit, s, seed_list, on_seed=lambda _: advance(1),
-                                     threads=settings.torch_threads)
-            summary = scorer.summarize([out[k] for k in seed_list])
-            results.append({
-                "task": task, "method": s.label, "spec": s.canonical(), **summary,
-                "seconds": round(out.seconds, 3),
-                "agree_weak_test": float(sum(d["agree_weak_test"]
-                                             for d in out.diagnostics.values()) / len(out)),
-            })
+                results.append(evaluate(kit, scorer, s, seed_list,
+                                        on_seed=lambda _: advance(1),
+                                        threads=settings.torch_threads))
     results.sort(key=lambda r: -r["pgr"]["mean"])
     if as_json:
         print_json(results if run_all or len(results) > 1 else results[0])
