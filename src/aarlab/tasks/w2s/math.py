@@ -16,10 +16,19 @@ reduced fractions) so that surface form gives nothing away:
   other number of a comparison, True for False);
 - ``sibling``: the answer to another question of the same module.
 
+A wrong candidate must also lie within the range of the module's right answers: a negative
+remainder or a two-digit "digit" needs no maths to reject.
+
 Rows are binary-format with ``consistency_id`` naming the question. Every question has one true
 candidate and ``wrong_per_question`` wrong ones; the default of one makes exactly half of all rows
 true, so guessing the majority class gains nothing (more wrong candidates per question would tip
 the balance to false).
+
+Measured (``MEASURED``): the TF-IDF teacher is at chance (~0.50: the candidates of a question
+share its words, and it cannot do arithmetic); MiniLM-L6 + MLP reaches 0.54-0.57, mostly on
+wrong answers of the wrong magnitude (siblings) and plausible sign flips, near chance on
+off-by-one and digit slips. That gap is under the 8 points a default task needs, so the task is
+opt-in.
 """
 
 from __future__ import annotations
@@ -51,18 +60,23 @@ GENERATOR_PINS: dict[str, tuple[str, str]] = {
     "absl-py": ("2.5.1", "Apache-2.0"),
     "six": ("1.17.0", "MIT"),
 }
-# Chosen by measurement (see ``load_math``): number-sense modules where MiniLM-L6 + an MLP head
-# beat chance while TF-IDF cannot. Plain arithmetic, linear equations and primality were tried and
-# left out: MiniLM-L6 stayed near chance (0.48-0.55) on them.
+# The mix the issue suggested. Others were measured at full size (seed 0, weak = TF-IDF teacher,
+# ceiling = MiniLM-L6 + MLP head, test accuracy): none reaches the 8-point gap a default task
+# needs, see the notice below and ``MEASURED``.
 MODULES: tuple[str, ...] = (
-    "numbers__place_value",
+    "arithmetic__add_or_sub",
+    "arithmetic__mul",
+    "comparison__pair",
     "numbers__round_number",
-    "measurement__conversion",
-    "numbers__gcd",
-    "numbers__lcm",
-    "numbers__div_remainder",
+    "algebra__linear_1d",
 )
-PER_MODULE = 860  # 6 modules x 860 questions x 2 candidates ~ 10,300 rows after dedup
+PER_MODULE = 1030  # 5 modules x 1030 questions x 2 candidates = 10,300 rows
+MEASURED = {  # mix -> (weak, ceiling) on test, 5 seeds each, build seed 0
+    "the five above": (0.504, 0.567),
+    "place_value, round_number, measurement__conversion, gcd": (0.512, 0.574),
+    "the four + lcm, div_remainder": (0.504, 0.554),
+    "the four + comparison__pair, nearest_integer_root": (0.502, 0.542),
+}
 SCRIPT = Path(__file__).with_name("mathgen") / "generate.py"
 VENV_DIRNAME = "mathematics-dataset-venv"
 
@@ -433,4 +447,7 @@ register(TaskSpec(
     "School-maths questions (DeepMind mathematics_dataset) with candidate answers: is this "
     "answer correct? One right and one plausible wrong answer per question.",
     load_math,
+    default=False,
+    notice="opt-in: MiniLM-L6 + MLP beats the TF-IDF teacher by only ~6 points here (a default "
+           "task needs 8); wrong answers that keep the right one's form are near chance for it",
 ))
