@@ -251,3 +251,12 @@ def test_generated_cache_is_content_addressed(sources):
     assert a != mt.generated_path(sources, mt.generation_spec(0, per_module=10))
     assert a != mt.generated_path(sources, mt.generation_spec(0, modules=mt.MODULES[:2]))
     assert json.loads(json.dumps(mt.generation_spec(0)))["script_sha256"]
+
+
+def test_the_full_task_has_about_10k_balanced_rows(sources):
+    rows, prov = mt.load_math(sources, seed=0)
+    _check_rows(rows)
+    assert 10_000 <= len(rows) <= 2 * mt.PER_MODULE * len(mt.MODULES)
+    assert sum(r["label"] for r in rows) * 2 == len(rows)
+    assert prov[0]["generated"]["modules"] == list(mt.MODULES)
+    assert get_task("math").default is False and "8" in get_task("math").notice
