@@ -25,7 +25,7 @@ true, so guessing the majority class gains nothing (more wrong candidates per qu
 the balance to false).
 
 Measured (``MEASURED``): the TF-IDF teacher is at chance (~0.51: the candidates of a question
-share its words, and it cannot do arithmetic); MiniLM-L6 + MLP reaches 0.54-0.57, a gap of 4-6
+share its words, and it cannot do arithmetic); MiniLM-L6 + MLP reaches 0.54-0.57, a gap of 3.6-6.4
 points, mostly on wrong answers of the wrong magnitude (siblings) and plausible sign flips; it is
 near chance on off-by-one and digit slips. That is under the 8 points a default task needs, so
 the task is opt-in.
@@ -450,6 +450,6 @@ register(TaskSpec(
     "answer correct? One right and one plausible wrong answer per question.",
     load_math,
     default=False,
-    notice="opt-in: MiniLM-L6 + MLP beats the TF-IDF teacher by only 4-6 points here (a "
+    notice="opt-in: MiniLM-L6 + MLP beats the TF-IDF teacher by only 3.6-6.4 points here ("
            "default task needs 8); wrong answers in the right one's form are near chance for it",
 ))
