@@ -34,7 +34,7 @@ from aarlab.tasks.paths import kit_dir
 class LabOptions(BaseModel):
     """Everything ``aarlab run`` can set. Budgets are per lab (time) and per researcher."""
 
-    task: str = "tweets"
+    task: str = "snli-pref"
     researchers: int = Field(3, ge=1, le=64)
     budget_s: float = Field(1800, gt=0, description="Wall-clock budget of the whole lab.")
     max_experiments: int | None = Field(None, ge=1, description="Per researcher.")

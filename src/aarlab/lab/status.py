@@ -5,7 +5,7 @@ Used by the live table, the report and (later) the dashboard, so all three agree
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -63,6 +63,5 @@ def latest_lab(s: Session, task: str | None = None, status: str | None = None) -
 
 
 def as_utc(t: datetime) -> datetime:
-    from datetime import UTC
-
+    # SQLite hands datetimes back naive; the store writes them in UTC.
     return t if t.tzinfo else t.replace(tzinfo=UTC)
