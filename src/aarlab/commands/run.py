@@ -12,6 +12,7 @@ from rich.table import Table
 
 from aarlab.config import get_settings
 from aarlab.errors import AarlabError
+from aarlab.lab.backends import BackendOptions
 from aarlab.lab.orchestrator import Lab, LabOptions
 from aarlab.lab.report import write_report
 from aarlab.researchers.llm.accounting import lab_costs
@@ -70,6 +71,22 @@ def run(
         False, "--allow-unsandboxed",
         help="Run researchers as plain processes if bubblewrap cannot run (unsafe)."),
     port: int = typer.Option(None, "--port", help="Also serve the API on 127.0.0.1:PORT."),
+    backend: str = typer.Option("local", "--backend",
+                                help="local | ray | auto (ray when a cluster is reachable)."),
+    address: str = typer.Option(None, "--address",
+                                help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT; none "
+                                     "starts Ray on this machine."),
+    advertise_host: str = typer.Option(None, "--advertise-host",
+                                       help="Address nodes use to reach this lab's server."),
+    server_port: int = typer.Option(0, "--server-port", min=0, max=65535,
+                                    help="TCP port for nodes (0 picks a free one)."),
+    kit_url: str = typer.Option(None, "--kit-url",
+                                help="Kit on a shared filesystem (fsspec URL or path); default: "
+                                     "nodes download it from the lab server."),
+    cpus_per_researcher: float = typer.Option(1.0, "--cpus-per-researcher", min=0.01,
+                                              help="Ray CPUs per researcher actor."),
+    gpus_per_researcher: float = typer.Option(0.0, "--gpus-per-researcher", min=0,
+                                              help="Ray GPUs per researcher actor."),
 ) -> None:
     """Start the server and N sandboxed researchers on a task; print and write a report."""
     settings = get_settings()
@@ -82,8 +99,10 @@ def run(
                      max_turns=llm_max_turns, prices_file=llm_prices, prompt_file=llm_prompt)
     if not resume:  # checks keys, models and prices before anything starts (no tokens spent)
         preflight(policies, llm, on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
+    backend_options = _backend_options(backend, address, advertise_host, server_port, kit_url,
+                                       cpus_per_researcher, gpus_per_researcher)
     ok, why = sandbox_available()
-    if not ok:
+    if not ok and backend_options.kind == "local":
         if not allow_unsandboxed:
             raise AarlabError(f"cannot sandbox researchers: {why}",
                               hint="apt-get install -y bubblewrap, or pass --allow-unsandboxed")
@@ -97,7 +116,7 @@ def run(
                          budget_s=parse_duration(budget),
                          max_experiments=max_experiments, max_submissions=max_submissions,
                          directions_file=directions, allow_unsandboxed=allow_unsandboxed,
-                         port=port, policies=policies, llm=llm)
+                         port=port, policies=policies, llm=llm, backend=backend_options)
     store = Store(settings.database_url)
     lab = Lab(settings, store, options, on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
     lab_id = lab.resume() if resume else lab.create()
@@ -133,6 +152,19 @@ def run(
     if costs:
         err.print(cost_table(costs))
     err.print(f"report: {summary['report_path']}")
+
+
+def _backend_options(kind: str, address: str | None, advertise_host: str | None,
+                     server_port: int, kit_url: str | None, cpus: float,
+                     gpus: float) -> BackendOptions:
+    if kind not in ("local", "ray", "auto"):
+        raise AarlabError(f"--backend: expected local, ray or auto, got {kind!r}")
+    if kind == "local" and (address or kit_url or gpus):
+        raise AarlabError("--address, --kit-url and --gpus-per-researcher need --backend ray "
+                          "(or auto)")
+    return BackendOptions(kind=kind, address=address, advertise_host=advertise_host,
+                          server_port=server_port, kit_url=kit_url, cpus_per_researcher=cpus,
+                          gpus_per_researcher=gpus)
 
 
 def status_table(lab_id: int, task: str, rows: list[dict], left: float) -> Table:

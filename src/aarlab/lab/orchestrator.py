@@ -2,9 +2,12 @@
 
 The loop is deliberately plain: a thread per researcher runs its sandboxed process and restarts
 it if it dies before the budget is spent; the main thread redraws a table and records how long
-the lab has run. Everything that must survive a ``kill -9`` of the lab is in the store (the lab
-row, its members, their submissions, findings and telemetry) or in the researchers' workspaces
-(their notebooks), so ``--resume`` picks up the same researchers where they stopped.
+the lab has run. Where a sandbox runs (this machine, or a Ray actor on some node) is the
+backend's business only (``aarlab.lab.backends``): the lab logic is the same for both.
+
+Everything that must survive a ``kill -9`` of the lab is in the store (the lab row, its members,
+their submissions, findings and telemetry) or in the researchers' workspaces (their notebooks),
+so ``--resume`` picks up the same researchers where they stopped.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from pydantic import BaseModel, Field
 
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
+from aarlab.lab.backends import Backend, BackendOptions, make_backend
 from aarlab.lab.directions import Direction, load_directions
 from aarlab.lab.server_thread import ServerThread
 from aarlab.lab.status import latest_lab, member_rows
-from aarlab.lab.tables import LabMember, LabRun
+from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.researchers.llm.config import LlmOptions
-from aarlab.sandbox.factory import make_sandbox
 from aarlab.sandbox.spec import Limits, SandboxSpec
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher, add_researcher, hash_token, new_token
@@ -48,6 +51,7 @@ class LabOptions(BaseModel):
     # Member i runs policies[i % len]: "search", "llm:anthropic:MODEL", "llm:openai:MODEL@URL".
     policies: list[str] = Field(default_factory=lambda: ["search"], min_length=1)
     llm: LlmOptions = Field(default_factory=LlmOptions)
+    backend: BackendOptions = Field(default_factory=BackendOptions)
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Lab:
     options: LabOptions
     on_warning: Callable[[str], None] = print
     members: list[MemberRuntime] = field(default_factory=list)
+    backend: Backend | None = None  # default: made from options.backend when the lab runs
 
     def __post_init__(self) -> None:
         self.store.create_all()
@@ -121,7 +126,8 @@ class Lab:
             saved = LabOptions.model_validate(lab.config)
             # The budget and team are the lab's own; only how to run it may change on resume.
             self.options = saved.model_copy(update={
-                "allow_unsandboxed": self.options.allow_unsandboxed, "port": self.options.port})
+                "allow_unsandboxed": self.options.allow_unsandboxed, "port": self.options.port,
+                "backend": self.options.backend})
             for m in s.query(LabMember).filter_by(lab_id=lab.id).order_by(LabMember.id):
                 r = s.get(Researcher, m.researcher_id)
                 token = new_token()  # old tokens died with the old lab; only hashes were kept
@@ -143,8 +149,19 @@ class Lab:
         if not (kit / "manifest.json").exists():
             raise AarlabError(f"task {self.options.task!r} is not built",
                               hint=f"run `aarlab task build {self.options.task}`")
-        server = ServerThread(self.settings, self.store, self.socket, self.options.port)
-        server.start()
+        if self.backend is None:
+            self.backend = make_backend(self.options.backend, self.settings,
+                                        allow_unsandboxed=self.options.allow_unsandboxed)
+        self.backend.connect(len(self.members))
+        tcp = [] if self.options.port is None else [("127.0.0.1", self.options.port)]
+        server = ServerThread(self.settings, self.store, self.socket,
+                              tcp + self.backend.tcp_listeners())
+        try:
+            server.start()
+        except BaseException:
+            self.backend.close()
+            raise
+        self.backend.start(self.lab_dir, self.options.task)
         self.started = time.monotonic()
         deadline = time.time() + self.remaining()
         try:
@@ -166,6 +183,7 @@ class Lab:
                 on_tick(self.status(), 0.0)
         finally:
             self.stop()
+            self.backend.close()
             server.stop()
         return self.lab_id
 
@@ -188,6 +206,21 @@ class Lab:
             row = s.get(LabMember, m.member_id)
             for k, v in fields.items():
                 setattr(row, k, v)
+
+    def open_sandbox(self, m: MemberRuntime, spec: SandboxSpec):
+        """The member's sandbox from the backend, with where it landed recorded as telemetry."""
+        sandbox = self.backend.sandbox(m.name, spec, m.token)
+        with self.store.session() as s:
+            s.add(LabEvent(researcher_id=m.researcher_id, kind="placement",
+                           payload=self.backend.placement(m.name)))
+        return sandbox
+
+    def _failed_attempt(self, m: MemberRuntime, error: str, failures: int) -> None:
+        m.last_error = error[-2000:]
+        with self.store.session() as s:
+            row = s.get(LabMember, m.member_id)
+            row.status, row.restarts = "restarting", row.restarts + 1
+        time.sleep(min(30, 2 ** min(failures, 5)))  # back off a researcher that keeps dying
 
     def _run_member(self, m: MemberRuntime, kit: Path, deadline: float) -> None:
         """Run the researcher until the deadline; restart it when it dies early."""
@@ -217,8 +250,14 @@ class Lab:
                                env=env, limits=Limits(timeout_s=timeout,
                                                       cpu_s=int(timeout * 2) + 60,
                                                       memory_bytes=opts.memory_bytes))
-            sandbox = make_sandbox(spec, allow_unsandboxed=opts.allow_unsandboxed,
-                                   settings=self.settings)
+            try:
+                sandbox = self.open_sandbox(m, spec)
+            except AarlabError as e:  # e.g. no node with room yet, or a node without bwrap
+                failures += 1
+                if failures == 1:
+                    self.on_warning(f"researcher {m.name}: {e.message}")
+                self._failed_attempt(m, e.message, failures)
+                continue
             m.sandbox = sandbox
             inside = {"AARLAB_KIT": sandbox.kit_path, "AARLAB_SOCKET": sandbox.socket_path,
                       "AARLAB_WORKSPACE": sandbox.workspace_path}
@@ -230,9 +269,5 @@ class Lab:
             if result.returncode == 0:
                 break  # it spent its own budget (experiments or submissions)
             failures += 1
-            m.last_error = (result.stderr or result.stdout)[-2000:]
-            with self.store.session() as s:
-                row = s.get(LabMember, m.member_id)
-                row.status, row.restarts = "restarting", row.restarts + 1
-            time.sleep(min(30, 2 ** min(failures, 5)))  # back off a researcher that keeps dying
+            self._failed_attempt(m, result.stderr or result.stdout, failures)
         self._set_member(m, status="done")

@@ -1,7 +1,7 @@
 """The lab's server, run in a thread of the lab process: it dies with the lab, by design.
 
-It listens on a Unix socket (the only way out of a sandbox) and optionally on loopback TCP for
-a person's browser or the CLI.
+It listens on a Unix socket (the only way out of a local sandbox) and optionally on TCP: loopback
+for a person's browser or the CLI, a cluster address for the nodes of a Ray backend.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aarlab.store.db import Store
 
 class ServerThread:
     def __init__(self, settings: Settings, store: Store, socket: Path,
-                 port: int | None = None):
+                 tcp: list[tuple[str, int]] = ()):
         self.socket = socket
         app = create_app(settings, store)
         socket.parent.mkdir(parents=True, exist_ok=True)
@@ -27,9 +27,9 @@ class ServerThread:
             socket.unlink()  # left by a lab that was killed
         self.servers = [uvicorn.Server(uvicorn.Config(app, uds=str(socket), log_level="warning",
                                                       access_log=False))]
-        if port is not None:
+        for host, port in tcp:  # a person's browser, or the nodes of a Ray cluster
             self.servers.append(uvicorn.Server(uvicorn.Config(
-                app, host="127.0.0.1", port=port, log_level="warning", access_log=False)))
+                app, host=host, port=port, log_level="warning", access_log=False)))
         self.threads = [threading.Thread(target=s.run, daemon=True, name="lab-server")
                         for s in self.servers]
 

@@ -81,6 +81,8 @@ def bwrap_argv(spec: SandboxSpec, cmd: list[str], cwd: str, code: list[Path],
     args += ["--bind", str(spec.workspace.resolve()), WORKSPACE]
     if spec.socket is not None:
         args += ["--ro-bind", str(spec.socket), SOCKET]  # connect() works on a read-only mount
+    for dev in spec.devices:  # e.g. the GPU a Ray actor was given; nothing else of /dev
+        args += ["--dev-bind", str(dev), str(dev)]
     args += ["--remount-ro", "/", "--chdir", cwd, "--", *cmd]
     return args
 

@@ -23,6 +23,7 @@ ALLOWED_ENV = frozenset({
     "PYTHONUNBUFFERED", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS",
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM",
     "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+    "CUDA_VISIBLE_DEVICES",  # which of the devices shown to it a command may use
 })
 # AARLAB_* names that point at the lab's secrets or its private files.
 DENIED_ENV = frozenset({
@@ -68,7 +69,8 @@ class SandboxSpec(BaseModel):
 
     ``workspace`` is created if missing and survives between execs and restarts; ``kit`` is
     mounted read-only; ``socket`` is the lab's Unix socket, the only way out; ``extra_ro`` are
-    further read-only directories (e.g. a model cache), mounted at the same path.
+    further read-only directories (e.g. a model cache), mounted at the same path; ``devices``
+    are device nodes (a GPU a Ray actor was given) shown at the same path.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -79,6 +81,7 @@ class SandboxSpec(BaseModel):
     socket: Path | None = None
     env: dict[str, str] = Field(default_factory=dict)
     extra_ro: tuple[Path, ...] = ()
+    devices: tuple[Path, ...] = Field((), description="Device nodes shown read-write (GPUs).")
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("workspace", "kit", "socket")
@@ -101,6 +104,14 @@ class SandboxSpec(BaseModel):
             if not p.is_dir():
                 raise ValueError(f"expected an existing directory, got {p}")
         return out
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: tuple[Path, ...]) -> tuple[Path, ...]:
+        for p in v:
+            if Path("/dev") not in Path(p).parents or ".." in Path(p).parts:
+                raise ValueError(f"expected a device node under /dev, got {p}")
+        return tuple(Path(p) for p in v)
 
     @field_validator("env")
     @classmethod

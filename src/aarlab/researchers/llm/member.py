@@ -19,7 +19,6 @@ from aarlab.researchers.llm.pricing import PriceTable, load_prices
 from aarlab.researchers.llm.prompt import Prompt
 from aarlab.researchers.llm.providers import ProviderError, make_provider
 from aarlab.researchers.llm.tools import Toolbox
-from aarlab.sandbox.factory import make_sandbox
 from aarlab.sandbox.spec import Limits, SandboxSpec
 from aarlab.tasks.kit import SPLITS, TaskKit
 
@@ -90,8 +89,7 @@ def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
                 client.post("/v1/lab/events", json={"kind": kind, "payload": payload})
 
         try:
-            sandbox = make_sandbox(spec, allow_unsandboxed=lab.options.allow_unsandboxed,
-                                   settings=lab.settings)
+            sandbox = lab.open_sandbox(m, spec)
             provider = _provider(policy, opts)
             prices = load_prices(opts.prices_file)
             prompt = Prompt(opts.prompt_file)

@@ -1,0 +1,253 @@
+"""The Ray backend: each researcher is a Ray actor whose sandbox runs on the node it lands on.
+
+The lab (this process) keeps everything else: the orchestrator's loop, the LLM loops, the
+scoring server, forum and store. Nodes reach the server over TCP through a forwarding socket in
+each actor (see ``forward``); kits reach nodes through the server's kit API or a shared path.
+
+Failures: an actor is created with Ray's ``max_restarts``, so Ray itself brings back an actor
+that crashed, was killed, or lost its node (elsewhere, if the node is gone). The call in flight
+fails; ``RemoteSandbox`` turns that into a failed exec, the orchestrator counts a restart and
+starts the researcher again, exactly as when a local sandbox dies. An actor Ray will not bring
+back is replaced by a new one. Nothing acknowledged is lost: it is in the lab's store already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket as socketlib
+import threading
+import time
+from pathlib import Path
+
+from aarlab.config import Settings
+from aarlab.errors import AarlabError
+from aarlab.lab.backends.base import Backend, BackendOptions
+from aarlab.sandbox.base import Launch, Sandbox
+from aarlab.sandbox.errors import SandboxError
+from aarlab.sandbox.runner import ExecResult
+from aarlab.sandbox.spec import SandboxSpec
+
+NAMESPACE = "aarlab"
+_READY_S = 180.0  # how long a researcher waits for a node with room (and its kit download)
+_CALL_GRACE_S = 60.0  # beyond an exec's own timeout, before the actor is taken for lost
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise AarlabError("--backend ray: Ray is not installed",
+                          hint="pip install 'aarlab[ray]' (ray==2.60.0)") from None
+    return ray
+
+
+def cluster_reachable(address: str | None) -> bool:
+    """For ``--backend auto``: is there a Ray cluster to join (``RAY_ADDRESS`` or a local one)?"""
+    try:
+        ray = import_ray()
+    except AarlabError:
+        return False
+    if ray.is_initialized():
+        return True
+    try:
+        ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+class RayBackend(Backend):
+    name = "ray"
+
+    def __init__(self, options: BackendOptions, settings: Settings, *,
+                 allow_unsandboxed: bool = False):
+        self.ray = import_ray()
+        self.options, self.settings = options, settings
+        self.allow_unsandboxed = allow_unsandboxed
+        self._owns_ray = False
+        self._actors: dict[str, object] = {}
+        self._info: dict[str, dict] = {}
+        self._generation: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.host: str | None = None
+        self.port: int | None = None
+        self.task: str | None = None
+        self.lab_tag = "lab"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def connect(self, researchers: int) -> None:
+        ray, opts = self.ray, self.options
+        if not ray.is_initialized():
+            kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False}
+            if opts.address is None:  # a Ray of our own, on this machine
+                kwargs |= {"num_cpus": opts.ray_cpus or max(
+                    researchers * int(opts.cpus_per_researcher + 0.999), 1),
+                    "include_dashboard": False}
+            try:
+                ray.init(address=opts.address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise AarlabError(f"--address: cannot join the Ray cluster at "
+                                  f"{opts.address!r}: {e}",
+                                  hint="start one with `ray start --head`, or drop --address "
+                                       "to start Ray on this machine") from None
+            self._owns_ray = True
+        self.host = opts.advertise_host or ray.util.get_node_ip_address()
+        self.port = opts.server_port or _free_port(self.host)
+
+    def tcp_listeners(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port)]
+
+    def start(self, lab_dir: Path, task: str) -> None:
+        self.task = task
+        self.lab_tag = f"lab{lab_dir.name}"
+
+    def close(self) -> None:
+        for handle in list(self._actors.values()):
+            with contextlib.suppress(Exception):
+                self.ray.kill(handle)
+        self._actors.clear()
+        if self._owns_ray:
+            self.ray.shutdown()
+
+    # -- researchers ---------------------------------------------------------------------------
+    def sandbox(self, member: str, spec: SandboxSpec, token: str) -> Sandbox:
+        """The member's actor (created, or brought back by Ray) wrapped as a sandbox."""
+        with self._lock:
+            handle = self._actors.get(member)
+        if handle is not None:
+            try:
+                return self._ready(member, handle)
+            except AarlabError:
+                raise
+            except Exception:  # noqa: BLE001 - Ray will not restart it: a new actor replaces it
+                with contextlib.suppress(Exception):
+                    self.ray.kill(handle)
+        handle = self._create(member, spec, token)
+        return self._ready(member, handle)
+
+    def placement(self, member: str) -> dict:
+        info = self._info.get(member, {})
+        return {"backend": self.name, **{k: info[k] for k in ("node_id", "node_ip", "hostname",
+                                                              "pid", "gpus") if k in info}}
+
+    def actor(self, member: str):
+        """The member's actor handle (for tests and tools that kill one on purpose)."""
+        return self._actors.get(member)
+
+    def _create(self, member: str, spec: SandboxSpec, token: str):
+        from aarlab.lab.backends.actor import ResearcherNode
+
+        opts, ray = self.options, self.ray
+        gen = self._generation[member] = self._generation.get(member, 0) + 1
+        node_settings = {"home": str(self.settings.home)}
+        if self.settings.answer_key_root is not None:
+            node_settings["answer_key_root"] = str(self.settings.answer_key_root)
+        actor_class = ray.remote(ResearcherNode).options(
+            name=f"{self.lab_tag}-{member}-{gen}", namespace=NAMESPACE,
+            num_cpus=opts.cpus_per_researcher, num_gpus=opts.gpus_per_researcher,
+            max_restarts=opts.max_actor_restarts, max_task_retries=0,
+            max_concurrency=8,  # terminate() must run while exec() is in flight
+            scheduling_strategy="SPREAD")
+        handle = actor_class.remote(
+            spec.model_dump(mode="json", exclude={"kit", "socket"}), token,
+            (self.host, self.port), self.task, node_settings, opts.kit_url,
+            self.allow_unsandboxed)
+        with self._lock:
+            self._actors[member] = handle
+        return handle
+
+    def _ready(self, member: str, handle) -> RemoteSandbox:
+        """Wait until the actor is up (Ray may be restarting it or looking for room)."""
+        ray = self.ray
+        deadline = time.monotonic() + _READY_S
+        while True:
+            try:
+                info = ray.get(handle.info.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except ray.exceptions.ActorUnavailableError:  # restarting: ask again shortly
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+            except ray.exceptions.GetTimeoutError:
+                raise AarlabError(
+                    f"researcher {member}: no Ray node took its actor within {_READY_S:.0f} s",
+                    hint=f"it needs {self.options.cpus_per_researcher} CPU and "
+                         f"{self.options.gpus_per_researcher} GPU; cluster has "
+                         f"{ray.cluster_resources()}") from None
+            except ray.exceptions.RayTaskError as e:  # the actor's __init__ failed on its node
+                cause = e.cause if isinstance(e.cause, Exception) else e
+                message = getattr(cause, "message", None) or str(cause)
+                raise SandboxError(f"researcher {member}: its actor could not start: "
+                                   f"{message}") from None
+        self._info[member] = info
+        return RemoteSandbox(handle, info, ray)
+
+
+class RemoteSandbox(Sandbox):
+    """A ``Sandbox`` whose commands and files are on the actor's node.
+
+    The contract is the local one; an actor that dies mid-call (crash, kill, lost node) makes
+    the exec fail with exit -9 and the reason on stderr, as a killed local sandbox would.
+    """
+
+    def __init__(self, handle, info: dict, ray):
+        self.handle, self.info, self.ray = handle, info, ray
+        self.sandboxed = bool(info["sandboxed"])
+
+    @property
+    def workspace_path(self) -> str:
+        return self.info["workspace_path"]
+
+    @property
+    def kit_path(self) -> str | None:
+        return self.info["kit_path"]
+
+    @property
+    def socket_path(self) -> str | None:
+        return self.info["socket_path"]
+
+    @property
+    def python(self) -> str:
+        return self.info["python"]
+
+    def exec(self, cmd: list[str], *, input: str | bytes | None = None, cwd: str | None = None,
+             env: dict[str, str] | None = None, timeout: float | None = None) -> ExecResult:
+        ref = self.handle.exec.remote(cmd, input=input, cwd=cwd, env=env, timeout=timeout)
+        wait = None if timeout is None else timeout + _CALL_GRACE_S
+        t0 = time.monotonic()
+        try:
+            return self._get(ref, wait)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError) as e:
+            where = self.info.get("hostname", "?")
+            return ExecResult(returncode=-9, stdout="",
+                              stderr=f"the researcher's Ray actor on {where} was lost: "
+                                     f"{type(e).__name__}: {str(e)[:500]}\n",
+                              duration_s=time.monotonic() - t0)
+
+    def read_file(self, path: str, text: bool = True) -> str | bytes:
+        return self._get(self.handle.read_file.remote(path, text=text), _CALL_GRACE_S)
+
+    def write_file(self, path: str, contents: str | bytes) -> None:
+        self._get(self.handle.write_file.remote(path, contents), _CALL_GRACE_S)
+
+    def terminate(self) -> None:
+        with contextlib.suppress(Exception):
+            self.handle.terminate.remote()
+
+    def _get(self, ref, timeout: float | None):
+        try:
+            return self.ray.get(ref, timeout=timeout)
+        except self.ray.exceptions.RayTaskError as e:
+            # The node's own exception (FileNotFoundError, SandboxPathError…), not Ray's wrapper.
+            if isinstance(e.cause, Exception):
+                raise e.cause from None
+            raise
+
+    def _command(self, cmd: list[str], cwd: str) -> Launch:  # pragma: no cover - never local
+        raise NotImplementedError("a remote sandbox runs its commands on its node")
+
+
+def _free_port(host: str) -> int:
+    with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
