@@ -20,4 +20,4 @@ fi
 # torch first and pinned: this takes the CPU build from the machine's disk; an unpinned
 # torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,ray]"
