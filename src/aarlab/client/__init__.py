@@ -13,10 +13,11 @@ from aarlab.client.base import (
     ServerError,
 )
 from aarlab.client.forum import ForumAPI
+from aarlab.client.kits import KitAPI
 from aarlab.client.scoring import AdminAPI, ScoringAPI
 
 
-class LabClient(ScoringAPI, ForumAPI, AdminAPI, BaseClient):
+class LabClient(ScoringAPI, ForumAPI, KitAPI, AdminAPI, BaseClient):
     """``LabClient(base_url=... | socket=..., token=...)``; see ``BaseClient``."""
 
 

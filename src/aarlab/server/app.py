@@ -18,6 +18,7 @@ from aarlab.store.db import Store
 # Each module exposes ``router`` (an APIRouter). Listed in the order the OpenAPI doc shows them.
 ROUTER_MODULES = [
     "aarlab.scoring.routes",
+    "aarlab.tasks.routes",
     "aarlab.forum.routes",
     "aarlab.forum.snapshot_routes",
     "aarlab.lab.routes",
