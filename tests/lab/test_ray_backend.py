@@ -156,3 +156,47 @@ def test_a_killed_researcher_actor_is_restarted_and_nothing_is_lost(tmp_path, ti
     assert len(placements) >= 2 and placements[-1]["pid"] != first_pid
     # It went on researching after the restart.
     assert any(e.kind == "experiment" and e.id > last_event for e in events)
+
+
+def test_a_lost_node_moves_its_researcher_to_another_node(tmp_path, tiny_tweets, settings,
+                                                          ray_cluster):
+    """Run last in this module: it takes a node away from the shared cluster."""
+    ray_cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
+    ray_cluster.wait_for_nodes()
+    s = _home(tmp_path, tiny_tweets, settings.sources_dir, "node")
+    store = Store(s.database_url)
+    options = _options(150, "ray").model_copy(update={"max_experiments": 8,
+                                                      "max_submissions": 4})
+    lab = Lab(s, store, options)
+    lab.create()
+    runner = threading.Thread(target=lab.run, daemon=True)
+    runner.start()
+
+    # Two researchers on three one-CPU nodes: at least one is not on the head, which stays.
+    head = ray_cluster.head_node.node_id
+    deadline, victim = time.monotonic() + 120, None
+    while time.monotonic() < deadline and victim is None:
+        time.sleep(1)
+        with store.session() as db:
+            done = {e.researcher_id for e in db.scalars(
+                select(LabEvent).where(LabEvent.kind == "experiment"))}
+        for m in lab.members:
+            node = lab.backend.placement(m.name).get("node_id")
+            if m.researcher_id in done and node not in (None, head):
+                victim = (m, node)
+    assert victim is not None, "no researcher got going on a worker node in time"
+    member, node_id = victim
+    node = next(n for n in ray_cluster.worker_nodes if n.node_id == node_id)
+    before = _counts(store)
+    ray_cluster.remove_node(node, allow_graceful=False)  # the machine is gone
+
+    runner.join(timeout=300)
+    assert not runner.is_alive(), "the lab did not finish"
+    after = _counts(store)
+    assert before[0] <= after[0] and before[1] <= after[1], "a submission or finding was lost"
+    with store.session() as db:
+        row = db.get(LabMember, member.member_id)
+        assert row.restarts >= 1 and row.status == "done"
+        nodes = [e.payload["node_id"] for e in db.scalars(select(LabEvent).where(
+            LabEvent.researcher_id == member.researcher_id, LabEvent.kind == "placement"))]
+    assert nodes[0] == node_id and nodes[-1] in {n["NodeID"] for n in ray.nodes() if n["Alive"]}

@@ -14,7 +14,9 @@ back is replaced by a new one. Nothing acknowledged is lost: it is in the lab's 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket as socketlib
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -49,11 +51,27 @@ def cluster_reachable(address: str | None) -> bool:
         return False
     if ray.is_initialized():
         return True
+    found = find_cluster(address or "auto")
+    if found is None:
+        return False
     try:
-        ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError):
+        _check_reachable(found)
+    except AarlabError:
         return False
     return True
+
+
+def find_cluster(address: str | None) -> str | None:
+    """``address``, or for ``auto`` the cluster Ray itself would join: ``RAY_ADDRESS``, else
+    the one the last ``ray start`` on this machine recorded. None when there is none."""
+    if address not in (None, "auto"):
+        return address
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    recorded = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    with contextlib.suppress(OSError):
+        return recorded.read_text().strip() or None
+    return None
 
 
 class RayBackend(Backend):
@@ -83,8 +101,17 @@ class RayBackend(Backend):
                 kwargs |= {"num_cpus": opts.ray_cpus or max(
                     researchers * int(opts.cpus_per_researcher + 0.999), 1),
                     "include_dashboard": False}
+            address = opts.address
+            if address is not None:  # a cluster to join: fail fast when nothing answers there
+                address = find_cluster(address)
+                if address is None:
+                    raise AarlabError("--address auto: no Ray cluster was started on this "
+                                      "machine and RAY_ADDRESS is not set",
+                                      hint="start one with `ray start --head`, or give its "
+                                           "address")
+                _check_reachable(address)
             try:
-                ray.init(address=opts.address, **kwargs)
+                ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise AarlabError(f"--address: cannot join the Ray cluster at "
                                   f"{opts.address!r}: {e}",
@@ -245,6 +272,21 @@ class RemoteSandbox(Sandbox):
 
     def _command(self, cmd: list[str], cwd: str) -> Launch:  # pragma: no cover - never local
         raise NotImplementedError("a remote sandbox runs its commands on its node")
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on a wrong address: ``ray.init`` itself waits minutes for a GCS."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise AarlabError(f"--address: expected auto, HOST:PORT or ray://HOST:PORT, got "
+                          f"{address!r}")
+    try:
+        socketlib.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise AarlabError(f"--address: nothing answers at {hostport} ({e.strerror or e})",
+                          hint="start a cluster with `ray start --head`, and give the address "
+                               "it prints") from None
 
 
 def _free_port(host: str) -> int:
