@@ -12,7 +12,7 @@ from rich.table import Table
 
 from aarlab.config import get_settings
 from aarlab.errors import AarlabError
-from aarlab.lab.backends import BackendOptions
+from aarlab.lab.backends import BackendOptions, make_backend
 from aarlab.lab.orchestrator import Lab, LabOptions
 from aarlab.lab.report import write_report
 from aarlab.researchers.llm.accounting import lab_costs
@@ -118,8 +118,16 @@ def run(
                          directions_file=directions, allow_unsandboxed=allow_unsandboxed,
                          port=port, policies=policies, llm=llm, backend=backend_options)
     store = Store(settings.database_url)
-    lab = Lab(settings, store, options, on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
-    lab_id = lab.resume() if resume else lab.create()
+    # Reach the backend before a lab row exists: a wrong --address leaves nothing to resume.
+    backend = make_backend(backend_options, settings, allow_unsandboxed=allow_unsandboxed)
+    try:
+        backend.connect(options.researchers)
+        lab = Lab(settings, store, options, backend=backend,
+                  on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
+        lab_id = lab.resume() if resume else lab.create()
+    except BaseException:
+        backend.close()
+        raise
     if not as_json:
         err.print(f"lab {lab_id} on {task}: {len(lab.members)} researchers, budget "
                   f"{lab.options.budget_s / 60:.1f} min ({lab.remaining() / 60:.1f} left)")

@@ -95,6 +95,8 @@ class RayBackend(Backend):
     # -- lifecycle -----------------------------------------------------------------------------
     def connect(self, researchers: int) -> None:
         ray, opts = self.ray, self.options
+        if self.host is not None:
+            return  # connected already (the CLI connects before it creates the lab)
         if not ray.is_initialized():
             kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False}
             if opts.address is None:  # a Ray of our own, on this machine
