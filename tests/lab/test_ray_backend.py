@@ -114,6 +114,20 @@ def _counts(store: Store) -> tuple[set[int], set[int]]:
         return set(db.scalars(select(Submission.id))), set(db.scalars(select(Finding.id)))
 
 
+def _finished_after_a_restart(runner: threading.Thread, store: Store,
+                              before: tuple[set[int], set[int]], member) -> list[LabEvent]:
+    """Wait for the lab; check nothing was lost and ``member`` was restarted; its events."""
+    runner.join(timeout=300)
+    assert not runner.is_alive(), "the lab did not finish"
+    after = _counts(store)
+    assert before[0] <= after[0] and before[1] <= after[1], "a submission or finding was lost"
+    with store.session() as db:
+        row = db.get(LabMember, member.member_id)
+        assert row.restarts >= 1 and row.status == "done"
+        return list(db.scalars(select(LabEvent).where(
+            LabEvent.researcher_id == member.researcher_id).order_by(LabEvent.id)))
+
+
 def test_a_killed_researcher_actor_is_restarted_and_nothing_is_lost(tmp_path, tiny_tweets,
                                                                      settings, ray_cluster):
     s = _home(tmp_path, tiny_tweets, settings.sources_dir, "kill")
@@ -143,15 +157,7 @@ def test_a_killed_researcher_actor_is_restarted_and_nothing_is_lost(tmp_path, ti
         last_event = max(db.scalars(select(LabEvent.id)))
     ray.kill(handle, no_restart=False)  # as a crash would: Ray may bring it back
 
-    runner.join(timeout=300)
-    assert not runner.is_alive(), "the lab did not finish"
-    after = _counts(store)
-    assert before[0] <= after[0] and before[1] <= after[1], "a submission or finding was lost"
-    with store.session() as db:
-        member = db.get(LabMember, victim.member_id)
-        assert member.restarts >= 1 and member.status == "done"
-        events = list(db.scalars(select(LabEvent).where(
-            LabEvent.researcher_id == victim.researcher_id).order_by(LabEvent.id)))
+    events = _finished_after_a_restart(runner, store, before, victim)
     placements = [e.payload for e in events if e.kind == "placement"]
     assert len(placements) >= 2 and placements[-1]["pid"] != first_pid
     # It went on researching after the restart.
@@ -190,13 +196,6 @@ def test_a_lost_node_moves_its_researcher_to_another_node(tmp_path, tiny_tweets,
     before = _counts(store)
     ray_cluster.remove_node(node, allow_graceful=False)  # the machine is gone
 
-    runner.join(timeout=300)
-    assert not runner.is_alive(), "the lab did not finish"
-    after = _counts(store)
-    assert before[0] <= after[0] and before[1] <= after[1], "a submission or finding was lost"
-    with store.session() as db:
-        row = db.get(LabMember, member.member_id)
-        assert row.restarts >= 1 and row.status == "done"
-        nodes = [e.payload["node_id"] for e in db.scalars(select(LabEvent).where(
-            LabEvent.researcher_id == member.researcher_id, LabEvent.kind == "placement"))]
+    events = _finished_after_a_restart(runner, store, before, member)
+    nodes = [e.payload["node_id"] for e in events if e.kind == "placement"]
     assert nodes[0] == node_id and nodes[-1] in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
