@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from aarlab.commands.run import status_table
 from aarlab.config import Settings
 from aarlab.forum.tables import Finding
 from aarlab.lab.backends import BackendOptions
 from aarlab.lab.orchestrator import Lab, LabOptions
 from aarlab.lab.report import write_report
+from aarlab.lab.status import member_rows
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.sandbox.bwrap import sandbox_available
 from aarlab.scoring.tables import Submission
@@ -91,6 +93,12 @@ def test_a_small_lab_on_ray_gives_the_local_results(tmp_path, tiny_tweets, setti
                 [(m.status, m.restarts) for m in members]
             assert db.scalars(select(Submission)).first() is not None
             assert db.scalars(select(Finding)).first() is not None
+            # The live table says where each researcher runs.
+            rows = member_rows(db, run)
+            assert {r["backend"] for r in rows} == {backend}
+            assert all(r["node"] for r in rows) == (backend == "ray")
+            table = status_table(lab_id, "tweets", rows, 0.0)
+            assert ("node" in [c.header for c in table.columns]) == (backend == "ray")
         results[backend] = (summary, _layout(s, lab_id), placements)
 
     (local, local_files, _), (remote, ray_files, placements) = results["local"], results["ray"]

@@ -178,8 +178,10 @@ def _backend_options(kind: str, address: str | None, advertise_host: str | None,
 def status_table(lab_id: int, task: str, rows: list[dict], left: float) -> Table:
     t = Table(title=f"lab {lab_id} on {task} — {left / 60:.1f} min left")
     llm = any("cost" in r for r in rows)
-    for col in ("researcher", "direction", "status", "current idea", "experiments",
-                "submissions", "best released PGR", "restarts") + (("LLM cost",) if llm else ()):
+    remote = any(r.get("backend") == "ray" for r in rows)
+    columns = ("researcher", "direction", "status", "current idea", "experiments",
+               "submissions", "best released PGR", "restarts")
+    for col in columns + (("LLM cost",) if llm else ()) + (("node",) if remote else ()):
         t.add_column(col, overflow="fold")
     for r in rows:
         best = r["best_released_pgr"]
@@ -190,7 +192,7 @@ def status_table(lab_id: int, task: str, rows: list[dict], left: float) -> Table
                                                                    else " [red](unsandboxed)[/]"),
                   r["current_idea"][:60], str(r["experiments"]), str(r["submissions"]),
                   "–" if best is None else f"{best:.3f}", str(r["restarts"]),
-                  *((cost,) if llm else ()))
+                  *((cost,) if llm else ()), *((r.get("node", ""),) if remote else ()))
     return t
 
 

@@ -27,11 +27,16 @@ def member_rows(s: Session, lab: LabRun) -> list[dict]:
         idea = s.scalar(select(LabEvent.payload).where(
             LabEvent.researcher_id == m.researcher_id, LabEvent.kind == "idea").order_by(
             LabEvent.id.desc()).limit(1))
+        placed = s.scalar(select(LabEvent.payload).where(
+            LabEvent.researcher_id == m.researcher_id, LabEvent.kind == "placement").order_by(
+            LabEvent.id.desc()).limit(1)) or {}
         rows.append({
             "researcher": name, "researcher_id": m.researcher_id, "direction": m.direction,
             "policy": m.policy, "status": m.status, "restarts": m.restarts,
             "sandboxed": m.sandboxed, "experiments": experiments, "submissions": subs[0],
             "best_released_pgr": subs[1], "current_idea": (idea or {}).get("spec", ""),
+            "backend": placed.get("backend", "local"),
+            "node": placed.get("hostname") or placed.get("node_ip") or "",
         })
     return rows
 
