@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket as pysocket
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -115,6 +116,22 @@ _SOCK = typer.Option(None, "--socket", envvar="AARLAB_SOCKET", help="…or this 
 _DB = typer.Option(None, "--db", help="Without a server address: write to this store directly.")
 
 
+def _admin_action(url: str | None, sock: str | None, db: str | None,
+                  remote: Callable, local: Callable) -> dict:
+    """Ask a running server (``remote(client)``), or write the store itself when no address is
+    given (``local(session)``, whose audit row lands in the same transaction)."""
+    settings = _settings(db)
+    if url or sock:
+        with _client(url, sock, settings) as c:
+            return remote(c)
+    from aarlab.store.db import Store
+
+    store = Store(settings.database_url)
+    store.create_all()
+    with store.session() as s:
+        return local(s)
+
+
 @admin_app.command("add-researcher")
 def add_researcher_cmd(
     name: str = typer.Argument(..., help="Lowercase name, unique in the lab."),
@@ -122,21 +139,15 @@ def add_researcher_cmd(
     url: str | None = _URL, sock: str | None = _SOCK, db: str | None = _DB,
 ) -> None:
     """Register a researcher and print its id and bearer token (shown only once)."""
-    settings = _settings(db)
-    if url or sock:
-        with _client(url, sock, settings) as c:
-            out = c.add_researcher(name)
-    else:
-        from aarlab.store import audit
-        from aarlab.store.db import Store
-        from aarlab.store.identity import add_researcher
+    from aarlab.store import audit
+    from aarlab.store.identity import add_researcher
 
-        store = Store(settings.database_url)
-        store.create_all()
-        with store.session() as s:
-            r, token = add_researcher(s, name)
-            audit.append(s, "researcher_added", r.id, name=r.name, via="cli")
-            out = {"id": r.id, "name": r.name, "token": token}
+    def local(s) -> dict:
+        r, token = add_researcher(s, name)
+        audit.append(s, "researcher_added", r.id, name=r.name, via="cli")
+        return {"id": r.id, "name": r.name, "token": token}
+
+    out = _admin_action(url, sock, db, lambda c: c.add_researcher(name), local)
     if as_json:
         print_json(out)
     else:
@@ -151,21 +162,15 @@ def revoke_cmd(
     url: str | None = _URL, sock: str | None = _SOCK, db: str | None = _DB,
 ) -> None:
     """Revoke a researcher's token; its submissions and posts stay."""
-    settings = _settings(db)
-    if url or sock:
-        with _client(url, sock, settings) as c:
-            out = c.revoke(ref)
-    else:
-        from aarlab.store import audit
-        from aarlab.store.db import Store
-        from aarlab.store.identity import revoke
+    from aarlab.store import audit
+    from aarlab.store.identity import revoke
 
-        store = Store(settings.database_url)
-        store.create_all()
-        with store.session() as s:
-            r = revoke(s, ref)
-            audit.append(s, "researcher_revoked", r.id, name=r.name, via="cli")
-            out = r.as_dict()
+    def local(s) -> dict:
+        r = revoke(s, ref)
+        audit.append(s, "researcher_revoked", r.id, name=r.name, via="cli")
+        return r.as_dict()
+
+    out = _admin_action(url, sock, db, lambda c: c.revoke(ref), local)
     if as_json:
         print_json(out)
     else:
