@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -16,6 +17,7 @@ import pytest
 from aarlab.errors import AarlabError
 from aarlab.lab.backends import BackendOptions, make_backend
 from aarlab.lab.backends.local import LocalBackend
+from aarlab.sandbox.bwrap import sandbox_available
 
 
 @pytest.fixture
@@ -81,3 +83,20 @@ def test_auto_without_a_cluster_runs_locally(monkeypatch, tmp_path, settings):
     t0 = time.monotonic()
     assert isinstance(make_backend(BackendOptions(kind="auto"), settings), LocalBackend)
     assert time.monotonic() - t0 < 30
+
+
+@pytest.mark.skipif(not sandbox_available()[0], reason="bubblewrap cannot run here")
+def test_run_on_a_ray_of_its_own(home_env):
+    """`aarlab run --backend ray` with no address starts Ray here, and stops it at the end."""
+    pytest.importorskip("ray")
+    r = _run(home_env, "--backend", "ray", "--researchers", "1", "--max-experiments", "2",
+             "--max-submissions", "1", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["experiments"] >= 1 and summary["sandboxed"] is True
+    home = Path(home_env["AARLAB_HOME"])
+    with sqlite3.connect(home / "aarlab.db") as con:
+        kinds = [json.loads(p)["backend"] for (p,) in con.execute(
+            "select payload from lab_events where kind = 'placement'")]
+    assert kinds and set(kinds) == {"ray"}
+    assert list((home / "cache" / "node-kits").glob("tweets-*/kit/manifest.json"))

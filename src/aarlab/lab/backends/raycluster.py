@@ -14,6 +14,8 @@ back is replaced by a new one. Nothing acknowledged is lost: it is in the lab's 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 import socket as socketlib
 import tempfile
@@ -98,11 +100,14 @@ class RayBackend(Backend):
         if self.host is not None:
             return  # connected already (the CLI connects before it creates the lab)
         if not ray.is_initialized():
-            kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False}
+            # Ray's INFO lines would scroll the live table away; its warnings still show.
+            kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False,
+                            "logging_level": logging.WARNING}
             if opts.address is None:  # a Ray of our own, on this machine
                 kwargs |= {"num_cpus": opts.ray_cpus or max(
-                    researchers * int(opts.cpus_per_researcher + 0.999), 1),
-                    "include_dashboard": False}
+                    researchers * math.ceil(opts.cpus_per_researcher), 1),
+                    # Only small results cross it: Ray's default (30% of RAM) would be wasted.
+                    "object_store_memory": 256 << 20, "include_dashboard": False}
             address = opts.address
             if address is not None:  # a cluster to join: fail fast when nothing answers there
                 address = find_cluster(address)
