@@ -1,7 +1,7 @@
 """Experiments per minute with 1, 2 and 4 Ray worker nodes on this machine, against the local
 backend with as many researchers, as ratios measured in one run.
 
-    .venv/bin/python bench/ray.py [--workers 1,2,4] [--budget 90s] [--task snli-pref]
+    .venv/bin/python bench/ray_lab.py [--workers 1,2,4] [--budget 90s] [--task snli-pref]
                                   [--source-home ~/.cache/aarlab] [--keep]
 
 For each W it runs the real CLI twice, back to back so the shared machine's load hits both alike:
@@ -27,7 +27,7 @@ Each researcher's sandbox runs one thread, so nothing scales past the machine's 
 
 Measured (2026-11-30, load average 1.59 before, 4.24 after; 2 cores shared with other jobs):
 
-    .venv/bin/python bench/ray.py          # --workers 1,2,4 --budget 90s --task snli-pref
+    .venv/bin/python bench/ray_lab.py          # --workers 1,2,4 --budget 90s --task snli-pref
 
     backend W nodes exps lab-min exp/min CPU-s/s 1st-sandbox-s 1st-exp-s ray/local ÷W=1
     local   1   -     70  1.54    45.5    0.90       0.2          6.6       1.00    1.00
@@ -59,20 +59,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# This file is named ray.py: run as a script, its folder comes first on sys.path and
-# ``import ray`` would import this file. Drop that folder before importing Ray.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import ray.cluster_utils
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
 
-import ray.cluster_utils  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-
-from aarlab.commands.run import parse_duration  # noqa: E402
-from aarlab.lab.status import as_utc  # noqa: E402
-from aarlab.lab.tables import LabEvent, LabMember, LabRun  # noqa: E402
-from aarlab.store.db import Store  # noqa: E402
+from aarlab.commands.run import parse_duration
+from aarlab.lab.status import as_utc
+from aarlab.lab.tables import LabEvent, LabMember, LabRun
+from aarlab.store.db import Store
 
 AARLAB = Path(sys.executable).parent / "aarlab"
 OBJECT_STORE = 80 << 20  # just above Ray's 75 MiB minimum: nothing big goes through it
@@ -237,7 +232,7 @@ def main() -> None:
     t = Table("backend", "W", "nodes", "experiments", "lab min", "exp/min", "exp CPU-s / s",
               "1st sandbox s", "1st exp s", "restarts", "exp/min ray/local",
               f"exp/min ÷ W={counts[0]}",
-              title=f"bench/ray.py: {args.task}, budget {args.budget} per lab, "
+              title=f"bench/ray_lab.py: {args.task}, budget {args.budget} per lab, "
                     f"{os.cpu_count()} cores")
     for r in runs:
         local, base = by[("local", r.workers)], by[(r.backend, counts[0])]
