@@ -118,7 +118,9 @@ class RayBackend(Backend):
                                            "address")
                 _check_reachable(address)
             try:
-                ray.init(address=address, **kwargs)
+                # "local": a Ray of our own even when `ray start` left a cluster running here;
+                # that one is joined only when asked for (--address auto).
+                ray.init(address=address or "local", **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise AarlabError(f"--address: cannot join the Ray cluster at "
                                   f"{opts.address!r}: {e}",
