@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from aarlab.commands.run import status_table
 from aarlab.config import Settings
-from aarlab.forum.tables import Finding
+from aarlab.forum.tables import Finding, Snapshot
 from aarlab.lab.backends import BackendOptions
 from aarlab.lab.orchestrator import Lab, LabOptions
 from aarlab.lab.report import write_report
@@ -93,6 +93,8 @@ def test_a_small_lab_on_ray_gives_the_local_results(tmp_path, tiny_tweets, setti
                 [(m.status, m.restarts) for m in members]
             assert db.scalars(select(Submission)).first() is not None
             assert db.scalars(select(Finding)).first() is not None
+            # Code snapshots travel through the server's snapshot API from any node.
+            assert db.scalars(select(Snapshot)).first() is not None
             # The live table says where each researcher runs.
             rows = member_rows(db, run)
             assert {r["backend"] for r in rows} == {backend}
