@@ -90,7 +90,7 @@ def test_run_on_a_ray_of_its_own(home_env):
     """`aarlab run --backend ray` with no address starts Ray here, and stops it at the end."""
     pytest.importorskip("ray")
     r = _run(home_env, "--backend", "ray", "--researchers", "1", "--max-experiments", "2",
-             "--max-submissions", "1", "--json")
+             "--max-submissions", "1", "--json", "--no-replicate")
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["experiments"] >= 1 and summary["sandboxed"] is True
@@ -100,3 +100,4 @@ def test_run_on_a_ray_of_its_own(home_env):
             "select payload from lab_events where kind = 'placement'")]
     assert kinds and set(kinds) == {"ray"}
     assert list((home / "cache" / "node-kits").glob("tweets-*/kit/manifest.json"))
+    assert not (home / "replication").exists()  # --no-replicate: left for `aarlab replicate`

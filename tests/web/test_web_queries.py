@@ -12,6 +12,7 @@ import pytest
 from webseed import ADMIN_H, TRANSCRIPT_TEXT
 
 from aarlab.lab.status import latest_lab, member_rows, progress_points
+from aarlab.lab.tables import LabEvent
 from aarlab.w2s.metrics import Estimate
 from aarlab.web import queries
 from aarlab.web.chart import LAB, Ref, best_so_far, progress_svg
@@ -115,8 +116,18 @@ def test_transcript_is_for_the_admin_only(web_lab):
 def test_member_table_matches_the_labs_own(web_lab):
     with web_lab.store.session() as s:
         lab = latest_lab(s, task="tweets")
-        assert queries.members(s, lab) == member_rows(s, lab)
-        assert [m["researcher"] for m in queries.members(s, lab)] == ["ada", "bo", "cy"]
+        first = queries.members(s, lab)[0]["researcher_id"]
+        savepoint = s.begin_nested()  # undone below: the seeded lab is shared by other tests
+        for node in ("node-a", "node-b"):  # the latest placement is where it runs now
+            s.add(LabEvent(researcher_id=first, kind="placement",
+                           payload={"backend": "ray", "hostname": node}))
+        s.flush()
+        rows = queries.members(s, lab)
+        assert rows == member_rows(s, lab)
+        assert [m["researcher"] for m in rows] == ["ada", "bo", "cy"]
+        assert (rows[0]["backend"], rows[0]["node"]) == ("ray", "node-b")
+        assert (rows[1]["backend"], rows[1]["node"]) == ("local", "")
+        savepoint.rollback()
 
 
 def test_live_answers_only_the_version_when_nothing_changed(web_lab):

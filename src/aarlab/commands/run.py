@@ -71,6 +71,9 @@ def run(
         False, "--allow-unsandboxed",
         help="Run researchers as plain processes if bubblewrap cannot run (unsafe)."),
     port: int = typer.Option(None, "--port", help="Also serve the API on 127.0.0.1:PORT."),
+    replicate: bool = typer.Option(
+        True, "--replicate/--no-replicate",
+        help="Replicate the top results at the end (minutes); later: `aarlab replicate`."),
     backend: str = typer.Option("local", "--backend",
                                 help="local | ray | auto (ray when a cluster is reachable)."),
     address: str = typer.Option(None, "--address",
@@ -147,10 +150,11 @@ def run(
                   "baselines)…")
     summary = write_report(store, settings, lab_id, report_dir or settings.home / "reports",
                            threads=settings.torch_threads)
-    from aarlab.replication.report import replicate_after_run  # the verdict on the top results
+    if replicate:
+        from aarlab.replication.report import replicate_after_run  # the verdict on the top
 
-    replicate_after_run(store, settings, lab_id, report_dir or settings.home / "reports",
-                        summary, warn=lambda msg: err.print(f"[yellow]{msg}[/]"))
+        replicate_after_run(store, settings, lab_id, report_dir or settings.home / "reports",
+                            summary, warn=lambda msg: err.print(f"[yellow]{msg}[/]"))
     with store.session() as s:
         costs = lab_costs(s, lab_id)
     if as_json:

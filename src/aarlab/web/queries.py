@@ -108,7 +108,7 @@ def scope_for(s: Session, task: str | None) -> Scope:
 
 
 def members(s: Session, lab: LabRun) -> list[dict]:
-    """``aarlab.lab.status.member_rows`` (the CLI's live table) in four grouped queries.
+    """``aarlab.lab.status.member_rows`` (the CLI's live table) in five grouped queries.
 
     ``member_rows`` asks three questions per member; with twenty researchers and ten thousand
     submissions that alone is most of a page's time budget. A test checks both agree.
@@ -124,11 +124,7 @@ def members(s: Session, lab: LabRun) -> list[dict]:
         select(Submission.researcher_id, func.count(), func.max(Submission.released_pgr))
         .where(Submission.researcher_id.in_(ids), Submission.task == lab.task)
         .group_by(Submission.researcher_id))}
-    last_idea = (select(func.max(LabEvent.id)).where(LabEvent.researcher_id.in_(ids),
-                                                      LabEvent.kind == "idea")
-                 .group_by(LabEvent.researcher_id))
-    ideas = dict(s.execute(select(LabEvent.researcher_id, LabEvent.payload)
-                           .where(LabEvent.id.in_(last_idea))).all())
+    ideas, placed = (_latest_payloads(s, ids, kind) for kind in ("idea", "placement"))
     return [{
         "researcher": name, "researcher_id": m.researcher_id, "direction": m.direction,
         "policy": m.policy, "status": m.status, "restarts": m.restarts,
@@ -136,7 +132,19 @@ def members(s: Session, lab: LabRun) -> list[dict]:
         "submissions": subs.get(m.researcher_id, (0, None))[0],
         "best_released_pgr": subs.get(m.researcher_id, (0, None))[1],
         "current_idea": (ideas.get(m.researcher_id) or {}).get("spec", ""),
+        "backend": placed.get(m.researcher_id, {}).get("backend", "local"),
+        "node": (placed.get(m.researcher_id, {}).get("hostname")
+                 or placed.get(m.researcher_id, {}).get("node_ip") or ""),
     } for m, name in rows]
+
+
+def _latest_payloads(s: Session, ids: list[int], kind: str) -> dict[int, dict]:
+    """Each researcher's latest event payload of ``kind``, in one query."""
+    latest = (select(func.max(LabEvent.id)).where(LabEvent.researcher_id.in_(ids),
+                                                   LabEvent.kind == kind)
+              .group_by(LabEvent.researcher_id))
+    return {rid: payload or {} for rid, payload in s.execute(
+        select(LabEvent.researcher_id, LabEvent.payload).where(LabEvent.id.in_(latest)))}
 
 
 # --- shared pieces ----------------------------------------------------------------------------
