@@ -137,3 +137,19 @@ def test_live_answers_only_the_version_when_nothing_changed(web_lab):
     assert same.json() == {"task": "tweets", "version": first["version"], "changed": False}
     stale = web_lab.http.get("/api/live", params={"task": "tweets", "since": "0.0.0"}).json()
     assert stale["changed"] and stale["counts"] == first["counts"]
+
+
+def test_overview_shows_nodes_only_for_a_lab_on_ray(web_lab):
+    assert "<th>node</th>" not in web_lab.http.get("/").text
+    with web_lab.store.session() as s:
+        lab = latest_lab(s, task="tweets")
+        first = queries.members(s, lab)[0]["researcher_id"]
+        event = LabEvent(researcher_id=first, kind="placement",
+                         payload={"backend": "ray", "hostname": "gpu-node-7"})
+        s.add(event)
+    try:
+        page = web_lab.http.get("/").text
+        assert "<th>node</th>" in page and "<td>gpu-node-7</td>" in page
+    finally:
+        with web_lab.store.session() as s:
+            s.delete(s.get(LabEvent, event.id))
