@@ -124,6 +124,18 @@ def _counts(store: Store) -> tuple[set[int], set[int]]:
         return set(db.scalars(select(Submission.id))), set(db.scalars(select(Finding.id)))
 
 
+def _start_ray_lab(s: Settings) -> tuple[Lab, Store, threading.Thread]:
+    """A 2-researcher Ray lab with room for a restart, running in a thread."""
+    store = Store(s.database_url)
+    options = _options(150, "ray").model_copy(update={"max_experiments": 8,
+                                                      "max_submissions": 4})
+    lab = Lab(s, store, options)
+    lab.create()
+    runner = threading.Thread(target=lab.run, daemon=True)
+    runner.start()
+    return lab, store, runner
+
+
 def _finished_after_a_restart(runner: threading.Thread, store: Store,
                               before: tuple[set[int], set[int]], member) -> list[LabEvent]:
     """Wait for the lab; check nothing was lost and ``member`` was restarted; its events."""
@@ -140,15 +152,9 @@ def _finished_after_a_restart(runner: threading.Thread, store: Store,
 
 def test_a_killed_researcher_actor_is_restarted_and_nothing_is_lost(tmp_path, tiny_tweets,
                                                                      settings, ray_cluster):
-    s = _home(tmp_path, tiny_tweets, settings.sources_dir, "kill")
-    store = Store(s.database_url)
-    options = _options(150, "ray").model_copy(update={"max_experiments": 8,
-                                                      "max_submissions": 4})
-    lab = Lab(s, store, options)
-    lab.create()
+    lab, store, runner = _start_ray_lab(_home(tmp_path, tiny_tweets, settings.sources_dir,
+                                              "kill"))
     victim = lab.members[0]
-    runner = threading.Thread(target=lab.run, daemon=True)
-    runner.start()
 
     deadline = time.monotonic() + 120
     before: tuple[set[int], set[int]] = (set(), set())
@@ -179,14 +185,8 @@ def test_a_lost_node_moves_its_researcher_to_another_node(tmp_path, tiny_tweets,
     """Run last in this module: it takes a node away from the shared cluster."""
     ray_cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
     ray_cluster.wait_for_nodes()
-    s = _home(tmp_path, tiny_tweets, settings.sources_dir, "node")
-    store = Store(s.database_url)
-    options = _options(150, "ray").model_copy(update={"max_experiments": 8,
-                                                      "max_submissions": 4})
-    lab = Lab(s, store, options)
-    lab.create()
-    runner = threading.Thread(target=lab.run, daemon=True)
-    runner.start()
+    lab, store, runner = _start_ray_lab(_home(tmp_path, tiny_tweets, settings.sources_dir,
+                                              "node"))
 
     # Two researchers on three one-CPU nodes: at least one is not on the head, which stays.
     head = ray_cluster.head_node.node_id
