@@ -180,6 +180,25 @@ def test_a_killed_researcher_actor_is_restarted_and_nothing_is_lost(tmp_path, ti
     assert any(e.kind == "experiment" and e.id > last_event for e in events)
 
 
+def test_nodes_can_take_the_kit_from_a_shared_path(tmp_path, tiny_tweets, settings,
+                                                   ray_cluster):
+    s = _home(tmp_path, tiny_tweets, settings.sources_dir, "shared")
+    shared = tmp_path / "shared-fs" / "tweets-kit"  # stands in for an NFS or bucket path
+    shutil.copytree(s.home / "tasks" / "tweets" / "kit", shared)
+    store = Store(s.database_url)
+    options = LabOptions(task="tweets", researchers=1, budget_s=60, max_experiments=1,
+                         max_submissions=0, backend=BackendOptions(
+                             kind="ray", kit_url=shared.as_uri()))
+    lab = Lab(s, store, options)
+    lab.create()
+    lab.run()
+    with store.session() as db:
+        assert db.scalars(select(LabEvent).where(LabEvent.kind == "experiment")).first()
+    cache = s.home / "cache" / "node-kits"
+    assert [p.parent.parent.name.split("-")[0] for p in cache.glob("*/kit/manifest.json")] \
+        == ["shared"]
+
+
 def test_a_lost_node_moves_its_researcher_to_another_node(tmp_path, tiny_tweets, settings,
                                                           ray_cluster):
     """Run last in this module: it takes a node away from the shared cluster."""
