@@ -101,3 +101,27 @@ def test_run_on_a_ray_of_its_own(home_env):
     assert kinds and set(kinds) == {"ray"}
     assert list((home / "cache" / "node-kits").glob("tweets-*/kit/manifest.json"))
     assert not (home / "replication").exists()  # --no-replicate: left for `aarlab replicate`
+
+
+@pytest.mark.skipif(not sandbox_available()[0], reason="bubblewrap cannot run here")
+def test_auto_joins_a_cluster_started_with_ray_start(home_env):
+    """`ray start --head` on loopback, as a person would; `--backend auto` finds and joins it."""
+    pytest.importorskip("ray")
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    port = _closed_port()
+    started = subprocess.run([ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1",
+                              "--port", str(port), "--num-cpus", "2",
+                              "--include-dashboard", "false", "--disable-usage-stats"],
+                             env=home_env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        r = _run(home_env, "--backend", "auto", "--researchers", "1", "--max-experiments", "1",
+                 "--max-submissions", "0", "--json", "--no-replicate")
+        assert r.returncode == 0, r.stderr[-3000:]
+        with sqlite3.connect(Path(home_env["AARLAB_HOME"]) / "aarlab.db") as con:
+            placed = [json.loads(p) for (p,) in con.execute(
+                "select payload from lab_events where kind = 'placement'")]
+        assert placed and placed[0]["backend"] == "ray" and placed[0]["node_ip"] == "127.0.0.1"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=home_env, capture_output=True,
+                       timeout=120)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from aarlab import __version__
 from aarlab.config import Settings, get_settings
@@ -36,6 +37,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = store
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
         settings, method, path))
+
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: OverflowError) -> JSONResponse:
+        # An id, limit or offset past what the database holds (SQLite: 64-bit integers) is the
+        # caller's mistake, never a server error.
+        return JSONResponse(status_code=422, content={
+            "detail": f"a number in the request is out of range: ids, limits and offsets "
+                      f"are at most {2 ** 63 - 1}"})
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict:

@@ -74,6 +74,8 @@ def make_backend(options: BackendOptions, settings: Settings, *,
         from aarlab.lab.backends.raycluster import cluster_reachable
 
         kind = "ray" if cluster_reachable(options.address) else "local"
+        # Join the cluster that was found, never a new Ray of our own.
+        options = options.model_copy(update={"address": options.address or "auto"})
     if kind == "local":
         return LocalBackend(settings, allow_unsandboxed=allow_unsandboxed)
     from aarlab.lab.backends.raycluster import RayBackend
