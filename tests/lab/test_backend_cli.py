@@ -105,12 +105,11 @@ def test_run_on_a_ray_of_its_own(home_env):
 
 @pytest.mark.skipif(not sandbox_available()[0], reason="bubblewrap cannot run here")
 def test_auto_joins_a_cluster_started_with_ray_start(home_env):
-    """`ray start --head` on loopback, as a person would; `--backend auto` finds and joins it."""
+    """`ray start --head`, as a person would; `--backend auto` finds and joins it."""
     pytest.importorskip("ray")
     ray_cli = str(Path(sys.executable).parent / "ray")
     port = _closed_port()
-    started = subprocess.run([ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1",
-                              "--port", str(port), "--num-cpus", "2",
+    started = subprocess.run([ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
                               "--include-dashboard", "false", "--disable-usage-stats"],
                              env=home_env, capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stderr[-2000:]
@@ -121,7 +120,13 @@ def test_auto_joins_a_cluster_started_with_ray_start(home_env):
         with sqlite3.connect(Path(home_env["AARLAB_HOME"]) / "aarlab.db") as con:
             placed = [json.loads(p) for (p,) in con.execute(
                 "select payload from lab_events where kind = 'placement'")]
-        assert placed and placed[0]["backend"] == "ray" and placed[0]["node_ip"] == "127.0.0.1"
+        # It ran on that cluster's node, not on a Ray of its own.
+        nodes = subprocess.run([sys.executable, "-c", "import ray; ray.init(address='auto'); "
+                                "print(' '.join(n['NodeID'] for n in ray.nodes()))"],
+                               env=home_env | {"RAY_AUTH_MODE": "token"}, capture_output=True,
+                               text=True, timeout=120)
+        assert placed and placed[0]["backend"] == "ray"
+        assert placed[0]["node_id"] in nodes.stdout.split(), nodes.stderr[-2000:]
     finally:
         subprocess.run([ray_cli, "stop", "--force"], env=home_env, capture_output=True,
                        timeout=120)

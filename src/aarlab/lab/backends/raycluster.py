@@ -37,6 +37,7 @@ _CALL_GRACE_S = 60.0  # beyond an exec's own timeout, before the actor is taken 
 
 
 def import_ray():
+    _use_ray_token()  # before the import: Ray reads its auth mode once, when it loads
     try:
         import ray
     except ImportError:
@@ -281,6 +282,15 @@ class RemoteSandbox(Sandbox):
 
     def _command(self, cmd: list[str], cwd: str) -> Launch:  # pragma: no cover - never local
         raise NotImplementedError("a remote sandbox runs its commands on its node")
+
+
+def _use_ray_token() -> None:
+    """Send this user's Ray token when joining a cluster. Ray turns token auth on by itself for
+    a Ray it starts, but not when joining a given address, and a `ray start` cluster checks it."""
+    token_file = Path.home() / ".ray" / "auth_token"  # where `ray start` keeps it
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN")
+                                              or token_file.is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _check_reachable(address: str) -> None:
