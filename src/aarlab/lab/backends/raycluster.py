@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import socket as socketlib
+import sys
 import tempfile
 import threading
 import time
@@ -287,6 +288,8 @@ class RemoteSandbox(Sandbox):
 def _use_ray_token() -> None:
     """Send this user's Ray token when joining a cluster. Ray turns token auth on by itself for
     a Ray it starts, but not when joining a given address, and a `ray start` cluster checks it."""
+    if "ray" in sys.modules:
+        return  # too late (Ray has read its mode), and this process's Ray is set up already
     token_file = Path.home() / ".ray" / "auth_token"  # where `ray start` keeps it
     if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN")
                                               or token_file.is_file()):
