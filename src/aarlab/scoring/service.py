@@ -10,7 +10,6 @@ on Postgres would each miss the others' recent submissions in their probe index 
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,10 +32,8 @@ from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.kit import TaskKit
-from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
+from aarlab.tasks.paths import TASK_NAME, answer_key_dir, is_built, kit_dir
 from aarlab.tasks.scorer import Score, Scorer
-
-TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also keeps paths inside kits_dir
 
 
 class ScoringError(AarlabError):

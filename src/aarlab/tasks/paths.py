@@ -3,9 +3,13 @@ pulling in torch and the encoders that the builder needs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aarlab.config import Settings
+
+# A plain task name: also what keeps a name from stepping outside kits_dir and answer_keys_dir.
+TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def kit_dir(settings: Settings, name: str) -> Path:
