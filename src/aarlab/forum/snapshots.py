@@ -7,14 +7,13 @@ reuses. Reads re-hash the blob, so a file changed on disk is refused rather than
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aarlab.atomic import write_atomic
 from aarlab.forum.archive import (
     ArchiveInfo,
     ArchiveLimits,
@@ -43,16 +42,7 @@ class BlobStore:
         if dest.exists():
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(dest, data)
 
     def get(self, sha: str) -> bytes:
         try:

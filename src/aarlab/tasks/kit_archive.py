@@ -28,12 +28,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from aarlab.atomic import write_atomic
 from aarlab.config import Settings
 from aarlab.errors import AarlabError, TaskNotBuiltError, UnknownTaskError
-from aarlab.tasks.paths import is_built, kit_dir
+from aarlab.tasks.paths import TASK_NAME, is_built, kit_dir
 
-# A plain task name: also what keeps a name from stepping outside kits_dir.
-TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Files of an answer key (aarlab.tasks.answer_key, baselines); never part of a kit.
 ANSWER_KEY_FILES = frozenset({"labels.json", "parts.json", "reference.json", "baselines.json"})
 
@@ -72,7 +71,7 @@ def kit_archive(settings: Settings, task: str) -> KitArchive:
             return found
         cache.mkdir(parents=True, exist_ok=True)
         sha, size = _pack(root, files, archive)
-        _write_atomic(meta, json.dumps({"task": task, "sha256": sha, "bytes": size}).encode())
+        write_atomic(meta, json.dumps({"task": task, "sha256": sha, "bytes": size}).encode())
         _prune(cache, task, keep={archive.name, meta.name})
         return KitArchive(archive, sha, size)
 
@@ -173,17 +172,6 @@ def _add(tf: tarfile.TarFile, root: Path, rel: str) -> None:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         tf.addfile(info, f)  # reads exactly st_size bytes; a file shrunk meanwhile raises
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _prune(cache: Path, task: str, keep: set[str]) -> None:
