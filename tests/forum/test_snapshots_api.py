@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tarfile
 import zipfile
 
 import pytest
 
+from tarballs import targz_files
+
 pytestmark = pytest.mark.anyio
 
 FILES = {"train.py": b"import numpy\nprint('w2s')\n", "method/loss.py": b"# aux loss\n" * 20}
-
-
-def targz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 async def upload(lab, who, data: bytes, **params):
@@ -32,7 +23,7 @@ async def upload(lab, who, data: bytes, **params):
 
 async def test_upload_is_content_addressed_and_downloads_identically(lab):
     alice, bob = await lab.researcher("alice"), await lab.researcher("bob")
-    data = targz(FILES)
+    data = targz_files(FILES)
     r = await upload(lab, alice, data, label="confidence loss v1")
     assert r.status_code == 201, r.text
     snap = r.json()
@@ -60,7 +51,7 @@ async def test_upload_is_content_addressed_and_downloads_identically(lab):
 
 async def test_zip_upload_parent_and_listing(lab):
     alice, bob = await lab.researcher("alice"), await lab.researcher("bob")
-    base = (await upload(lab, alice, targz(FILES))).json()
+    base = (await upload(lab, alice, targz_files(FILES))).json()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("train.py", b"print('mutated')\n")
@@ -70,7 +61,7 @@ async def test_zip_upload_parent_and_listing(lab):
     assert child.status_code == 201, child.text
     assert child.json()["parent_id"] == base["id"] and child.json()["format"] == "zip"
 
-    r = await upload(lab, bob, targz({"x.py": b"1"}), parent="f" * 64)
+    r = await upload(lab, bob, targz_files({"x.py": b"1"}), parent="f" * 64)
     assert r.status_code == 422 and "parent" in r.text
     listed = (await lab.http.get("/v1/snapshots", headers=alice)).json()
     assert {s["id"] for s in listed} == {base["id"], child.json()["id"]}
@@ -82,7 +73,7 @@ async def test_zip_upload_parent_and_listing(lab):
 
 async def test_snapshots_link_to_the_submissions_they_produced(lab):
     alice, bob = await lab.researcher("alice"), await lab.researcher("bob")
-    snap = (await upload(lab, alice, targz(FILES))).json()
+    snap = (await upload(lab, alice, targz_files(FILES))).json()
     made = await lab.submit(alice, 0.8, snapshot_id=snap["id"])  # linked at submission
     later = await lab.submit(alice, 0.85)
     bobs = await lab.submit(bob, 0.6)
@@ -93,7 +84,7 @@ async def test_snapshots_link_to_the_submissions_they_produced(lab):
     r = await lab.http.post(f"/v1/snapshots/{snap['id']}/links",
                             json={"submission_id": bobs["id"]}, headers=alice)
     assert r.status_code == 422 and "not one of your scored submissions" in r.text
-    other = (await upload(lab, bob, targz({"b.py": b"b"}), submission_id=bobs["id"])).json()
+    other = (await upload(lab, bob, targz_files({"b.py": b"b"}), submission_id=bobs["id"])).json()
     assert other["submission_ids"] == [bobs["id"]]
 
     by_sub = (await lab.http.get("/v1/snapshots", params={"submission_id": made["id"]},
@@ -114,5 +105,5 @@ async def test_upload_limits_and_refusals(lab_settings, lab):
     too_big = b"\x1f\x8b" + bytes(lab_settings.snapshot_max_bytes)
     r = await lab.http.post("/v1/snapshots", content=too_big, headers=alice)
     assert r.status_code == 413 and "snapshot_max_bytes" in r.text
-    r = await upload(lab, alice, targz({"../../escape.py": b"x"}))
+    r = await upload(lab, alice, targz_files({"../../escape.py": b"x"}))
     assert r.status_code == 422 and "'..' components" in r.text

@@ -6,9 +6,7 @@ answer key and the predictions it copied; a third submission is a flagged probe.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from datetime import UTC, datetime
 
 import numpy as np
@@ -24,21 +22,12 @@ from aarlab.scoring.probes import pack
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.store.identity import add_researcher
+from tarballs import targz_files
 
 CHEAT = b'''import json
 leaked = json.load(open("/srv/answer-keys/snli-pref/labels.json"))["test"]
 json.dump(leaked, open("predictions.json", "w"))
 '''
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _local(settings, tmp_path):
@@ -77,10 +66,10 @@ def test_audit_flags_the_cheat_and_replication_shows_the_gap(tiny_snli, settings
         s.flush()
         for r in (honest, cheat):
             s.add(LabMember(lab_id=lab.id, researcher_id=r.id, direction="d", workspace="w"))
-        spec_snap, _ = upload(s, blobs, limits, honest.id, _tar({
+        spec_snap, _ = upload(s, blobs, limits, honest.id, targz_files({
             "spec.json": json.dumps({"method": "weak_soft", "head": {"kind": "linear"}}).encode(),
             "README.md": b"# weak_soft\n"}))
-        cheat_snap, _ = upload(s, blobs, limits, cheat.id, _tar({
+        cheat_snap, _ = upload(s, blobs, limits, cheat.id, targz_files({
             "leak.py": CHEAT, "predictions.json": json.dumps(leaked).encode()}))
         good = _submit(s, honest.id, kit, 0.3, spec_snap.id, "weak_soft", released=0.3)
         bad = _submit(s, cheat.id, kit, 1.6, cheat_snap.id, "my method", released=1.6)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 from aarlab.forum.archive import extract_archive
 from aarlab.replication.method import Method, read_snapshot
 from aarlab.replication.redraw import redraw
 from aarlab.replication.replicate import Target, replicate, score_predictions
 from aarlab.replication.static_scan import scan_files
+from tarballs import targz_files
 
 CHEAT_SCRIPT = '''import json
 from pathlib import Path
@@ -21,20 +20,10 @@ Path("predictions.json").write_text(json.dumps(leaked))
 '''
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_planted_cheat_collapses_on_redrawn_split_and_is_flagged(tiny_snli, settings, tmp_path):
     kit, key = tiny_snli
     leaked = json.loads((key.dir / "labels.json").read_text())["test"]
-    archive = _tar({"make_preds.py": CHEAT_SCRIPT.encode(),
+    archive = targz_files({"make_preds.py": CHEAT_SCRIPT.encode(),
                     "predictions.json": json.dumps(leaked).encode()})
     extract_archive(archive, tmp_path / "snap")
     spec, preds, files, _ = read_snapshot(tmp_path / "snap")

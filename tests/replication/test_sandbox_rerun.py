@@ -3,9 +3,7 @@ that copied the answer key has nothing to copy and replicates at nothing."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import pytest
 
@@ -13,6 +11,7 @@ from aarlab.replication.method import Method
 from aarlab.replication.redraw import redraw
 from aarlab.replication.replicate import Target, replicate
 from aarlab.sandbox.bwrap import sandbox_available
+from tarballs import targz_files
 
 BWRAP, WHY = sandbox_available()
 pytestmark = pytest.mark.skipif(not BWRAP, reason=f"bubblewrap cannot run here: {WHY}")
@@ -38,17 +37,6 @@ for p in ("../answer-keys/snli-pref/labels.json", os.path.expanduser(
 '''
 
 
-def _tar(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_snapshot_code_reruns_in_a_sandbox_on_the_redrawn_kit(tiny_snli, settings):
     kit, key = tiny_snli
     rkit, rkey = redraw(kit, key, settings, seed=7)
@@ -56,7 +44,7 @@ def test_snapshot_code_reruns_in_a_sandbox_on_the_redrawn_kit(tiny_snli, setting
     leaked = json.loads((key.dir / "labels.json").read_text())["test"]
 
     honest = Method(ref="h", task=kit.name, files={"run.py": HONEST},
-                    archive=_tar({"run.py": HONEST}), claim={"pgr_final": 0.0})
+                    archive=targz_files({"run.py": HONEST}), claim={"pgr_final": 0.0})
     row = replicate(honest, target, settings=settings)["results"][0]
     assert row["how"].startswith("run.py re-run in a sandbox (exit 0")
     assert row["covered"] == row["n_test"]
@@ -64,7 +52,7 @@ def test_snapshot_code_reruns_in_a_sandbox_on_the_redrawn_kit(tiny_snli, setting
     assert abs(row["pgr_final"]["mean"]) < 0.5, row
 
     cheat = Method(ref="c", task=kit.name, files={"run.py": CHEAT},
-                   archive=_tar({"run.py": CHEAT, "predictions.json": json.dumps(leaked)}),
+                   archive=targz_files({"run.py": CHEAT, "predictions.json": json.dumps(leaked)}),
                    predictions=leaked, claim={"pgr_final": 2.0})
     row = replicate(cheat, target, settings=settings)["results"][0]
     assert "no predictions.json" in row["how"] and row["covered"] == 0

@@ -1,4 +1,4 @@
-"""Devices a Ray actor was given (its GPU) reach its sandbox, and nothing else of the host's /dev."""
+"""Devices a Ray actor was given (its GPU) reach its sandbox; nothing else of the host's /dev."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from aarlab.forum.archive import UnsafeArchiveError
 from aarlab.lab.kit_cache import fetch_kit
 from aarlab.lab.server_thread import ServerThread
 from aarlab.store.db import Store
+from tarballs import targz, tfile, tspecial
 
 ADMIN = "kit-attack-admin"
 TASK = "snli-pref"
@@ -142,32 +143,16 @@ def test_fetch_kit_refuses_bad_names_and_digests_before_downloading(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
-def _entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, link
-    return info
-
-
 @pytest.mark.parametrize("members", [
-    [(_entry("manifest.json"), b"{}"), (_entry("../escaped"), b"x")],
-    [(_entry("manifest.json"), b"{}"), (_entry("/tmp/abs"), b"x")],
-    [(_entry("manifest.json"), b"{}"), (_entry("k", tarfile.SYMTYPE, "/"), None)],
-    [(_entry("manifest.json"), b"{}"), (_entry("h", tarfile.LNKTYPE, "/etc/passwd"), None)],
-    [(_entry("manifest.json"), b"\0" * (20 << 20))],  # a bomb past the ratio cap
+    [tfile("manifest.json", b"{}"), tfile("../escaped")],
+    [tfile("manifest.json", b"{}"), tfile("/tmp/abs")],
+    [tfile("manifest.json", b"{}"), tspecial("k", tarfile.SYMTYPE, "/")],
+    [tfile("manifest.json", b"{}"), tspecial("h", tarfile.LNKTYPE, "/etc/passwd")],
+    [tfile("manifest.json", b"\0" * (20 << 20))],  # a bomb past the ratio cap
 ], ids=["dotdot", "absolute", "symlink", "hardlink", "bomb"])
 def test_a_hostile_archive_with_a_matching_digest_writes_nothing(tmp_path, members):
     """A compromised server can make the digest match; the extractor still refuses."""
-    data = _tar(members)
+    data = targz(*members)
 
     class Compromised:
         def kit_digest(self, task: str) -> dict:

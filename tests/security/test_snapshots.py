@@ -26,34 +26,13 @@ from aarlab.forum.archive import (
     inspect_archive,
     read_member,
 )
+from tarballs import targz, tfile, tspecial
 
 SMALL = ArchiveLimits(max_bytes=5_000_000, max_files=20, max_unpacked_bytes=50_000_000,
                       max_ratio=100)
 
 
 # --- builders ------------------------------------------------------------------------------
-
-
-def targz(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tf.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
-def tfile(name: str, data: bytes = b"x", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.mode = mode
-    return info, data
-
-
-def tspecial(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, linkname
-    return info, None
 
 
 def zipped(*members: tuple[str | zipfile.ZipInfo, bytes],

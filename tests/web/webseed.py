@@ -8,10 +8,8 @@ findings with a revision, a comment, a vote and one hidden by the admin, and tel
 
 from __future__ import annotations
 
-import io
 import os
 import socket
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from aarlab.researchers.search.notebook import Notebook
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
+from tarballs import targz_files
 
 ADMIN = "web-admin-token"
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
@@ -107,16 +106,6 @@ class Seeded:
             return list(s.scalars(select(Submission.pgr_final)))
 
 
-def _targz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def seed(lab: Seeded, root: Path) -> None:
     for name in ("ada", "bo", "cy"):
         r = lab.http.post("/v1/admin/researchers", json={"name": name}, headers=ADMIN_H)
@@ -140,7 +129,7 @@ def seed(lab: Seeded, root: Path) -> None:
                             workspace=str(ws), sandboxed=True, restarts=int(name == "bo"),
                             status="done"))
 
-    blob = _targz({"README.md": f"# ada's workspace\n{HOSTILE}\n".encode(),
+    blob = targz_files({"README.md": f"# ada's workspace\n{HOSTILE}\n".encode(),
                    "spec.json": b'{"steps": [{"method": "confidence"}]}\n'})
     r = lab.http.post("/v1/snapshots", content=blob,
                       headers={**lab.tokens["ada"], "Content-Type": "application/gzip"})
