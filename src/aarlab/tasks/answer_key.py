@@ -1,10 +1,14 @@
-"""The answer key: test and train_unlabel labels, the feedback/final split, reference runs.
+"""The answer key: every gold label, the feedback/final split, reference runs.
 
 Only the scoring server, the reference code and reports open it. It lives outside every kit::
 
-    labels.json     {"train_unlabel": {id: label}, "test": {id: label}}
-    parts.json      {"feedback": [test ids], "final": [test ids]}  (50/50, stratified by label)
-    reference.json  weak floor and ceiling accuracy per seed on test / feedback / final
+    labels.json          {"train_unlabel": {id: label}, "test": {id: label}}
+    train_label.jsonl    the weak teacher's gold training rows (never in a kit)
+    parts.json           {"feedback": [test ids], "final": [test ids]}  (50/50, stratified by label)
+    reference.json       weak floor and ceiling accuracy per seed on test / feedback / final, the
+                         ceiling family member chosen by cross-validation, the gap and ``gap_ok``
+    reference_preds.npz  ids (test ids), weak (S, N) and ceiling (S, N) class indices per seed:
+                         what the paired bootstrap resamples
 """
 
 from __future__ import annotations
@@ -45,6 +49,44 @@ class AnswerKey:
         """Gold class indices for ``ids`` of ``split``, in that order."""
         table = self._labels[split]
         return np.array([label_index(self.format, table[i]) for i in ids])
+
+    @cached_property
+    def _reference_preds(self) -> dict[str, np.ndarray]:
+        path = self.dir / "reference_preds.npz"
+        if not path.exists():
+            raise TaskNotBuiltError(f"missing {path} (the task was built before per-seed "
+                                    "reference predictions were kept)", hint="rebuild the task")
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in ("ids", "weak", "ceiling")}
+        except (ValueError, OSError, EOFError, KeyError) as e:
+            raise CorruptCacheError(f"corrupt file {path}: {e}", hint="rebuild the task") from e
+
+    def reference_preds(self, which: str, ids: list[str]) -> np.ndarray:
+        """Per-seed class indices (S, len(ids)) of the ``weak`` or ``ceiling`` reference."""
+        z = self._reference_preds
+        pos = {str(i): k for k, i in enumerate(z["ids"])}
+        try:
+            cols = [pos[i] for i in ids]
+        except KeyError as e:
+            raise ValueError(f"test id {e.args[0]!r} is not in the answer key") from None
+        return z[which][:, cols]
+
+    def train_label_rows(self) -> list[dict]:
+        """The weak teacher's gold training rows (with ``label``): lab-owner code only."""
+        path = self.dir / "train_label.jsonl"
+        if not path.exists():
+            raise TaskNotBuiltError(f"missing {path}", hint="rebuild the task")
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    @property
+    def gap_ok(self) -> bool:
+        """Whether the build found a gap (ceiling − weak) whose interval lies above 0.
+
+        Keys built before the check carry no verdict: they count as not ok, so they are rebuilt.
+        """
+        return bool(self.reference.get("gap", {}).get("ok", False))
 
     def reference_estimate(self, which: str, part: str = "test") -> Estimate:
         """``which`` is ``weak`` or ``ceiling``; ``part`` is ``test``, ``feedback`` or ``final``."""

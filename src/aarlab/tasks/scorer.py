@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from aarlab.tasks.answer_key import PARTS, AnswerKey
-from aarlab.w2s.metrics import Estimate, accuracy, estimate, pgr, pgr_estimate
+from aarlab.w2s.metrics import (
+    Estimate,
+    PGRInterval,
+    accuracy,
+    bootstrap_pgr,
+    bootstrap_pgr_diff,
+    estimate,
+    pgr,
+)
 
 
 @dataclass(frozen=True)
@@ -41,16 +49,51 @@ class Scorer:
         return Score(acc, {p: pgr(a, self.weak[p].mean, self.ceiling[p].mean)
                            for p, a in acc.items()})
 
+    def _mask(self, part: str) -> np.ndarray | None:
+        if part == "test":
+            return None
+        if part not in self.masks:
+            raise ValueError(f"part must be 'test' or one of {PARTS}, got {part!r}")
+        return self.masks[part]
+
+    def _refs(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.key.reference_preds("weak", self.test_ids),
+                self.key.reference_preds("ceiling", self.test_ids))
+
+    def pgr_interval(self, preds_per_seed: Sequence[np.ndarray], part: str = "test",
+                     n_boot: int = 2000, seed: int = 0) -> PGRInterval:
+        """PGR of per-seed predictions with a paired bootstrap over ``part``'s rows and seeds."""
+        weak, ceiling = self._refs()
+        return bootstrap_pgr(self.truth, weak, ceiling, _stack(preds_per_seed),
+                             rows_mask=self._mask(part), n_boot=n_boot, seed=seed)
+
     def summarize(self, preds_per_seed: Sequence[np.ndarray], part: str = "test") -> dict:
-        """Transfer accuracy and PGR over seeds, with SEs, plus the references."""
+        """Transfer accuracy over seeds, PGR with its paired-bootstrap ``ci95``, the references.
+
+        ``pgr`` keeps ``mean``/``se``/``seeds``; its ``se`` and ``ci95`` include test-row noise
+        (the rows of ``part`` resampled, paired across weak, ceiling and transfer) and seed noise.
+        """
         scores = [self.score(p) for p in preds_per_seed]
         transfer = [s.accuracy[part] for s in scores]
         return {
             "transfer": estimate(transfer).as_dict(),
-            "pgr": pgr_estimate(transfer, self.weak[part], self.ceiling[part]).as_dict(),
+            "pgr": self.pgr_interval(preds_per_seed, part).as_dict(),
             "weak": self.weak[part].as_dict(),
             "ceiling": self.ceiling[part].as_dict(),
         }
 
+    def pgr_diff(self, a_preds_per_seed: Sequence[np.ndarray],
+                 b_preds_per_seed: Sequence[np.ndarray], part: str = "final",
+                 n_boot: int = 2000, seed: int = 0) -> PGRInterval:
+        """PGR(a) − PGR(b) on the same resampled rows of ``part``; a wins when ``.lo > 0``."""
+        weak, ceiling = self._refs()
+        return bootstrap_pgr_diff(self.truth, weak, ceiling, _stack(a_preds_per_seed),
+                                  _stack(b_preds_per_seed), rows_mask=self._mask(part),
+                                  n_boot=n_boot, seed=seed)
 
-__all__ = ["Estimate", "Score", "Scorer"]
+
+def _stack(preds_per_seed: Sequence[np.ndarray]) -> np.ndarray:
+    return np.atleast_2d(np.stack([np.asarray(p) for p in preds_per_seed]))
+
+
+__all__ = ["Estimate", "PGRInterval", "Score", "Scorer"]

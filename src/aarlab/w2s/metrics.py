@@ -4,6 +4,11 @@ PGR (Burns et al. 2023, "Weak-to-Strong Generalization"):
     PGR = (transfer_acc - weak_acc) / (ceiling_acc - weak_acc)
 0 means the student only matched its weak teacher; 1 means it reached the ceiling
 (the same student trained on ground truth).
+
+Every PGR the lab reports carries a paired bootstrap interval (``bootstrap_pgr``): test rows are
+resampled together for weak, ceiling and transfer predictions, and seeds are resampled too, so the
+interval covers both test-row noise and seed noise. A "win" is a difference whose interval lies
+above 0 (``bootstrap_pgr_diff``).
 """
 
 from __future__ import annotations
@@ -69,3 +74,136 @@ def pgr_estimate(transfer: Sequence[float], weak: Estimate, ceiling: Estimate) -
     d_ceil = -(t_mean - weak.mean) / gap**2  # d PGR / d ceiling
     se = math.sqrt(base.se**2 + (d_weak * weak.se) ** 2 + (d_ceil * ceiling.se) ** 2)
     return Estimate(base.mean, se, base.seeds)
+
+
+@dataclass(frozen=True)
+class PGRInterval:
+    """A PGR (or a PGR difference) with its paired-bootstrap spread.
+
+    ``mean`` is the point estimate on all rows and seeds; ``se`` the bootstrap standard deviation;
+    ``lo``/``hi`` the 2.5 % and 97.5 % bootstrap percentiles.
+    """
+
+    mean: float
+    se: float
+    lo: float
+    hi: float
+    n_rows: int
+    seeds: int
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "se": self.se, "ci95": [self.lo, self.hi],
+                "n_rows": self.n_rows, "seeds": self.seeds}
+
+    @property
+    def above_zero(self) -> bool:
+        """True when the whole 95 % interval lies above 0 (how a win or a gap is called)."""
+        return self.lo > 0
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
+
+def bootstrap_pgr(truth, weak_preds, ceiling_preds, transfer_preds, rows_mask=None,
+                  n_boot: int = 2000, seed: int = 0, groups=None) -> PGRInterval:
+    """PGR with a paired bootstrap over test rows and seeds.
+
+    ``*_preds`` are class indices, one row per seed: shape (S, N) (a single (N,) vector is one
+    seed). Each replicate draws the test rows once with replacement, shared by the weak, ceiling
+    and transfer predictions (paired: the row noise common to all three cancels), and draws each
+    prediction set's seeds with replacement (so seed noise is included); its PGR uses the
+    seed-mean accuracies. ``groups`` (one id per row, e.g. a consistency id) resamples whole
+    groups instead of rows, for rows that are not independent.
+    """
+    return _bootstrap(truth, {"w": weak_preds, "c": ceiling_preds, "t": transfer_preds},
+                      lambda a: _pgr_arr(a["t"], a["w"], a["c"]), rows_mask, n_boot, seed, groups,
+                      seeds=_n_seeds(transfer_preds))
+
+
+def bootstrap_pgr_diff(truth, weak_preds, ceiling_preds, a_preds, b_preds, rows_mask=None,
+                       n_boot: int = 2000, seed: int = 0, groups=None) -> PGRInterval:
+    """PGR(a) − PGR(b) on the same resampled rows (see ``bootstrap_pgr``).
+
+    A is better than B when the interval lies above 0 (``.above_zero``).
+    """
+    def diff(acc):
+        return _pgr_arr(acc["a"], acc["w"], acc["c"]) - _pgr_arr(acc["b"], acc["w"], acc["c"])
+
+    return _bootstrap(truth, {"w": weak_preds, "c": ceiling_preds, "a": a_preds, "b": b_preds},
+                      diff, rows_mask, n_boot, seed, groups,
+                      seeds=min(_n_seeds(a_preds), _n_seeds(b_preds)))
+
+
+def bootstrap_gap(truth, weak_preds, ceiling_preds, rows_mask=None, n_boot: int = 2000,
+                  seed: int = 0, groups=None) -> PGRInterval:
+    """Ceiling − weak accuracy with the same paired bootstrap: the gap a student can recover."""
+    return _bootstrap(truth, {"w": weak_preds, "c": ceiling_preds}, lambda a: a["c"] - a["w"],
+                      rows_mask, n_boot, seed, groups, seeds=_n_seeds(ceiling_preds))
+
+
+def _n_seeds(preds) -> int:
+    return int(np.atleast_2d(np.asarray(preds)).shape[0])
+
+
+def _pgr_arr(t: np.ndarray, w: np.ndarray, c: np.ndarray) -> np.ndarray:
+    gap = c - w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(gap) > 1e-12, (t - w) / gap, np.nan)
+
+
+_CHUNK = 256  # replicates per block: bounds memory at _CHUNK x n_groups counts
+
+
+def _bootstrap(truth, sets: dict, stat, rows_mask, n_boot: int, seed: int, groups,
+               seeds: int) -> PGRInterval:
+    truth = np.asarray(truth)
+    if truth.ndim != 1 or truth.size == 0:
+        raise ValueError(f"truth must be a non-empty vector of labels, got shape {truth.shape}")
+    mask = np.ones(truth.shape, bool) if rows_mask is None else np.asarray(rows_mask, bool)
+    if mask.shape != truth.shape:
+        raise ValueError(f"rows_mask has shape {mask.shape}, labels {truth.shape}")
+    if not mask.any():
+        raise ValueError("rows_mask selects no rows")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    # Correct counts per (seed, group) and rows per group: a row is a group of one by default.
+    if groups is None:
+        gid = np.arange(int(mask.sum()))
+    else:
+        g = np.asarray(groups)
+        if g.shape != truth.shape:
+            raise ValueError(f"groups has shape {g.shape}, labels {truth.shape}")
+        gid = np.unique(g[mask], return_inverse=True)[1].ravel()
+    n_groups = int(gid.max()) + 1
+    sizes = np.bincount(gid, minlength=n_groups).astype(float)
+    correct = {}
+    for name, p in sets.items():
+        p = np.atleast_2d(np.asarray(p))
+        if p.shape[1] != truth.size:
+            raise ValueError(f"predictions have {p.shape[1]} rows per seed, labels {truth.size}")
+        hits = (p[:, mask] == truth[mask]).astype(float)
+        correct[name] = np.stack([np.bincount(gid, weights=h, minlength=n_groups) for h in hits])
+
+    point = float(stat({k: v.sum(1).mean() / sizes.sum() for k, v in correct.items()}))
+    rng = np.random.default_rng(seed)
+    reps = []
+    for start in range(0, n_boot, _CHUNK):
+        b = min(_CHUNK, n_boot - start)
+        draw = rng.integers(0, n_groups, (b, n_groups))
+        counts = np.bincount((draw + n_groups * np.arange(b)[:, None]).ravel(),
+                             minlength=b * n_groups).reshape(b, n_groups).astype(float)
+        rows = counts @ sizes
+        acc = {}
+        for name, c in correct.items():
+            per_seed = counts @ c.T / rows[:, None]  # (b, S)
+            pick = rng.integers(0, c.shape[0], per_seed.shape)
+            acc[name] = np.take_along_axis(per_seed, pick, 1).mean(1)
+        reps.append(stat(acc))
+    r = np.concatenate(reps)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        raise ValueError("ceiling equals weak accuracy in every bootstrap replicate: "
+                         "PGR is undefined")
+    lo, hi = np.percentile(r, [2.5, 97.5])
+    return PGRInterval(point, float(r.std(ddof=1)) if r.size > 1 else 0.0, float(lo), float(hi),
+                       int(mask.sum()), seeds)
