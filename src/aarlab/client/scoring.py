@@ -13,9 +13,14 @@ class ScoringAPI:
         return self.get("/v1/tasks")
 
     def submit(self, task: str, predictions: Mapping[str, Any], method: str | None = None,
-               snapshot_id: str | None = None) -> dict:
-        """Score ``{test row id: label}``; returns the receipt with the *released* PGR."""
+               snapshot_id: str | None = None, seeds: list[int] | None = None) -> dict:
+        """Score ``{test row id: label}``; returns the receipt with the *released* PGR.
+
+        ``seeds``: the weak-teacher seeds behind the predictions, so replication can use others.
+        """
         body = {"predictions": dict(predictions), "method": method, "snapshot_id": snapshot_id}
+        if seeds is not None:
+            body["seeds"] = [int(s) for s in seeds]
         return self.post(f"/v1/tasks/{task}/submissions", json=body)
 
     def my_submissions(self, task: str) -> list[dict]:

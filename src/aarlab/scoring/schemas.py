@@ -7,11 +7,12 @@ Nothing researcher-facing carries the final part, a per-row result, a label coun
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SHA256 = r"^[0-9a-f]{64}$"
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 class SubmissionIn(BaseModel):
@@ -26,6 +27,10 @@ class SubmissionIn(BaseModel):
                                description="Short description of the method that made these.")
     snapshot_id: str | None = Field(default=None, pattern=SHA256,
                                     description="sha256 of the code snapshot that made these.")
+    seeds: list[Seed] | None = Field(
+        default=None, max_length=256,
+        description="Weak-teacher seeds behind these predictions (e.g. the seeds voted over). "
+                    "Replication re-runs the method on seeds outside this list.")
 
 
 class Budget(BaseModel):
@@ -59,6 +64,7 @@ class SubmissionOut(BaseModel):
 
 
 class AdminSubmissionOut(SubmissionOut):
+    seeds: list[int] | None = None
     accuracy: dict[str, float]
     pgr: dict[str, float]
     is_probe: bool

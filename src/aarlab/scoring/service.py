@@ -224,6 +224,7 @@ class ScoringService:
         row = Submission(
             researcher_id=researcher.id, task=t.name, created_at=datetime.now(UTC), n_rows=t.n,
             predictions=p.blob, method=p.sub.method, snapshot_id=p.sub.snapshot_id,
+            seeds=p.sub.seeds,
             acc_test=acc["test"], acc_feedback=acc["feedback"], acc_final=acc["final"],
             pgr_test=pgr["test"], pgr_feedback=pgr["feedback"], pgr_final=pgr["final"],
             released_pgr=released, new_best=new_best, is_probe=is_probe,
@@ -327,4 +328,4 @@ def admin_extra(sub: Submission) -> dict:
     return {"accuracy": {"test": sub.acc_test, "feedback": sub.acc_feedback,
                          "final": sub.acc_final},
             "pgr": {"test": sub.pgr_test, "feedback": sub.pgr_feedback, "final": sub.pgr_final},
-            "is_probe": sub.is_probe, "probe_of": sub.probe_of}
+            "is_probe": sub.is_probe, "probe_of": sub.probe_of, "seeds": sub.seeds}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     Float,
@@ -31,6 +32,8 @@ class Submission(Base):
     predictions: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # probes.pack
     method: Mapped[str | None] = mapped_column(String(500), nullable=True)
     snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Weak-teacher seeds the researcher said it used; replication runs on others (None: unknown).
+    seeds: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
 
     acc_test: Mapped[float] = mapped_column(Float, nullable=False)
     acc_feedback: Mapped[float] = mapped_column(Float, nullable=False)
