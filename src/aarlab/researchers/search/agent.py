@@ -149,7 +149,7 @@ class SearchResearcher:
         try:
             snap = self.client.upload_snapshot(self._snapshot(spec, canonical, score))
             sub = self.client.submit(self.kit.name, predictions, method=_label(spec)[:480],
-                                     snapshot_id=snap["id"])
+                                     snapshot_id=snap["id"], seeds=list(self.seeds))
         except BudgetExceeded as e:
             self.budget.max_submissions = self.submissions  # stop trying; the server said no
             self._event("note", {"text": f"submission budget reached: {e.message}"})
