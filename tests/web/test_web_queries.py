@@ -88,9 +88,9 @@ def test_jsonl_tail_reads_the_end_and_skips_a_cut_line(tmp_path):
         for i in range(2000):  # ~1 MB: more than the tail the page reads
             f.write(json.dumps({"i": i, "pad": pad}) + "\n")
         f.write('{"i": 2000, "pad": "cut by a ki')
-    got = queries.jsonl_tail(path, n=5)
+    got = queries.jsonl_tail(tmp_path, "notebook.jsonl", n=5)
     assert [e["i"] for e in got] == [1999, 1998, 1997, 1996, 1995]
-    assert queries.jsonl_tail(tmp_path / "missing.jsonl") == []
+    assert queries.jsonl_tail(tmp_path, "missing.jsonl") == []
 
 
 def test_llm_costs_reach_the_overview_and_the_researcher_page(web_lab):

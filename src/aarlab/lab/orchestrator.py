@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from aarlab import redact
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.lab.backends import Backend, BackendOptions, make_backend
@@ -74,6 +75,7 @@ class Lab:
     store: Store
     options: LabOptions
     on_warning: Callable[[str], None] = print
+    on_info: Callable[[str], None] = lambda msg: None
     members: list[MemberRuntime] = field(default_factory=list)
     backend: Backend | None = None  # default: made from options.backend when the lab runs
 
@@ -91,7 +93,19 @@ class Lab:
 
     @property
     def socket(self) -> Path:
+        """The researcher API: the socket every sandbox is given."""
         return self.lab_dir / "lab.sock"
+
+    @property
+    def dashboard_socket(self) -> Path:
+        """The dashboard and admin API, for a person: no sandbox mounts it."""
+        return self.lab_dir / "web.sock"
+
+    def dashboard_addresses(self) -> list[str]:
+        out = [f"unix:{self.dashboard_socket}"]
+        if self.options.port is not None:
+            out.insert(0, f"http://127.0.0.1:{self.options.port}/")
+        return out
 
     def create(self) -> int:
         directions = load_directions(self.options.directions_file)
@@ -149,18 +163,22 @@ class Lab:
         if not (kit / "manifest.json").exists():
             raise AarlabError(f"task {self.options.task!r} is not built",
                               hint=f"run `aarlab task build {self.options.task}`")
+        # A config object may hold the admin token rather than the environment: known either way.
+        redact.register(self.settings.admin_token, "AARLAB_ADMIN_TOKEN")
         if self.backend is None:
             self.backend = make_backend(self.options.backend, self.settings,
                                         allow_unsandboxed=self.options.allow_unsandboxed)
         self.backend.connect(len(self.members))
-        tcp = [] if self.options.port is None else [("127.0.0.1", self.options.port)]
+        person = [] if self.options.port is None else [("127.0.0.1", self.options.port)]
         server = ServerThread(self.settings, self.store, self.socket,
-                              tcp + self.backend.tcp_listeners())
+                              tcp=self.backend.tcp_listeners(),
+                              dashboard_socket=self.dashboard_socket, dashboard_tcp=person)
         try:
             server.start()
         except BaseException:
             self.backend.close()
             raise
+        self.on_info(f"dashboard: {' or '.join(self.dashboard_addresses())}")
         self.backend.start(self.lab_dir, self.options.task)
         self.started = time.monotonic()
         deadline = time.time() + self.remaining()

@@ -1,7 +1,10 @@
-"""The lab's server, run in a thread of the lab process: it dies with the lab, by design.
+"""The lab's servers, run in threads of the lab process: they die with the lab, by design.
 
-It listens on a Unix socket (the only way out of a local sandbox) and optionally on TCP: loopback
-for a person's browser or the CLI, a cluster address for the nodes of a Ray backend.
+Two apps over one store. The researcher API (``role="researcher"``) listens on the Unix socket a
+sandbox is given (its only way out) and on the TCP address the nodes of a Ray backend use: no
+dashboard page and no admin route there. The dashboard with the admin API (``role="all"``)
+listens apart, for a person: on its own Unix socket, which no sandbox mounts, and optionally on
+loopback TCP for a browser.
 """
 
 from __future__ import annotations
@@ -13,25 +16,44 @@ from pathlib import Path
 import uvicorn
 
 from aarlab.config import Settings
+from aarlab.scoring.service import ScoringService
 from aarlab.server.app import create_app
 from aarlab.store.db import Store
 
 
 class ServerThread:
     def __init__(self, settings: Settings, store: Store, socket: Path,
-                 tcp: list[tuple[str, int]] = ()):
+                 tcp: list[tuple[str, int]] = (), dashboard_socket: Path | None = None,
+                 dashboard_tcp: list[tuple[str, int]] = ()):
         self.socket = socket
-        app = create_app(settings, store)
-        socket.parent.mkdir(parents=True, exist_ok=True)
-        if socket.exists():
-            socket.unlink()  # left by a lab that was killed
-        self.servers = [uvicorn.Server(uvicorn.Config(app, uds=str(socket), log_level="warning",
-                                                      access_log=False))]
-        for host, port in tcp:  # a person's browser, or the nodes of a Ray cluster
-            self.servers.append(uvicorn.Server(uvicorn.Config(
-                app, host=host, port=port, log_level="warning", access_log=False)))
+        self.dashboard_socket = dashboard_socket
+        researcher = create_app(settings, store, role="researcher")
+        person = create_app(settings, store, role="all")
+        # One scoring service for both: its lock orders a researcher's submissions whichever
+        # listener they come through.
+        researcher.state.scoring = person.state.scoring = ScoringService(settings, store)
+        self.servers = [self._unix(researcher, socket)]
+        for host, port in tcp:  # the nodes of a Ray cluster
+            self.servers.append(self._tcp(researcher, host, port))
+        if dashboard_socket is not None:
+            self.servers.append(self._unix(person, dashboard_socket))
+        for host, port in dashboard_tcp:  # a person's browser or CLI
+            self.servers.append(self._tcp(person, host, port))
         self.threads = [threading.Thread(target=s.run, daemon=True, name="lab-server")
                         for s in self.servers]
+
+    @staticmethod
+    def _unix(app, path: Path) -> uvicorn.Server:  # noqa: ANN001
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or path.is_symlink():
+            path.unlink()  # left by a lab that was killed
+        return uvicorn.Server(uvicorn.Config(app, uds=str(path), log_level="warning",
+                                             access_log=False))
+
+    @staticmethod
+    def _tcp(app, host: str, port: int) -> uvicorn.Server:  # noqa: ANN001
+        return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                             access_log=False))
 
     def start(self, timeout: float = 30) -> None:
         for t in self.threads:
@@ -41,6 +63,8 @@ class ServerThread:
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError("the lab server did not start")
             time.sleep(0.05)
+        if self.dashboard_socket is not None:
+            self.dashboard_socket.chmod(0o600)  # uvicorn leaves it 0666: a person's, not anyone's
 
     def stop(self) -> None:
         for s in self.servers:

@@ -2,38 +2,62 @@
 
 ``create_app(settings)`` builds the app around one ``Store``; routers get it through
 ``request.app.state.store`` (see ``aarlab.server.deps``).
+
+``role`` says who the listener is for. ``"researcher"``: what a sandbox (or a Ray node) reaches,
+the researcher API only: scoring, kits, forum, snapshots, telemetry; no dashboard page and no
+route that takes the admin token, so nothing a sandbox can ask for is rendered from the lab's
+files or guarded only by a secret it might steal. ``"dashboard"``: the web pages and the admin
+API, for a person. ``"all"``: both (a person's loopback listener, and tests).
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from aarlab import __version__
 from aarlab.config import Settings, get_settings
+from aarlab.server.deps import require_admin
 from aarlab.server.limits import BodyLimitMiddleware
 from aarlab.store.db import Store
 
+Role = Literal["researcher", "dashboard", "all"]
+ROLES: tuple[str, ...] = ("researcher", "dashboard", "all")
+
 # Each module exposes ``router`` (an APIRouter). Listed in the order the OpenAPI doc shows them.
-ROUTER_MODULES = [
+API_MODULES = [
     "aarlab.scoring.routes",
     "aarlab.tasks.routes",
     "aarlab.forum.routes",
     "aarlab.forum.snapshot_routes",
     "aarlab.lab.routes",
-    "aarlab.web.routes",
 ]
+DASHBOARD_MODULES = ["aarlab.web.routes"]
+ROUTER_MODULES = API_MODULES + DASHBOARD_MODULES
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, store: Store | None = None,
+               role: Role = "all") -> FastAPI:
+    if role not in ROLES:
+        raise ValueError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
     settings = settings or get_settings()
     store = store or Store(settings.database_url)
     store.create_all()
     app = FastAPI(title="aarlab", version=__version__,
-                  description="Scoring server, forum and dashboard of an aarlab lab.")
+                  description={"researcher": "The researcher API of an aarlab lab: scoring, "
+                                            "kits, forum, snapshots and telemetry.",
+                               "dashboard": "The dashboard and admin API of an aarlab lab.",
+                               "all": "Scoring server, forum and dashboard of an aarlab lab."
+                               }[role])
+    if role == "researcher":
+        # Not even a stolen admin token opens anything here: this app does not know it.
+        settings = settings.model_copy(update={"admin_token": None})
     app.state.settings = settings
+    app.state.role = role
     app.state.store = store
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
         settings, method, path))
@@ -50,7 +74,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def healthz() -> dict:
         return {"ok": True, "version": __version__}
 
-    for name in ROUTER_MODULES:
+    for name in API_MODULES if role == "researcher" else ROUTER_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -58,7 +82,30 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 continue
             raise
         app.include_router(module.router)
+    if role != "all":
+        app.router.routes[:] = [r for r in app.router.routes if _keep(r, role)]
     return app
+
+
+def _keep(route, role: Role) -> bool:  # noqa: ANN001
+    if not isinstance(route, APIRoute):
+        return True  # the OpenAPI document and its viewers
+    if role == "researcher":
+        return not _needs_admin(route)
+    # The dashboard: its pages (outside /v1) and the admin API; its pages check the admin
+    # cookie themselves.
+    return not route.path.startswith("/v1/") or _needs_admin(route)
+
+
+def _needs_admin(route: APIRoute) -> bool:
+    """Whether ``route`` depends, anywhere in its dependency tree, on ``require_admin``."""
+    todo = [route.dependant]
+    while todo:
+        d = todo.pop()
+        if d.call is require_admin:
+            return True
+        todo.extend(d.dependencies)
+    return False
 
 
 def _body_cap(settings: Settings, method: str, path: str) -> int | None:

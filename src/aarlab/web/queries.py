@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aarlab import safe_files
 from aarlab.forum import search, service, snapshots
 from aarlab.forum.service import Viewer
 from aarlab.forum.tables import Finding, FindingTag
@@ -44,6 +45,7 @@ TIMELINE = 200
 NOTEBOOK_TAIL = 30
 TRANSCRIPT_TAIL = 60
 TAIL_BYTES = 256 * 1024
+WORKSPACE_FILES = ("notebook.jsonl", "notebook.md")  # all a page reads from a workspace
 
 
 def utc(t: datetime | None) -> datetime | None:
@@ -408,6 +410,7 @@ def researcher(s: Session, scoring: ScoringService, name: str, admin: bool) -> d
     costs = llm_totals(s, [r.id])
     sessions = llm_sessions(s, r.id)
     workspace = Path(member.workspace) if member else None
+    refused = [why for why in (_refused(workspace, rel) for rel in WORKSPACE_FILES) if why]
     return {
         "r": r, "member": member, "lab": lab, "task": task, "timeline": timeline,
         "n_submissions": _count(s, Submission.id, Submission.researcher_id == r.id),
@@ -415,40 +418,53 @@ def researcher(s: Session, scoring: ScoringService, name: str, admin: bool) -> d
                                 LabEvent.kind == "experiment"),
         "findings": list(s.scalars(posts.limit(20))),
         "budget": scoring.budget(s, r.id),
-        "notebook": jsonl_tail(workspace / "notebook.jsonl") if workspace else [],
-        "notebook_md": text_tail(workspace / "notebook.md") if workspace else None,
+        "notebook": jsonl_tail(workspace, "notebook.jsonl") if workspace else [],
+        "notebook_md": text_tail(workspace, "notebook.md") if workspace else None,
+        "refused": refused,  # planted links and the like: shown as such, never followed
         "curves": best_so_far(rises(s, task, [r.id])) if task else {},
         "llm": None if costs is None else costs.get(r.id),
         "sessions": sessions,
         # The conversation itself stays with the admin: it holds the lab's prompts.
-        "transcript": (jsonl_tail(Path(sessions[0].transcript_path), TRANSCRIPT_TAIL)
+        "transcript": (_transcript(sessions[0].transcript_path)
                        if admin and sessions and sessions[0].transcript_path else []),
     }
 
 
-def _tail(path: Path, limit: int = TAIL_BYTES) -> tuple[str, bool] | None:
-    """The last ``limit`` bytes of a file as text (and whether it was cut), or None.
+def _tail(root: Path, rel: str, limit: int = TAIL_BYTES) -> tuple[str, bool] | None:
+    """The last ``limit`` bytes of ``root/rel`` as text (and whether it was cut), or None.
 
-    Notebooks and transcripts grow all day; a page reads only their ends.
+    Notebooks and transcripts grow all day; a page reads only their ends. A workspace is
+    written by its sandbox, so the file is opened by ``safe_files`` (no symlink, FIFO, device
+    or hard link; never outside ``root``): a planted link to the answer key shows nothing.
     """
     try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            return f.read().decode("utf-8", errors="replace"), size > limit
+        data, cut = safe_files.tail_inside(root, rel, limit)
+    except (OSError, safe_files.UnsafePath):
+        return None
+    return data.decode("utf-8", errors="replace"), cut
+
+
+def _refused(root: Path | None, rel: str) -> str | None:
+    """Why the page shows nothing of ``root/rel`` when it refused to read it (else None)."""
+    if root is None:
+        return None
+    try:
+        with safe_files.open_inside(root, rel):
+            return None
+    except safe_files.UnsafePath as e:
+        return e.message
     except OSError:
         return None
 
 
-def text_tail(path: Path) -> str | None:
-    got = _tail(path)
+def text_tail(root: Path, rel: str) -> str | None:
+    got = _tail(root, rel)
     return None if got is None else got[0]
 
 
-def jsonl_tail(path: Path, n: int = NOTEBOOK_TAIL) -> list[dict]:
-    """The last ``n`` JSON-object lines of a file, newest first."""
-    got = _tail(path)
+def jsonl_tail(root: Path, rel: str, n: int = NOTEBOOK_TAIL) -> list[dict]:
+    """The last ``n`` JSON-object lines of ``root/rel``, newest first."""
+    got = _tail(root, rel)
     if got is None:
         return []
     data, cut = got
@@ -464,6 +480,13 @@ def jsonl_tail(path: Path, n: int = NOTEBOOK_TAIL) -> list[dict]:
         if len(out) >= n:
             break
     return out
+
+
+def _transcript(path: str) -> list[dict]:
+    """The newest transcript lines (the lab writes them, outside every sandbox; read through
+    the same guard anyway: the path comes from the store)."""
+    p = Path(path)
+    return jsonl_tail(p.parent, p.name, TRANSCRIPT_TAIL)
 
 
 def audit_page(s: Session, scoring: ScoringService, kind: str | None, admin: bool) -> dict:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aarlab.client import LabClient, LabError
+from aarlab.redact import redact
 from aarlab.researchers.llm.accounting import Ledger, Totals, totals
 from aarlab.researchers.llm.config import LlmOptions
 from aarlab.researchers.llm.pricing import PriceTable
@@ -82,7 +83,8 @@ class LlmResearcher:
         path = self.transcripts / f"session-{ledger.number:03d}.jsonl"
         ledger.set_transcript(path)
         log = Transcript(path)
-        system, opening = self.prompt.render(self._variables(ledger.number, spent))
+        # The notebook and forum in the prompt are researcher-written: no known secret in them.
+        system, opening = map(redact, self.prompt.render(self._variables(ledger.number, spent)))
         log.write("session", number=ledger.number, provider=self.provider.name,
                   model=self.provider.model, researcher_id=self.researcher_id, system=system,
                   tools=[t.name for t in self.toolbox.specs])

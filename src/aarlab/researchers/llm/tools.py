@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from aarlab.client import LabClient, LabError
 from aarlab.errors import AarlabError
+from aarlab.redact import redact
 from aarlab.researchers.llm.config import LlmOptions
 from aarlab.researchers.llm.providers.base import ToolCall, ToolResult, ToolSpec
 from aarlab.sandbox.base import Sandbox
@@ -106,6 +107,11 @@ class Toolbox:
         return SPECS
 
     def run(self, call: ToolCall) -> ToolResult:
+        """Carry out ``call``; the result never holds a secret the lab knows (``redact``)."""
+        r = self._run(call)
+        return ToolResult(r.call_id, r.name, redact(r.content), r.is_error)
+
+    def _run(self, call: ToolCall) -> ToolResult:
         fn = getattr(self, f"_t_{call.name}", None)
         if fn is None or call.name not in {s.name for s in SPECS}:
             return ToolResult(call.id, call.name, f"error: no tool named {call.name!r}; tools: "

@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from aarlab.redact import redact
+
 
 class Transcript:
     def __init__(self, path: Path):
@@ -19,8 +21,9 @@ class Transcript:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def write(self, kind: str, **fields) -> None:
-        line = json.dumps({"kind": kind, "time": round(time.time(), 3), **fields},
-                          default=str, ensure_ascii=False)
+        # Redacted as a whole line: a secret must not reach the disk through any field.
+        line = redact(json.dumps({"kind": kind, "time": round(time.time(), 3), **fields},
+                                 default=str, ensure_ascii=False))
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
