@@ -13,6 +13,7 @@ from aarlab.sandbox.errors import (
     SandboxUnavailableError,
 )
 from aarlab.sandbox.factory import make_sandbox
+from aarlab.sandbox.guard import limits_report
 from aarlab.sandbox.process import ProcessSandbox
 from aarlab.sandbox.runner import ExecResult
 from aarlab.sandbox.spec import Limits, SandboxSpec
@@ -20,5 +21,5 @@ from aarlab.sandbox.spec import Limits, SandboxSpec
 __all__ = [
     "BubblewrapSandbox", "ExecResult", "Limits", "ProcessSandbox", "Sandbox", "SandboxError",
     "SandboxLimitError", "SandboxPathError", "SandboxSpec", "SandboxUnavailableError",
-    "make_sandbox", "sandbox_available",
+    "limits_report", "make_sandbox", "sandbox_available",
 ]

@@ -8,6 +8,7 @@ execs and across restarts of the researcher. Host code must touch a workspace on
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aarlab
-from aarlab.sandbox import files
+from aarlab.sandbox import files, workspace
 from aarlab.sandbox.errors import SandboxError
+from aarlab.sandbox.guard import ExecGuard
 from aarlab.sandbox.runner import ExecResult, run_limited
 from aarlab.sandbox.spec import SandboxSpec, check_env
 
@@ -33,6 +35,7 @@ class Launch:
     cwd: str | None = None
     pass_fds: tuple[int, ...] = ()
     hold_fds: tuple[int, ...] = ()
+    stage: tuple[tuple[str, str], ...] = ()  # see runner.Confine.stage
 
 
 def code_paths() -> list[Path]:
@@ -56,6 +59,9 @@ class Sandbox(ABC):
         spec.workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
         if spec.workspace.is_symlink() or not spec.workspace.is_dir():
             raise SandboxError(f"workspace {spec.workspace} must be a real directory")
+        # The host uid its commands run as (None: this process's own), and what it owns.
+        self.host_ids = self._host_ids()
+        workspace.prepare(spec.workspace, self.host_ids, 4 * spec.limits.workspace_files)
         self._live: set[threading.Event] = set()
         self._lock = threading.Lock()
 
@@ -93,7 +99,11 @@ class Sandbox(ABC):
         is killed (``timed_out=True``); ``terminate()`` does the same (``cancelled=True``).
         Each process has ``limits.cpu_s`` CPU seconds (then SIGXCPU/SIGKILL),
         ``limits.memory_bytes`` of address space (allocations fail, e.g. ``MemoryError``) and
-        may write files up to ``limits.file_bytes``. Nothing started by an exec survives it.
+        may write files up to ``limits.file_bytes``. The exec as a whole (where cgroups work,
+        see ``limits_report``) has ``limits.pids`` processes, ``limits.memory_cap`` of memory
+        and ``limits.cpus`` cores; its workspace holds at most ``limits.workspace_bytes``.
+        Hitting one of these stops the exec: ``limit`` says which, and so does a last line of
+        stderr. Nothing started by an exec survives it.
 
         The command's own failure (non-zero exit, timeout, a limit) is reported in the result,
         never raised. Raises ``SandboxError`` for a bad ``cmd``/``env``/``cwd`` or when the
@@ -111,16 +121,24 @@ class Sandbox(ABC):
         cancel = threading.Event()
         with self._lock:
             self._live.add(cancel)
+        guard = None
         try:
+            guard = ExecGuard(self.spec.name, self.spec.workspace, self.spec.limits,
+                              self.host_ids)
             # The command inherits exactly this environment (bwrap passes its own on).
-            return run_limited(launch.argv, env=full_env, cwd=launch.cwd, stdin=data,
-                               timeout=min(timeout or limit, limit), limits=self.spec.limits,
-                               pass_fds=launch.pass_fds, cancel=cancel)
+            result = run_limited(launch.argv, env=full_env, cwd=launch.cwd, stdin=data,
+                                 timeout=min(timeout or limit, limit), limits=self.spec.limits,
+                                 pass_fds=launch.pass_fds, cancel=cancel,
+                                 confine=dataclasses.replace(guard.confine,
+                                                             stage=launch.stage))
+            return guard.finish(result)
         finally:
             with self._lock:
                 self._live.discard(cancel)
             for fd in (*launch.pass_fds, *launch.hold_fds):
                 os.close(fd)
+            if guard is not None:
+                guard.close()
 
     def read_file(self, path: str, text: bool = True) -> str | bytes:
         """Read a workspace file (relative, or absolute under ``workspace_path``).
@@ -145,7 +163,7 @@ class Sandbox(ABC):
         parts = files.relative_parts(path, self.workspace_path)
         data = contents.encode("utf-8") if isinstance(contents, str) else bytes(contents)
         files.write_beneath(self.spec.workspace, parts, data, self.spec.limits.transfer_bytes,
-                            path)
+                            path, owner=self.host_ids)
 
     def terminate(self) -> None:
         """Kill every exec of this sandbox now running (e.g. when the lab shuts down)."""
@@ -154,6 +172,10 @@ class Sandbox(ABC):
                 cancel.set()
 
     # --- for implementations ---
+
+    def _host_ids(self) -> tuple[int, int] | None:
+        """(uid, gid) the commands run as on the host; None: as this process."""
+        return None
 
     @abstractmethod
     def _command(self, cmd: list[str], cwd: str) -> Launch:

@@ -39,14 +39,17 @@ def relative_parts(path: str, inside_root: str) -> tuple[str, ...]:
 
 
 @contextmanager
-def _open_dir(root: Path, parts: tuple[str, ...], create: bool, shown: str):
+def _open_dir(root: Path, parts: tuple[str, ...], create: bool, shown: str,
+              owner: tuple[int, int] | None = None):
     """Yield an fd of directory ``root/parts...``, following no symlink; optionally create it."""
     fd = os.open(root, _DIR_FLAGS)
     try:
         for part in parts:
+            made = False
             if create:
                 with suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=fd)
+                    made = True
             try:
                 nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as e:
@@ -57,6 +60,8 @@ def _open_dir(root: Path, parts: tuple[str, ...], create: bool, shown: str):
                 raise
             os.close(fd)
             fd = nxt
+            if made and owner is not None:
+                os.fchown(fd, *owner)
         yield fd
     finally:
         os.close(fd)
@@ -89,15 +94,19 @@ def read_beneath(root: Path, parts: tuple[str, ...], limit: int, shown: str) -> 
 
 
 def write_beneath(root: Path, parts: tuple[str, ...], data: bytes, limit: int,
-                  shown: str) -> None:
+                  shown: str, owner: tuple[int, int] | None = None) -> None:
+    """Write atomically; with ``owner``, new files and directories are given to that uid/gid
+    (the sandbox's own, so that it can change what the lab wrote for it)."""
     if len(data) > limit:
         raise SandboxLimitError(f"contents for {shown!r} are {len(data)} bytes, over {limit}")
     name = parts[-1]
-    with _open_dir(root, parts[:-1], create=True, shown=shown) as dfd:
+    with _open_dir(root, parts[:-1], create=True, shown=shown, owner=owner) as dfd:
         tmp = f".{name}.{secrets.token_hex(6)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o644, dir_fd=dfd)
         try:
+            if owner is not None:
+                os.fchown(fd, *owner)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             # rename replaces a planted symlink itself, never the file it points to

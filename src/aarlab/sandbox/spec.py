@@ -50,7 +50,12 @@ def check_env(env: dict[str, str], field: str = "env") -> dict[str, str]:
 
 
 class Limits(BaseModel):
-    """Per-exec limits. CPU time and memory are per process (rlimits), not per sandbox."""
+    """Limits of one exec: per process (rlimits) and for the whole sandbox together.
+
+    The sandbox-wide ones (``pids``, ``sandbox_memory_bytes``, ``cpus``) are cgroup limits and
+    hold only where cgroups can be used (see ``aarlab.sandbox.limits_report``); the workspace
+    quota and the tmpfs sizes hold everywhere bubblewrap runs.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -62,6 +67,22 @@ class Limits(BaseModel):
     transfer_bytes: int = Field(100 * MiB, ge=1024,
                                 description="Largest file read_file/write_file moves.")
     tmp_bytes: int = Field(512 * MiB, ge=MiB, description="Size of the private tmpfs /tmp.")
+    shm_bytes: int = Field(64 * MiB, ge=MiB,
+                           description="Size of /dev/shm; the rest of /dev is read-only.")
+    pids: int = Field(1024, ge=8, description="Processes and threads of the sandbox together.")
+    sandbox_memory_bytes: int | None = Field(
+        None, ge=32 * MiB, description="Resident memory (tmpfs pages too) of the whole "
+                                       "sandbox; None: the same as memory_bytes.")
+    cpus: float | None = Field(None, gt=0, description="CPU share of the whole sandbox, in "
+                                                       "cores; None: a fair share, no cap.")
+    workspace_bytes: int = Field(8 * GiB, ge=MiB, description="Disk the workspace may use; "
+                                 "past it the exec is stopped.")
+    workspace_files: int = Field(200_000, ge=16, description="Entries the workspace may hold.")
+
+    @property
+    def memory_cap(self) -> int:
+        """Memory of the whole sandbox (cgroup ``memory.max``)."""
+        return self.sandbox_memory_bytes or self.memory_bytes
 
 
 class SandboxSpec(BaseModel):
