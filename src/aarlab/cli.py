@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from aarlab.errors import AarlabError
+from aarlab.file_modes import lock_down
 
 app = typer.Typer(
     name="aarlab",
@@ -49,6 +50,7 @@ _mount()
 def main() -> None:
     err = Console(stderr=True)
     try:
+        lock_down()  # umask 077; answer keys, store and AARLAB_HOME private (file_modes)
         app()
     except AarlabError as e:
         err.print(f"[bold red]error:[/] {e.message}" + (f" — {e.hint}" if e.hint else ""),

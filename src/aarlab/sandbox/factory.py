@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.panel import Panel
 
 from aarlab.config import Settings
 from aarlab.sandbox.base import Sandbox, code_paths
 from aarlab.sandbox.bwrap import BubblewrapSandbox, sandbox_available
 from aarlab.sandbox.errors import SandboxError, SandboxUnavailableError
+from aarlab.sandbox.guard import limits_report
 from aarlab.sandbox.process import ProcessSandbox
 from aarlab.sandbox.spec import SandboxSpec
 
@@ -45,6 +47,19 @@ def check_mounts(mounts: dict[str, Path], settings: Settings) -> None:
                                    hint="mount the task kit and a workspace, not the home")
 
 
+_warned: set[str] = set()
+
+
+def warn_if_unbounded(console: Console | None = None) -> str | None:
+    """Say loudly, once per process, when sandboxes cannot be bounded as a whole here."""
+    warning = limits_report()["warning"]
+    if warning and warning not in _warned:
+        _warned.add(warning)
+        (console or Console(stderr=True)).print(
+            Panel(warning, title="SANDBOX LIMITS", border_style="bold red", style="bold red"))
+    return warning
+
+
 def make_sandbox(spec: SandboxSpec, *, allow_unsandboxed: bool = False,
                  settings: Settings | None = None, console: Console | None = None) -> Sandbox:
     """A ``BubblewrapSandbox`` if bubblewrap works here; else a ``ProcessSandbox`` if allowed.
@@ -63,6 +78,7 @@ def make_sandbox(spec: SandboxSpec, *, allow_unsandboxed: bool = False,
         mounts |= {f"code[{i}]": p for i, p in enumerate(code_paths())}
     check_mounts(mounts, settings or Settings())
     if ok:
+        warn_if_unbounded(console)
         return BubblewrapSandbox(spec)
     if not allow_unsandboxed:
         raise SandboxUnavailableError(
