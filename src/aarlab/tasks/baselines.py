@@ -1,37 +1,102 @@
-"""Evaluate method specs on a task (lab-owner view) and keep the best classical baseline.
+"""Evaluate method specs on a task (lab-owner view) and keep the classical baselines the lab must
+beat, chosen the way a researcher has to choose.
 
-The "best classical baseline" is the best PGR any single library method reaches with its
-default parameters; the lab must beat it. It is computed once per task build and cached beside
-the answer key (``baselines.json``), since it opens the labels.
+- *Best default*: every library method with its default parameters, chosen by its PGR on the
+  *feedback* half and reported on the *final* half (choosing on the half you report on would
+  flatter it).
+- *Tuned*: each method's documented parameters tuned with a label-free signal and the scored
+  submissions a researcher gets (:mod:`aarlab.tasks.tuned`), reported on the final half.
+
+Equal ensembles: the lab's pick is a majority vote over ``VOTE_SEEDS`` seeds (the search
+researcher submits one), so each baseline is such a vote too, beside its mean over single seeds.
+Every PGR carries a paired-bootstrap ``ci95`` over test rows and seeds. Results and predictions
+are cached beside the answer key (``baselines.json``, ``baselines.npz``), keyed by a fingerprint
+of the kit and answer key they came from: a rebuilt task recomputes them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import numpy as np
+
+from aarlab.config import Settings, get_settings
+from aarlab.tasks import tuned
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.scorer import Scorer
+from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
-from aarlab.w2s.runner import run_experiment
+from aarlab.w2s.runner import ExperimentResult, run_experiment
 from aarlab.w2s.spec import MethodSpec, parse_spec
+
+VOTE_SEEDS = 3  # as the search researcher votes (SearchResearcher eval_seeds)
+VERSION = 2  # bump when what is cached changes meaning
+PARTS = ("feedback", "final")
+Progress = Callable[[str], None]
+
+
+def majority_vote(preds: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-row majority class over seeds (rows of ``preds``); a tie goes to the lower class."""
+    preds = np.atleast_2d(np.asarray(preds))
+    counts = np.stack([(preds == k).sum(0) for k in range(n_classes)])
+    return counts.argmax(0)
+
+
+def score_preds(scorer: Scorer, preds: np.ndarray, n_classes: int,
+                vote_seeds: Sequence[int] | None = None) -> dict:
+    """Transfer and PGR of per-seed predictions (S, N) on test, feedback and final, each PGR with
+    its bootstrap ``ci95``; with ``vote_seeds`` (the seeds of ``preds``' first rows) also the
+    majority vote of those rows, scored the same way."""
+    preds = np.atleast_2d(np.asarray(preds))
+    out = {**scorer.summarize(list(preds)),
+           **{f"pgr_{p}": scorer.pgr_interval(list(preds), p).as_dict() for p in PARTS}}
+    if vote_seeds:
+        vote = majority_vote(preds[: len(vote_seeds)], n_classes)
+        out["vote"] = {"seeds": list(vote_seeds),
+                       **{f"pgr_{p}": scorer.pgr_interval([vote], p).as_dict() for p in PARTS}}
+    return out
+
+
+def vote_seeds_for(seeds: Sequence[int]) -> list[int] | None:
+    seeds = list(seeds)
+    return seeds[:VOTE_SEEDS] if len(seeds) >= VOTE_SEEDS else None
+
+
+def run_spec(kit: TaskKit, scorer: Scorer, spec: MethodSpec | dict, seeds: list[int],
+             on_seed: Callable[[int], None] | None = None, threads: int | None = None,
+             signal_seeds: Sequence[int] = ()) -> tuple[dict, ExperimentResult]:
+    """Run ``spec`` for ``seeds`` and score it; also return the raw result (predictions).
+
+    ``signal_seeds``: seeds whose label-free signals are computed too (they cost extra fits).
+    """
+    spec = parse_spec(spec)
+    with_sig = [s for s in seeds if s in signal_seeds]
+    out = run_experiment(kit, spec, with_sig, on_seed=on_seed, threads=threads,
+                         signals=True) if with_sig else ExperimentResult(spec)
+    rest = [s for s in seeds if s not in with_sig]
+    if rest:
+        more = run_experiment(kit, spec, rest, on_seed=on_seed, threads=threads)
+        out.update(more)
+        out.diagnostics.update(more.diagnostics)
+    preds = np.stack([out[k] for k in seeds])
+    row = {
+        "task": kit.name, "method": spec.label, "spec": spec.canonical(),
+        **score_preds(scorer, preds, kit.n_classes, vote_seeds_for(seeds)),
+        "seconds": round(out.seconds, 3),
+        "agree_weak_test": float(np.mean([d["agree_weak_test"]
+                                          for d in out.diagnostics.values()])),
+    }
+    return row, out
 
 
 def evaluate(kit: TaskKit, scorer: Scorer, spec: MethodSpec | dict, seeds: list[int],
              on_seed: Callable[[int], None] | None = None, threads: int | None = None) -> dict:
-    """Run ``spec`` for ``seeds`` and score it: transfer, PGR, weak, ceiling, seconds."""
-    spec = parse_spec(spec)
-    out = run_experiment(kit, spec, seeds, on_seed=on_seed, threads=threads)
-    preds = [out[k] for k in seeds]
-    summary = scorer.summarize(preds)
-    return {
-        "task": kit.name, "method": spec.label, "spec": spec.canonical(), **summary,
-        "pgr_final": scorer.summarize(preds, part="final")["pgr"],
-        "seconds": round(out.seconds, 3),
-        "agree_weak_test": float(sum(d["agree_weak_test"] for d in out.diagnostics.values())
-                                 / len(out)),
-    }
+    """Run ``spec`` for ``seeds`` and score it: transfer, PGR per part with ci95, the vote."""
+    return run_spec(kit, scorer, spec, seeds, on_seed, threads)[0]
 
 
 def default_specs() -> list[MethodSpec]:
@@ -39,18 +104,148 @@ def default_specs() -> list[MethodSpec]:
     return [parse_spec({"method": m["name"]}) for m in describe()]
 
 
+def pick_on_feedback(rows: list[dict]) -> dict:
+    """The row with the best feedback-half PGR of its vote (of its seed mean when no vote)."""
+    def feedback(r: dict) -> float:
+        return (r.get("vote") or r)["pgr_feedback"]["mean"]
+    return max(rows, key=feedback)
+
+
+# -- the cache -----------------------------------------------------------------------------------
+
+
+def fingerprint(kit: TaskKit, key: AnswerKey) -> str:
+    """sha256 over every file of the kit and of the answer key (but our own cache)."""
+    h = hashlib.sha256(f"v{VERSION}".encode())
+    for tag, root in (("kit", kit.dir), ("key", key.dir)):
+        for p in sorted(x for x in root.rglob("*") if x.is_file()):
+            if tag == "key" and p.name.startswith("baselines"):
+                continue
+            h.update(f"{tag}/{p.relative_to(root).as_posix()}".encode())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+class BaselineCache:
+    """``baselines.json`` (rows, candidates) and ``baselines.npz`` (their predictions)."""
+
+    def __init__(self, kit: TaskKit, key: AnswerKey):
+        self.kit, self.key = kit, key
+        self.json_path, self.npz_path = key.dir / "baselines.json", key.dir / "baselines.npz"
+        self.print = fingerprint(kit, key)
+        self.record: dict = {"fingerprint": self.print, "version": VERSION}
+        self.arrays: dict[str, np.ndarray] = {}
+        if self.json_path.exists() and self.npz_path.exists():
+            try:
+                rec = json.loads(self.json_path.read_text())
+                with np.load(self.npz_path) as z:
+                    arrays = {k: z[k] for k in z.files}
+            except (ValueError, OSError, EOFError):
+                return  # a broken cache is recomputed
+            if rec.get("fingerprint") == self.print:
+                self.record, self.arrays = rec, arrays
+
+    def save(self) -> None:
+        _atomic(self.npz_path, lambda f: np.savez_compressed(f, **self.arrays))
+        _atomic(self.json_path, lambda f: f.write(json.dumps(self.record, indent=1).encode()))
+
+
+def _atomic(path: Path, write: Callable) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        write(f)
+    tmp.replace(path)
+
+
+def _setup(kit: TaskKit, key: AnswerKey) -> tuple[BaselineCache, Scorer]:
+    return BaselineCache(kit, key), Scorer(key, kit.ids("test"))
+
+
+def default_rows(kit: TaskKit, key: AnswerKey, threads: int | None = None,
+                 progress: Progress | None = None) -> list[dict]:
+    """Every default-parameter method on every kit seed, scored (cached)."""
+    cache, scorer = _setup(kit, key)
+    if "defaults" not in cache.record:
+        rows = []
+        for i, spec in enumerate(default_specs()):
+            if progress:
+                progress(spec.label)
+            vote = vote_seeds_for(kit.seeds) or kit.seeds
+            row, res = run_spec(kit, scorer, spec, kit.seeds, threads=threads, signal_seeds=vote)
+            row["signals"] = _signals(res, vote)
+            cache.arrays[f"default{i}"] = np.stack([res[k] for k in kit.seeds]).astype(np.int8)
+            rows.append(row)
+        cache.record["defaults"] = rows
+        cache.save()
+    return cache.record["defaults"]
+
+
 def best_baseline(kit: TaskKit, key: AnswerKey, threads: int | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict:
-    """The best default-parameter method on ``kit`` by test PGR, cached in the answer key."""
-    path = key.dir / "baselines.json"
-    if path.exists():
-        return json.loads(path.read_text())["best"]
+                  progress: Progress | None = None) -> dict:
+    """The best default-parameter method, chosen on the feedback half (cached)."""
+    return pick_on_feedback(default_rows(kit, key, threads, progress))
+
+
+def _signals(res: ExperimentResult, seeds: Sequence[int]) -> dict[str, float]:
+    return sig.summary([res.diagnostics[s]["signals"] for s in seeds
+                        if "signals" in res.diagnostics[s]])
+
+
+def candidates(kit: TaskKit, key: AnswerKey, threads: int | None = None,
+               progress: Progress | None = None,
+               specs: list[MethodSpec] | None = None) -> tuple[list[dict], np.ndarray]:
+    """Every tuning candidate run on the vote seeds with its signals (cached): records and
+    their per-seed predictions (C, S, N). Defaults reuse the default rows' runs."""
+    vote = vote_seeds_for(kit.seeds) or kit.seeds
+    defaults = {r["method"]: (i, r) for i, r in enumerate(default_rows(kit, key, threads,
+                                                                       progress))}
+    cache, scorer = _setup(kit, key)
+    specs = specs if specs is not None else tuned.candidate_specs()
+    want = [s.label for s in specs]
+    if [c["method"] for c in cache.record.get("candidates", [])] != want:
+        recs, preds = [], []
+        for spec in specs:
+            if spec.label in defaults:
+                i, r = defaults[spec.label]
+                p = cache.arrays[f"default{i}"][: len(vote)]
+                signals, seconds = r["signals"], r["seconds"] * len(vote) / len(kit.seeds)
+            else:
+                if progress:
+                    progress(spec.label)
+                _, res = run_spec(kit, scorer, spec, vote, threads=threads, signal_seeds=vote)
+                p = np.stack([res[k] for k in vote]).astype(np.int8)
+                signals, seconds = _signals(res, vote), res.seconds
+            recs.append({"method": spec.label, "spec": spec.canonical(), "signals": signals,
+                         "seconds": round(seconds, 3)})
+            preds.append(p)
+        cache.record["candidates"] = recs
+        cache.arrays["candidates"] = np.stack(preds)
+        cache.save()
+    return cache.record["candidates"], cache.arrays["candidates"]
+
+
+def tuned_baseline(kit: TaskKit, key: AnswerKey, settings: Settings | None = None,
+                   submissions: int | None = None, threads: int | None = None,
+                   progress: Progress | None = None,
+                   specs: list[MethodSpec] | None = None) -> tuple[dict, np.ndarray]:
+    """The tuned classical baseline (see :mod:`aarlab.tasks.tuned`): its row, reported on the
+    final half, and its vote's test predictions (for a paired difference)."""
+    settings = settings or get_settings()
+    recs, preds = candidates(kit, key, threads, progress, specs)
     scorer = Scorer(key, kit.ids("test"))
-    results = []
-    for spec in default_specs():
-        if progress:
-            progress(spec.label)
-        results.append(evaluate(kit, scorer, spec, kit.seeds, threads=threads))
-    results.sort(key=lambda r: -r["pgr"]["mean"])
-    path.write_text(json.dumps({"best": results[0], "all": results}, indent=1))
-    return results[0]
+    budget = submissions if submissions is not None else tuned.researcher_submissions(settings)
+    votes = [majority_vote(p, kit.n_classes) for p in preds]
+    cands = [tuned.Candidate(i, r["signals"].get(tuned.SIGNAL, float("-inf")), v,
+                             scorer.score(v).pgr["feedback"])
+             for i, (r, v) in enumerate(zip(recs, votes, strict=True))]
+    choice = tuned.choose(cands, budget, tuned.server_release(settings, scorer),
+                          tuned.probe_limit(settings, len(scorer.test_ids)))
+    rec, vote = recs[choice.index], votes[choice.index]
+    row = {"task": kit.name, "method": rec["method"], "spec": rec["spec"],
+           **score_preds(scorer, preds[choice.index], kit.n_classes, vote_seeds_for(
+               kit.seeds) or kit.seeds),
+           "tuning": {"signal": tuned.SIGNAL, "candidates": len(recs),
+                      "submissions_budget": budget, "submitted": len(choice.submitted),
+                      "released": choice.released[-1] if choice.released else None,
+                      "seconds": round(sum(r["seconds"] for r in recs), 1)}}
+    return row, vote
