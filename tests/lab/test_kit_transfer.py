@@ -79,10 +79,11 @@ class Lab:
 def lab(tmp_path_factory, tiny_snli, settings):
     s = home_with_task(tmp_path_factory.mktemp("kit-lab"), tiny_snli, settings.sources_dir)
     sock_dir = Path(tempfile.mkdtemp(prefix="kit-"))  # AF_UNIX paths are capped at 107 bytes
-    server = ServerThread(s, Store(s.database_url), sock_dir / "lab.sock")
+    server = ServerThread(s, Store(s.database_url), sock_dir / "lab.sock",
+                          dashboard_socket=sock_dir / "web.sock")
     server.start()
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)),
+    try:  # the admin API is on the person's socket, never the researchers'
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.dashboard_socket)),
                           base_url="http://lab") as http:
             who = register(http, "ray-node")
         yield Lab(s, server.socket, who["Authorization"].removeprefix("Bearer "))

@@ -49,13 +49,16 @@ def lab(tmp_path_factory, tiny_snli, settings):
     shutil.copytree(kit.dir, s.kits_dir / TASK / "kit")
     shutil.copytree(key.dir, s.answer_keys_dir / TASK)
     sock_dir = Path(tempfile.mkdtemp(prefix="kit-"))  # AF_UNIX paths are capped at 107 bytes
-    server = ServerThread(s, Store(s.database_url), sock_dir / "lab.sock")
+    server = ServerThread(s, Store(s.database_url), sock_dir / "lab.sock",
+                          dashboard_socket=sock_dir / "web.sock")
     server.start()
     http = httpx.Client(transport=httpx.HTTPTransport(uds=str(server.socket)),
                         base_url="http://lab")
     try:
-        r = http.post("/v1/admin/researchers", json={"name": "mallory"},
-                      headers={"Authorization": f"Bearer {ADMIN}"})
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(server.dashboard_socket)),
+                          base_url="http://lab") as person:  # the admin API is not on lab.sock
+            r = person.post("/v1/admin/researchers", json={"name": "mallory"},
+                            headers={"Authorization": f"Bearer {ADMIN}"})
         http.headers["Authorization"] = f"Bearer {r.json()['token']}"
         yield s, http, server.socket
     finally:

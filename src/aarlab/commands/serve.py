@@ -1,4 +1,8 @@
-"""``aarlab serve`` (the lab's one HTTP server) and ``aarlab admin`` (researchers and tokens)."""
+"""``aarlab serve`` (the lab's HTTP server) and ``aarlab admin`` (researchers and tokens).
+
+A sandbox is given ``--sandbox-socket``, which serves the researcher API only; the dashboard and
+the admin API are on TCP and ``--socket``, for a person (roles: ``aarlab.server.app``).
+"""
 
 from __future__ import annotations
 
@@ -67,40 +71,79 @@ def tcp_socket(host: str, port: int) -> pysocket.socket:
 def serve(
     db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite in HOME)."),
     host: str = typer.Option("127.0.0.1", help="TCP address; loopback only unless --allow-remote."),
-    port: int | None = typer.Option(None, help="TCP port (default 8400 when no --socket)."),
-    socket: Path | None = typer.Option(None, "--socket", help="Unix socket path (for sandboxes)."),
+    port: int | None = typer.Option(None, help="TCP port (default 8400 when no socket is given)."),
+    socket: Path | None = typer.Option(
+        None, "--socket", help="Unix socket for a person or the admin CLI: API and dashboard. "
+                               "Never give it to a sandbox (use --sandbox-socket)."),
+    sandbox_socket: Path | None = typer.Option(
+        None, "--sandbox-socket", help="Unix socket for sandboxes: the researcher API only, "
+                                       "no dashboard and no admin route."),
     allow_remote: bool = typer.Option(False, help="Allow a non-loopback --host."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
-    """Run the lab server (scoring, forum, dashboard) on loopback TCP and/or a Unix socket."""
+    """Run the lab server: API and dashboard on TCP/--socket, researcher API on --sandbox-socket."""
+    import threading
+
     import uvicorn
 
+    from aarlab import redact
+    from aarlab.scoring.service import ScoringService
     from aarlab.server.app import create_app
+    from aarlab.store.db import Store
 
     if not _is_loopback(host) and not allow_remote:
         raise AarlabError(f"--host: {host} is not a loopback address",
                           hint="the scoring server holds the labels; pass --allow-remote to "
                                "expose it anyway")
+    if socket is not None and sandbox_socket is not None and \
+            socket.absolute() == sandbox_socket.absolute():
+        raise AarlabError("--sandbox-socket: must differ from --socket",
+                          hint="a sandbox's socket serves the researcher API only")
     settings = _settings(db)
+    redact.register(settings.admin_token, "AARLAB_ADMIN_TOKEN")
     if not settings.admin_token:
         console.print("[yellow]no admin token configured (AARLAB_ADMIN_TOKEN): the admin API "
                       "is disabled[/]")
-    sockets = []
+    store = Store(settings.database_url)
+    scoring = ScoringService(settings, store)  # one for both apps: one lock, one cache
+
+    def server(role: str, socks: list) -> tuple[uvicorn.Server, list]:
+        app = create_app(settings, store, role=role)
+        app.state.scoring = scoring
+        return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False)), socks
+
+    servers, where, person = [], [], []
+    if sandbox_socket is not None:
+        servers.append(server("researcher", [unix_socket(sandbox_socket)]))
+        where.append(f"researcher API (for sandboxes) on unix:{sandbox_socket}")
     if socket is not None:
-        sockets.append(unix_socket(socket))
-    if port is not None or socket is None:
-        sockets.append(tcp_socket(host, port if port is not None else 8400))
-    app = create_app(settings)
-    where = [f"unix:{socket}" if socket else None,
-             f"http://{host}:{port or 8400}" if len(sockets) > (socket is not None) else None]
-    console.print(f"aarlab serving on {', '.join(w for w in where if w)} "
+        person.append(unix_socket(socket))
+        where.append(f"API and dashboard on unix:{socket}")
+    if port is not None or (socket is None and sandbox_socket is None):
+        person.append(tcp_socket(host, port if port is not None else 8400))
+        where.append(f"API and dashboard on http://{host}:{port or 8400}/")
+    if person:
+        servers.append(server("all", person))
+    else:
+        where.append("no dashboard (add --port to serve it on loopback)")
+    console.print(f"aarlab serving {'; '.join(where)} "
                   f"(store: {settings.database_url.split('://', 1)[0]})")
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False))
+    # The last server runs here (it gets Ctrl-C); the other runs in a thread that stops with it.
+    (main, main_socks), others = servers[-1], servers[:-1]
+    threads = [threading.Thread(target=srv.run, kwargs={"sockets": socks}, daemon=True,
+                                name="aarlab-serve") for srv, socks in others]
+    for t in threads:
+        t.start()
     try:
-        server.run(sockets=sockets)
+        main.run(sockets=main_socks)
     finally:
-        if socket is not None and socket.exists():
-            socket.unlink()
+        for srv, _ in others:
+            srv.should_exit = True
+        for t in threads:
+            t.join(timeout=10)
+        for path in (socket, sandbox_socket):
+            if path is not None and path.exists():
+                path.unlink()
 
 
 def _client(url: str | None, sock: str | None, settings: Settings):
