@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from aarlab import safe_files
 from aarlab.config import Settings
 from aarlab.forum.archive import ArchiveLimits, extract_archive
 from aarlab.replication.method import ENTRY_POINTS, parse_predictions
@@ -40,11 +41,23 @@ def rerun_snapshot(archive: bytes, kit_dir: Path, settings: Settings,
             res = box.exec([box.python, entry, box.kit_path or ""])
         finally:
             box.terminate()
-        out = ws / "predictions.json"
-        preds = parse_predictions(out.read_text(errors="replace")) if out.is_file() else None
+        preds = _predictions(ws)
         how = f"{entry} re-run in a sandbox (exit {res.returncode}" + (
             ", timed out" if res.timed_out else "") + ")"
         if preds is None:
             tail = res.stderr.strip().splitlines()[-1:] or ["no output"]
             return {}, f"{how}: no predictions.json ({tail[0][:200]})"
         return preds, how
+
+
+PREDICTIONS_MAX_BYTES = 64 << 20
+
+
+def _predictions(ws: Path) -> dict[str, object] | None:
+    """The run's ``predictions.json``, or None. The sandboxed code wrote the workspace: a
+    symlink (to an answer key), FIFO or hard link there is refused, never followed."""
+    try:
+        text = safe_files.read_text_inside(ws, "predictions.json", PREDICTIONS_MAX_BYTES)
+    except (OSError, safe_files.UnsafePath):
+        return None
+    return parse_predictions(text)
