@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,26 +34,60 @@ def test_baseline_json_contract(tiny_tweets):
                               "--param", "threshold=0.8", "--seeds", "2", "--json", *FAST_HEAD])
     assert out.exit_code == 0, out.output
     r = json.loads(out.stdout)
-    for field in ("transfer", "pgr", "weak", "ceiling"):
+    for field in ("transfer", "weak", "ceiling"):
         assert set(r[field]) == {"mean", "se", "seeds"}, field
+    for field in ("pgr", "pgr_feedback", "pgr_final"):  # PGR: test rows and seeds resampled
+        assert set(r[field]) == {"mean", "se", "ci95", "n_rows", "seeds"}, field
+        lo, hi = r[field]["ci95"]
+        assert lo <= r[field]["mean"] <= hi
+    assert "vote" not in r  # two seeds: no 3-seed vote to compare with a researcher's
     assert r["transfer"]["seeds"] == 2 and r["seconds"] > 0
     assert r["spec"]["steps"][0]["params"]["threshold"] == 0.8
     assert r["method"] == "confidence_filter(threshold=0.8) [head epochs=3,min_steps=10]"
 
 
-def test_baseline_all_is_sorted_by_pgr(tiny_snli):
-    out = runner.invoke(app, ["baseline", "--task", "snli-pref", "--all", "--seeds", "2",
+def test_baseline_all_is_ordered_by_feedback_with_final_intervals(tiny_snli):
+    out = runner.invoke(app, ["baseline", "--task", "snli-pref", "--all", "--seeds", "3",
                               "--json"])
     assert out.exit_code == 0, out.output
     rows = json.loads(out.stdout)
     assert sorted(r["spec"]["steps"][0]["method"] for r in rows) == sorted(METHODS)
-    pgrs = [r["pgr"]["mean"] for r in rows]
-    assert pgrs == sorted(pgrs, reverse=True)
+    feedback = [r["vote"]["pgr_feedback"]["mean"] for r in rows]
+    assert feedback == sorted(feedback, reverse=True)  # chosen on feedback, never on final
+    assert [r.get("chosen", False) for r in rows] == [True] + [False] * (len(rows) - 1)
+    n_final = len(tiny_snli[1].parts["final"])
+    for r in rows:
+        assert r["vote"]["seeds"] == [0, 1, 2]
+        for est in (r["pgr_final"], r["vote"]["pgr_final"]):
+            lo, hi = est["ci95"]
+            assert lo <= est["mean"] <= hi and est["n_rows"] == n_final
     table = runner.invoke(app, ["baseline", "--task", "snli-pref", "--spec",
                                 '{"steps": [{"method": "consistency"}, {"method": "logconf"}]}',
                                 "--seeds", "1", *FAST_HEAD])
     assert table.exit_code == 0, table.output
     assert "PGR" in table.stdout and "consistency+logconf" in table.stdout
+
+
+def test_baseline_tuned_row(tiny_snli, tmp_path, monkeypatch):
+    """``--tuned``: the tuned baseline's row, final PGR with its interval and how it was tuned."""
+    from aarlab.tasks import baselines, tuned
+    from aarlab.w2s.spec import parse_spec
+
+    kit, key = tiny_snli  # a copy: the session's task keeps its own cache
+    shutil.copytree(kit.dir, tmp_path / "home" / "tasks" / "snli-pref" / "kit")
+    shutil.copytree(key.dir, tmp_path / "home" / "answer-keys" / "snli-pref")
+    monkeypatch.setenv("AARLAB_HOME", str(tmp_path / "home"))
+    fast = {"head": {"epochs": 3, "min_steps": 10}}
+    specs = [parse_spec({"method": m, **fast}) for m in ("weak_soft", "logconf")]
+    monkeypatch.setattr(baselines, "default_specs", lambda: specs[:1])
+    monkeypatch.setattr(tuned, "candidate_specs", lambda: specs)
+    out = runner.invoke(app, ["baseline", "--task", "snli-pref", "--tuned", "--json"])
+    assert out.exit_code == 0, out.output
+    r = json.loads(out.stdout)
+    assert r["method"].startswith("tuned: ") and r["tuning"]["candidates"] == 2
+    lo, hi = r["vote"]["pgr_final"]["ci95"]
+    assert lo <= r["vote"]["pgr_final"]["mean"] <= hi
+    assert (tmp_path / "home" / "answer-keys" / "snli-pref" / "baselines.npz").exists()
 
 
 CASES = [

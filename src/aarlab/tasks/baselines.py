@@ -165,9 +165,10 @@ def default_rows(kit: TaskKit, key: AnswerKey, threads: int | None = None,
                  progress: Progress | None = None) -> list[dict]:
     """Every default-parameter method on every kit seed, scored (cached)."""
     cache, scorer = _setup(kit, key)
-    if "defaults" not in cache.record:
+    specs = default_specs()
+    if [r["method"] for r in cache.record.get("defaults", [])] != [s.label for s in specs]:
         rows = []
-        for i, spec in enumerate(default_specs()):
+        for i, spec in enumerate(specs):
             if progress:
                 progress(spec.label)
             vote = vote_seeds_for(kit.seeds) or kit.seeds
