@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
@@ -74,6 +74,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     def healthz() -> dict:
         return {"ok": True, "version": __version__}
 
+    for router in routers_for(role):
+        app.include_router(router)
+    return app
+
+
+def routers_for(role: Role) -> list[APIRouter]:
+    """The routers a listener of ``role`` serves (each module's own, or a copy holding only
+    the routes that role keeps)."""
+    out = []
     for name in API_MODULES if role == "researcher" else ROUTER_MODULES:
         try:
             module = importlib.import_module(name)
@@ -81,15 +90,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
             if e.name == name:
                 continue
             raise
-        app.include_router(module.router)
-    if role != "all":
-        app.router.routes[:] = [r for r in app.router.routes if _keep(r, role)]
-    return app
+        router = module.router
+        if role != "all":
+            router = APIRouter()
+            router.routes.extend(r for r in module.router.routes if _keep(r, role))
+        out.append(router)
+    return out
 
 
 def _keep(route, role: Role) -> bool:  # noqa: ANN001
     if not isinstance(route, APIRoute):
-        return True  # the OpenAPI document and its viewers
+        return role == "all"  # nothing else is in our routers today; refuse the unknown
     if role == "researcher":
         return not _needs_admin(route)
     # The dashboard: its pages (outside /v1) and the admin API; its pages check the admin
