@@ -3,6 +3,9 @@
 It reads only the kit (features, weak labels, public rows), never an answer key; scoring is a
 separate step (``aarlab.tasks.scorer.Scorer``). Deterministic for a seed: every random choice
 inside takes the seed (head initialisation and batch order, folds, k-means).
+
+With ``signals=True`` each seed's diagnostics also carry the label-free selection signals of
+``aarlab.w2s.signals`` (cross-fitted on train_unlabel, and on test), which researchers choose by.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ import numpy as np
 import torch
 
 from aarlab.errors import SpecError
-from aarlab.tasks.kit import SPLITS, TaskKit
+from aarlab.tasks.kit import TaskKit
+from aarlab.w2s import signals as sig
 from aarlab.w2s.heads import HeadConfig, xent_loss
 from aarlab.w2s.methods.base import Context, Step, TrainSet
 from aarlab.w2s.methods.vanilla import WeakSoft
 from aarlab.w2s.spec import HeadSpec, MethodSpec, parse_spec
+
+# The splits a student sees: the kit holds no labelled split at all.
+FEATURE_SPLITS = ("train_unlabel", "test")
 
 
 class ExperimentResult(dict[int, np.ndarray]):
@@ -33,6 +40,12 @@ class ExperimentResult(dict[int, np.ndarray]):
     def seconds(self) -> float:
         return float(sum(d["seconds"] for d in self.diagnostics.values()))
 
+    @property
+    def signals(self) -> dict[str, float]:
+        """Each label-free signal's mean over seeds (empty unless run with ``signals=True``)."""
+        per_seed = [d["signals"] for d in self.diagnostics.values() if "signals" in d]
+        return sig.summary(per_seed) if per_seed else {}
+
 
 def run_experiment(
     kit: TaskKit,
@@ -41,11 +54,16 @@ def run_experiment(
     *,
     on_seed: Callable[[int], None] | None = None,
     threads: int | None = 1,
+    signals: bool = False,
+    folds: int = 2,
 ) -> ExperimentResult:
     """Run ``spec`` on ``kit`` for each seed (default: every seed the kit has weak labels for).
 
     ``threads``: torch intra-op threads (heads are small; extra threads mostly spin). None
     leaves torch's setting alone. ``on_seed(seed)`` is called after each seed, for progress.
+    ``signals``: also compute the label-free signals (``diagnostics[seed]["signals"]``,
+    ``result.signals``); cross-fitting over ``folds`` folds costs ``folds`` extra runs of the
+    spec on (folds−1)/folds of train_unlabel per seed.
     """
     spec = parse_spec(spec)
     seeds = list(kit.seeds if seeds is None else seeds)
@@ -55,13 +73,23 @@ def run_experiment(
     if threads:
         torch.set_num_threads(threads)
     head = spec.head.config(kit.manifest.get("student_head"))
-    x = {s: kit.features(s) for s in SPLITS}
+    x = {s: kit.features(s) for s in FEATURE_SPLITS}
     shared: dict = {}  # seed-independent work (kNN graphs, PCA) is done once per experiment
+    fold_rows: list[np.ndarray] = []
+    fold_shared: list[dict] = []
+    if signals:
+        fold_rows = sig.crossfit_folds(make_context(kit, seeds[0], head, x=x, shared=shared)
+                                       .groups("train_unlabel"), folds)
+        fold_shared = [{} for _ in fold_rows]
     result = ExperimentResult(spec)
     for seed in seeds:
         t0 = time.perf_counter()
         ctx = make_context(kit, seed, head, x=x, shared=shared)
-        pred, diag = _run_one(ctx, spec.build())
+        ts, predict = _fit(ctx, spec.build())
+        pred = predict(ctx, "test").argmax(1)
+        diag = diagnostics(ctx, ts, pred)
+        if signals:
+            diag["signals"] = _signals(ctx, spec, pred, predict, fold_rows, fold_shared)
         diag["seconds"] = time.perf_counter() - t0
         result[seed] = pred
         result.diagnostics[seed] = diag
@@ -76,13 +104,18 @@ def make_context(kit: TaskKit, seed: int, head: HeadConfig | None = None, *,
     return Context(
         kit=kit, seed=seed,
         head=head or HeadSpec().config(kit.manifest.get("student_head")),
-        x=x if x is not None else {s: kit.features(s) for s in SPLITS},
+        x=x if x is not None else {s: kit.features(s) for s in FEATURE_SPLITS},
         weak={s: kit.weak_probs(s, seed) for s in ("train_unlabel", "test")},
         shared=shared if shared is not None else {},
     )
 
 
-def _run_one(ctx: Context, steps: list[Step]) -> tuple[np.ndarray, dict]:
+Predict = Callable[[Context, str], np.ndarray]
+
+
+def _fit(ctx: Context, steps: list[Step]) -> tuple[TrainSet, Predict]:
+    """Train the student as ``steps`` say; return its training set and ``predict(ctx, split)``
+    (class probabilities after the post steps, on ``ctx.x[split]``)."""
     by_stage: dict[str, list[Step]] = {}
     for st in steps:
         by_stage.setdefault(st.stage, []).append(st)
@@ -96,18 +129,38 @@ def _run_one(ctx: Context, steps: list[Step]) -> tuple[np.ndarray, dict]:
         model = by_stage["train"][0].train(ctx, ts, loss_fn)
     else:
         model = ctx.fit(ts, loss_fn)
-    def predict(split: str) -> np.ndarray:
-        probs = model.predict_proba(ctx.x[split])
-        for st in by_stage.get("post", []):
-            probs = st.post(ctx, model, split, probs)
-        return probs.argmax(1)
 
-    pred = predict("test")
-    diag = diagnostics(ctx, ts, pred)
-    # The kit's one labelled set (the weak teacher's training data) is a fair validation set
-    # for the student, which never trains on it: researchers select methods with it.
-    diag["train_label_acc"] = float((predict("train_label") == ctx.kit.train_labels()).mean())
-    return pred, diag
+    def predict(view: Context, split: str) -> np.ndarray:
+        probs = model.predict_proba(view.x[split])
+        for st in by_stage.get("post", []):
+            probs = st.post(view, model, split, probs)
+        return probs
+
+    return ts, predict
+
+
+def _signals(ctx: Context, spec: MethodSpec, pred: np.ndarray, predict: Predict,
+             fold_rows: list[np.ndarray], fold_shared: list[dict]) -> dict:
+    """The label-free signals of one seed (see ``aarlab.w2s.signals``); all from the kit."""
+    weak_test, weak_tu = ctx.weak["test"], ctx.weak["train_unlabel"]
+    out: dict = {
+        "confident_agree": sig.confident_agreement(pred, weak_test),
+        "misfit": sig.misfit(pred, weak_test),
+        "balance": sig.balance(pred, weak_test, ctx.n_classes),
+        "swap_consistency": None,
+    }
+    held = np.zeros_like(weak_tu)
+    for view in sig.crossfit_contexts(ctx, fold_rows, fold_shared):
+        _, predict_held = _fit(view, spec.build())
+        held[view.rows["test"]] = predict_held(view, "test")
+    out["heldout_agree"] = sig.agreement(held.argmax(1), weak_tu)
+    out["heldout_loglik"] = sig.soft_loglik(held, weak_tu)
+    conf = sig.confident_rows(weak_tu)
+    out["heldout_confident_agree"] = sig.agreement(held.argmax(1)[conf], weak_tu[conf])
+    if ctx.format == "pairwise":  # the same student, on every test pair with A and B swapped
+        swapped = predict(sig.with_negated_test(ctx), "test").argmax(1)
+        out["swap_consistency"] = sig.swap_consistency(pred, swapped)
+    return out
 
 
 def diagnostics(ctx: Context, ts: TrainSet, pred: np.ndarray) -> dict:

@@ -1,10 +1,12 @@
 """The search researcher's loop: propose a spec, run it, judge it, share what is worth sharing.
 
 Runs inside its sandbox. Its only ways out are the lab's socket (``LabClient``) and its own
-workspace. It judges a spec by the student's accuracy on the kit's small gold set
-(``train_label``, the weak teacher's own training data — the only labels a kit holds), averaged
-over seeds; it never sees a test label. The scoring server answers submissions with a
-Ladder-released feedback PGR, which the researcher reads as a second, coarse signal.
+workspace. It sees no gold label of any split: it judges a spec by label-free signals computed
+from the kit (``aarlab.w2s.signals``: cross-fitted agreement with held-out weak labels, A/B swap
+consistency, agreement on the teacher's confident rows...), averaged over seeds and folded into
+one selection score. The scoring server answers each submission with a Ladder-released feedback
+PGR and whether it raised the best so far; the researcher reads that as a second, coarse signal:
+the spec that raised it becomes the incumbent it builds on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import random
 import re
 import tarfile
@@ -28,6 +31,7 @@ from aarlab.errors import SpecError
 from aarlab.researchers.search.notebook import Notebook
 from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 from aarlab.tasks.kit import TaskKit
+from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
 from aarlab.w2s.runner import run_experiment
 from aarlab.w2s.spec import parse_spec
@@ -53,8 +57,7 @@ class SearchResearcher:
         self.submit_margin = submit_margin
         self.notebook = Notebook(workspace / "notebook.jsonl")
         self.policy = SearchPolicy(describe(), direction_methods, random.Random(seed))
-        self.gold = kit.train_labels()
-        self.best_submitted = -1.0
+        self.best_submitted = -math.inf  # best selection score among submitted specs
         self.submissions = 0
         self.forum_seen: set[int] = set()
         self.queue: list[tuple[dict, str]] = []
@@ -71,6 +74,8 @@ class SearchResearcher:
             if e.get("submission_id"):
                 self.submissions += 1
                 self.best_submitted = max(self.best_submitted, e["score"])
+                self.policy.record_release(e["spec"], e.get("released_pgr"),
+                                           bool(e.get("new_best")))
             self.forum_seen.update(e.get("forum_seen", []))
 
     @property
@@ -98,41 +103,34 @@ class SearchResearcher:
                        "time": time.time()}
         try:
             cpu0 = time.process_time()
-            result = run_experiment(self.kit, spec, self.seeds)
+            result = run_experiment(self.kit, spec, self.seeds, signals=True)
             cpu = time.process_time() - cpu0
         except SpecError as e:
             entry.update(score=None, error=str(e))
             self.policy.tried.add(key(spec))
             self.notebook.append(entry)
             return
-        score = self.validation_accuracy(result)
+        signals = result.signals
+        score = sig.selection_score(signals)
         diag = result.diagnostics[self.seeds[0]]
-        entry.update(score=score, seconds=result.seconds,
-                     agree_weak_test=float(np.mean([d["agree_weak_test"]
-                                                    for d in result.diagnostics.values()])))
+        entry.update(score=score, signals=signals, seconds=result.seconds)
         self.policy.record(spec, score, entry["source"])
         # CPU inside the experiment and of this whole process so far: the lab's overhead is
         # what the researchers' processes spent outside experiments.
-        self._event("experiment", {"spec": label, "val_acc": score, "seconds": result.seconds,
-                                   "cpu_s": cpu, "process_cpu_s": time.process_time(),
-                                   "process": PROCESS_ID,
-                                   "agree_weak_test": entry["agree_weak_test"],
+        self._event("experiment", {"spec": label, "signal": score, "signals": signals,
+                                   "seconds": result.seconds, "cpu_s": cpu,
+                                   "process_cpu_s": time.process_time(), "process": PROCESS_ID,
                                    "kept": diag.get("kept")})
         if self._worth_submitting(score):
-            entry.update(self.submit(spec, result, score))
+            entry.update(self.submit(spec, result, score, signals))
         self.notebook.append(entry)
-
-    def validation_accuracy(self, result) -> float:
-        """Mean over seeds of the student's accuracy on the kit's gold ``train_label`` rows."""
-        accs = [d["train_label_acc"] for d in result.diagnostics.values()]
-        return float(np.mean(accs))
 
     def _worth_submitting(self, score: float) -> bool:
         return (self.submissions < self.budget.max_submissions
                 and score > self.best_submitted + self.submit_margin)
 
     # -- sharing -------------------------------------------------------------------------------
-    def submit(self, spec: dict, result, score: float) -> dict:
+    def submit(self, spec: dict, result, score: float, signals: dict[str, float]) -> dict:
         votes = np.stack([result[s] for s in self.seeds])
         pred = np.array([np.bincount(col, minlength=self.kit.n_classes).argmax()
                          for col in votes.T])
@@ -147,7 +145,7 @@ class SearchResearcher:
                                strict=True))
         canonical = parse_spec(spec).canonical()
         try:
-            snap = self.client.upload_snapshot(self._snapshot(spec, canonical, score))
+            snap = self.client.upload_snapshot(self._snapshot(spec, canonical, score, signals))
             sub = self.client.submit(self.kit.name, predictions, method=_label(spec)[:480],
                                      snapshot_id=snap["id"], seeds=list(self.seeds))
         except BudgetExceeded as e:
@@ -159,11 +157,17 @@ class SearchResearcher:
             return {}
         self.submissions += 1
         self.best_submitted = max(self.best_submitted, score)
-        released = sub.get("released_pgr")
+        released, new_best = sub.get("released_pgr"), bool(sub.get("new_best"))
+        self.policy.record_release(spec, released, new_best)
+        verdict = ("raised my released feedback PGR to "
+                   f"{released:.3f}" if new_best and released is not None else
+                   "did not raise my released feedback PGR (the Ladder kept "
+                   f"{_fmt(released)}): the signals overrated it")
         body = (f"Method `{_label(spec)}` (direction: {self.direction}).\n\n"
-                f"Student accuracy on the kit's gold train_label set: {score:.4f} "
-                f"(mean of {len(self.seeds)} seeds).\n\nSpec:\n\n```json\n"
-                f"{json.dumps(canonical, indent=1)}\n```\n")
+                f"Selection score {score:.4f} from label-free signals (mean of "
+                f"{len(self.seeds)} seeds):\n\n{_signal_lines(signals)}\n\n"
+                f"Submitted as a {len(self.seeds)}-seed vote; it {verdict}.\n\nSpec:\n\n"
+                f"```json\n{json.dumps(canonical, indent=1)}\n```\n")
         try:
             self.client.post_finding("result", f"{_label(spec)[:150]}", body,
                                      task=self.kit.name, submission_id=sub["id"],
@@ -171,18 +175,20 @@ class SearchResearcher:
                                      tags=[self.direction, *{s["method"] for s in spec["steps"]}])
         except LabError as e:
             self._event("error", {"text": f"could not post result: {e.message}"})
-        return {"submission_id": sub["id"], "released_pgr": released, "snapshot_id": snap["id"]}
+        return {"submission_id": sub["id"], "released_pgr": released, "new_best": new_best,
+                "snapshot_id": snap["id"]}
 
     def _too_close(self, pred: np.ndarray, share: float = 0.02, rows: int = 20) -> bool:
         limit = max(rows, int(share * len(pred)))
         return any(int((pred != old).sum()) < limit for old in self.submitted)
 
-    def _snapshot(self, spec: dict, canonical: dict, score: float) -> bytes:
+    def _snapshot(self, spec: dict, canonical: dict, score: float,
+                  signals: dict[str, float]) -> bytes:
         files = {
             "spec.json": json.dumps(canonical, indent=1).encode(),
             "README.md": (f"# {_label(spec)}\n\nReproduce: `aarlab baseline --task "
-                          f"{self.kit.name} --spec spec.json`\n\nGold train_label accuracy: "
-                          f"{score:.4f}\n").encode(),
+                          f"{self.kit.name} --spec spec.json`\n\nSelection score (label-free): "
+                          f"{score:.4f}\n\n{_signal_lines(signals)}\n").encode(),
         }
         nb = self.workspace / "notebook.jsonl"
         if nb.exists():
@@ -220,7 +226,8 @@ class SearchResearcher:
                               "forum_seen": sorted(self.forum_seen)})
 
     def share_insight(self) -> None:
-        """Post which first steps helped most on this task so far, with counts."""
+        """Post which first steps scored best on the label-free signals so far, with counts,
+        and which spec the scorer confirmed (the incumbent)."""
         by_method: dict[str, list[float]] = defaultdict(list)
         for c in self.policy.known:
             if c.spec.get("steps"):
@@ -232,8 +239,13 @@ class SearchResearcher:
         lines = [f"- `{m}`: best {max(v):.4f} ({max(v) - ref:+.4f} vs weak_soft), "
                  f"mean {np.mean(v):.4f} over {len(v)} specs"
                  for m, v in sorted(by_method.items(), key=lambda kv: -max(kv[1]))]
-        body = (f"Gold train_label accuracy by method family on {self.kit.name} after "
-                f"{self.experiments} experiments:\n\n" + "\n".join(lines))
+        inc = next((c for c in self.policy.known
+                    if self.policy.incumbent and key(c.spec) == self.policy.incumbent), None)
+        confirmed = (f"\n\nIncumbent (raised my released feedback PGR to {_fmt(inc.released)}): "
+                     f"`{_label(inc.spec)}`." if inc else "")
+        body = (f"Label-free selection score ({sig.SELECTION}) by method family on "
+                f"{self.kit.name} after {self.experiments} experiments (no gold label was "
+                "used):\n\n" + "\n".join(lines) + confirmed)
         top = max(by_method, key=lambda m: max(by_method[m]))
         with contextlib.suppress(LabError):
             self.client.post_finding("insight", f"{top} leads on {self.kit.name} so far", body,
@@ -247,3 +259,11 @@ class SearchResearcher:
 
 def _label(spec: dict) -> str:
     return parse_spec(spec).label
+
+
+def _fmt(x: float | None) -> str:
+    return "none" if x is None else f"{x:.3f}"
+
+
+def _signal_lines(signals: dict[str, float]) -> str:
+    return "\n".join(f"- `{k}` = {v:.4f} ({sig.SIGNALS[k]})" for k, v in signals.items())

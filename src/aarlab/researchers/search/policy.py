@@ -7,6 +7,12 @@ policy never proposes an out-of-range value and learns new methods for free.
 Explore/exploit: with probability ``explore`` (decaying with experience) draw a fresh spec from
 the direction's methods (or any method, rarely); otherwise mutate one of the best known specs
 (own or read on the forum), or cross two of them stage by stage.
+
+"Best" uses two label-free sources of evidence, never a gold label: each spec's selection score
+(``aarlab.w2s.signals``, computed from the kit) and what the scoring server released for the
+specs that were submitted. The incumbent (the last submission that raised the Ladder-released
+feedback score) ranks first; a submission that did not raise it ranks last, since the scorer
+said the signal had overrated it.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from dataclasses import dataclass, field
 @dataclass
 class Candidate:
     spec: dict
-    score: float  # the researcher's estimate of its quality (higher is better)
+    score: float  # label-free selection score (higher is better)
     source: str = "own"  # "own" or "forum:<finding id>"
+    released: float | None = None  # Ladder-released feedback PGR, when this spec raised it
+    submitted: bool = False
 
 
 @dataclass
@@ -35,6 +43,7 @@ class SearchPolicy:
     direction_bias: float = 0.8
     known: list[Candidate] = field(default_factory=list)
     tried: set[str] = field(default_factory=set)
+    incumbent: str | None = None  # key of the spec behind the best released score
 
     def __post_init__(self) -> None:
         self.by_name = {m["name"]: m for m in self.methods}
@@ -45,8 +54,25 @@ class SearchPolicy:
         self.tried.add(key(spec))
         self.known.append(Candidate(spec, score, source))
 
+    def record_release(self, spec: dict, released: float | None, new_best: bool) -> None:
+        """What the scorer said about a submitted spec: ``new_best`` makes it the incumbent."""
+        k = key(spec)
+        for c in self.known:
+            if key(c.spec) == k:
+                c.submitted = True
+                if new_best:
+                    c.released = released
+        if new_best:
+            self.incumbent = k
+
+    def rank(self, c: Candidate) -> tuple:
+        """Sort key: the incumbent, then unsubmitted specs and then submissions that did not
+        raise the released score, each by selection score."""
+        k = key(c.spec)
+        return (k != self.incumbent, c.submitted and k != self.incumbent, -c.score)
+
     def best(self, k: int = 5) -> list[Candidate]:
-        return sorted(self.known, key=lambda c: -c.score)[:k]
+        return sorted(self.known, key=self.rank)[:k]
 
     def explore_rate(self) -> float:
         n = len(self.known)

@@ -1,0 +1,193 @@
+"""Label-free selection signals: judge a method from the kit alone, without a gold label.
+
+A researcher may not see any gold label, so it needs other evidence that one spec beats another.
+Each signal below is a number where *higher is meant to be better*; how well each one really
+ranks methods by final-part PGR is measured in ``bench/signals.py`` and published in
+``w2s/methods/README.md`` ("Selecting without gold labels"). Read them as noisy hints, not scores.
+
+The functions are pure (arrays in, a float out). ``crossfit_contexts`` builds the held-out views
+the runner uses for the cross-fitted signals; ``aarlab.w2s.runner.run_experiment(...,
+signals=True)`` computes them all and puts them into the diagnostics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from aarlab.w2s.methods.base import Context
+
+# The teacher's most confident share of rows: a calibrated logistic teacher is mostly right there.
+CONFIDENT_SHARE = 0.3
+
+# name -> one line: what it measures (``aarlab`` prints these; the docstrings give the why).
+SIGNALS = {
+    "heldout_agree": "cross-fitted agreement with the weak labels of held-out train_unlabel rows",
+    "heldout_loglik": "cross-fitted mean log-likelihood of held-out soft weak labels",
+    "heldout_confident_agree": "cross-fitted agreement on the teacher's confident held-out rows",
+    "confident_agree": "agreement with the teacher on its most confident test rows",
+    "misfit": "share of test rows where the student departs from the teacher",
+    "swap_consistency": "share of test pairs whose prediction mirrors under A/B swap (pairwise)",
+    "balance": "1 - total variation between predicted class shares and the teacher's prior",
+}
+
+
+def agreement(pred: np.ndarray, weak: np.ndarray) -> float:
+    """Share of rows where the student's class equals the weak teacher's argmax.
+
+    On *held-out* rows this tracks accuracy when the teacher's errors are independent of the
+    student's view: agree = acc·q + (1−acc)(1−q) rises with acc whenever the teacher's accuracy
+    q > 0.5. Systematic teacher errors break that assumption, so it also rewards imitation.
+    """
+    return float((np.asarray(pred) == weak.argmax(1)).mean())
+
+
+def soft_loglik(probs: np.ndarray, weak: np.ndarray) -> float:
+    """Mean of Σ_k w_k log p_k: how likely the student finds the teacher's soft labels.
+
+    The held-out version of the student's own training objective (cross-entropy on soft weak
+    labels); a calibrated, well-generalising student scores higher. Probabilities are clipped
+    at 1e-6 so one overconfident row cannot dominate.
+    """
+    return float((weak * np.log(np.clip(probs, 1e-6, 1.0))).sum(1).mean())
+
+
+def confident_rows(weak: np.ndarray, share: float = CONFIDENT_SHARE) -> np.ndarray:
+    """Boolean mask of the ``share`` of rows where the teacher's top probability is highest."""
+    n = max(1, int(round(share * len(weak))))
+    order = np.argsort(-weak.max(1), kind="stable")  # stable: ties break by row, same everywhere
+    mask = np.zeros(len(weak), dtype=bool)
+    mask[order[:n]] = True
+    return mask
+
+
+def confident_agreement(pred: np.ndarray, weak: np.ndarray,
+                        share: float = CONFIDENT_SHARE) -> float:
+    """Agreement with the teacher on its most confident rows only.
+
+    A calibrated teacher is far more accurate on its confident rows than overall, so there
+    agreement ≈ the student's accuracy on those rows; a student may (and should) depart from the
+    teacher where it is unsure, and this signal does not penalise that.
+    """
+    mask = confident_rows(weak, share)
+    return agreement(np.asarray(pred)[mask], weak[mask])
+
+
+def misfit(pred: np.ndarray, weak: np.ndarray) -> float:
+    """1 − agreement: how far the student departs from its teacher.
+
+    Charikar et al. 2024 ("Quantifying the gain in weak-to-strong generalization") show that a
+    student fit to weak labels within a convex class has error ≤ teacher error − misfit, so more
+    misfit means more gain, *for students that fit the weak labels*. A method that ignores them
+    (e.g. a clustering label source) can misfit a lot and still be worse: read it with the others.
+    """
+    return 1.0 - agreement(pred, weak)
+
+
+def swap_consistency(pred: np.ndarray, pred_swapped: np.ndarray) -> float:
+    """Share of pairs whose predicted winner changes when A and B are swapped.
+
+    Pairwise features are emb(A) − emb(B), so swapping negates them and the true label mirrors.
+    A student that does not mirror is wrong on one of the two orders, whatever the label:
+    1 − swap_consistency bounds its error rate from below (halved).
+    """
+    return float((np.asarray(pred) != np.asarray(pred_swapped)).mean())
+
+
+def balance(pred: np.ndarray, weak: np.ndarray, n_classes: int) -> float:
+    """1 − total variation distance between predicted class shares and the teacher's prior.
+
+    The teacher's mean probability estimates the class balance of the rows; a student that
+    collapses onto one class (a common failure of self-training and clustering) scores low.
+    """
+    share = np.bincount(np.asarray(pred), minlength=n_classes) / max(1, len(pred))
+    return float(1.0 - 0.5 * np.abs(share - weak.mean(0)).sum())
+
+
+# -- cross-fitting ---------------------------------------------------------------------------
+
+
+def crossfit_folds(groups: np.ndarray, folds: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """Row indices of ``folds`` disjoint, covering folds of train_unlabel.
+
+    Rows of one consistency group (``groups`` ≥ 0) stay in one fold, so a method that uses
+    groups sees whole groups on both sides. The fold draw is fixed by ``seed`` (not the
+    experiment's seed): seeds then share kNN graphs and other seed-independent caches.
+    """
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    groups = np.asarray(groups)
+    unit = np.where(groups >= 0, groups, groups.max(initial=-1) + 1 + np.arange(len(groups)))
+    units = np.unique(unit)
+    rng = np.random.default_rng(seed)
+    fold_of_unit = rng.permutation(len(units)) % folds
+    fold = fold_of_unit[np.searchsorted(units, unit)]
+    return [np.flatnonzero(fold == f) for f in range(folds)]
+
+
+@dataclass
+class HeldOutContext(Context):
+    """A context over part of train_unlabel: ``train_unlabel`` = the other folds' rows, and
+    ``test`` = this fold's rows. Any step runs unchanged on it, and its "test" predictions are
+    predictions on rows the student never trained on, with their weak labels to compare to.
+    """
+
+    rows: dict | None = None  # split -> row indices into the kit's train_unlabel
+
+    def groups(self, split: str) -> np.ndarray:
+        return Context.groups(self._kit_view(), "train_unlabel")[self.rows[split]]
+
+    def answers(self, split: str) -> list[str]:
+        full = Context.answers(self._kit_view(), "train_unlabel")
+        return [full[i] for i in self.rows[split]]
+
+    def _kit_view(self) -> Context:
+        # The kit's own rows, with their group/answer caches kept apart from this view's.
+        return Context(kit=self.kit, seed=self.seed, head=self.head, x={}, weak={},
+                       shared=self.shared.setdefault(("kit rows",), {}))
+
+
+def crossfit_contexts(ctx: Context, folds: list[np.ndarray],
+                      shared: list[dict] | None = None) -> list[HeldOutContext]:
+    """One :class:`HeldOutContext` per fold (fold = held-out rows), for this seed's weak labels.
+
+    ``shared``: one cache per fold, reused across seeds (the folds do not change with the seed).
+    """
+    x, weak = ctx.x["train_unlabel"], ctx.weak["train_unlabel"]
+    n = len(x)
+    out = []
+    for i, held in enumerate(folds):
+        train = np.setdiff1d(np.arange(n), held)
+        out.append(HeldOutContext(
+            kit=ctx.kit, seed=ctx.seed, head=ctx.head,
+            x={"train_unlabel": x[train], "test": x[held]},
+            weak={"train_unlabel": weak[train], "test": weak[held]},
+            shared=shared[i] if shared is not None else {},
+            rows={"train_unlabel": train, "test": held},
+        ))
+    return out
+
+
+def with_negated_test(ctx: Context) -> Context:
+    """The same context with every test pair swapped (features negated): for swap consistency."""
+    return replace(ctx, x={**ctx.x, "test": -ctx.x["test"]})
+
+
+def summary(per_seed: list[dict]) -> dict[str, float]:
+    """Mean of each signal over seeds (signals that are None for this task are left out)."""
+    names = [k for k in SIGNALS if any(d.get(k) is not None for d in per_seed)]
+    return {k: float(np.mean([d[k] for d in per_seed if d.get(k) is not None])) for k in names}
+
+
+# The one number the search researcher ranks specs by (see ``selection_score``).
+SELECTION = "heldout_agree"
+
+
+def selection_score(signals: dict[str, float]) -> float:
+    """The search researcher's ranking score: the signal ``SELECTION`` (mean over seeds).
+
+    Chosen by its rank correlation with *feedback*-part PGR in ``bench/signals.py``, and
+    reported there against final-part PGR; -inf when the signal is missing.
+    """
+    return float(signals.get(SELECTION, -np.inf))
