@@ -37,8 +37,9 @@ from aarlab.tasks.kit import TaskKit
 from aarlab.w2s.runner import run_experiment
 kit = TaskKit(os.environ["AARLAB_KIT"])
 seed = kit.seeds[0]
-res = run_experiment(kit, {"steps": [{"method": "weak_soft", "params": {}}]}, seeds=[seed])
-print("gold acc", round(res.diagnostics[seed]["train_label_acc"], 4))
+res = run_experiment(kit, {"steps": [{"method": "weak_soft", "params": {}}]}, seeds=[seed],
+                     signals=True)
+print("signals", {k: round(v, 4) for k, v in res.signals.items()})
 pred = kit.labels_to_values(res[seed])
 json.dump(dict(zip(kit.ids("test"), pred)), open("predictions.json", "w"))
 """
@@ -105,7 +106,10 @@ def test_scripted_agent_researches_submits_posts_and_is_accounted(run_lab):
     assert "tweets" in system and m.direction.text[:40] in system and "`shell`" in system
     assert "Plan: weak_soft baseline" in seen["opening2"]  # the notebook
     assert "weak_soft baseline" in seen["opening2"].split("Forum: best results")[1]  # the forum
-    assert "gold acc" in seen["run"]
+    assert "heldout_agree" in seen["run"]
+    # No gold label anywhere, and the two ways around that are ruled out in so many words.
+    assert "no gold label of any split" in system and "train_label_acc" not in system
+    assert "Do not label rows yourself" in system and "original dataset" in system
 
     with store.session() as s:
         sub = s.scalar(select(Submission).where(Submission.researcher_id == m.researcher_id))
