@@ -336,3 +336,25 @@ def test_a_fifo_does_not_stall_other_requests(served):
     for t in threads:
         t.join(timeout=30)
     assert out == [200] * 4
+
+
+def test_a_sandbox_cannot_hard_link_a_file_from_outside_its_workspace(tmp_path):
+    """Why a hard link is refused only as defence in depth: bind mounts are separate mounts,
+    so ``link()`` from the kit or the host's /usr into the workspace gives EXDEV."""
+    from aarlab.sandbox import make_sandbox, sandbox_available
+    from aarlab.sandbox.spec import SandboxSpec
+
+    ok, why = sandbox_available()
+    if not ok:
+        pytest.skip(why)
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "manifest.json").write_text("{}")
+    sb = make_sandbox(SandboxSpec(name="t", workspace=tmp_path / "ws", kit=kit),
+                      settings=Settings(home=tmp_path / "home"))
+    try:
+        r = sb.exec(["bash", "-c", "ln /kit/manifest.json a; ln /usr/bin/env b; ls"])
+    finally:
+        sb.terminate()
+    assert r.stderr.count("Invalid cross-device link") == 2
+    assert list((tmp_path / "ws").iterdir()) == []
