@@ -31,10 +31,19 @@ class Settings(BaseSettings):
                     "with several processes per core, extra threads spin and run 10x slower.",
     )
 
-    # Scoring server release rule and budgets (Ladder, Blum & Hardt 2015).
-    ladder_eta: float = Field(default=0.02, gt=0, le=1, description="Ladder step on PGR.")
+    # Scoring server release rule and budgets (paired Ladder, Blum & Hardt 2015; see
+    # aarlab.scoring.ladder and bench/ladder_attack.py for how the defaults were measured).
+    ladder_safety: float = Field(
+        default=3.0, ge=0, le=10,
+        description="Release only when the paired feedback gain exceeds this many SEs of it.")
+    ladder_min_step_se: float = Field(
+        default=0.5, gt=0, le=5,
+        description="Smallest released gain, and the released grid, as a fraction of one SE of "
+                    "a single submission's feedback accuracy.")
+    ladder_eta: float = Field(default=0.02, gt=0, le=1,
+                              description="Legacy unpaired step on PGR (not used by the server).")
     ladder_grid: float | None = Field(default=None, gt=0, le=1,
-                                      description="Round released PGR to this grid; None: eta.")
+                                      description="Legacy grid for ladder_eta.")
     submissions_per_hour: int = Field(default=60, ge=1)
     submissions_total: int = Field(default=1000, ge=1)
     probe_min_rows: int = Field(default=10, ge=1, description="Differ in fewer rows = probe.")

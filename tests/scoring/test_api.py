@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from aarlab.scoring.ladder import Ladder
 from aarlab.tasks.scorer import Scorer
 
 pytestmark = pytest.mark.anyio
@@ -27,21 +26,26 @@ async def test_released_score_is_the_ladder_on_the_feedback_part(make_client, tr
     ids, gold, labels = truth
     c = make_client()
     h = await register(c, "alice")
-    pred = corrupt(gold, 50, seed=0)
+    # below the weak teacher (where an empty lab's Ladder starts): nothing is released
+    low = (await c.post("/v1/tasks/tweets/submissions", headers=h, json={
+        "predictions": as_predictions(ids, corrupt(gold, 60, seed=2), labels)})).json()
+    assert low["released_pgr"] is None and low["new_best"] is False
+    pred = corrupt(gold, 4, seed=0)
     r = await c.post("/v1/tasks/tweets/submissions", headers=h,
                      json={"predictions": as_predictions(ids, pred, labels), "method": "m1"})
     assert r.status_code == 200, r.text
     body = r.json()
     expected = Scorer(tiny_tweets[1], ids).score(pred).pgr["feedback"]
-    assert body["released_pgr"] == Ladder(0.02).round(expected)
+    ladder = c._transport.app.state.scoring.task("tweets").ladder
+    assert body["released_pgr"] == ladder.round(expected)
     assert body["new_best"] is True
     # nothing about the final part, accuracies or per-row results reaches the researcher
     text = r.text.lower()
     for word in ("final", "accuracy", "acc_", "pgr_test", "is_probe", "correct"):
         assert word not in text
-    assert body["budget"] == {"per_hour": 60, "total": 1000, "hour_remaining": 59,
-                              "total_remaining": 999}
-    assert r.headers["X-Budget-Hour-Remaining"] == "59"
+    assert body["budget"] == {"per_hour": 60, "total": 1000, "hour_remaining": 58,
+                              "total_remaining": 998}
+    assert r.headers["X-Budget-Hour-Remaining"] == "58"
 
     # a worse submission (far from the first: not a probe) is answered with the previous best
     worse = corrupt(gold, 70, seed=1)
@@ -57,16 +61,23 @@ async def test_released_score_is_the_ladder_on_the_feedback_part(make_client, tr
     assert adm["is_probe"] is False
 
 
-async def test_leaderboard_views(make_client, truth, register, as_predictions, admin_headers):
+async def test_leaderboard_views(make_client, truth, tiny_tweets, register, as_predictions,
+                                 admin_headers):
     ids, gold, labels = truth
     c = make_client()
     ha, hb = await register(c, "alice"), await register(c, "bob")
-    for h, n_wrong, seed, method in [(ha, 60, 0, "vanilla"), (ha, 20, 1, "confidence"),
-                                     (hb, 40, 2, "vanilla")]:
+    weak = tiny_tweets[0].weak_probs("test", 0).argmax(1)
+    bob = weak.copy()
+    fix = np.flatnonzero(weak != gold)[:20]
+    bob[fix] = gold[fix]
+    # bob beats the weak teacher, alice's first is below it, her second beats bob's: the
+    # leaderboard counts only submissions the Ladder released
+    for h, pred, method in [(hb, bob, "vanilla"), (ha, corrupt(gold, 60, 0), "vanilla"),
+                            (ha, corrupt(gold, 2, 1), "confidence")]:
         r = await c.post("/v1/tasks/tweets/submissions", headers=h, json={
-            "predictions": as_predictions(ids, corrupt(gold, n_wrong, seed), labels),
-            "method": method})
+            "predictions": as_predictions(ids, pred, labels), "method": method})
         assert r.status_code == 200, r.text
+        assert r.json()["new_best"] is (h is hb or method == "confidence")
     board = (await c.get("/v1/tasks/tweets/leaderboard", headers=hb)).json()
     assert [r["researcher"] for r in board["by_researcher"]] == ["alice", "bob"]
     assert board["by_researcher"][0]["submissions"] == 2
@@ -76,7 +87,7 @@ async def test_leaderboard_views(make_client, truth, register, as_predictions, a
     row = adm["by_researcher"][0]
     assert row["gap"] == pytest.approx(row["best_released_pgr"] - row["final_pgr"])
     vanilla = next(m for m in adm["by_method"] if m["method"] == "vanilla")
-    assert vanilla["researchers"] == 2
+    assert vanilla["researchers"] == 1
     # the researcher view rejects the admin endpoint
     assert (await c.get("/v1/admin/tasks/tweets/leaderboard", headers=ha)).status_code == 401
 
@@ -208,9 +219,10 @@ async def test_final_labels_never_change_a_researcher_facing_answer(settings, ti
         c = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(s, Store(
             s.database_url))), base_url="http://lab")
         h = await register(c, "mallory")
-        rng, out = np.random.default_rng(3), []
-        for _ in range(25):
-            pred = rng.integers(0, 2, len(ids))
+        gold = key.labels("test", ids)  # the unflipped key's: the same queries for both
+        out = []
+        for t in range(25):  # closer and closer to the truth, so the Ladder releases some
+            pred = corrupt(gold, 75 - 3 * t, seed=t)
             r = await c.post("/v1/tasks/tweets/submissions", headers=h, json={
                 "predictions": {i: bool(k) for i, k in zip(ids, pred, strict=True)}})
             out.append({k: v for k, v in r.json().items() if k != "created_at"})
@@ -219,3 +231,37 @@ async def test_final_labels_never_change_a_researcher_facing_answer(settings, ti
         transcripts.append(out)
     assert transcripts[0] == transcripts[1]
     assert len({json.dumps(r.get("released_pgr")) for r in transcripts[0][:25]}) > 1
+
+
+async def test_exact_copies_are_answered_and_not_probes_near_copies_are(
+        make_client, truth, register, as_predictions, admin_headers):
+    """Honest reuse (issue 15, break 5): adopting another researcher's published result."""
+    ids, gold, labels = truth
+    c = make_client()
+    ha, hb = await register(c, "alice"), await register(c, "bob")
+
+    async def send(h, pred) -> dict:
+        r = await c.post("/v1/tasks/tweets/submissions", headers=h,
+                         json={"predictions": as_predictions(ids, pred, labels)})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    best = corrupt(gold, 3, seed=4)
+    original = await send(ha, best)
+    assert original["new_best"]
+    copy = await send(hb, best)  # bob adopts alice's result as it stands
+    assert copy["released_pgr"] == original["released_pgr"] and not copy["new_best"]
+    again = await send(ha, best)  # and alice resubmits her own
+    assert again["released_pgr"] == original["released_pgr"]
+    for r in (copy, again):
+        adm = (await c.get(f"/v1/admin/submissions/{r['id']}", headers=admin_headers)).json()
+        assert adm["is_probe"] is False and adm["probe_of"] == original["id"]
+
+    near = best.copy()
+    near[:3] ^= 1  # three rows differ: a near-copy still learns nothing and is flagged
+    probe = await send(hb, near)
+    adm = (await c.get(f"/v1/admin/submissions/{probe['id']}", headers=admin_headers)).json()
+    assert adm["is_probe"] is True and probe["new_best"] is False
+    assert probe["released_pgr"] == original["released_pgr"]  # bob's Ladder: the lab's best
+    events = (await c.get("/v1/admin/audit?kind=probe", headers=admin_headers)).json()
+    assert [e["details"]["submission_id"] for e in events] == [probe["id"]]

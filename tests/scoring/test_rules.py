@@ -8,32 +8,51 @@ import numpy as np
 import pytest
 
 from aarlab.scoring.budgets import budget_state
-from aarlab.scoring.ladder import Ladder
+from aarlab.scoring.ladder import PairedLadder
 from aarlab.scoring.probes import ProbeIndex, pack, threshold, unpack
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.store.identity import add_researcher
 
 
-def test_ladder_releases_only_steps_above_eta_rounded_to_the_grid():
-    lad = Ladder(eta=0.02)
-    assert lad.release(None, 0.1234) == (0.12, True)
-    assert lad.release(0.12, 0.139) == (0.12, False)  # not more than eta above: old best
-    assert lad.release(0.12, 0.1401) == (0.14, True)
-    assert lad.release(0.12, -3.0) == (0.12, False)
-    assert Ladder(eta=0.05, grid=0.01).release(0.3, 0.3567) == (0.36, True)
+def test_paired_ladder_releases_a_gain_above_safety_ses_and_the_step():
+    lad = PairedLadder(n=100, weak_acc=0.8, gap=0.1, safety=3.0, min_step_se=0.5)
+    assert lad.step == pytest.approx(0.5 * 0.04) and lad.grid == pytest.approx(0.2)
+    best = np.zeros(100, int)
+    # all-gain flips of m rows pass only when m > safety**2 * (1 - m/n): 8 do not, 9 do
+    for m, passes in ((8, False), (9, True)):
+        new = best.copy()
+        new[:m] = 1
+        v = lad.compare(new, best)
+        assert v.released is passes and v.diff == pytest.approx(m / 100)
+    # 30 rows differ, 18 gained and 12 lost: +6 rows is about 1.1 SE, not released
+    new, old = np.zeros(100, int), np.zeros(100, int)
+    new[:18], old[18:30] = 1, 1
+    assert not lad.compare(new, old).released
+    assert not lad.compare(best, best).released  # identical on feedback: se 0, never released
+    assert lad.round(0.4567) == 0.4
+    with pytest.raises(ValueError, match="expected 100 feedback rows"):
+        lad.compare(np.zeros(99), np.zeros(99))
     with pytest.raises(ValueError):
-        Ladder(eta=0)
+        PairedLadder(n=100, weak_acc=0.8, gap=0.0)
 
 
-def test_ladder_leaks_at_most_one_bit_per_query_for_small_changes():
-    # Scores that wobble around a level reveal nothing after the first release.
-    lad, best = Ladder(0.02), None
-    released = []
-    for s in 0.5 + np.random.default_rng(0).normal(0, 0.005, 200):
-        best, _ = lad.release(best, float(s))
-        released.append(best)
-    assert len(set(released)) <= 2
+def test_coin_flip_rows_pass_at_about_p_z_above_the_safety_factor():
+    """The analysis behind the safety factor: with coin-flip rows the pass rate is about
+    P(Z > k) whatever the number of flipped rows, so k = 1 lets 1,000 queries climb."""
+    rng = np.random.default_rng(0)
+    n, trials = 400, 4000
+    for k, expected in ((1.0, 0.16), (2.0, 0.023)):
+        lad = PairedLadder(n=n, weak_acc=0.8, gap=0.1, safety=k, min_step_se=0.01)
+        for m in (40, 120):
+            hits = 0
+            for _ in range(trials):
+                best = np.zeros(n, int)
+                new = best.copy()
+                gained = rng.random(m) < 0.5
+                new[:m][gained], best[:m][~gained] = 1, 1
+                hits += lad.compare(new, best).released
+            assert hits / trials == pytest.approx(expected, abs=0.025), (k, m)
 
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 160, 10_000])

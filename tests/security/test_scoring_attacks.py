@@ -1,7 +1,7 @@
 """Label-extraction attacks over HTTP against a real server process, within the default budget.
 
 Each attack runs as a researcher against ``aarlab serve`` on a Unix socket (the sandbox path),
-with the default settings (eta, budgets, probe thresholds). An attack's output is judged on
+with the default settings (Ladder, budgets, probe thresholds). An attack's output is judged on
 the *final* part of the test set, which no response depends on: it may agree with the truth
 no better than its "chance" — what it had before asking the server (its starting vector, or
 0.5 for random votes) — plus 5 points. Seeds are fixed: with 80 final rows one run of a random
@@ -126,7 +126,7 @@ def test_boosting_attack_is_held_to_chance(attacker, admin, task):
     answered = spend_budget(attacker, task, (rng.integers(0, 2, len(gold)) for _ in range(10**4)))
     assert len(answered) == 60
     kept = [q for q, r in answered if r["new_best"]]
-    vote = (np.mean(kept, axis=0) > 0.5).astype(int)
+    vote = (np.mean(kept, axis=0) > 0.5).astype(int) if kept else answered[0][0]
     assert agreement(vote, gold, masks["final"]) <= 0.5 + 0.05
     # the Ladder showed a new number only a handful of times out of 60
     assert len(kept) <= 8
@@ -138,7 +138,7 @@ def test_subset_difference_attack(attacker, admin, task, size):
     """Flip a small random subset of the current vector, keep the flip when the score goes up.
 
     Subsets smaller than the probe threshold (10 rows here) are all flagged and told nothing;
-    larger ones pass, and then only the Ladder's coarse "better by eta" reaches the attacker,
+    larger ones pass, and then only the Ladder's coarse "better by 3 SE" reaches the attacker,
     and only about the feedback part.
     """
     _, gold, _, masks, weak = task
@@ -160,9 +160,10 @@ def test_subset_difference_attack(attacker, admin, task, size):
     assert len(answered) == 59
     base_final = agreement(weak, gold, masks["final"])
     assert agreement(current, gold, masks["final"]) <= base_final + 0.05
-    # flagged exactly when within 10 rows of some earlier submission (brute force here)
-    expected = {sid for k, (sid, v) in enumerate(sent)
-                if any((v != w).sum() < 10 for _, w in sent[:k])}
+    # flagged exactly when within 10 rows of some earlier submission and not an exact copy of
+    # one (brute force here)
+    expected = {sid for k, (sid, v) in enumerate(sent[1:], 1)
+                if 0 < min((v != w).sum() for _, w in sent[:k]) < 10}
     pairs = probe_pairs(admin)
     assert set(pairs) == expected
     if size < 10:
@@ -173,21 +174,22 @@ def test_subset_difference_attack(attacker, admin, task, size):
 
 
 def test_honest_researcher_still_sees_real_improvements(attacker, admin, task):
-    """A method that really gets better (on both parts) has every step released."""
+    """A method that really gets better (on both parts, by 10 rows of each) has every step
+    released."""
     _, gold, _, masks, weak = task
     rng = np.random.default_rng(0)
     wrong = {p: rng.permutation(np.flatnonzero((weak != gold) & masks[p]))
              for p in ("feedback", "final")}
     pred, released = weak.copy(), []
-    for step in range(3):
-        fix = np.concatenate([w[6 * step:6 * step + 6] for w in wrong.values()])
+    for step in range(2):
+        fix = np.concatenate([w[10 * step:10 * step + 10] for w in wrong.values()])
         pred[fix] = gold[fix]
         r = submit(attacker, task, pred, method=f"honest-{step}")
         assert r["new_best"], f"step {step} was not released"
         released.append(r["released_pgr"])
     first_released = submit(attacker, task, weak)  # a far-away worse vector changes nothing
     assert first_released["released_pgr"] == released[-1]
-    assert released == sorted(released) and len(set(released)) == 3
+    assert released == sorted(released) and len(set(released)) == 2
     assert probe_pairs(admin) == {}
     board = admin.admin_leaderboard(TASK)
     assert board["by_researcher"][0]["best_released_pgr"] == released[-1]

@@ -1,8 +1,11 @@
 """The lab's report: Markdown + JSON + a PNG progress plot, written at the end of a run.
 
 The headline is the *final*-part PGR of the submission each researcher chose by its *released
-feedback* score: the final half of the test set never fed back into any choice, so it is an
-honest estimate. Reference lines: weak floor (PGR 0), ceiling (PGR 1), and the best classical
+feedback* score, with the final half as a one-sided veto (``aarlab.lab.headline``): a release
+the final half does not bear out is skipped and reported, so a researcher who climbed the
+feedback half cannot win the headline. No researcher ever saw the final half.
+
+Reference lines: weak floor (PGR 0), ceiling (PGR 1), and the best classical
 method with default parameters on the same task and part.
 """
 
@@ -15,9 +18,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from aarlab.config import Settings
+from aarlab.errors import AarlabError
 from aarlab.forum.tables import Finding
+from aarlab.lab import headline
 from aarlab.lab.status import as_utc, lab_submissions, member_rows, progress_points
 from aarlab.lab.tables import LabEvent, LabRun
+from aarlab.researchers.llm.accounting import lab_costs
 from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.baselines import best_baseline
@@ -40,25 +46,29 @@ def lab_summary(store: Store, settings: Settings, lab_id: int,
         task, elapsed = lab.task, lab.elapsed_s
         sandboxed = all(m["sandboxed"] for m in members)
     scored = [x for x in subs if not x.is_probe]
-    chosen = max(scored, key=lambda x: (x.released_pgr if x.released_pgr is not None else -9,
-                                        x.pgr_feedback), default=None)
-    per_researcher = {}
+    parts = _parts(settings, task)
+    names = {m["researcher_id"]: m["researcher"] for m in members}
+    per_researcher, picks, vetoed = {}, [], []
     for m in members:
         own = [x for x in scored if x.researcher_id == m["researcher_id"]]
-        pick = max(own, key=lambda x: (x.released_pgr or -9, x.pgr_feedback), default=None)
+        mine, out = headline.choose(own, parts)  # by released score, final half as a veto
+        vetoed += [{"researcher": names.get(v["researcher_id"]), **v} for v in out]
+        picks += [mine] if mine else []
         per_researcher[m["researcher"]] = {
             **{k: m[k] for k in ("direction", "experiments", "submissions", "restarts")},
             "best_released_pgr": m["best_released_pgr"],
-            "final_pgr_of_best": pick.pgr_final if pick else None,
-            "best_method": pick.method if pick else None,
+            "final_pgr_of_best": mine.pgr_final if mine else None,
+            "best_method": mine.method if mine else None,
         }
+    chosen = max(picks, key=headline.rank, default=None)
     return {
         "lab_id": lab_id, "task": task, "elapsed_s": round(elapsed, 1),
+        "headline_rule": HEADLINE_RULE, "released_above_final": vetoed,
         "researchers": per_researcher, "sandboxed": sandboxed,
         "experiments": experiments, "submissions": len(subs), "findings": findings,
         "probe_flags": sum(1 for x in subs if x.is_probe),
         "best_released_pgr": max((x.released_pgr for x in scored
-                                  if x.released_pgr is not None), default=None),
+                                  if x.new_best and x.released_pgr is not None), default=None),
         "best_final_pgr": chosen.pgr_final if chosen else None,
         "best_submission_id": chosen.id if chosen else None,
         "best_method": chosen.method if chosen else None,
@@ -66,6 +76,20 @@ def lab_summary(store: Store, settings: Settings, lab_id: int,
         "best_baseline_method": baseline["method"] if baseline else None,
         "points": [{**p, "time": as_utc(p["time"]).isoformat()} for p in points],
     }
+
+
+HEADLINE_RULE = ("each researcher's highest released submission whose accuracy gain over the "
+                 "weak teacher on the final half is within 2 SE of its gain on the feedback half "
+                 "(aarlab.lab.headline); "
+                 "the lab's headline is the best of these picks by released score")
+
+
+def _parts(settings: Settings, task: str) -> headline.Parts | None:
+    try:
+        kit = TaskKit(kit_dir(settings, task))
+        return headline.task_parts(kit, AnswerKey(answer_key_dir(settings, task), kit.format))
+    except (AarlabError, OSError, ValueError, KeyError):  # no key here: picks go unchecked
+        return None
 
 
 def write_report(store: Store, settings: Settings, lab_id: int, report_dir: Path,
@@ -76,6 +100,8 @@ def write_report(store: Store, settings: Settings, lab_id: int, report_dir: Path
     key = AnswerKey(answer_key_dir(settings, task), kit.format)
     baseline = best_baseline(kit, key, threads=threads)
     summary = lab_summary(store, settings, lab_id, baseline)
+    with store.session() as s:
+        summary["llm_costs"] = lab_costs(s, lab_id)
     report_dir.mkdir(parents=True, exist_ok=True)
     plot = report_dir / f"lab{lab_id}-progress.png"
     plot_progress(summary, plot)
@@ -152,6 +178,8 @@ def render_markdown(summary: dict, plot_name: str) -> str:
         f"{_fmt(summary['best_baseline_pgr'])} |", "",
         f"Best released feedback PGR: {_fmt(summary['best_released_pgr'])}. The final half of "
         "the test set was never shown to any researcher.", "",
+        f"How the lab's pick is made: {summary.get('headline_rule', 'best released score')}. "
+        + _vetoes(summary.get("released_above_final") or []), "",
         f"![progress]({plot_name})", "", "## Researchers", "",
         "| researcher | direction | experiments | submissions | restarts | best released PGR "
         "| final PGR of that pick | method |", "|---|---|---|---|---|---|---|---|",
@@ -160,5 +188,33 @@ def render_markdown(summary: dict, plot_name: str) -> str:
         lines.append(f"| {name} | {r['direction']} | {r['experiments']} | {r['submissions']} | "
                      f"{r['restarts']} | {_fmt(r['best_released_pgr'])} | "
                      f"{_fmt(r['final_pgr_of_best'])} | `{r['best_method'] or '–'}` |")
+    lines += _costs(summary.get("llm_costs") or [])
     return "\n".join(lines) + "\n"
+
+
+def _vetoes(rows: list[dict]) -> str:
+    if not rows:
+        return "No release was vetoed."
+    shown = "; ".join(f"submission {v['submission_id']} of {v['researcher']} (released "
+                      f"{_fmt(v['released_pgr'])}, final {_fmt(v['final_pgr'])})"
+                      for v in rows[:10])
+    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+    return (f"**{len(rows)} release(s) vetoed** because the final half does not bear them out "
+            f"(an audit finding): {shown}{more}.")
+
+
+def _costs(costs: list[dict]) -> list[str]:
+    """LLM researchers' tokens and dollars (none for a lab of search researchers)."""
+    if not costs:
+        return []
+    out = ["", "## LLM costs", "", "| researcher | model | sessions | calls | input tokens | "
+           "output tokens | $ | research-h |", "|---|---|---|---|---|---|---|---|"]
+    for c in costs:
+        dollars = f"{c['dollars']:.4f}" + ("" if c["priced"] else " (no price)")
+        out.append(f"| {c['researcher']} | {c['policy'].removeprefix('llm:')} | "
+                   f"{c['sessions']} | {c['calls']} | {c['input_tokens']:,} | "
+                   f"{c['output_tokens']:,} | {dollars} | {c['research_hours']:.3f} |")
+    out.append(f"\nTotal: ${sum(c['dollars'] for c in costs):.4f}.")
+    return out
+
 

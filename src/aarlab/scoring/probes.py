@@ -2,7 +2,9 @@
 
 The label-extraction attack changes one or a few answers and watches the score move. We compare
 each new prediction vector with all earlier ones by Hamming distance: closer than ``min_rows``
-rows, or than ``min_fraction`` of the rows, is a probe.
+rows, or than ``min_fraction`` of the rows, is a probe. Distance 0 is not: an exact copy of an
+earlier submission (a researcher adopting a published result) is answered with that
+submission's released score and teaches nothing new.
 
 Both label sets have two classes, so a vector is one bit per row, packed into uint64 words; a
 distance against N stored vectors is one XOR and one popcount over an (N, rows/64) matrix —

@@ -70,6 +70,14 @@ async def submit(task: str, request: Request,
                  service: ScoringService = Depends(get_service)):
     """Score predictions for every test row. Tells you only the Ladder's released feedback PGR.
 
+    A new score is released (``new_best``) only when this submission beats your best on the
+    feedback rows by more than ``ladder_safety`` (default 3) standard errors of the row-by-row
+    difference, and by a minimum step; it is rounded to that step. If you have no release yet,
+    your Ladder starts at the lab's best (or at the weak teacher, in an empty lab). Otherwise
+    ``released_pgr`` is your previous release. An exact copy of any earlier submission is
+    answered with that one's released score; a near-copy (fewer rows differ than the probe
+    threshold) learns nothing and is flagged as a probe.
+
     Budgets, remaining in the body and in ``X-Budget-*`` headers, count every stored submission.
     """
     try:

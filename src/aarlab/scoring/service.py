@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.scoring.budgets import BudgetState, budget_state
-from aarlab.scoring.ladder import Ladder
-from aarlab.scoring.probes import ProbeIndex, pack, threshold
+from aarlab.scoring.ladder import PairedLadder
+from aarlab.scoring.probes import ProbeIndex, pack, threshold, unpack
 from aarlab.scoring.schemas import SubmissionIn
 from aarlab.scoring.tables import Submission
 from aarlab.scoring.writer import GroupCommitter, Job
@@ -82,8 +82,15 @@ class ServedTask:
     labels: list
     test_ids: list[str]
     scorer: Scorer
+    ladder: PairedLadder
+    floor: np.ndarray  # the weak teacher's test predictions: the Ladder of an empty lab
     probes: ProbeIndex | None = None  # loaded from the store on first submission
     id_set: frozenset[str] = field(default_factory=frozenset)
+
+    def correct(self, pred: np.ndarray) -> np.ndarray:
+        """0/1 correctness of class indices on the feedback rows (what the Ladder compares)."""
+        m = self.scorer.masks["feedback"]
+        return (np.asarray(pred)[m] == self.scorer.truth[m]).astype(np.int8)
 
     @property
     def n(self) -> int:
@@ -94,7 +101,6 @@ class ScoringService:
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.store = store
-        self.ladder = Ladder(settings.ladder_eta, settings.ladder_grid)
         self._tasks: dict[str, ServedTask] = {}
         self._load_lock = threading.Lock()
         self._writer = GroupCommitter(self._record, name="scoring-writer")
@@ -119,8 +125,14 @@ class ScoringService:
                 kit = TaskKit(kit_dir(self.settings, name))
                 key = AnswerKey(answer_key_dir(self.settings, name), kit.format)
                 ids = kit.ids("test")
-                self._tasks[name] = ServedTask(name, kit.format, kit.label_names, ids,
-                                               Scorer(key, ids), id_set=frozenset(ids))
+                scorer = Scorer(key, ids)
+                weak, ceiling = scorer.weak["feedback"].mean, scorer.ceiling["feedback"].mean
+                ladder = PairedLadder(int(scorer.masks["feedback"].sum()), weak, ceiling - weak,
+                                      self.settings.ladder_safety,
+                                      self.settings.ladder_min_step_se)
+                floor = kit.weak_probs("test", 0).argmax(1)
+                self._tasks[name] = ServedTask(name, kit.format, kit.label_names, ids, scorer,
+                                               ladder, floor, id_set=frozenset(ids))
         return self._tasks[name]
 
     def _probe_index(self, s: Session, t: ServedTask) -> ProbeIndex:
@@ -211,15 +223,19 @@ class ScoringService:
         index = self._probe_index(s, t)
         match = index.nearest(p.blob)
         limit = threshold(t.n, self.settings.probe_min_rows, self.settings.probe_min_fraction)
-        is_probe = match is not None and match.distance < limit
-        best = s.scalar(select(Submission.released_pgr)
-                        .where(Submission.task == t.name,
-                               Submission.researcher_id == researcher.id)
-                        .order_by(Submission.id.desc()).limit(1))
-        if is_probe:  # answered without looking at its score: no new information
-            released, new_best = best, False
+        copy_of = match.submission_id if match is not None and match.distance == 0 else None
+        is_probe = copy_of is None and match is not None and match.distance < limit
+        ref_id, shown = self._ladder_state(s, t, researcher.id)
+        new_best = False
+        if copy_of is not None:  # honest reuse: what that submission's author was told
+            released = s.scalar(select(Submission.released_pgr).where(Submission.id == copy_of))
+        elif is_probe:  # answered without looking at its score: no new information
+            released = shown
         else:
-            released, new_best = self.ladder.release(best, p.score.pgr["feedback"])
+            ref = t.floor if ref_id is None else unpack(
+                s.scalar(select(Submission.predictions).where(Submission.id == ref_id)), t.n)
+            new_best = t.ladder.compare(t.correct(unpack(p.blob, t.n)), t.correct(ref)).released
+            released = t.ladder.round(p.score.pgr["feedback"]) if new_best else shown
         acc, pgr = p.score.accuracy, p.score.pgr
         row = Submission(
             researcher_id=researcher.id, task=t.name, created_at=datetime.now(UTC), n_rows=t.n,
@@ -228,7 +244,7 @@ class ScoringService:
             acc_test=acc["test"], acc_feedback=acc["feedback"], acc_final=acc["final"],
             pgr_test=pgr["test"], pgr_feedback=pgr["feedback"], pgr_final=pgr["final"],
             released_pgr=released, new_best=new_best, is_probe=is_probe,
-            probe_of=match.submission_id if is_probe else None)
+            probe_of=match.submission_id if is_probe else copy_of)
         s.add(row)
         s.flush()
         if is_probe:
@@ -240,6 +256,27 @@ class ScoringService:
         return {"id": row.id, "task": t.name, "created_at": row.created_at,
                 "released_pgr": released, "new_best": new_best,
                 "budget": budget.as_dict()}, budget
+
+    @staticmethod
+    def _ladder_state(s: Session, t: ServedTask, researcher_id: int) -> tuple[int | None,
+                                                                            float | None]:
+        """(submission to beat, score to answer with when nothing new is released).
+
+        Each researcher climbs their own Ladder: their last release. One who has none starts
+        from the lab's, the highest release on the task by anyone (so a fresh token, or a
+        deliberately bad first submission, learns nothing), and an empty lab starts from the
+        weak teacher's own predictions (``None``: nothing released yet).
+        """
+        mine = s.execute(select(Submission.id, Submission.released_pgr)
+                         .where(Submission.task == t.name, Submission.new_best,
+                                Submission.researcher_id == researcher_id)
+                         .order_by(Submission.id.desc()).limit(1)).first()
+        if mine is None:
+            mine = s.execute(select(Submission.id, Submission.released_pgr)
+                             .where(Submission.task == t.name, Submission.new_best)
+                             .order_by(Submission.released_pgr.desc(), Submission.id)
+                             .limit(1)).first()
+        return (mine[0], mine[1]) if mine else (None, None)
 
     @staticmethod
     def _over_budget(b: BudgetState) -> OverBudget:

@@ -1,0 +1,80 @@
+"""The lab's headline cannot be won by climbing the released score (issue 15, break 3).
+
+A real SQLite store and the tiny tweets task: an honest researcher whose gain holds on both
+halves, and a climber whose submission is better on the feedback rows only (so the Ladder
+released it higher). The pick is by released score with the final half as a veto.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from aarlab.lab import headline
+from aarlab.lab.report import lab_summary, render_markdown
+from aarlab.lab.tables import LabMember, LabRun
+from aarlab.scoring.probes import pack
+from aarlab.scoring.tables import Submission
+from aarlab.store.db import Store
+from aarlab.store.identity import add_researcher
+from aarlab.tasks.scorer import Scorer
+
+
+def vectors(kit, key):
+    """(weak, honest, climber) class indices on the test rows."""
+    ids = kit.ids("test")
+    gold, weak = key.labels("test", ids), kit.weak_probs("test", 0).argmax(1)
+    masks = {p: np.isin(ids, key.parts[p]) for p in ("feedback", "final")}
+    honest, climber = weak.copy(), weak.copy()
+    for part in ("feedback", "final"):  # honest: right on 8 more rows of each half
+        fix = np.flatnonzero((weak != gold) & masks[part])[:8]
+        honest[fix] = gold[fix]
+    fix = np.flatnonzero((weak != gold) & masks["feedback"])[:16]  # feedback rows only ...
+    climber[fix] = gold[fix]
+    hurt = np.flatnonzero((weak == gold) & masks["final"])[:16]  # ... and worse on final
+    climber[hurt] = 1 - gold[hurt]
+    return weak, honest, climber
+
+
+def test_parts_check_vetoes_a_gain_that_lives_on_the_feedback_half_only(tiny_tweets):
+    kit, key = tiny_tweets
+    parts = headline.task_parts(kit, key)
+    weak, honest, climber = vectors(kit, key)
+    assert not parts.check(weak).vetoed and parts.check(weak).se == 0
+    assert not parts.check(honest).vetoed
+    c = parts.check(climber)
+    assert c.vetoed and c.feedback_gain > 0 > c.final_gain
+
+
+def test_lab_summary_picks_the_honest_release_and_reports_the_vetoed_one(tiny_tweets, settings,
+                                                                           tmp_path):
+    kit, key = tiny_tweets
+    scorer = Scorer(key, kit.ids("test"))
+    store = Store(f"sqlite:///{tmp_path / 'lab.db'}")
+    store.create_all()
+    _, honest, climber = vectors(kit, key)
+    with store.session() as s:
+        lab = LabRun(task=kit.name, config={})
+        s.add(lab)
+        s.flush()
+        ids = {}
+        for name, pred, released in (("honest", honest, 0.4), ("climber", climber, 0.9)):
+            r, _ = add_researcher(s, name)
+            s.add(LabMember(lab_id=lab.id, researcher_id=r.id, direction="d", workspace="w"))
+            sc = scorer.score(pred)
+            row = Submission(researcher_id=r.id, task=kit.name, created_at=datetime.now(UTC),
+                             n_rows=len(pred), predictions=pack(pred), method=name,
+                             **{f"acc_{p}": sc.accuracy[p] for p in sc.accuracy},
+                             **{f"pgr_{p}": sc.pgr[p] for p in sc.pgr},
+                             released_pgr=released, new_best=True)
+            s.add(row)
+            s.flush()
+            ids[name] = row.id
+        lab_id = lab.id
+    summary = lab_summary(store, settings, lab_id)
+    assert summary["best_submission_id"] == ids["honest"]  # not the higher released one
+    assert [v["submission_id"] for v in summary["released_above_final"]] == [ids["climber"]]
+    assert summary["researchers"]["climber"]["best_method"] is None  # nothing left to pick
+    md = render_markdown(summary | {"llm_costs": []}, "plot.png")
+    assert "1 release(s) vetoed" in md and "How the lab's pick is made" in md
