@@ -64,7 +64,7 @@ def test_usage_counts_blocks_once_and_stops_at_the_limit(tmp_path):
     with open(ws / "sparse", "wb") as f:
         f.truncate(1 << 30)  # a 1 GiB hole takes no disk
     u = workspace.usage(ws, 100)
-    assert u.files == 3  # data and its hard link are one file
+    assert u.files == 4  # entries; the bytes of data and its hard link count once
     assert 256 << 10 <= u.bytes < 512 << 10
     for i in range(10):
         (ws / f"f{i}").touch()

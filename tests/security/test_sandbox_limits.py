@@ -38,8 +38,8 @@ BWRAP_OK, BWRAP_REASON = sandbox_available()
 REPORT = limits_report()
 pytestmark = pytest.mark.skipif(not BWRAP_OK, reason=BWRAP_REASON)
 needs_cgroups = pytest.mark.skipif(
-    REPORT["cgroups"] is None and not privileged(),
-    reason=f"no cgroups and no uid of its own per sandbox here: {REPORT['warning']}")
+    "pids" not in REPORT["controllers"],
+    reason=f"no pids cgroup here (limits_report says so): {REPORT['warning']}")
 
 
 class Lab:
@@ -272,7 +272,8 @@ def test_filling_the_workspace_is_stopped_at_the_quota(lab):
     used = sum(st.st_blocks * 512 for _, st in host_entries(r1.spec.workspace))
     print(f"workspace quota {cap >> 20} MiB: stopped at {used / MiB:.0f} MiB "
           f"(overshoot {(used - cap) / MiB:.0f} MiB)")
-    assert used < 8 * cap  # the overshoot is what it writes between two checks
+    # The overshoot is what it writes between two checks: 35-400 MiB here, on 2 busy cores.
+    assert used < 12 * cap < 1 << 30
     assert took < 20
     # Past its quota it may still clean up (and then write again).
     r = r1.exec(["sh", "-c", "rm -f fill-* && echo small > kept && cat kept"])

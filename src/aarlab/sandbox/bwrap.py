@@ -37,8 +37,8 @@ from pathlib import Path
 from aarlab.sandbox.base import Launch, Sandbox, code_paths
 from aarlab.sandbox.errors import SandboxError
 from aarlab.sandbox.hostuser import sandbox_ids
-from aarlab.sandbox.runner import STAGE_ROOT
-from aarlab.sandbox.spec import SandboxSpec
+from aarlab.sandbox.runner import STAGE_ROOT, Confine, child_setup
+from aarlab.sandbox.spec import Limits, SandboxSpec
 
 WORKSPACE = "/workspace"
 KIT = "/kit"
@@ -147,13 +147,16 @@ def sandbox_available() -> tuple[bool, str]:
         return False, "bwrap not found on PATH (Debian: apt-get install -y bubblewrap)"
     argv = [exe, *_namespace_flags("probe"), *_system_mounts(), "--proc", "/proc", "--dev",
             "/dev", "--tmpfs", "/tmp", "--remount-ro", "/", "--", "/usr/bin/true"]
+    ids = sandbox_ids("probe")  # as the uid sandboxes will run as: it may lack user namespaces
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={})
-    except (OSError, subprocess.TimeoutExpired) as e:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={},
+                           preexec_fn=child_setup(Limits(), Confine(ids=ids)) if ids else None)
+    except (OSError, subprocess.SubprocessError) as e:
         return False, f"bwrap did not run: {e}"
     if r.returncode != 0:
         why = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
-        return False, f"bwrap cannot create the sandbox here: {why}"
+        who = f" as an unprivileged uid ({ids[0]})" if ids else ""
+        return False, f"bwrap cannot create the sandbox here{who}: {why}"
     return True, f"bubblewrap works ({exe})"
 
 

@@ -18,6 +18,7 @@ import functools
 import itertools
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,13 +124,25 @@ def _try_v1(mounts, own) -> Support:
 def support() -> Support:
     """Detect once per process what cgroups can do here."""
     mounts, own = _mounts(), _own_paths()
-    v2 = _try_v2(mounts, own)
-    if v2 is not None and v2.version:
-        return v2
-    v1 = _try_v1(mounts, own)
-    if v1.version is None and v2 is not None:
-        return Support(None, reason=f"{v2.reason}; {v1.reason}")
-    return v1
+    found = _try_v2(mounts, own)
+    if found is None or not found.version:
+        v1 = _try_v1(mounts, own)
+        found = v1 if v1.version or found is None else Support(
+            None, reason=f"{found.reason}; {v1.reason}")
+    for base in set(found.bases.values()):
+        _sweep(base)
+    return found
+
+
+def _sweep(base: Path) -> None:
+    """Remove the empty cgroups a lab that was killed left behind (its pid is gone)."""
+    with contextlib.suppress(OSError):
+        for d in base.iterdir():
+            parts = d.name.rsplit("-", 2)
+            if (d.name.startswith("aarlab-") and len(parts) == 3 and parts[1].isdigit()
+                    and not Path(f"/proc/{parts[1]}").exists()):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
 
 def _write(path: Path, value: str) -> None:
@@ -215,11 +228,21 @@ class ExecCgroup:
         return out
 
     def close(self) -> None:
-        """Kill whatever is left in the cgroup and remove it (best effort, bounded in time)."""
+        """Kill whatever is left in the cgroup and remove it; if that takes more than a
+        moment (a loaded machine, processes still exiting), finish in the background."""
         for fd in self._fds:
             os.close(fd)
         self._fds = []
-        end = time.monotonic() + 5
+        for d in self._made:  # v2: kills every process at once, forks in flight included
+            with contextlib.suppress(OSError):
+                (d / "cgroup.kill").write_text("1")
+        self._empty(2.0)
+        if self._made:
+            threading.Thread(target=self._empty, args=(120.0,), daemon=True,
+                             name="aarlab-cgroup-cleanup").start()
+
+    def _empty(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
         while self._made and time.monotonic() < end:
             for pid in self._pids():
                 with contextlib.suppress(OSError):

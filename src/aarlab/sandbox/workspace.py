@@ -84,12 +84,12 @@ def usage(root: Path, max_files: int) -> Usage:
     out, seen = Usage(), set()
 
     def visit(_dfd: int, _name: str, st: os.stat_result) -> None:
+        out.files += 1  # every entry, as the walk's own limit counts them
         if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
             if (st.st_dev, st.st_ino) in seen:
                 return
             seen.add((st.st_dev, st.st_ino))
         out.bytes += st.st_blocks * 512
-        out.files += 1
 
     _walk(root, visit, max_files)
     return out
