@@ -36,6 +36,23 @@ def test_pure_signals_on_hand_made_arrays():
     assert sig.balance(np.zeros(4, int), weak, 2) == pytest.approx(1 - 0.4625)
 
 
+def test_stability_and_smoothness_on_hand_made_arrays():
+    a = np.array([0, 1, 1, 0])
+    assert sig.stability([a, a]) == 1.0 and sig.stability([a, 1 - a]) == 0.0
+    assert sig.stability([a]) == 1.0
+    # Two tight clusters; a prediction that follows them is smooth, one odd row out is not.
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal([5, 0], 0.1, (6, 2)), rng.normal([0, 5], 0.1, (6, 2))])
+    pred = np.array([0] * 6 + [1] * 6)
+    assert sig.smoothness(pred, x, 2, pairwise=False, k=3) == 1.0
+    odd = pred.copy()
+    odd[0] = 1
+    assert sig.smoothness(odd, x, 2, pairwise=False, k=3) == pytest.approx(11 / 12)
+    # Pairs: -x is the swapped pair, so a mirrored neighbour votes for the other class.
+    xs = np.concatenate([x[:6], -x[:6]])
+    assert sig.smoothness(np.array([0] * 6 + [1] * 6), xs, 2, pairwise=True, k=3) == 1.0
+
+
 def test_crossfit_folds_cover_once_and_keep_groups_whole():
     groups = np.array([0, 0, 1, 1, 1, -1, -1, 2, -1, 2])
     folds = sig.crossfit_folds(groups, folds=2, seed=3)
@@ -52,7 +69,7 @@ def test_crossfit_folds_cover_once_and_keep_groups_whole():
 
 def _check_ranges(s: dict) -> None:
     for name in ("heldout_agree", "heldout_confident_agree", "confident_agree", "misfit",
-                 "balance"):
+                 "balance", "crossfit_stability", "smoothness"):
         assert 0.0 <= s[name] <= 1.0, name
     assert s["heldout_loglik"] <= 0.0
 

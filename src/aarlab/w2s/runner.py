@@ -150,9 +150,14 @@ def _signals(ctx: Context, spec: MethodSpec, pred: np.ndarray, predict: Predict,
         "swap_consistency": None,
     }
     held = np.zeros_like(weak_tu)
+    fold_test: list[np.ndarray] = []  # each fold student's classes on the real test rows
     for view in sig.crossfit_contexts(ctx, fold_rows, fold_shared):
         _, predict_held = _fit(view, spec.build())
         held[view.rows["test"]] = predict_held(view, "test")
+        fold_test.append(predict_held(ctx, "test").argmax(1))
+    out["crossfit_stability"] = sig.stability(fold_test)
+    out["smoothness"] = sig.smoothness(pred, ctx.x["test"], ctx.n_classes,
+                                       ctx.format == "pairwise", cache=ctx.shared)
     out["heldout_agree"] = sig.agreement(held.argmax(1), weak_tu)
     out["heldout_loglik"] = sig.soft_loglik(held, weak_tu)
     conf = sig.confident_rows(weak_tu)

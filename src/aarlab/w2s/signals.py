@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from aarlab.w2s.methods._knn import knn_graph, vote
 from aarlab.w2s.methods.base import Context
 
 # The teacher's most confident share of rows: a calibrated logistic teacher is mostly right there.
@@ -30,7 +31,11 @@ SIGNALS = {
     "misfit": "share of test rows where the student departs from the teacher",
     "swap_consistency": "share of test pairs whose prediction mirrors under A/B swap (pairwise)",
     "balance": "1 - total variation between predicted class shares and the teacher's prior",
+    "crossfit_stability": "agreement on test of two students trained on disjoint halves",
+    "smoothness": "agreement of each test prediction with its strong-feature neighbours' vote",
 }
+
+SMOOTH_K = 10  # neighbours per test row for ``smoothness``
 
 
 def agreement(pred: np.ndarray, weak: np.ndarray) -> float:
@@ -103,6 +108,31 @@ def balance(pred: np.ndarray, weak: np.ndarray, n_classes: int) -> float:
     """
     share = np.bincount(np.asarray(pred), minlength=n_classes) / max(1, len(pred))
     return float(1.0 - 0.5 * np.abs(share - weak.mean(0)).sum())
+
+
+def stability(preds: list[np.ndarray]) -> float:
+    """Mean pairwise agreement of students trained on disjoint folds, on the same test rows.
+
+    Weak-label noise that no feature explains is memorised differently by students that saw
+    different rows, while structure the features support is learnt by both: an unstable method
+    is fitting noise (the variance half of the error, measurable without labels).
+    """
+    pairs = [(a, b) for i, a in enumerate(preds) for b in preds[i + 1:]]
+    return float(np.mean([(a == b).mean() for a, b in pairs])) if pairs else 1.0
+
+
+def smoothness(pred: np.ndarray, x: np.ndarray, n_classes: int, pairwise: bool,
+               k: int = SMOOTH_K, cache: dict | None = None) -> float:
+    """Share of test rows whose prediction equals the vote of their k nearest neighbours'
+    predictions in the strong feature space (signed for pairs, as in ``_knn``).
+
+    The cluster assumption behind label propagation (Zhou et al. 2004): the truth is smooth
+    over the strong student's features, while a weak teacher's errors follow its own (lexical)
+    view and cut across those clusters. A student that copies them is less smooth.
+    """
+    idx, sim = knn_graph(x, k, signed=pairwise, cache=cache)
+    votes = vote(idx, sim, np.eye(n_classes, dtype=np.float32)[pred])
+    return float((votes.argmax(1) == pred).mean())
 
 
 # -- cross-fitting ---------------------------------------------------------------------------

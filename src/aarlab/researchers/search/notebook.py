@@ -1,7 +1,9 @@
 """The researcher's notebook: one JSON line per experiment, in its own workspace.
 
 It is the researcher's memory across restarts: a restarted researcher reads it back and goes on
-where it stopped instead of repeating itself.
+where it stopped instead of repeating itself. An experiment's line holds the spec, why it was
+tried, its label-free signals and selection score (no gold number: the kit has none) and, when
+it was submitted, what the scorer released (``released_pgr``, ``new_best``).
 """
 
 from __future__ import annotations
