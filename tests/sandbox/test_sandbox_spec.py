@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,14 @@ from rich.console import Console
 from aarlab.config import Settings
 from aarlab.sandbox import (
     BubblewrapSandbox,
+    Limits,
     ProcessSandbox,
     SandboxError,
     SandboxSpec,
     SandboxUnavailableError,
     factory,
     make_sandbox,
+    sandbox_available,
 )
 from aarlab.sandbox.bwrap import bwrap_argv
 from aarlab.sandbox.spec import check_env
@@ -118,3 +121,34 @@ def test_bwrap_command_line_confines_and_mounts_only_what_it_should(home):
     home_sources = {src for _, src, _ in binds if str(home.home) in src}
     assert home_sources == {str(spec.kit.resolve()), str(spec.workspace.resolve())}
     assert argv[argv.index("--") + 1:] == ["python", "x.py"]
+
+
+def test_dev_is_read_only_with_a_capped_shm(home):
+    spec = SandboxSpec(name="r1", workspace=home.home / "workspaces" / "r1",
+                       limits=Limits(shm_bytes=8 << 20))
+    argv = bwrap_argv(spec, ["true"], "/workspace", [], {}, 1 << 20)
+    shm = argv.index("/dev/shm")
+    assert argv[shm - 3: shm] == ["--size", str(8 << 20), "--tmpfs"]
+    assert argv[shm + 1: shm + 3] == ["--remount-ro", "/dev"]
+
+
+@pytest.mark.skipif(not sandbox_available()[0], reason="bubblewrap does not work here")
+def test_a_root_lab_hands_bwrap_staged_paths_not_its_own(home):
+    from aarlab.sandbox.hostuser import privileged
+
+    if not privileged():
+        pytest.skip("only a root lab stages paths for an unprivileged sandbox uid")
+    spec = SandboxSpec(name="r1", workspace=home.home / "workspaces" / "r1")
+    sb = BubblewrapSandbox(spec)
+    launch = sb._command(["true"], "/workspace")
+    try:
+        hosts = {host for host, _ in launch.stage}
+        assert str(spec.workspace.resolve()) in hosts
+        system = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+        binds = [launch.argv[i + 1] for i, a in enumerate(launch.argv)
+                 if a in ("--bind", "--ro-bind") and launch.argv[i + 1] not in system]
+        assert binds and all(b.startswith("/tmp/") for b in binds), binds
+        assert str(home.home) not in " ".join(launch.argv)
+    finally:
+        for fd in (*launch.pass_fds, *launch.hold_fds):
+            os.close(fd)
