@@ -139,7 +139,7 @@ def fill(store: Store, n_test: int, n_subs: int, n_findings: int, rng: random.Ra
             comments.append({"finding_id": fid, "author_id": rng.choice(ids),
                              "body": "reproduced", "created_at": when})
     events = [{"researcher_id": rng.choice(ids), "kind": rng.choice(["experiment", "idea"]),
-               "payload": {"spec": rng.choice(WORDS), "val_acc": 0.8, "seconds": 3.0},
+               "payload": {"spec": rng.choice(WORDS), "signal": 0.8, "seconds": 3.0},
                "created_at": t0 + timedelta(seconds=7 * k)} for k in range(n_subs // 2)]
     with store.session() as s:
         s.execute(insert(Finding), heads)

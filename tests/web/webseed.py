@@ -138,10 +138,10 @@ def seed(lab: Seeded, root: Path) -> None:
 
     for who, kind, payload in (
             ("ada", "idea", {"spec": "confidence(threshold=0.8)", "why": "baseline: vanilla"}),
-            ("ada", "experiment", {"spec": "confidence(threshold=0.8)", "val_acc": 0.81,
+            ("ada", "experiment", {"spec": "confidence(threshold=0.8)", "signal": 0.81,
                                    "seconds": 3.2}),
             ("bo", "idea", {"spec": "consistency(k=5)", "why": "direction consistency"}),
-            ("bo", "experiment", {"spec": "consistency(k=5)", "val_acc": 0.79, "seconds": 4.0}),
+            ("bo", "experiment", {"spec": "consistency(k=5)", "signal": 0.79, "seconds": 4.0}),
             ("bo", "error", {"text": "submission failed: budget reached"}),
             ("ada", "note", {"text": "read the forum"})):
         r = lab.http.post("/v1/lab/events", json={"kind": kind, "payload": payload},
