@@ -12,6 +12,7 @@ signals=True)`` computes them all and puts them into the diagnostics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -210,14 +211,19 @@ def summary(per_seed: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([d[k] for d in per_seed if d.get(k) is not None])) for k in names}
 
 
-# The one number the search researcher ranks specs by (see ``selection_score``).
-SELECTION = "heldout_agree"
+# The one number the search researcher ranks specs by: the sum of these signals (see
+# ``selection_score``), chosen in bench/signals.py by rank correlation with feedback-part PGR.
+SELECTION: tuple[str, ...] = ("smoothness", "heldout_agree")
 
 
 def selection_score(signals: dict[str, float]) -> float:
-    """The search researcher's ranking score: the signal ``SELECTION`` (mean over seeds).
+    """The search researcher's ranking score: the sum of the ``SELECTION`` signals.
 
-    Chosen by its rank correlation with *feedback*-part PGR in ``bench/signals.py``, and
-    reported there against final-part PGR; -inf when the signal is missing.
+    smoothness rewards a student whose answers follow the strong features' own clusters, where
+    weak-to-strong gains come from; heldout_agree keeps it honest to the weak labels, so a label
+    source that ignores the teacher (smooth but wrong, like a clustering direction) scores low.
+    -inf when a signal is missing.
     """
-    return float(signals.get(SELECTION, -np.inf))
+    if any(k not in signals for k in SELECTION):
+        return -math.inf
+    return float(sum(signals[k] for k in SELECTION))

@@ -243,7 +243,7 @@ class SearchResearcher:
                     if self.policy.incumbent and key(c.spec) == self.policy.incumbent), None)
         confirmed = (f"\n\nIncumbent (raised my released feedback PGR to {_fmt(inc.released)}): "
                      f"`{_label(inc.spec)}`." if inc else "")
-        body = (f"Label-free selection score ({sig.SELECTION}) by method family on "
+        body = (f"Label-free selection score ({' + '.join(sig.SELECTION)}) by method family on "
                 f"{self.kit.name} after {self.experiments} experiments (no gold label was "
                 "used):\n\n" + "\n".join(lines) + confirmed)
         top = max(by_method, key=lambda m: max(by_method[m]))
