@@ -61,3 +61,28 @@ def test_import_registers_a_user_task(tmp_path, settings):
         assert [t.name for t in load_user_tasks(local)] == ["my-task"]  # found again on disk
     finally:
         TASKS.pop("my-task", None)
+
+
+def test_an_imported_task_builds_a_kit_without_labels(tmp_path, settings):
+    """Imported tasks follow the builder's path: every label in the answer key, none in the kit,
+    the guard run, the gap recorded."""
+    from aarlab.tasks.build import BuildOptions, build_task
+
+    d = tmp_path / "imp"
+    _write(d, "train_label.jsonl", _rows("a", 30))
+    _write(d, "train_unlabel.jsonl", _rows("b", 60))
+    _write(d, "test.jsonl", _rows("c", 40))
+    local = settings.model_copy(update={"home": tmp_path / "home"})
+    spec = import_task(d, None, local)
+    try:
+        kit, key = build_task(spec, local, BuildOptions(weak_seeds=2, ceiling_kinds=("logreg",)))
+        assert sorted(p.name for p in kit.dir.glob("*.jsonl")) == ["test.jsonl",
+                                                                   "train_unlabel.jsonl"]
+        for p in kit.dir.glob("*.jsonl"):
+            assert '"label"' not in p.read_text()
+        gold_ids = {r["id"] for r in key.train_label_rows()}  # re-split by the build seed
+        assert len(gold_ids) == 30 and gold_ids.isdisjoint(kit.ids("train_unlabel") +
+                                                           kit.ids("test"))
+        assert "ok" in key.reference["gap"] and key.reference["ceiling_member"]["member"]
+    finally:
+        TASKS.pop("imp", None)

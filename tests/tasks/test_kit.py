@@ -1,4 +1,4 @@
-"""The kit holds no labels outside train_label, and the answer key lives outside the kit."""
+"""The kit holds no gold label of any split, and the answer key lives outside the kit."""
 
 from __future__ import annotations
 
@@ -12,19 +12,19 @@ from aarlab.tasks.kit import SPLITS
 
 
 @pytest.mark.parametrize("name", ["tweets", "snli-pref"])
-def test_kit_files_hold_no_labels_outside_train_label(tiny_tasks, name):
-    kit, _ = tiny_tasks[name]
+def test_kit_files_hold_no_label_of_any_split(tiny_tasks, name):
+    kit, key = tiny_tasks[name]
     files = [p for p in kit.dir.rglob("*") if p.is_file()]
-    assert {f"{s}.jsonl" for s in SPLITS} <= {p.name for p in files}
+    jsonl = {p.name for p in files if p.suffix == ".jsonl"}
+    assert jsonl == {f"{s}.jsonl" for s in SPLITS} == {"train_unlabel.jsonl", "test.jsonl"}
+    assert not any("train_label" in p.name for p in files)  # rows, features: answer key only
+    gold_ids = {r["id"] for r in key.train_label_rows()}
     for path in files:
         if path.suffix == ".jsonl":
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             assert rows, path
-            has_label = ["label" in r for r in rows]
-            if path.name == "train_label.jsonl":
-                assert all(has_label)
-            else:
-                assert not any(has_label), f"{path} leaks labels"
+            assert not any("label" in r for r in rows), f"{path} leaks labels"
+            assert gold_ids.isdisjoint(r["id"] for r in rows)
         elif path.suffix == ".json":
             text = path.read_text()
             # The manifest may name the label *set*; it must not carry per-row labels.
@@ -34,6 +34,22 @@ def test_kit_files_hold_no_labels_outside_train_label(tiny_tasks, name):
         elif path.suffix == ".npz":
             with np.load(path) as z:
                 assert set(z.files) == {"train_unlabel", "test"}  # teacher probabilities only
+    # The manifest keeps train_label as a count only.
+    assert kit.manifest["sizes"]["train_label"] == len(gold_ids) > 0
+    assert not hasattr(kit, "train_labels")
+    with pytest.raises(ValueError, match="split must be one of"):
+        kit.rows("train_label")
+
+
+def test_answer_key_holds_the_teachers_gold_rows(tiny_snli):
+    kit, key = tiny_snli
+    rows = key.train_label_rows()
+    assert {r["label"] for r in rows} == {"A", "B"}
+    assert key.train_label_features(kit.strong_model).shape[0] == len(rows)
+    # Replication teachers (seeds no kit shows) live in the answer key too.
+    rep = key.reference["replication_seeds"]
+    assert rep and set(rep).isdisjoint(kit.seeds)
+    assert all((key.dir / "replication-weak" / f"seed{k}.npz").is_file() for k in rep)
 
 
 @pytest.mark.parametrize("name", ["tweets", "snli-pref"])
@@ -73,8 +89,8 @@ def test_features_and_weak_labels_align_with_rows(tiny_snli):
 
 
 def test_pairwise_rows_and_features_are_antisymmetric(tiny_snli):
-    kit, _ = tiny_snli
-    rows = kit.rows("train_label")
+    kit, key = tiny_snli
+    rows = key.train_label_rows()
     assert {r["label"] for r in rows} == {"A", "B"}
     assert all(r["first"] != r["second"] for r in rows)
     # Features are emb(first) - emb(second): not all zero, and centred near zero overall.
@@ -87,3 +103,20 @@ def test_references_put_ceiling_above_weak(tiny_tasks):
         weak, ceiling = key.reference_estimate("weak"), key.reference_estimate("ceiling")
         assert weak.seeds == ceiling.seeds == len(kit.seeds)
         assert 0.5 < weak.mean < 1 and 0.5 < ceiling.mean <= 1
+        ref = key.reference
+        assert ref["ceiling_member"]["member"] in ref["ceiling_member"]["members"]
+        assert ref["gap"]["ci95"][0] <= ref["gap"]["mean"] <= ref["gap"]["ci95"][1]
+        assert ref["gap"]["mean"] == pytest.approx(ceiling.mean - weak.mean)
+
+
+def test_reference_predictions_match_reference_accuracies(tiny_tweets):
+    kit, key = tiny_tweets
+    ids = kit.ids("test")
+    truth = key.labels("test", ids)
+    for which in ("weak", "ceiling"):
+        preds = key.reference_preds(which, ids)
+        assert preds.shape == (len(kit.seeds), len(ids))
+        np.testing.assert_allclose((preds == truth).mean(1), key.reference[which]["test"])
+    # The weak reference is the kit's own teacher argmax, seed by seed.
+    np.testing.assert_array_equal(key.reference_preds("weak", ids)[0],
+                                  kit.weak_probs("test", 0).argmax(1))

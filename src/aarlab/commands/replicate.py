@@ -91,14 +91,26 @@ def import_cmd(
     folder: Path = typer.Argument(..., help="Folder with train_label.jsonl, train_unlabel.jsonl "
                                             "and test.jsonl (every row labelled)."),
     name: str = typer.Option(None, "--name", help="Task name (default: the folder's name)."),
+    build: bool = typer.Option(True, "--build/--no-build",
+                               help="Build the task now and report its gap (default)."),
+    force: bool = typer.Option(False, help="Serve the task even when its gap (ceiling - weak) "
+                                           "is not clearly above 0."),
+    strong_model: str = typer.Option(None, "--strong-model",
+                                     help="Student encoder, e.g. mpnet (default minilm-l6)."),
 ) -> None:
-    """Import a user task from jsonl files; then `aarlab task build NAME`."""
+    """Import a user task from jsonl files and build it: the kit gets no label, the answer key
+    every label; the gap (ceiling - weak) is reported, and a task without one is not served."""
     from aarlab.replication.task_import import import_task
+
+    from .task import build_specs
 
     spec = import_task(folder, name, get_settings())
     console.print(f"imported {spec.name} ({spec.format}: {spec.sizes.train_label} / "
-                  f"{spec.sizes.train_unlabel} / {spec.sizes.test} rows); build it with "
-                  f"`aarlab task build {spec.name}`", highlight=False)
+                  f"{spec.sizes.train_unlabel} / {spec.sizes.test} rows)", highlight=False)
+    if build:
+        build_specs([spec], rebuild=True, force=force, strong_model=strong_model)
+    else:
+        console.print(f"build it with `aarlab task build {spec.name}`", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

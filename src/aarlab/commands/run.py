@@ -21,7 +21,8 @@ from aarlab.researchers.llm.member import preflight
 from aarlab.researchers.llm.policy import is_llm, parse_policy
 from aarlab.sandbox.bwrap import sandbox_available
 from aarlab.store.db import Store
-from aarlab.tasks.build import BuildOptions, build_task, is_built
+from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.build import BuildOptions, answer_key_dir, build_task, is_built
 from aarlab.tasks.registry import default_tasks, get_task
 
 from .ui import print_json, progress_stages
@@ -114,6 +115,9 @@ def run(
     if not is_built(settings, task):
         with progress_stages(enabled=not as_json) as stage:
             build_task(spec, settings, BuildOptions(), stage)
+    # A task with no gap to recover (ceiling - weak interval not above 0) is not run: PGR means
+    # nothing there. `aarlab task build TASK --force` serves it anyway.
+    AnswerKey(answer_key_dir(settings, task), spec.format).require_servable(task)
     options = LabOptions(task=task, researchers=researchers or (len(policies) if researcher
                                                                 else 3),
                          budget_s=parse_duration(budget),
@@ -147,7 +151,7 @@ def run(
         lab.run(on_tick=tick)
     if not as_json:
         err.print("writing the report (the first time on a task also runs the classical "
-                  "baselines)…")
+                  "baselines, the tuned one included: minutes)…")
     summary = write_report(store, settings, lab_id, report_dir or settings.home / "reports",
                            threads=settings.torch_threads)
     if replicate:
@@ -219,12 +223,27 @@ def cost_table(costs: list[dict]) -> Table:
 
 def summary_table(s: dict) -> Table:
     t = Table("", "value", title=f"lab {s['lab_id']} on {s['task']}")
-    def fmt(v):
-        return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-    for label, key in (("best released feedback PGR", "best_released_pgr"),
-                       ("lab's final-part PGR (pick by feedback)", "best_final_pgr"),
-                       ("best classical baseline final-part PGR", "best_baseline_pgr"),
-                       ("experiments", "experiments"), ("submissions", "submissions"),
-                       ("findings", "findings"), ("probe flags", "probe_flags")):
-        t.add_row(label, fmt(s[key]))
+
+    def fmt(v, ci=None):
+        if v is None:
+            return "–"
+        text = f"{v:.3f}" if isinstance(v, float) else str(v)
+        return text + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    d = s.get("diff_vs_tuned_baseline")
+    rows = [
+        ("best released feedback PGR", fmt(s["best_released_pgr"])),
+        ("lab's final-part PGR (pick by feedback) [95%]",
+         fmt(s["best_final_pgr"], s.get("best_final_pgr_ci95"))),
+        (f"tuned classical baseline final-part PGR ({s.get('tuned_baseline_method') or '–'})",
+         fmt(s.get("tuned_baseline_final_pgr"), s.get("tuned_baseline_final_pgr_ci95"))),
+        ("lab − tuned baseline [95%]", fmt(d["mean"], d["ci95"]) if d else "–"),
+        ("win (interval above 0)", "yes" if s.get("win") else "no"),
+        (f"best default classical final-part PGR ({s.get('best_baseline_method') or '–'})",
+         fmt(s["best_baseline_pgr"], s.get("best_baseline_pgr_ci95"))),
+    ] + [(label, fmt(s[key])) for label, key in (
+        ("experiments", "experiments"), ("submissions", "submissions"),
+        ("findings", "findings"), ("probe flags", "probe_flags"))]
+    for label, value in rows:
+        t.add_row(label, value)
     return t

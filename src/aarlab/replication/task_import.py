@@ -4,7 +4,8 @@
 ``test.jsonl`` (kit row formats, every row with its gold ``label``), and copies the rows to
 ``AARLAB_HOME/user-tasks/<name>/rows.jsonl`` with a small ``task.json``. On import this module
 registers every task found there; the build then splits, encodes and references them like any
-other task (the user's own split sizes are kept, the rows re-split by the build seed).
+other task (the user's own split sizes are kept, the rows re-split by the build seed): no label
+reaches the kit, and a task whose gap (ceiling - weak) is not clearly above 0 is not served.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 from aarlab.config import Settings, get_settings
 from aarlab.errors import AarlabError
 from aarlab.tasks.formats import FIELDS, LABELS
-from aarlab.tasks.kit import SPLITS
 from aarlab.tasks.registry import TASKS, Sizes, TaskSpec, register
 
+# The user gives all three splits labelled; the build puts every label in the answer key and
+# only train_unlabel and test, without labels, in the kit.
+SPLITS = ("train_label", "train_unlabel", "test")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 MAX_ERRORS = 20
 

@@ -30,7 +30,7 @@ from aarlab.scoring.writer import GroupCommitter, Job
 from aarlab.store import audit
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
-from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.answer_key import AnswerKey, TaskRefusedError
 from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import TASK_NAME, answer_key_dir, is_built, kit_dir
 from aarlab.tasks.scorer import Score, Scorer
@@ -124,6 +124,10 @@ class ScoringService:
             if name not in self._tasks:
                 kit = TaskKit(kit_dir(self.settings, name))
                 key = AnswerKey(answer_key_dir(self.settings, name), kit.format)
+                try:  # a task with no gap to recover is not served: PGR means nothing there
+                    key.require_servable(name)
+                except TaskRefusedError as e:
+                    raise UnknownTask(e.message, hint=e.hint) from e
                 ids = kit.ids("test")
                 scorer = Scorer(key, ids)
                 weak, ceiling = scorer.weak["feedback"].mean, scorer.ceiling["feedback"].mean

@@ -4,6 +4,8 @@ Only the scoring server, the reference code and reports open it. It lives outsid
 
     labels.json          {"train_unlabel": {id: label}, "test": {id: label}}
     train_label.jsonl    the weak teacher's gold training rows (never in a kit)
+    features/<model>/train_label.npy   their strong-model features (for re-drawn splits)
+    replication-weak/seed<k>.npz       teachers of seeds no kit shows: fresh replication seeds
     parts.json           {"feedback": [test ids], "final": [test ids]}  (50/50, stratified by label)
     reference.json       weak floor and ceiling accuracy per seed on test / feedback / final, the
                          ceiling family member chosen by cross-validation, the gap and ``gap_ok``
@@ -19,11 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from aarlab.errors import CorruptCacheError, TaskNotBuiltError
+from aarlab.errors import AarlabError, CorruptCacheError, TaskNotBuiltError
 from aarlab.tasks.formats import label_index
 from aarlab.w2s.metrics import Estimate, estimate
 
 PARTS = ("feedback", "final")
+
+
+class TaskRefusedError(AarlabError):
+    """A built task that is not served: its gap to recover is not clearly above 0."""
 
 
 class AnswerKey:
@@ -58,19 +64,25 @@ class AnswerKey:
                                     "reference predictions were kept)", hint="rebuild the task")
         try:
             with np.load(path) as z:
-                return {k: z[k] for k in ("ids", "weak", "ceiling")}
+                return {k: z[k] for k in ("ids", "weak", "ceiling", "groups") if k in z.files}
         except (ValueError, OSError, EOFError, KeyError) as e:
             raise CorruptCacheError(f"corrupt file {path}: {e}", hint="rebuild the task") from e
 
-    def reference_preds(self, which: str, ids: list[str]) -> np.ndarray:
-        """Per-seed class indices (S, len(ids)) of the ``weak`` or ``ceiling`` reference."""
-        z = self._reference_preds
-        pos = {str(i): k for k, i in enumerate(z["ids"])}
+    def _columns(self, ids: list[str]) -> list[int]:
+        pos = {str(i): k for k, i in enumerate(self._reference_preds["ids"])}
         try:
-            cols = [pos[i] for i in ids]
+            return [pos[i] for i in ids]
         except KeyError as e:
             raise ValueError(f"test id {e.args[0]!r} is not in the answer key") from None
-        return z[which][:, cols]
+
+    def reference_preds(self, which: str, ids: list[str]) -> np.ndarray:
+        """Per-seed class indices (S, len(ids)) of the ``weak`` or ``ceiling`` reference."""
+        return self._reference_preds[which][:, self._columns(ids)]
+
+    def test_groups(self, ids: list[str]) -> np.ndarray | None:
+        """Consistency group per test row (rows of one question are resampled together)."""
+        g = self._reference_preds.get("groups")
+        return None if g is None else g[self._columns(ids)]
 
     def train_label_rows(self) -> list[dict]:
         """The weak teacher's gold training rows (with ``label``): lab-owner code only."""
@@ -80,13 +92,36 @@ class AnswerKey:
         with open(path, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
 
+    def train_label_features(self, model: str) -> np.ndarray:
+        """Strong-model features of ``train_label``'s rows, in ``train_label_rows`` order."""
+        path = self.dir / "features" / model / "train_label.npy"
+        if not path.exists():
+            raise TaskNotBuiltError(f"missing {path}", hint="rebuild the task")
+        return np.load(path)
+
     @property
     def gap_ok(self) -> bool:
         """Whether the build found a gap (ceiling − weak) whose interval lies above 0.
 
         Keys built before the check carry no verdict: they count as not ok, so they are rebuilt.
         """
-        return bool(self.reference.get("gap", {}).get("ok", False))
+        return bool(self.reference.get("gap_ok", False))
+
+    @property
+    def servable(self) -> bool:
+        """A task is served when it has a gap to recover, or when its builder forced it."""
+        return self.gap_ok or bool(self.reference.get("forced", False))
+
+    def require_servable(self, name: str) -> None:
+        if not self.servable:
+            gap = self.reference.get("gap", {})
+            shown = (f"{gap['mean']:+.3f} [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}]"
+                     if "ci95" in gap else "unknown (built before the gap check)")
+            raise TaskRefusedError(
+                f"task {name!r} is not served: its gap (ceiling - weak accuracy) is {shown}, "
+                "not clearly above 0, so PGR means nothing there",
+                hint=f"rebuild with a stronger student (`aarlab task build {name} --force "
+                     "--strong-model mpnet`) or fewer teacher labels; `--force` serves it anyway")
 
     def reference_estimate(self, which: str, part: str = "test") -> Estimate:
         """``which`` is ``weak`` or ``ceiling``; ``part`` is ``test``, ``feedback`` or ``final``."""

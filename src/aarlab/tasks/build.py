@@ -1,4 +1,4 @@
-"""Build a task: fetch sources, split, write the kit and the answer key, encode, run references.
+"""Build a task: fetch sources, split, encode, write the kit and the answer key, run references.
 
 Everything lands in temporary folders first and is moved into place at the end, so a build that
 is interrupted leaves either the old task or nothing, never half of one.
@@ -22,15 +22,20 @@ from aarlab.tasks.answer_key import PARTS, AnswerKey
 from aarlab.tasks.features import encode_cached, row_features, row_texts
 from aarlab.tasks.formats import FIELDS, LABELS, label_index
 from aarlab.tasks.kit import SPLITS, TaskKit
+from aarlab.tasks.kit_guard import check_kit_has_no_gold
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import Sizes, TaskSpec
 from aarlab.w2s.backends.registry import load_encoder
+from aarlab.w2s.ceiling import Member
 from aarlab.w2s.heads import HeadConfig
 from aarlab.w2s.reference import reference_runs
 from aarlab.w2s.weak import TfidfTeacher
 
 # The path helpers live in aarlab.tasks.paths; re-exported for callers that build tasks.
-__all__ = ["BuildOptions", "answer_key_dir", "build_task", "is_built", "kit_dir"]
+__all__ = ["BuildOptions", "answer_key_dir", "build_task", "is_built", "kit_dir", "write_task"]
+
+# Every split a build draws; the kit holds only SPLITS (train_label's rows are answer-key only).
+ALL_SPLITS = ("train_label", *SPLITS)
 
 # stage(description, total) -> context manager yielding advance(n)
 StageFn = Callable[[str, int | None], "contextmanager[Callable[[int], None]]"]
@@ -47,6 +52,12 @@ class BuildOptions:
     weak_seeds: int = 5
     sizes: Sizes | None = None  # None: the task's own sizes
     strong_model: str | None = None  # None: the task's own
+    # Extra teacher seeds kept in the answer key only: replication runs on seeds no researcher saw.
+    replication_seeds: int = 3
+    # Serve the task even when its gap (ceiling - weak) interval does not lie above 0.
+    force: bool = False
+    # Kinds of the ceiling family searched (aarlab.w2s.ceiling); tiny test tasks use logreg only.
+    ceiling_kinds: tuple[str, ...] = ("logreg", "mlp")
 
 
 def build_task(
@@ -66,59 +77,22 @@ def build_task(
     kit_tmp, key_tmp = _fresh(kit_final.with_name("kit.partial")), _fresh(
         key_final.with_name(key_final.name + ".partial"))
 
-    for split in SPLITS:
-        keep_label = split == "train_label"
-        _write_jsonl(kit_tmp / f"{split}.jsonl",
-                     [r if keep_label else {k: v for k, v in r.items() if k != "label"}
-                      for r in splits[split]])
-    labels = {s: {r["id"]: r["label"] for r in splits[s]} for s in ("train_unlabel", "test")}
-    (key_tmp / "labels.json").write_text(json.dumps(labels))
-    (key_tmp / "parts.json").write_text(json.dumps(parts))
-
     encoder = None
     feats: dict[str, np.ndarray] = {}
-    for split in SPLITS:
+    for split in ALL_SPLITS:
         texts = row_texts(spec.format, splits[split])
         with stage(f"{spec.name}: encode {split} with {strong}", len(texts)) as advance:
             if encoder is None:
                 encoder = load_encoder(strong, settings.sources_dir)
             text_feats, _ = encode_cached(encoder, texts, settings.cache_dir, advance)
         feats[split] = row_features(spec.format, text_feats)
-        out = kit_tmp / "features" / strong / f"{split}.npy"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, feats[split])
-
-    y = {s: np.array([label_index(spec.format, r["label"]) for r in splits[s]]) for s in SPLITS}
-    weak_test = []
-    with stage(f"{spec.name}: weak teacher x{opts.weak_seeds} seeds", opts.weak_seeds) as advance:
-        (kit_tmp / "weak").mkdir()
-        for seed in range(opts.weak_seeds):
-            teacher = TfidfTeacher(spec.format, seed).fit(splits["train_label"], y["train_label"])
-            probs = {s: teacher.predict_proba(splits[s]) for s in ("train_unlabel", "test")}
-            np.savez(kit_tmp / "weak" / f"seed{seed}.npz", **probs)
-            weak_test.append(probs["test"])
-            advance(1)
 
     head = HeadConfig(kind=spec.student_head)  # type: ignore[arg-type]
-    test_ids = [r["id"] for r in splits["test"]]
-    masks = {p: np.isin(test_ids, parts[p]) for p in PARTS}
-    # Heads are small: more threads than one only spin (10x slower on a loaded machine).
-    torch.set_num_threads(settings.torch_threads)
-    with stage(f"{spec.name}: ceiling runs x{opts.weak_seeds} seeds", None):
-        reference = reference_runs(
-            weak_test_probs=weak_test, x_unlabel=feats["train_unlabel"],
-            y_unlabel=y["train_unlabel"], x_test=feats["test"], y_test=y["test"],
-            parts=masks, head=head, n_classes=len(LABELS[spec.format]),
-        )
-    reference["student_head"] = asdict(head)
-    (key_tmp / "reference.json").write_text(json.dumps(reference, indent=1))
-
     manifest = {
         "name": spec.name,
         "format": spec.format,
         "description": spec.description,
         "labels": LABELS[spec.format],
-        "sizes": {s: len(splits[s]) for s in SPLITS},
         "strong_model": strong,
         "strong_model_key": encoder.key if encoder else None,
         # Package, file, sha256 and licence of every piece of the strong model's weights.
@@ -130,11 +104,100 @@ def build_task(
         "provenance": provenance,
         "notice": spec.notice,
     }
-    (kit_tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-
+    # Heads are small: more threads than one only spin (10x slower on a loaded machine).
+    torch.set_num_threads(settings.torch_threads)
+    write_task(kit_tmp, key_tmp, spec.format, splits, feats, parts, manifest,
+               weak_seeds=opts.weak_seeds, replication_seeds=opts.replication_seeds,
+               force=opts.force, cv_seed=opts.seed, ceiling_kinds=opts.ceiling_kinds,
+               stage=stage, label=spec.name)
     _replace(key_tmp, key_final)
     _replace(kit_tmp, kit_final)
     return TaskKit(kit_final), AnswerKey(key_final, spec.format)
+
+
+def write_task(
+    kit_out: Path, key_out: Path, fmt: str, splits: dict[str, list[dict]],
+    feats: dict[str, np.ndarray], parts: dict[str, list[str]], manifest: dict, *,
+    weak_seeds: int, replication_seeds: int = 0, force: bool = False, cv_seed: int = 0,
+    ceiling_member: Member | None = None, ceiling_kinds: tuple[str, ...] = ("logreg", "mlp"),
+    stage: StageFn = _silent_stage, label: str = "",
+) -> dict:
+    """Write a kit and its answer key from labelled splits and their features; return reference.
+
+    The weak teacher trains on gold ``train_label``; the kit gets only the teacher's outputs on
+    ``train_unlabel`` and ``test``, those rows without labels, and their features. Every gold
+    label (``train_label``'s rows and features included) goes to the answer key, with the
+    reference runs and the gap. The kit guard checks the kit last; a leak raises before anything
+    is moved into place. Shared by the builder and the re-draw.
+    """
+    strong = manifest["strong_model"]
+    head = HeadConfig(**manifest["student_head"])
+    n_classes = len(LABELS[fmt])
+    y = {s: np.array([label_index(fmt, r["label"]) for r in splits[s]]) for s in ALL_SPLITS}
+
+    for split in SPLITS:
+        _write_jsonl(kit_out / f"{split}.jsonl",
+                     [{k: v for k, v in r.items() if k != "label"} for r in splits[split]])
+        _save(kit_out / "features" / strong / f"{split}.npy", feats[split])
+    _write_jsonl(key_out / "train_label.jsonl", splits["train_label"])
+    _save(key_out / "features" / strong / "train_label.npy", feats["train_label"])
+    labels = {s: {r["id"]: r["label"] for r in splits[s]} for s in SPLITS}
+    (key_out / "labels.json").write_text(json.dumps(labels))
+    (key_out / "parts.json").write_text(json.dumps(parts))
+
+    weak_test: list[np.ndarray] = []
+    weak_pred: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    n_teachers = weak_seeds + replication_seeds
+    with stage(f"{label}: weak teacher x{n_teachers} seeds", n_teachers) as advance:
+        (kit_out / "weak").mkdir(parents=True, exist_ok=True)
+        for seed in range(n_teachers):
+            teacher = TfidfTeacher(fmt, seed).fit(splits["train_label"], y["train_label"])
+            probs = {s: teacher.predict_proba(splits[s]) for s in SPLITS}
+            if seed < weak_seeds:
+                np.savez(kit_out / "weak" / f"seed{seed}.npz", **probs)
+                weak_test.append(probs["test"])
+                for s in SPLITS:
+                    weak_pred[s].append(probs[s].argmax(1))
+            else:
+                # Teachers the kit never shows: fresh seeds for replication (lab-owner only).
+                (key_out / "replication-weak").mkdir(exist_ok=True)
+                np.savez(key_out / "replication-weak" / f"seed{seed}.npz", **probs)
+            advance(1)
+
+    test_ids = [r["id"] for r in splits["test"]]
+    masks = {p: np.isin(test_ids, parts[p]) for p in PARTS}
+    with stage(f"{label}: ceiling family (cross-validated) x{weak_seeds} seeds", None):
+        reference, preds = reference_runs(
+            weak_test_probs=weak_test, x_unlabel=feats["train_unlabel"],
+            y_unlabel=y["train_unlabel"], x_test=feats["test"], y_test=y["test"],
+            parts=masks, head=head, n_classes=n_classes, symmetric=fmt == "pairwise",
+            groups=_groups(splits["train_unlabel"]), cv_seed=cv_seed, member=ceiling_member,
+            ceiling_kinds=ceiling_kinds,
+        )
+    reference["student_head"] = asdict(head)
+    reference["gap_ok"] = bool(reference["gap"]["ok"])
+    reference["forced"] = bool(force)
+    reference["replication_seeds"] = list(range(weak_seeds, n_teachers))
+    (key_out / "reference.json").write_text(json.dumps(reference, indent=1))
+    np.savez(key_out / "reference_preds.npz", ids=np.array(test_ids), weak=preds["weak"],
+             ceiling=preds["ceiling"], groups=_groups(splits["test"]))
+
+    sizes = {s: len(splits[s]) for s in ALL_SPLITS}  # train_label: a count only
+    (kit_out / "manifest.json").write_text(json.dumps({**manifest, "sizes": sizes}, indent=1))
+    check_kit_has_no_gold(kit_out, {s: y[s] for s in SPLITS}, weak_pred)
+    return reference
+
+
+def _groups(rows: list[dict]) -> np.ndarray:
+    """Consistency group index per row (a row without one is its own group)."""
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(r.get("consistency_id", "\x00" + r["id"]), len(ids))
+                     for r in rows], dtype=np.int64)
+
+
+def _save(path: Path, x: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.asarray(x, dtype=np.float32))
 
 
 def split_rows(rows: list[dict], sizes: Sizes, seed: int) -> dict[str, list[dict]]:
@@ -144,10 +207,10 @@ def split_rows(rows: list[dict], sizes: Sizes, seed: int) -> dict[str, list[dict
         groups.setdefault(r.get("consistency_id", r["id"]), []).append(r)
     order = sorted(groups)
     random.Random(seed).shuffle(order)
-    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    out: dict[str, list[dict]] = {s: [] for s in ALL_SPLITS}
     want = {"train_label": sizes.train_label, "train_unlabel": sizes.train_unlabel,
             "test": sizes.test}
-    current = iter(SPLITS)
+    current = iter(ALL_SPLITS)
     split = next(current)
     for gid in order:
         while split and len(out[split]) >= want[split]:

@@ -3,12 +3,14 @@
 Layout of a kit directory (written by ``aarlab.tasks.build``)::
 
     manifest.json                name, format, labels, sizes, models, provenance, licences
-    train_label.jsonl            small labelled set for the weak teacher (has ``label``)
     train_unlabel.jsonl          large set for the student (no ``label``)
     test.jsonl                   scored set (no ``label``)
     features/<model>/<split>.npy strong-model features, rows in jsonl order (float32)
     weak/seed<k>.npz             weak teacher's class probabilities on train_unlabel and test
 
+A kit holds no gold label of any split: the weak teacher's own training rows (``train_label``,
+of which the manifest keeps only the count) live in the answer key, and what a researcher sees
+of them is the teacher's outputs. ``aarlab.tasks.kit_guard`` checks this when a kit is written.
 No file in a kit names or points to the answer key.
 """
 
@@ -21,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.errors import CorruptCacheError, TaskNotBuiltError
-from aarlab.tasks.formats import LABELS, label_index
+from aarlab.tasks.formats import LABELS
 
-SPLITS = ("train_label", "train_unlabel", "test")
+SPLITS = ("train_unlabel", "test")
 
 
 class TaskKit:
@@ -69,10 +71,6 @@ class TaskKit:
 
     def ids(self, split: str) -> list[str]:
         return [r["id"] for r in self.rows(split)]
-
-    def train_labels(self) -> np.ndarray:
-        """Gold class indices of ``train_label`` (the only labels in a kit)."""
-        return np.array([label_index(self.format, r["label"]) for r in self.rows("train_label")])
 
     def features(self, split: str, model: str | None = None) -> np.ndarray:
         path = self.dir / "features" / (model or self.strong_model) / f"{split}.npy"

@@ -33,8 +33,10 @@ from aarlab.config import Settings
 from aarlab.errors import AarlabError, TaskNotBuiltError, UnknownTaskError
 from aarlab.tasks.paths import TASK_NAME, is_built, kit_dir
 
-# Files of an answer key (aarlab.tasks.answer_key, baselines); never part of a kit.
-ANSWER_KEY_FILES = frozenset({"labels.json", "parts.json", "reference.json", "baselines.json"})
+# Files of an answer key (aarlab.tasks.answer_key, baselines); never part of a kit. The gold
+# train_label rows and the per-seed reference predictions are among them.
+ANSWER_KEY_FILES = frozenset({"labels.json", "parts.json", "reference.json", "baselines.json",
+                              "train_label.jsonl", "reference_preds.npz"})
 
 _CHUNK = 1 << 20
 _lock = threading.Lock()  # one packer per process; another process racing us is harmless

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -56,16 +57,21 @@ class Scorer:
             raise ValueError(f"part must be 'test' or one of {PARTS}, got {part!r}")
         return self.masks[part]
 
-    def _refs(self) -> tuple[np.ndarray, np.ndarray]:
+    @cached_property
+    def _refs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per-seed weak and ceiling predictions and row groups; read on first bootstrap, so
+        ``score`` (the scoring server's per-submission path) stays cheap."""
         return (self.key.reference_preds("weak", self.test_ids),
-                self.key.reference_preds("ceiling", self.test_ids))
+                self.key.reference_preds("ceiling", self.test_ids),
+                self.key.test_groups(self.test_ids))
 
     def pgr_interval(self, preds_per_seed: Sequence[np.ndarray], part: str = "test",
                      n_boot: int = 2000, seed: int = 0) -> PGRInterval:
         """PGR of per-seed predictions with a paired bootstrap over ``part``'s rows and seeds."""
-        weak, ceiling = self._refs()
+        weak, ceiling, groups = self._refs
         return bootstrap_pgr(self.truth, weak, ceiling, _stack(preds_per_seed),
-                             rows_mask=self._mask(part), n_boot=n_boot, seed=seed)
+                             rows_mask=self._mask(part), n_boot=n_boot, seed=seed,
+                             groups=groups)
 
     def summarize(self, preds_per_seed: Sequence[np.ndarray], part: str = "test") -> dict:
         """Transfer accuracy over seeds, PGR with its paired-bootstrap ``ci95``, the references.
@@ -86,10 +92,10 @@ class Scorer:
                  b_preds_per_seed: Sequence[np.ndarray], part: str = "final",
                  n_boot: int = 2000, seed: int = 0) -> PGRInterval:
         """PGR(a) − PGR(b) on the same resampled rows of ``part``; a wins when ``.lo > 0``."""
-        weak, ceiling = self._refs()
+        weak, ceiling, groups = self._refs
         return bootstrap_pgr_diff(self.truth, weak, ceiling, _stack(a_preds_per_seed),
                                   _stack(b_preds_per_seed), rows_mask=self._mask(part),
-                                  n_boot=n_boot, seed=seed)
+                                  n_boot=n_boot, seed=seed, groups=groups)
 
 
 def _stack(preds_per_seed: Sequence[np.ndarray]) -> np.ndarray:
