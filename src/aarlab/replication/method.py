@@ -40,7 +40,7 @@ class Method:
     task: str | None = None
     spec: dict | None = None
     predictions: dict[str, object] | None = None
-    seeds_used: list[int] = field(default_factory=list)
+    seeds_used: list[int] | None = None  # the submission's own record; None: not told
     files: dict[str, str] = field(default_factory=dict)  # snapshot path -> text
     claim: dict = field(default_factory=dict)
     snapshot_id: str | None = None
@@ -133,6 +133,7 @@ def load_method(store: Store, settings: Settings, ref: str | int) -> Method:
         m = Method(ref=ref, snapshot_id=snap_id)
         if sub is not None:
             m.task = sub.task
+            m.seeds_used = list(sub.seeds) if sub.seeds is not None else None
             m.claim = {"submission_id": sub.id, "method": sub.method,
                        "pgr_feedback": sub.pgr_feedback, "pgr_final": sub.pgr_final,
                        "released_pgr": sub.released_pgr, "is_probe": sub.is_probe}

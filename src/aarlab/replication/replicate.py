@@ -2,8 +2,12 @@
 
 Targets: (a) fresh seeds of the same task, (b) re-drawn splits of the same rows
 (:mod:`aarlab.replication.redraw`), (c) every other built task, user tasks included. Each
-gets final-part PGR ± SE beside the original claim. A spec is re-run from scratch; recorded
-predictions are scored as they are, and rows they do not cover count as wrong.
+gets final-part PGR with its bootstrap ``ci95`` beside the original claim. A spec is re-run from
+scratch; recorded predictions are scored as they are, and rows they do not cover count as wrong.
+
+Fresh seeds are weak teachers no researcher ever saw: the build trains extra teacher seeds and
+keeps them in the answer key (``replication-weak/``), never in the kit. A task built before that
+falls back to the kit's seeds the submission did not record using, and says so (``fresh``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import all_tasks
 from aarlab.tasks.scorer import Scorer
-from aarlab.w2s.metrics import pgr_estimate
 
 SHORTFALL_SE = 2.0
 
@@ -35,6 +38,45 @@ class Target:
     kit: TaskKit
     key: AnswerKey
     seeds: list[int]
+    fresh: bool = True  # whether the seeds are known to be unused by the result's author
+
+
+class ReplicationKit(TaskKit):
+    """A kit plus the teacher seeds its answer key holds back for replication (lab-owner only).
+
+    PGR on these seeds uses the task's reference weak floor and ceiling, as the claim does.
+    """
+
+    def __init__(self, kit: TaskKit, key: AnswerKey):
+        super().__init__(kit.dir)
+        self.key_dir = key.dir
+        self.reserved = [int(s) for s in key.reference.get("replication_seeds", [])]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [*super().seeds, *self.reserved]
+
+    def weak_probs(self, split: str, seed: int) -> np.ndarray:
+        if seed not in self.reserved:
+            return super().weak_probs(split, seed)
+        path = self.key_dir / "replication-weak" / f"seed{seed}.npz"
+        if not path.exists():
+            raise ReplicationError(f"no reserved teacher seed {seed} at {path}",
+                                   hint="rebuild the task")
+        with np.load(path) as z:
+            return z[split]
+
+
+def fresh_seeds(method: Method, kit: TaskKit, key: AnswerKey) -> tuple[TaskKit, list[int], bool]:
+    """(kit view, seeds to replicate on, whether they are surely unused by the author)."""
+    reserved = [int(s) for s in key.reference.get("replication_seeds", [])]
+    used = set(method.seeds_used or [])
+    if reserved and not used & set(reserved):
+        return ReplicationKit(kit, key), reserved, True
+    unused = [k for k in kit.seeds if k not in used]
+    if method.seeds_used is not None and unused:
+        return kit, unused, True
+    return kit, unused or kit.seeds, False
 
 
 def open_task(settings: Settings, name: str) -> tuple[TaskKit, AnswerKey]:
@@ -50,8 +92,8 @@ def targets_for(method: Method, settings: Settings, redraw_seeds: tuple[int, ...
     if method.task is None:
         raise ReplicationError(f"{method.ref}: no submission tells which task it was made on")
     kit, key = open_task(settings, method.task)
-    fresh = [k for k in kit.seeds if k not in method.seeds_used] or kit.seeds
-    out = [Target(method.task, "fresh-seeds", kit, key, fresh)]
+    fkit, seeds, fresh = fresh_seeds(method, kit, key)
+    out = [Target(method.task, "fresh-seeds", fkit, key, seeds, fresh)]
     for k in redraw_seeds:
         rk, rkey = redraw(kit, key, settings, k)
         out.append(Target(f"{method.task}-seed{k}", "redrawn", rk, rkey, rk.seeds))
@@ -74,7 +116,7 @@ def score_predictions(preds: dict[str, object], kit: TaskKit, key: AnswerKey) ->
                 vec[i] = label_index(kit.format, preds[row_id])
     scorer = Scorer(key, ids)
     acc = scorer.score(vec).accuracy["final"]
-    est = pgr_estimate([acc], scorer.weak["final"], scorer.ceiling["final"])
+    est = scorer.pgr_interval([vec], "final")
     covered = int((vec >= 0).sum())
     return {"pgr_final": est.as_dict(), "transfer_final": acc, "covered": covered,
             "n_test": len(ids), "how": "recorded predictions"}
@@ -88,17 +130,20 @@ def run_on(method: Method, t: Target, threads: int | None = None,
         r = evaluate(t.kit, Scorer(t.key, t.kit.ids("test")), method.spec, t.seeds,
                      threads=threads)
         res = {"pgr_final": r["pgr_final"], "pgr_test": r["pgr"],
+               # a submission is a vote of seeds: the like-for-like replicated number
+               "pgr_final_vote": r["vote"]["pgr_final"] if "vote" in r else None,
                "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
     elif method.runnable:
         from aarlab.replication.sandbox_run import rerun_snapshot
 
+        # The snapshot's code picks its own seeds from the kit: none of them is fresh.
         preds, how = rerun_snapshot(method.archive, t.kit.dir, settings or get_settings())
-        res = {**score_predictions(preds, t.kit, t.key), "how": how}
+        res = {**score_predictions(preds, t.kit, t.key), "how": how, "fresh": False}
     elif method.predictions is not None:
-        res = score_predictions(method.predictions, t.kit, t.key)
+        res = {**score_predictions(method.predictions, t.kit, t.key), "fresh": False}
     else:
         raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
-    return {"target": t.name, "kind": t.kind, "seeds": t.seeds, **res}
+    return {"target": t.name, "kind": t.kind, "seeds": t.seeds, "fresh": t.fresh, **res}
 
 
 def shortfall(claim: float | None, est: dict, claim_se: float | None = None) -> float | None:
@@ -127,7 +172,11 @@ def replicate(method: Method, targets: list[Target], threads: int | None = None,
                              if t.kind != "other-task" else None)
         r["falls_short"] = bool(r["shortfall_se"] is not None and r["shortfall_se"] > SHORTFALL_SE)
         rows.append(r)
+    fresh = next((t for t in targets if t.kind == "fresh-seeds"), None)
     return {"ref": method.ref, "task": method.task, "snapshot_id": method.snapshot_id,
             "spec": method.spec, "has_predictions": method.predictions is not None,
+            "seeds_used": method.seeds_used,
+            "replication_seeds": fresh.seeds if fresh else None,
+            "fresh_seeds": next((r["fresh"] for r in rows if r["kind"] == "fresh-seeds"), None),
             "claim": method.claim, "results": rows,
             "falls_short": any(r["falls_short"] for r in rows)}
