@@ -53,6 +53,12 @@ def test_stability_and_smoothness_on_hand_made_arrays():
     assert sig.smoothness(np.array([0] * 6 + [1] * 6), xs, 2, pairwise=True, k=3) == 1.0
 
 
+def test_selection_score_sums_its_signals_and_refuses_missing_ones():
+    full = {k: 0.5 for k in sig.SIGNALS}
+    assert sig.selection_score(full) == pytest.approx(0.5 * len(sig.SELECTION))
+    assert sig.selection_score({}) == -np.inf
+
+
 def test_crossfit_folds_cover_once_and_keep_groups_whole():
     groups = np.array([0, 0, 1, 1, 1, -1, -1, 2, -1, 2])
     folds = sig.crossfit_folds(groups, folds=2, seed=3)
