@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
                                       description="Legacy grid for ladder_eta.")
     submissions_per_hour: int = Field(default=60, ge=1)
     submissions_total: int = Field(default=1000, ge=1)
+    baseline_grid: Literal["one-at-a-time", "defaults"] = Field(
+        default="one-at-a-time",
+        description="Candidates of the tuned classical baseline: each method's parameters moved "
+                    "one at a time (~80 specs, minutes), or defaults only (fast, for tests).")
     probe_min_rows: int = Field(default=10, ge=1, description="Differ in fewer rows = probe.")
     probe_min_fraction: float = Field(default=0.01, ge=0, le=1, description="Or < this share.")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)

@@ -32,7 +32,8 @@ def _home_with_task(tmp_path, tiny_tweets, sources) -> Settings:
     home = tmp_path / "home"
     shutil.copytree(kit.dir, home / "tasks" / "tweets" / "kit")
     shutil.copytree(key.dir, home / "answer-keys" / "tweets")
-    return Settings(home=home, sources_root=sources)
+    # defaults-only tuned baseline: the full grid takes minutes, and this tests the plumbing
+    return Settings(home=home, sources_root=sources, baseline_grid="defaults")
 
 
 @needs_bwrap
@@ -58,9 +59,20 @@ def test_tiny_lab_runs_end_to_end(tmp_path, tiny_tweets, settings):
     best = next(x for x in subs if x.id == summary["best_submission_id"])
     assert summary["best_final_pgr"] == best.pgr_final
     assert summary["best_baseline_pgr"] is not None
+    # like for like: the pick against the tuned baseline, on the final half, with intervals
+    lo, hi = summary["best_final_pgr_ci95"]
+    assert lo <= summary["best_final_pgr"] <= hi
+    lo, hi = summary["tuned_baseline_final_pgr_ci95"]
+    assert lo <= summary["tuned_baseline_final_pgr"] <= hi
+    diff = summary["diff_vs_tuned_baseline"]
+    assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
+    assert summary["win"] is (diff["ci95"][0] > 0)
+    assert summary["best_seeds"] == [0, 1, 2]  # the search researcher records its vote's seeds
     report = tmp_path / "reports" / f"lab{lab_id}-report.md"
     assert report.exists() and (tmp_path / "reports" / f"lab{lab_id}-progress.png").stat().st_size
-    assert "final-part PGR" in report.read_text()
+    text = report.read_text()
+    assert "final-part PGR" in text and "Lab − tuned baseline on the final half" in text
+    assert ("**a win**" in text) is summary["win"]
     assert all(r["experiments"] >= 1 for r in summary["researchers"].values())
     assert summary["sandboxed"] is True
 
@@ -73,7 +85,8 @@ def _count(store: Store) -> tuple[set[int], set[int]]:
 @needs_bwrap
 def test_kill9_then_resume_loses_nothing(tmp_path, tiny_tweets, settings):
     s = _home_with_task(tmp_path, tiny_tweets, settings.sources_dir)
-    env = {**os.environ, "AARLAB_HOME": str(s.home), "AARLAB_SOURCES_ROOT": str(s.sources_dir)}
+    env = {**os.environ, "AARLAB_HOME": str(s.home), "AARLAB_SOURCES_ROOT": str(s.sources_dir),
+           "AARLAB_BASELINE_GRID": "defaults"}
     cmd = [sys.executable, "-m", "aarlab.cli", "run", "--task", "tweets", "--researchers", "2",
            "--budget", "150s", "--max-experiments", "8", "--max-submissions", "4",
            "--report-dir", str(tmp_path / "reports"), "--json"]
@@ -112,6 +125,10 @@ def test_kill9_then_resume_loses_nothing(tmp_path, tiny_tweets, settings):
         assert len(runs) == 1 and runs[0].status == "finished"
         assert runs[0].elapsed_s >= elapsed_at_kill
     for field in ("best_released_pgr", "best_final_pgr", "best_baseline_pgr", "experiments",
-                  "submissions", "findings", "probe_flags", "report_path"):
+                  "submissions", "findings", "probe_flags", "report_path",
+                  "best_final_pgr_ci95", "tuned_baseline_final_pgr",
+                  "tuned_baseline_final_pgr_ci95", "diff_vs_tuned_baseline", "win"):
         assert field in summary
+    if summary["diff_vs_tuned_baseline"] is not None:
+        assert summary["win"] is (summary["diff_vs_tuned_baseline"]["ci95"][0] > 0)
     assert summary["submissions"] == len(after[0])

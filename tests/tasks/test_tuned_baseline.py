@@ -67,13 +67,16 @@ def test_tuned_choice_spends_the_budget_in_signal_order_and_picks_by_release():
     ladder = Ladder(0.02)
     c = tuned.choose(cands, 3, tuned.ladder_release(ladder), probe_limit=10)
     assert c.submitted == [3, 0, 2]  # the best by signal, budget 3: candidate 1 never scored
-    # 0.31 is within eta of 0.30: both carry the release 0.30; the raw feedback breaks the tie,
-    # as the lab's report breaks it for its own pick
-    assert c.released == [0.2, 0.3, 0.3] and c.index == 2
+    # 0.31 is within eta of 0.30: it is told 0.30 again but raised nothing; as the lab's
+    # headline ranks its own pick, the submission that earned the release wins
+    assert c.released == [0.2, 0.3, 0.3] and c.index == 0
     c = tuned.choose(cands, 2, tuned.ladder_release(ladder), probe_limit=10)
     assert c.submitted == [3, 0] and c.index == 0
     c = tuned.choose(cands, 10, tuned.ladder_release(ladder), probe_limit=10)
     assert c.index == 1 and len(c.submitted) == 4
+    c = tuned.choose(cands, 10, tuned.ladder_release(ladder), probe_limit=10,
+                     veto=lambda vote: int(vote.sum()) == 80)  # the final half vetoes 1
+    assert c.index == 0
     c = tuned.choose(cands, 0, tuned.ladder_release(ladder), probe_limit=10)
     assert c.submitted == [] and c.index == 3  # nothing scored: the best guess by signal
 
@@ -138,3 +141,21 @@ def test_tuned_baseline_row_cache_and_invalidation(task_copy, settings, monkeypa
     baselines.tuned_baseline(kit, AnswerKey(key.dir, kit.format), settings, submissions=2,
                              specs=specs)
     assert calls  # recomputed
+
+
+def test_server_release_is_the_paired_ladder_from_the_weak_floor(tiny_snli, settings):
+    kit, key = tiny_snli
+    scorer = Scorer(key, kit.ids("test"))
+    floor = kit.weak_probs("test", kit.seeds[0]).argmax(1)
+    release = tuned.server_release(settings, scorer, floor)
+
+    def cand(i, pred):
+        return tuned.Candidate(i, 0.0, pred, scorer.score(pred).pgr["feedback"])
+
+    assert release(cand(0, floor)) == (None, False)  # no better than the teacher
+    best = cand(1, scorer.truth.copy())
+    shown, new = release(best)
+    assert new and shown == pytest.approx(best.pgr_feedback, abs=0.2)  # on the Ladder's grid
+    worse = scorer.truth.copy()
+    worse[np.flatnonzero(scorer.masks["feedback"])[:3]] ^= 1
+    assert release(cand(2, worse)) == (shown, False)  # below the last release: told it again

@@ -5,8 +5,12 @@ feedback* score, with the final half as a one-sided veto (``aarlab.lab.headline`
 the final half does not bear out is skipped and reported, so a researcher who climbed the
 feedback half cannot win the headline. No researcher ever saw the final half.
 
-Reference lines: weak floor (PGR 0), ceiling (PGR 1), and the best classical
-method with default parameters on the same task and part.
+The headline is compared like for like with the *tuned classical baseline* (library
+methods tuned with a label-free signal and a researcher's submission budget, chosen on feedback,
+a vote of as many seeds): the difference on the final half comes with a paired-bootstrap 95%
+interval (test rows resampled together for both), and it is a *win* only when that whole
+interval lies above 0. Reference lines: weak floor (PGR 0), ceiling (PGR 1), and the best
+default-parameter classical method (chosen on feedback).
 """
 
 from __future__ import annotations
@@ -24,15 +28,21 @@ from aarlab.lab import headline
 from aarlab.lab.status import as_utc, lab_submissions, member_rows, progress_points
 from aarlab.lab.tables import LabEvent, LabRun
 from aarlab.researchers.llm.accounting import lab_costs
+from aarlab.scoring.probes import unpack
+from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.baselines import best_baseline
+from aarlab.tasks.baselines import best_baseline, tuned_baseline
 from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import answer_key_dir, kit_dir
+from aarlab.tasks.scorer import Scorer
+from aarlab.tasks.tuned import researcher_submissions
 
 
 def lab_summary(store: Store, settings: Settings, lab_id: int,
-                baseline: dict | None = None) -> dict:
+                baseline: dict | None = None, compare=None) -> dict:
+    """The lab's numbers; ``compare(chosen submission) -> dict`` adds the intervals and the
+    comparison with the tuned baseline (it needs the answer key)."""
     with store.session() as s:
         lab = s.get(LabRun, lab_id)
         members = member_rows(s, lab)
@@ -72,10 +82,18 @@ def lab_summary(store: Store, settings: Settings, lab_id: int,
         "best_final_pgr": chosen.pgr_final if chosen else None,
         "best_submission_id": chosen.id if chosen else None,
         "best_method": chosen.method if chosen else None,
-        "best_baseline_pgr": baseline["pgr_final"]["mean"] if baseline else None,
+        "best_seeds": chosen.seeds if chosen else None,
+        "best_baseline_pgr": _base(baseline)["mean"] if baseline else None,
+        "best_baseline_pgr_ci95": _base(baseline)["ci95"] if baseline else None,
         "best_baseline_method": baseline["method"] if baseline else None,
+        **_EMPTY_COMPARISON, **(compare(chosen) if compare and chosen else {}),
         "points": [{**p, "time": as_utc(p["time"]).isoformat()} for p in points],
     }
+
+
+_EMPTY_COMPARISON = {"best_final_pgr_ci95": None, "tuned_baseline_final_pgr": None,
+                     "tuned_baseline_final_pgr_ci95": None, "tuned_baseline_method": None,
+                     "tuned_baseline": None, "diff_vs_tuned_baseline": None, "win": False}
 
 
 HEADLINE_RULE = ("each researcher's highest released submission whose accuracy gain over the "
@@ -92,14 +110,47 @@ def _parts(settings: Settings, task: str) -> headline.Parts | None:
         return None
 
 
+def _base(row: dict) -> dict:
+    """A baseline's final-half PGR: its seed vote when it has one, as the lab submits votes."""
+    return (row.get("vote") or row)["pgr_final"]
+
+
+def comparison(scorer: Scorer, chosen: Submission, tuned: dict, tuned_vote) -> dict:
+    """The pick's final PGR interval, the tuned baseline's, and their paired difference."""
+    if chosen.n_rows != len(scorer.test_ids):
+        return {"comparison_note": f"submission {chosen.id} has {chosen.n_rows} rows, the "
+                                   f"task now {len(scorer.test_ids)} (rebuilt since)"}
+    pred = unpack(chosen.predictions, chosen.n_rows)
+    mine = scorer.pgr_interval([pred], "final")
+    base = scorer.pgr_interval([tuned_vote], "final")
+    diff = scorer.pgr_diff([pred], [tuned_vote], "final")
+    t = tuned.get("tuning", {})
+    return {
+        "best_final_pgr_ci95": [mine.lo, mine.hi],
+        "tuned_baseline_final_pgr": base.mean,
+        "tuned_baseline_final_pgr_ci95": [base.lo, base.hi],
+        "tuned_baseline_method": tuned["method"],
+        "tuned_baseline": {"seeds": (tuned.get("vote") or {}).get("seeds"), **t},
+        "diff_vs_tuned_baseline": {"mean": diff.mean, "se": diff.se, "ci95": [diff.lo, diff.hi],
+                                   "n_rows": diff.n_rows},
+        "win": bool(diff.lo > 0),
+    }
+
+
 def write_report(store: Store, settings: Settings, lab_id: int, report_dir: Path,
                  threads: int | None = None) -> dict:
     with store.session() as s:
         task = s.get(LabRun, lab_id).task
+        config = dict(s.get(LabRun, lab_id).config or {})
     kit = TaskKit(kit_dir(settings, task))
     key = AnswerKey(answer_key_dir(settings, task), kit.format)
     baseline = best_baseline(kit, key, threads=threads)
-    summary = lab_summary(store, settings, lab_id, baseline)
+    budget = researcher_submissions(settings, config.get("budget_s"),
+                                    config.get("max_submissions"))
+    tuned, tuned_vote = tuned_baseline(kit, key, settings, budget, threads=threads)
+    scorer = Scorer(key, kit.ids("test"))
+    summary = lab_summary(store, settings, lab_id, baseline,
+                          lambda chosen: comparison(scorer, chosen, tuned, tuned_vote))
     with store.session() as s:
         summary["llm_costs"] = lab_costs(s, lab_id)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +214,38 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
+def _ci(ci: list[float] | None) -> str:
+    return "–" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _seeds(seeds: list[int] | None) -> str:
+    return "not recorded" if seeds is None else ",".join(map(str, seeds))
+
+
+def verdict(summary: dict) -> str:
+    """One sentence: the difference against the tuned baseline, its interval, and the call."""
+    d = summary.get("diff_vs_tuned_baseline")
+    if d is None:
+        return ("No comparison with the tuned classical baseline: "
+                + (summary.get("comparison_note") or "the lab made no scored submission") + ".")
+    lo, hi = d["ci95"]
+    t = summary.get("tuned_baseline") or {}
+    how = (f"The tuned baseline had a researcher's means: {t.get('candidates')} library specs "
+           f"ranked by `{t.get('signal')}`, {t.get('submitted')} of a budget of "
+           f"{t.get('submissions_budget')} scored submissions, chosen by released feedback "
+           f"score, a vote of seeds {_seeds(t.get('seeds'))}. ") if t else ""
+    diff = (f"Lab − tuned baseline on the final half: **{d['mean']:+.3f}** (95% interval "
+            f"[{lo:+.3f}, {hi:+.3f}], paired bootstrap over {d['n_rows']} final rows and the "
+            "reference seeds). ")
+    if summary.get("win"):
+        call = "The whole interval lies above 0: **a win** for the lab."
+    elif hi < 0:
+        call = "The whole interval lies below 0: the tuned baseline is better; **no win**."
+    else:
+        call = "The interval includes 0: **no win** (the difference is within noise)."
+    return how + diff + call
+
+
 def render_markdown(summary: dict, plot_name: str) -> str:
     lines = [
         f"# Lab {summary['lab_id']} on `{summary['task']}`", "",
@@ -171,11 +254,16 @@ def render_markdown(summary: dict, plot_name: str) -> str:
         f"({summary['probe_flags']} flagged as probes); findings: {summary['findings']}",
         f"- sandboxed: {'yes (bubblewrap)' if summary['sandboxed'] else 'NO — plain processes'}",
         "", "## Headline", "",
-        "| | final-part PGR |", "|---|---|",
-        f"| lab (best by released feedback score: `{summary['best_method']}`) | "
-        f"{_fmt(summary['best_final_pgr'])} |",
+        "| | final-part PGR | 95% interval |", "|---|---|---|",
+        f"| lab (best by released feedback score: `{summary['best_method']}`, seeds "
+        f"{_seeds(summary.get('best_seeds'))}) | {_fmt(summary['best_final_pgr'])} | "
+        f"{_ci(summary.get('best_final_pgr_ci95'))} |",
+        f"| tuned classical baseline (`{summary.get('tuned_baseline_method') or '–'}`) | "
+        f"{_fmt(summary.get('tuned_baseline_final_pgr'))} | "
+        f"{_ci(summary.get('tuned_baseline_final_pgr_ci95'))} |",
         f"| best classical method, default parameters (`{summary['best_baseline_method']}`) | "
-        f"{_fmt(summary['best_baseline_pgr'])} |", "",
+        f"{_fmt(summary['best_baseline_pgr'])} | {_ci(summary.get('best_baseline_pgr_ci95'))} |",
+        "", verdict(summary), "",
         f"Best released feedback PGR: {_fmt(summary['best_released_pgr'])}. The final half of "
         "the test set was never shown to any researcher.", "",
         f"How the lab's pick is made: {summary.get('headline_rule', 'best released score')}. "
@@ -216,5 +304,4 @@ def _costs(costs: list[dict]) -> list[str]:
                    f"{c['output_tokens']:,} | {dollars} | {c['research_hours']:.3f} |")
     out.append(f"\nTotal: ${sum(c['dollars'] for c in costs):.4f}.")
     return out
-
 

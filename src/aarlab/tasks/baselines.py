@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.config import Settings, get_settings
+from aarlab.lab import headline
 from aarlab.tasks import tuned
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.kit import TaskKit
@@ -193,15 +194,17 @@ def _signals(res: ExperimentResult, seeds: Sequence[int]) -> dict[str, float]:
 
 
 def candidates(kit: TaskKit, key: AnswerKey, threads: int | None = None,
-               progress: Progress | None = None,
-               specs: list[MethodSpec] | None = None) -> tuple[list[dict], np.ndarray]:
+               progress: Progress | None = None, specs: list[MethodSpec] | None = None,
+               settings: Settings | None = None) -> tuple[list[dict], np.ndarray]:
     """Every tuning candidate run on the vote seeds with its signals (cached): records and
     their per-seed predictions (C, S, N). Defaults reuse the default rows' runs."""
     vote = vote_seeds_for(kit.seeds) or kit.seeds
     defaults = {r["method"]: (i, r) for i, r in enumerate(default_rows(kit, key, threads,
                                                                        progress))}
     cache, scorer = _setup(kit, key)
-    specs = specs if specs is not None else tuned.candidate_specs()
+    if specs is None:
+        specs = (default_specs() if (settings or get_settings()).baseline_grid == "defaults"
+                 else tuned.candidate_specs())
     want = [s.label for s in specs]
     if [c["method"] for c in cache.record.get("candidates", [])] != want:
         recs, preds = [], []
@@ -232,15 +235,18 @@ def tuned_baseline(kit: TaskKit, key: AnswerKey, settings: Settings | None = Non
     """The tuned classical baseline (see :mod:`aarlab.tasks.tuned`): its row, reported on the
     final half, and its vote's test predictions (for a paired difference)."""
     settings = settings or get_settings()
-    recs, preds = candidates(kit, key, threads, progress, specs)
+    recs, preds = candidates(kit, key, threads, progress, specs, settings)
     scorer = Scorer(key, kit.ids("test"))
     budget = submissions if submissions is not None else tuned.researcher_submissions(settings)
     votes = [majority_vote(p, kit.n_classes) for p in preds]
     cands = [tuned.Candidate(i, r["signals"].get(tuned.SIGNAL, float("-inf")), v,
                              scorer.score(v).pgr["feedback"])
              for i, (r, v) in enumerate(zip(recs, votes, strict=True))]
-    choice = tuned.choose(cands, budget, tuned.server_release(settings, scorer),
-                          tuned.probe_limit(settings, len(scorer.test_ids)))
+    floor = kit.weak_probs("test", kit.seeds[0]).argmax(1)  # where the server's Ladder starts
+    parts = headline.task_parts(kit, key)  # the lab's own veto on its pick, applied alike
+    choice = tuned.choose(cands, budget, tuned.server_release(settings, scorer, floor),
+                          tuned.probe_limit(settings, len(scorer.test_ids)),
+                          veto=lambda vote: parts.check(vote).vetoed)
     rec, vote = recs[choice.index], votes[choice.index]
     row = {"task": kit.name, "method": rec["method"], "spec": rec["spec"],
            **score_preds(scorer, preds[choice.index], kit.n_classes, vote_seeds_for(

@@ -3,8 +3,9 @@
 It has exactly a researcher's means: each library method's documented parameters varied one at a
 time (:func:`candidate_specs`), every candidate ranked by a label-free signal computed from the
 kit alone (``aarlab.w2s.signals``), the best ``submissions`` of them sent, in that order, to the
-same Ladder the scoring server runs (with its probe rule), and the one with the best *released*
-feedback score chosen, as the lab chooses its own pick. It is then reported on the final half.
+release rule the scoring server runs (its paired Ladder, its probe rule), and the one with the
+best *released* feedback score chosen, as the lab chooses its own pick. It is then reported on
+the final half.
 Pure functions over candidate records; running the candidates is :mod:`aarlab.tasks.baselines`.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from aarlab.config import Settings
 from aarlab.errors import SpecError
-from aarlab.scoring.ladder import Ladder
+from aarlab.scoring.ladder import Ladder, PairedLadder
 from aarlab.scoring.probes import threshold
 from aarlab.w2s.methods import describe
 from aarlab.w2s.spec import MethodSpec, parse_spec
@@ -101,31 +102,48 @@ class Choice:
     released: list[float | None]  # the released score after each
 
 
-# release(candidate) -> the released feedback score after it is sent (the server's rule, with
-# its state: the best so far); see ``ladder_release``.
-Release = Callable[["Candidate"], float | None]
+# release(candidate) -> (released feedback score after it is sent, whether it raised the
+# release): the server's rule, with its state (the best so far); see ``server_release``.
+Release = Callable[["Candidate"], tuple[float | None, bool]]
 
 
 def ladder_release(ladder: Ladder) -> Release:
     """The fixed-step Ladder on feedback PGR, as a stateful release function."""
     best: list[float | None] = [None]
 
-    def release(c: Candidate) -> float | None:
-        best[0], _ = ladder.release(best[0], c.pgr_feedback)
-        return best[0]
+    def release(c: Candidate) -> tuple[float | None, bool]:
+        best[0], new = ladder.release(best[0], c.pgr_feedback)
+        return best[0], new
     return release
 
 
-def server_release(settings: Settings, scorer) -> Release:
-    """The release rule the scoring server applies to one researcher's submissions."""
-    return ladder_release(Ladder(settings.ladder_eta, settings.ladder_grid))
+def server_release(settings: Settings, scorer, floor: np.ndarray) -> Release:
+    """The scoring server's paired Ladder, for one researcher alone on the task: a candidate is
+    released when it beats the last released one row by row on the feedback half (the weak
+    teacher's own predictions, ``floor``, before any release), as ``ScoringService`` rules."""
+    m = scorer.masks["feedback"]
+    weak, ceiling = scorer.weak["feedback"].mean, scorer.ceiling["feedback"].mean
+    ladder = PairedLadder(int(m.sum()), weak, ceiling - weak, settings.ladder_safety,
+                          settings.ladder_min_step_se)
+    state: dict = {"ref": np.asarray(floor), "shown": None}
+
+    def correct(pred: np.ndarray) -> np.ndarray:
+        return (np.asarray(pred)[m] == scorer.truth[m]).astype(np.int8)
+
+    def release(c: Candidate) -> tuple[float | None, bool]:
+        new = ladder.compare(correct(c.vote), correct(state["ref"])).released
+        if new:
+            state["ref"], state["shown"] = c.vote, ladder.round(c.pgr_feedback)
+        return state["shown"], new
+    return release
 
 
-def choose(cands: list[Candidate], submissions: int, release: Release,
-           probe_limit: int) -> Choice:
+def choose(cands: list[Candidate], submissions: int, release: Release, probe_limit: int,
+           veto: Callable[[np.ndarray], bool] | None = None) -> Choice:
     """Send the ``submissions`` best candidates by signal to the server's release rule, best
-    first; choose by (released score, raw feedback PGR), the rule the lab's report picks its own
-    submission by.
+    first; then choose as the lab's headline chooses its own pick (``aarlab.lab.headline``):
+    released submissions first, by released score, the rest by feedback PGR, skipping any that
+    ``veto`` (the final half's one-sided check) rejects.
 
     A candidate within ``probe_limit`` rows of one already sent is skipped, as the search
     researcher skips it (the server would flag it as a probe and release nothing).
@@ -135,17 +153,26 @@ def choose(cands: list[Candidate], submissions: int, release: Release,
     order = sorted(cands, key=lambda c: (-c.signal, c.index))
     sent: list[Candidate] = []
     released: list[float | None] = []
+    raised: list[bool] = []
     for c in order:
         if len(sent) >= submissions:
             break
         if any(int((c.vote != s.vote).sum()) < probe_limit for s in sent):
             continue
+        shown, new = release(c)
         sent.append(c)
-        released.append(release(c))
+        released.append(shown)
+        raised.append(new)
     if not sent:  # a zero budget: the researcher would submit its best guess by signal alone
         return Choice(order[0].index, [], [])
-    best = max(range(len(sent)), key=lambda k: (
-        released[k] if released[k] is not None else -9, sent[k].pgr_feedback))
+
+    def rank(k: int) -> tuple:
+        own = raised[k] and released[k] is not None
+        return (own, released[k] if own else 0.0, sent[k].pgr_feedback)
+
+    ranked = sorted(range(len(sent)), key=rank, reverse=True)
+    kept = [k for k in ranked if veto is None or not veto(sent[k].vote)]
+    best = (kept or ranked)[0]
     return Choice(sent[best].index, [c.index for c in sent], released)
 
 
