@@ -1,10 +1,12 @@
 """Run one command with rlimits, capped output, and a wall clock that kills its whole group.
 
 The command starts in a new session (so its process group is ours to kill) with rlimits set
-between fork and exec. One ``select`` loop feeds stdin, drains both pipes (keeping at most
-``output_bytes`` of each and discarding the rest so the child never blocks on a full pipe) and
-watches a pidfd for the leader's exit. The leader is never reaped before its group is killed, so
-the group id cannot have been reused by an unrelated process when we kill it.
+between fork and exec, and, when the caller asks (``Confine``), its cgroups joined, its host
+paths staged and its uid dropped there too. One ``select`` loop feeds stdin, drains both pipes
+(keeping at most ``output_bytes`` of each and discarding the rest so the child never blocks on
+a full pipe), watches a pidfd for the leader's exit and asks a watchdog whether a limit was
+hit. The leader is never reaped before its group is killed, so the group id cannot have been
+reused by an unrelated process when we kill it.
 """
 
 from __future__ import annotations
