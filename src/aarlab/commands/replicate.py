@@ -38,7 +38,8 @@ def replicate_cmd(
 ) -> None:
     """Re-run a result's method outside any sandbox and compare with its claim.
 
-    Fresh seeds, a re-drawn split and other tasks, each with final-part PGR ± SE.
+    Fresh seeds (teacher seeds kept out of every kit), a re-drawn split and other tasks, each
+    with final-part PGR and its 95% interval.
     """
     from aarlab.replication.method import ReplicationError, load_method
     from aarlab.replication.replicate import replicate, targets_for
@@ -53,15 +54,22 @@ def replicate_cmd(
         print_json(report)
         return
     claim = method.claim
+    used = report["seeds_used"]
     console.print(f"[bold]{ref}[/] on {method.task}: claimed final PGR "
                   f"{claim.get('pgr_final', float('nan')):.3f} (released "
-                  f"{claim.get('released_pgr')})", highlight=False)
-    table = Table("target", "kind", "seeds", "final PGR ± SE", "short by (SE)", "how")
+                  f"{claim.get('released_pgr')}); seeds it used: "
+                  f"{'not recorded' if used is None else ','.join(map(str, used))}",
+                  highlight=False)
+    table = Table("target", "kind", "seeds", "final PGR [95%]", "short by (SE)", "how")
     for r in report["results"]:
         p = r["pgr_final"]
         short = "–" if r["shortfall_se"] is None else f"{r['shortfall_se']:+.1f}"
-        table.add_row(r["target"], r["kind"], ",".join(map(str, r["seeds"])),
-                      f"{p['mean']:.3f} ± {p['se']:.3f}",
+        seeds = ",".join(map(str, r["seeds"])) + ("" if r.get("fresh", True) or
+                                                   r["kind"] != "fresh-seeds" else " (not fresh)")
+        ci = p.get("ci95")
+        table.add_row(r["target"], r["kind"], seeds,
+                      f"{p['mean']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci
+                      else f"{p['mean']:.3f} ± {p['se']:.3f}",
                       f"[red]{short}[/]" if r["falls_short"] else short, r["how"])
     console.print(table)
 

@@ -143,7 +143,9 @@ def run_on(method: Method, t: Target, threads: int | None = None,
         res = {**score_predictions(method.predictions, t.kit, t.key), "fresh": False}
     else:
         raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
-    return {"target": t.name, "kind": t.kind, "seeds": t.seeds, "fresh": t.fresh, **res}
+    # PGR on a target whose gap is not clearly above 0 means little: say so beside it
+    return {"target": t.name, "kind": t.kind, "seeds": t.seeds, "fresh": t.fresh,
+            "gap_ok": t.key.gap_ok, **res}
 
 
 def shortfall(claim: float | None, est: dict, claim_se: float | None = None) -> float | None:
@@ -160,6 +162,20 @@ def shortfall(claim: float | None, est: dict, claim_se: float | None = None) -> 
     return (claim - est["mean"]) / max((est["se"] ** 2 + claim_se ** 2) ** 0.5, 1e-6)
 
 
+def falls_short(claim: float | None, est: dict, claim_se: float | None = None) -> bool:
+    """Whether the replication does not bear the claim out.
+
+    A claim with its own SE is compared by the 2-SE rule. A bare claim (a submission's one
+    number, chosen as the best of many) falls short when it lies above the whole 95% interval
+    of the replication (test rows and seeds resampled): selection and cheating both put it there.
+    """
+    if claim is None:
+        return False
+    if claim_se is None and est.get("ci95"):
+        return bool(claim > est["ci95"][1])
+    return bool(shortfall(claim, est, claim_se) > SHORTFALL_SE)
+
+
 def replicate(method: Method, targets: list[Target], threads: int | None = None,
               settings: Settings | None = None) -> dict:
     if not method.replicable:
@@ -170,7 +186,8 @@ def replicate(method: Method, targets: list[Target], threads: int | None = None,
         r = run_on(method, t, threads, settings)
         r["shortfall_se"] = (shortfall(claim, r["pgr_final"], method.claim.get("pgr_final_se"))
                              if t.kind != "other-task" else None)
-        r["falls_short"] = bool(r["shortfall_se"] is not None and r["shortfall_se"] > SHORTFALL_SE)
+        r["falls_short"] = (t.kind != "other-task" and falls_short(
+            claim, r["pgr_final"], method.claim.get("pgr_final_se")))
         rows.append(r)
     fresh = next((t for t in targets if t.kind == "fresh-seeds"), None)
     return {"ref": method.ref, "task": method.task, "snapshot_id": method.snapshot_id,

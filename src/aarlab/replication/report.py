@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from aarlab.config import Settings
+from aarlab.errors import AarlabError
 from aarlab.lab.report import write_report
 from aarlab.lab.status import lab_submissions, member_rows
 from aarlab.lab.tables import LabRun
@@ -19,11 +20,18 @@ from aarlab.replication.audit import audit_lab, render_audit
 from aarlab.replication.method import ReplicationError, load_method
 from aarlab.replication.replicate import replicate, targets_for
 from aarlab.researchers.llm.accounting import lab_costs
+from aarlab.scoring.probes import unpack
 from aarlab.store.db import Store
+from aarlab.tasks.answer_key import AnswerKey
+from aarlab.tasks.kit import TaskKit
+from aarlab.tasks.paths import answer_key_dir, kit_dir
+from aarlab.tasks.scorer import Scorer
 
 
-def leaderboard(store: Store, lab_id: int, top: int = 10) -> list[dict]:
-    """The lab's best non-probe submissions by released PGR, one per distinct method."""
+def leaderboard(store: Store, lab_id: int, top: int = 10,
+                scorer: Scorer | None = None) -> list[dict]:
+    """The lab's best non-probe submissions by released PGR, one per distinct method; with a
+    ``scorer`` each final PGR gets its paired-bootstrap ``pgr_final_ci95``."""
     with store.session() as s:
         lab = s.get(LabRun, lab_id)
         names = {m["researcher_id"]: m["researcher"] for m in member_rows(s, lab)}
@@ -36,9 +44,14 @@ def leaderboard(store: Store, lab_id: int, top: int = 10) -> list[dict]:
         if key in seen:
             continue
         seen.add(key)
+        ci = None
+        if scorer is not None and x.n_rows == len(scorer.test_ids):
+            iv = scorer.pgr_interval([unpack(x.predictions, x.n_rows)], "final")
+            ci = [iv.lo, iv.hi]
         out.append({"submission_id": x.id, "researcher": names.get(x.researcher_id),
-                    "method": x.method, "snapshot_id": x.snapshot_id,
-                    "released_pgr": x.released_pgr, "pgr_final": x.pgr_final})
+                    "method": x.method, "snapshot_id": x.snapshot_id, "seeds": x.seeds,
+                    "released_pgr": x.released_pgr, "pgr_final": x.pgr_final,
+                    "pgr_final_ci95": ci})
         if len(out) >= top:
             break
     return out
@@ -64,8 +77,23 @@ def _fmt(v) -> str:
     if v is None:
         return "–"
     if isinstance(v, dict):
-        return f"{v['mean']:.3f} ± {v['se']:.3f}"
+        if v.get("mean") is None:
+            return "–"
+        if v.get("ci95"):
+            return f"{v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
+        return f"{v['mean']:.3f}" + (f" ± {v['se']:.3f}" if v.get("se") is not None else "")
     return f"{v:.3f}"
+
+
+def _seeds(r: dict | None) -> str:
+    """Which seeds the fresh-seed replication used, against the ones the result used."""
+    if not r or r.get("replication_seeds") is None:
+        return ""
+    used = r.get("seeds_used")
+    used_text = "not recorded" if used is None else ",".join(map(str, used))
+    fresh = "" if r.get("fresh_seeds") else " (not surely fresh)"
+    return (f" (seeds {','.join(map(str, r['replication_seeds']))}{fresh}; the result used "
+            f"{used_text})")
 
 
 def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict,
@@ -82,17 +110,21 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
         cell = {k: "; ".join(f"{_fmt(x['pgr_final'])}" + (" **short**" if x["falls_short"]
                                                            else "") for x in v) or "–"
                 for k, v in res.items()}
+        if res["fresh-seeds"]:
+            cell["fresh-seeds"] += _seeds(r)
         cell["other-task"] = "; ".join(f"{x['target']}: {_fmt(x['pgr_final'])}"
                                        for x in res["other-task"]) or "–"
         if r and r.get("not_replicable"):
             cell["fresh-seeds"] = f"cannot replicate: {r['not_replicable']}"
         lines.append(f"| {b['submission_id']} | {b['researcher']} | `{b['method']}` | "
-                     f"{_fmt(b['released_pgr'])} | {_fmt(b['pgr_final'])} | "
+                     f"{_fmt(b['released_pgr'])} | "
+                     f"{_fmt({'mean': b['pgr_final'], 'ci95': b.get('pgr_final_ci95')})} | "
                      f"{cell['fresh-seeds']} | {cell['redrawn']} | {cell['other-task']} |")
-    lines += ["", "Replicated PGR is final-part PGR ± SE: a spec re-run from scratch outside any "
-              "sandbox, a snapshot's code re-run in a fresh sandbox, or recorded predictions "
-              "scored as they are (rows they miss count as wrong); **short** marks a result "
-              "more than 2 SE below its claim.", ""]
+    lines += ["", "Replicated PGR is final-part PGR [95% interval, test rows and seeds "
+              "resampled]: a spec re-run from scratch outside any sandbox (fresh seeds are weak "
+              "teachers kept out of every kit), a snapshot's code re-run in a fresh sandbox, or "
+              "recorded predictions scored as they are (rows they miss count as wrong); "
+              "**short** marks a result more than 2 SE below its claim.", ""]
     lines.append(render_audit(audit))
     if costs:
         lines += ["## Cost", "", "| researcher | " + " | ".join(
@@ -117,7 +149,7 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
         if s.get(LabRun, lab_id) is None:
             raise ReplicationError(f"--lab: no lab {lab_id}", hint="see the dashboard's labs")
     summary = summary or write_report(store, settings, lab_id, report_dir, threads=threads)
-    board = leaderboard(store, lab_id)
+    board = leaderboard(store, lab_id, scorer=_scorer(settings, summary["task"]))
     reps = replicate_top(store, settings, board, n_replicate, redraw_seeds, other_tasks, threads)
     audit = audit_lab(store, settings, lab_id, reps)
     with store.session() as s:
@@ -134,6 +166,14 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
     (report_dir / f"lab{lab_id}-final.json").write_text(json.dumps(out, indent=1, default=str))
     (report_dir / f"lab{lab_id}-audit.json").write_text(json.dumps(audit, indent=1, default=str))
     return out
+
+
+def _scorer(settings: Settings, task: str) -> Scorer | None:
+    try:
+        kit = TaskKit(kit_dir(settings, task))
+        return Scorer(AnswerKey(answer_key_dir(settings, task), kit.format), kit.ids("test"))
+    except (AarlabError, OSError, ValueError):  # no key here: the board goes without intervals
+        return None
 
 
 def latest_lab_id(store: Store) -> int:
