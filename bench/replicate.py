@@ -3,9 +3,10 @@
     python bench/replicate.py [--lab ID] [--submission ID] [--redraw-seeds 101]
 
 Finds the search researcher's best submission of a lab (by released PGR; default: the latest
-lab in AARLAB_HOME), re-runs its spec from scratch on fresh seeds of its task, on a re-drawn
-split, and on every other built default task, and prints original vs replicated final-part PGR
-(mean ± SE), all measured in this one run.
+lab in AARLAB_HOME), re-runs its spec from scratch on fresh seeds of its task (teacher seeds
+the build kept out of every kit), on a re-drawn split, and on every other built default task,
+and prints original vs replicated final-part PGR with its 95% interval (test rows and seeds
+resampled), all measured in this one run.
 """
 
 from __future__ import annotations
@@ -63,17 +64,26 @@ def main() -> None:
     rep = replicate(method, targets, settings.torch_threads, settings)
     c = method.claim
     print(f"submission {sub} on {method.task}: `{c.get('method')}`")
+    used = rep["seeds_used"]
     print(f"original: released feedback PGR {c.get('released_pgr')}, final PGR "
-          f"{c['pgr_final']:.3f}\n")
-    print("| target | kind | seeds | replicated final PGR | replicated / original | short by |")
-    print("|---|---|---|---|---|---|")
+          f"{c['pgr_final']:.3f}; seeds used "
+          f"{'not recorded' if used is None else used}, replication seeds "
+          f"{rep['replication_seeds']} ({'fresh' if rep['fresh_seeds'] else 'NOT surely fresh'})"
+          "\n")
+    print("| target | kind | seeds | replicated final PGR [95%] | vote of 3 [95%] | "
+          "replicated / original | short |")
+    print("|---|---|---|---|---|---|---|")
     for r in rep["results"]:
-        p = r["pgr_final"]
+        p, v = r["pgr_final"], r.get("pgr_final_vote")
         ratio = p["mean"] / c["pgr_final"] if abs(c["pgr_final"]) > 1e-9 else float("nan")
-        short = "–" if r["shortfall_se"] is None else f"{r['shortfall_se']:+.1f} SE"
-        print(f"| {r['target']} | {r['kind']} | {len(r['seeds'])} | {p['mean']:.3f} ± "
-              f"{p['se']:.3f} | {ratio:.2f} | {short} |")
+        print(f"| {r['target']} | {r['kind']} | {','.join(map(str, r['seeds']))} | "
+              f"{_ci(p)} | {_ci(v) if v else '–'} | {ratio:.2f} | "
+              f"{'yes' if r['falls_short'] else 'no'} |")
     print(f"\n{time.monotonic() - t0:.0f} s wall for the replication")
+
+
+def _ci(e: dict) -> str:
+    return f"{e['mean']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]"
 
 
 if __name__ == "__main__":
