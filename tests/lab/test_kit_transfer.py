@@ -124,15 +124,17 @@ def test_archive_holds_the_kit_and_nothing_of_the_answer_key(lab, tmp_path):
     assert set(contents) == set(tree(kit_dir(lab.settings, TASK)))
 
     key_dir = answer_key_dir(lab.settings, TASK)
-    key_files = {p.name: p.read_bytes() for p in key_dir.iterdir()}
-    assert {"labels.json", "parts.json", "canary.txt"} <= set(key_files)
-    assert not {Path(n).name for n in contents} & set(key_files)
+    key_files = {p.relative_to(key_dir).as_posix(): p.read_bytes()
+                 for p in key_dir.rglob("*") if p.is_file()}
+    assert {"labels.json", "parts.json", "train_label.jsonl", "canary.txt"} <= set(key_files)
+    assert not {Path(n).name for n in contents} & {Path(k).name for k in key_files}
     raw_tar = gzip.decompress(data)  # every byte the archive carries, headers included
     assert CANARY.encode() not in raw_tar
     for name, blob in key_files.items():
         assert blob not in raw_tar, name
-    # The hidden labels: no row outside train_label carries one, and the test label table
-    # does not appear in any serialisation json would give it.
+    # The hidden labels: no row carries one (train_label's gold rows stay in the answer key),
+    # and the test label table does not appear in any serialisation json would give it.
+    assert not any("train_label" in n for n in contents)
     test_labels = json.loads(key_files["labels.json"])["test"]
     for name in ("test.jsonl", "train_unlabel.jsonl"):
         rows = [json.loads(line) for line in contents[name].splitlines()]

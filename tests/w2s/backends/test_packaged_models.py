@@ -67,12 +67,12 @@ def test_gguf_models_convert_and_still_know_things(name, settings):
 def test_packaged_causal_lm_fine_tunes_with_lora_by_name(settings, tiny_tweets):
     from aarlab.w2s.backends.causal_lm import CausalLMClassifier, CausalLMConfig
 
-    kit, _ = tiny_tweets
-    rows = kit.rows("train_label")[:8]
+    kit, key = tiny_tweets
+    rows = [{k: v for k, v in r.items() if k != "label"} for r in key.train_label_rows()[:8]]
     clf = CausalLMClassifier.from_config(
         CausalLMConfig(model="smollm2-135m", device="cpu", batch_size=4, max_length=128,
                        lr=1e-3, epochs=3), settings.sources_dir)
-    y = kit.train_labels()[:8]
+    y = np.array([kit.label_names.index(r["label"]) for r in key.train_label_rows()[:8]])
     losses = clf.fit("binary", rows, np.eye(2, dtype=np.float32)[y])
     assert len(losses) == 6 and np.isfinite(losses).all()
     assert np.mean(losses[-2:]) < np.mean(losses[:2])
