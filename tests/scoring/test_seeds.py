@@ -59,3 +59,20 @@ def test_an_old_store_gains_the_seeds_column(tmp_path):
     Store(url).create_all()
     assert "seeds" in {c["name"] for c in inspect(create_engine(url)).get_columns(
         "submissions")}
+
+
+async def test_admin_leaderboard_final_pgr_has_its_interval(make_client, truth, register,
+                                                            as_predictions, admin_headers):
+    ids, gold, labels = truth
+    c = make_client()
+    h = await register(c, "carol")
+    pred = np.where(np.arange(len(gold)) % 25 == 0, 1 - gold, gold)  # 96 % right: released
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h,
+                     json={"predictions": as_predictions(ids, pred, labels)})
+    assert r.status_code == 200 and r.json()["new_best"], r.text
+    adm = (await c.get("/v1/admin/tasks/tweets/leaderboard", headers=admin_headers)).json()
+    for row in adm["by_researcher"] + adm["by_method"]:
+        lo, hi = row["final_pgr_ci95"]
+        assert lo <= row["final_pgr"] <= hi and hi > lo
+    public = (await c.get("/v1/tasks/tweets/leaderboard", headers=h)).text
+    assert "ci95" not in public and "final" not in public

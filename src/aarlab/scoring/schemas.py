@@ -100,6 +100,8 @@ class AdminResearcherRow(ResearcherRow):
     submission_id: int
     feedback_pgr: float
     final_pgr: float
+    final_pgr_ci95: list[float] | None = Field(
+        default=None, description="95% paired-bootstrap interval of final_pgr (test rows)")
     gap: float = Field(description="released feedback PGR minus final PGR")
     probes: int
 
@@ -108,6 +110,7 @@ class AdminMethodRow(MethodRow):
     submission_id: int
     feedback_pgr: float
     final_pgr: float
+    final_pgr_ci95: list[float] | None = None
     gap: float
 
 

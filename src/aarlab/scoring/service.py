@@ -321,7 +321,7 @@ class ScoringService:
         Per method counts only submissions that raised a release (``new_best``): a method's
         number is always one the Ladder already showed its author, never a hidden score.
         """
-        self.task(task)
+        t = self.task(task)
         base = select(Submission, Researcher.name).join(Researcher).where(
             Submission.task == task)
         counts = dict(s.execute(select(Submission.researcher_id, func.count())
@@ -342,20 +342,26 @@ class ScoringService:
             by_m[m] = (best, who)
         r_rows = [{"researcher": name, "best_released_pgr": sub.released_pgr,
                    "submissions": counts.get(sub.researcher_id, 0)}
-                  | (_admin_cols(sub) | {"probes": probes.get(sub.researcher_id, 0)}
+                  | (_admin_cols(sub, t) | {"probes": probes.get(sub.researcher_id, 0)}
                      if admin else {})
                   for sub, name in by_r.values()]
         m_rows = [{"method": m, "best_released_pgr": sub.released_pgr, "researchers": len(who)}
-                  | (_admin_cols(sub) if admin else {})
+                  | (_admin_cols(sub, t) if admin else {})
                   for m, (sub, who) in by_m.items()]
         key = lambda r: -r["best_released_pgr"]  # noqa: E731
         return {"task": task, "by_researcher": sorted(r_rows, key=key),
                 "by_method": sorted(m_rows, key=key)}
 
 
-def _admin_cols(sub: Submission) -> dict:
+def _admin_cols(sub: Submission, t: ServedTask) -> dict:
+    # the final PGR's paired-bootstrap interval (test rows; a task rebuilt since has none)
+    ci = None
+    if sub.n_rows == t.n:
+        iv = t.scorer.pgr_interval([unpack(sub.predictions, t.n)], "final", n_boot=1000)
+        ci = [iv.lo, iv.hi]
     return {"submission_id": sub.id, "feedback_pgr": sub.pgr_feedback,
-            "final_pgr": sub.pgr_final, "gap": sub.released_pgr - sub.pgr_final}
+            "final_pgr": sub.pgr_final, "final_pgr_ci95": ci,
+            "gap": sub.released_pgr - sub.pgr_final}
 
 
 def public_view(sub: Submission, researcher_name: str) -> dict:
