@@ -66,7 +66,12 @@ SPECS: list[ToolSpec] = [
              "{test row id: label} or JSON lines {\"id\": ..., \"label\": ...}. Returns the "
              "released feedback PGR (rounded by the Ladder rule; counts against your budget).",
              _obj({"path": _S, "method": {**_S, "description": "Short name of the method."},
-                   "snapshot_id": _S}, ("path", "method"))),
+                   "snapshot_id": _S,
+                   "seeds": {"type": "array", "items": _I,
+                             "description": "The weak-teacher seeds behind these predictions "
+                                            "(e.g. the seeds you voted over); replication "
+                                            "re-runs your method on other seeds."}},
+                  ("path", "method"))),
     ToolSpec("leaderboard", "The task's leaderboard: best released PGR per researcher/method.",
              _obj({})),
     ToolSpec("forum_search", "Search the lab forum's findings (all researchers).",
@@ -234,10 +239,11 @@ class Toolbox:
         return f"error: {r.stderr.strip()[-1000:] or shlex.join(argv)}", True
 
     # -- the lab's API, as this researcher -------------------------------------------------------
-    def _t_submit(self, path: str, method: str, snapshot_id: str | None = None) -> str:
+    def _t_submit(self, path: str, method: str, snapshot_id: str | None = None,
+                  seeds: list[int] | None = None) -> str:
         predictions = parse_predictions(self.sandbox.read_file(path), path)
         receipt = self.client.submit(self.task, predictions, method=method[:480],
-                                     snapshot_id=snapshot_id)
+                                     snapshot_id=snapshot_id, seeds=seeds)
         self.on_event("note", {"text": f"submitted {method[:100]}: released PGR "
                                        f"{receipt.get('released_pgr')}"})
         return json.dumps(receipt, default=str)
