@@ -34,6 +34,10 @@ from aarlab.w2s.weak import TfidfTeacher
 # The path helpers live in aarlab.tasks.paths; re-exported for callers that build tasks.
 __all__ = ["BuildOptions", "answer_key_dir", "build_task", "is_built", "kit_dir", "write_task"]
 
+# Rows per feature-cache entry: a split grown by whole blocks (a larger test set drawn from the
+# same shuffled order) re-encodes only its new blocks.
+ENCODE_BLOCK = 7000
+
 # Every split a build draws; the kit holds only SPLITS (train_label's rows are answer-key only).
 ALL_SPLITS = ("train_label", *SPLITS)
 
@@ -80,12 +84,17 @@ def build_task(
     encoder = None
     feats: dict[str, np.ndarray] = {}
     for split in ALL_SPLITS:
-        texts = row_texts(spec.format, splits[split])
-        with stage(f"{spec.name}: encode {split} with {strong}", len(texts)) as advance:
+        rows_ = splits[split]
+        n_texts = len(row_texts(spec.format, rows_))
+        with stage(f"{spec.name}: encode {split} with {strong}", n_texts) as advance:
             if encoder is None:
                 encoder = load_encoder(strong, settings.sources_dir)
-            text_feats, _ = encode_cached(encoder, texts, settings.cache_dir, advance)
-        feats[split] = row_features(spec.format, text_feats)
+            blocks = []
+            for i in range(0, max(len(rows_), 1), ENCODE_BLOCK):
+                texts = row_texts(spec.format, rows_[i:i + ENCODE_BLOCK])
+                text_feats, _ = encode_cached(encoder, texts, settings.cache_dir, advance)
+                blocks.append(row_features(spec.format, text_feats))
+        feats[split] = np.concatenate(blocks)
 
     head = HeadConfig(kind=spec.student_head)  # type: ignore[arg-type]
     manifest = {
@@ -176,7 +185,7 @@ def write_task(
         )
     reference["student_head"] = asdict(head)
     reference["gap_ok"] = bool(reference["gap"]["ok"])
-    reference["forced"] = bool(force)
+    reference["forced"] = bool(force and not reference["gap_ok"])  # served only because forced
     reference["replication_seeds"] = list(range(weak_seeds, n_teachers))
     (key_out / "reference.json").write_text(json.dumps(reference, indent=1))
     np.savez(key_out / "reference_preds.npz", ids=np.array(test_ids), weak=preds["weak"],
