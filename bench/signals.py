@@ -100,7 +100,7 @@ def spearman_ci(signal: np.ndarray, right: np.ndarray, n_boot: int = 1000, seed:
     return rho, float(lo), float(hi)
 
 
-def measure(task: str, seeds: int) -> dict:
+def measure(task: str, seeds: int, out: Path | None = None) -> dict:
     settings = get_settings()
     kit = TaskKit(kit_dir(settings, task))
     scorer = Scorer(AnswerKey(answer_key_dir(settings, task), kit.format), kit.ids("test"))
@@ -122,9 +122,15 @@ def measure(task: str, seeds: int) -> dict:
                for part in ("final", "feedback")},
         })
         r = rows[-1]
+        if out:  # after every spec: a stopped run keeps what it measured (--from reads it)
+            out.write_text(json.dumps(_run(task, use, kit, rows), indent=1))
         print(f"{label:<55} final {r['final']:+.3f}  feedback {r['feedback']:+.3f}  "
               + " ".join(f"{k}={v:.3f}" for k, v in r["signals"].items()), flush=True)
-    return {"task": task, "seeds": use, "sizes": kit.manifest.get("sizes"), "rows": rows,
+    return _run(task, use, kit, rows)
+
+
+def _run(task: str, seeds: list[int], kit: TaskKit, rows: list[dict]) -> dict:
+    return {"task": task, "seeds": seeds, "sizes": kit.manifest.get("sizes"), "rows": rows,
             "command": " ".join(["python bench/signals.py", *sys.argv[1:]])}
 
 
@@ -164,7 +170,7 @@ def combinations(run: dict, top: int = 5) -> list[str]:
         return np.array([sum(r["signals"][k] for k in c) for r in rows])
 
     by_fb = sorted(cands, key=lambda c: -spearmanr(score(c), feedback).statistic)
-    current = tuple(sig.SELECTION)
+    current = next(c for c in cands if set(c) == set(sig.SELECTION))
     shown = by_fb[:top] + ([current] if current not in by_fb[:top] else [])
     out = [f"Selection scores (a signal or a sum of two, {len(cands)} candidates) ranked by "
            "Spearman with *feedback*-part PGR; the final-part column is the honest one:", "",
@@ -187,9 +193,8 @@ def main() -> None:
     ap.add_argument("--table", type=Path, default=None, help="write the table (markdown)")
     ap.add_argument("--from", dest="src", type=Path, default=None, help="table of a saved run")
     args = ap.parse_args()
-    run = json.loads(args.src.read_text()) if args.src else measure(args.task, args.seeds)
-    if args.out:
-        args.out.write_text(json.dumps(run, indent=1))
+    run = json.loads(args.src.read_text()) if args.src else measure(args.task, args.seeds,
+                                                                      args.out)
     text = table(run)
     print(text)
     if args.table:

@@ -86,7 +86,8 @@ def test_signals_on_a_pairwise_task_are_deterministic_for_a_seed(tiny_snli):
     b = run_experiment(kit, {"method": "weak_soft", "head": FAST}, seeds=[1], signals=True)
     assert a.diagnostics[1]["signals"] == b.diagnostics[1]["signals"]
     s = a.signals
-    assert set(s) == set(sig.SIGNALS)
+    assert set(s) == {*sig.SIGNALS, "selection"}
+    assert s["selection"] == sig.selection_score(s)
     _check_ranges(s)
     assert 0.0 <= s["swap_consistency"] <= 1.0
     assert s["misfit"] == pytest.approx(1 - a.diagnostics[1]["agree_weak_test"])
@@ -144,4 +145,4 @@ def test_signals_need_no_answer_key(tiny_snli, tmp_path, monkeypatch):
     finally:
         shutil.move(hidden, key.dir)
     assert touched == []
-    assert set(out.signals) == set(sig.SIGNALS)
+    assert set(out.signals) == {*sig.SIGNALS, "selection"}

@@ -206,9 +206,13 @@ def with_negated_test(ctx: Context) -> Context:
 
 
 def summary(per_seed: list[dict]) -> dict[str, float]:
-    """Mean of each signal over seeds (signals that are None for this task are left out)."""
+    """Mean of each signal over seeds (signals that are None for this task are left out), and
+    ``selection``: the selection score of those means (see ``selection_score``)."""
     names = [k for k in SIGNALS if any(d.get(k) is not None for d in per_seed)]
-    return {k: float(np.mean([d[k] for d in per_seed if d.get(k) is not None])) for k in names}
+    out = {k: float(np.mean([d[k] for d in per_seed if d.get(k) is not None])) for k in names}
+    if all(k in out for k in SELECTION):
+        out["selection"] = selection_score(out)
+    return out
 
 
 # The one number the search researcher ranks specs by: the sum of these signals (see

@@ -266,4 +266,5 @@ def _fmt(x: float | None) -> str:
 
 
 def _signal_lines(signals: dict[str, float]) -> str:
-    return "\n".join(f"- `{k}` = {v:.4f} ({sig.SIGNALS[k]})" for k, v in signals.items())
+    about = {**sig.SIGNALS, "selection": "selection score: " + " + ".join(sig.SELECTION)}
+    return "\n".join(f"- `{k}` = {v:.4f} ({about.get(k, '')})" for k, v in signals.items())
