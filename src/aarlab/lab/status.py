@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
-from aarlab.scoring.tables import Submission
+from aarlab.scoring.tables import RELEASED_PGR, Submission
 from aarlab.store.identity import Researcher
 
 
@@ -22,10 +22,7 @@ def member_rows(s: Session, lab: LabRun) -> list[dict]:
             LabMember.lab_id == lab.id).order_by(LabMember.id)):
         experiments = s.scalar(select(func.count()).select_from(LabEvent).where(
             LabEvent.researcher_id == m.researcher_id, LabEvent.kind == "experiment")) or 0
-        # best released: the Ladder's releases only, not answers that repeat an earlier one
-        # (a researcher with no release is answered with the lab's best)
-        subs = s.execute(select(func.count(), func.max(
-            case((Submission.new_best, Submission.released_pgr)))).where(
+        subs = s.execute(select(func.count(), func.max(RELEASED_PGR)).where(
             Submission.researcher_id == m.researcher_id, Submission.task == lab.task)).one()
         idea = s.scalar(select(LabEvent.payload).where(
             LabEvent.researcher_id == m.researcher_id, LabEvent.kind == "idea").order_by(

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    case,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,3 +52,8 @@ class Submission(Base):
         Index("ix_submissions_researcher_time", "researcher_id", "created_at"),
         Index("ix_submissions_task_researcher", "task", "researcher_id"),
     )
+
+
+# A researcher's own Ladder releases: an answer that only repeats an earlier release (a
+# researcher with none is answered with the lab's best) must not count as theirs.
+RELEASED_PGR = case((Submission.new_best, Submission.released_pgr))

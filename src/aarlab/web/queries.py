@@ -33,7 +33,7 @@ from aarlab.scoring.service import (
     kit_dir,
     public_view,
 )
-from aarlab.scoring.tables import Submission
+from aarlab.scoring.tables import RELEASED_PGR, Submission
 from aarlab.store import audit
 from aarlab.store.identity import Researcher
 from aarlab.tasks.kit import TaskKit
@@ -123,7 +123,7 @@ def members(s: Session, lab: LabRun) -> list[dict]:
         LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment")
         .group_by(LabEvent.researcher_id)).all())
     subs = {rid: (n, best) for rid, n, best in s.execute(
-        select(Submission.researcher_id, func.count(), func.max(Submission.released_pgr))
+        select(Submission.researcher_id, func.count(), func.max(RELEASED_PGR))
         .where(Submission.researcher_id.in_(ids), Submission.task == lab.task)
         .group_by(Submission.researcher_id))}
     ideas, placed = (_latest_payloads(s, ids, kind) for kind in ("idea", "placement"))
@@ -279,7 +279,7 @@ def live(s: Session, sc: Scope, admin: bool, since: str | None = None) -> dict:
     findings = _count(s, Finding.id, *sc.where(Finding.author_id))
     experiments = _count(s, LabEvent.id, LabEvent.kind == "experiment",
                          *sc.where(LabEvent.researcher_id))
-    best = s.scalar(select(func.max(Submission.released_pgr)).where(
+    best = s.scalar(select(func.max(RELEASED_PGR)).where(
         Submission.task == sc.task, *sc.where(Submission.researcher_id)))
     out = {"task": sc.task, "version": now, "changed": True,
            "counts": {"experiments": experiments, "submissions": subs, "findings": findings},
@@ -363,7 +363,7 @@ def submission(s: Session, submission_id: int, admin: bool) -> dict | None:
 
 def researchers(s: Session, admin: bool) -> list[dict]:
     subs = {rid: (n, best) for rid, n, best in s.execute(
-        select(Submission.researcher_id, func.count(), func.max(Submission.released_pgr))
+        select(Submission.researcher_id, func.count(), func.max(RELEASED_PGR))
         .group_by(Submission.researcher_id))}
     posts = select(Finding.author_id, func.count()).group_by(Finding.author_id)
     if not admin:
