@@ -184,3 +184,13 @@ def test_leaderboard_shows_standard_errors(web_lab):
                       html)
     assert len(rows) >= 2
     assert all(float(se) > 0 for _, se in rows)
+
+
+def test_every_page_says_so_when_sandboxes_are_bounded_per_process_only(web_lab, monkeypatch):
+    from aarlab.web import routes
+
+    monkeypatch.setattr(routes, "_sandbox_warning", lambda: "per process only: no cgroups here")
+    for path in ("/", "/leaderboard", "/researchers/ada"):
+        assert "Sandbox limits:</b> per process only: no cgroups here" in web_lab.http.get(path).text
+    monkeypatch.setattr(routes, "_sandbox_warning", lambda: None)
+    assert "Sandbox limits:" not in web_lab.http.get("/").text

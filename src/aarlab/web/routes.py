@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path as FsPath
 from typing import Literal
 
@@ -23,6 +24,7 @@ from aarlab.forum.archive import ArchiveLimits
 from aarlab.forum.schemas import SHA256, TAG, TASK
 from aarlab.forum.service import ForumError, set_hidden
 from aarlab.forum.tables import KINDS
+from aarlab.sandbox import limits_report
 from aarlab.scoring.routes import get_service
 from aarlab.scoring.service import ScoringError
 from aarlab.store.db import Store
@@ -85,12 +87,19 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
+@cache
+def _sandbox_warning() -> str | None:
+    """Shown on every page when sandboxes are bounded per process only (no cgroups here)."""
+    return limits_report()["warning"]
+
+
 def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
     admin = auth.is_admin(request)
     settings = request.app.state.settings
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     base = {"admin": admin, "csrf": auth.csrf_token(settings) if admin else "",
-            "here": here, "section": name.split(".")[0], "poll_ms": POLL_MS}
+            "here": here, "section": name.split(".")[0], "poll_ms": POLL_MS,
+            "sandbox_warning": _sandbox_warning()}
     resp = TEMPLATES.TemplateResponse(request, name, base | ctx, status_code=status)
     resp.headers.update(SECURITY_HEADERS)
     # Admin pages hold final scores: never let a shared cache or the back button keep them.
