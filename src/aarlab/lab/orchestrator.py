@@ -282,6 +282,10 @@ class Lab:
             self._set_member(m, status="running", sandboxed=sandbox.sandboxed)
             result = sandbox.exec([sandbox.python, "-m", "aarlab.researchers.search"],
                                   env=inside, timeout=timeout)
+            if result.limit:  # stopped by a per-sandbox limit: shown in the dashboard's events
+                with self.store.session() as s:
+                    s.add(LabEvent(researcher_id=m.researcher_id, kind="sandbox_limit",
+                                   payload={"limit": result.limit}))
             if self.stop_event.is_set() or time.time() >= deadline - 2:
                 break
             if result.returncode == 0:
