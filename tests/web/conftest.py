@@ -21,7 +21,11 @@ def web_lab(settings, tiny_tweets, tmp_path_factory) -> Iterator[Seeded]:
     root = tmp_path_factory.mktemp("web-lab")
     s = settings.model_copy(update={"db_url": f"sqlite:///{root / 'lab.db'}",
                                     "admin_token": ADMIN, "snapshots_root": root / "blobs",
-                                    "submissions_per_hour": 4})
+                                    "submissions_per_hour": 4,
+                                    # a display fixture: six honest steps on 80 feedback rows
+                                    # must be released (the climbing defaults are tested
+                                    # in tests/security/test_ladder_climbing.py)
+                                    "ladder_safety": 1.0})
     store = Store(s.database_url)
     with LiveServer(create_app(s, store)) as server, \
             httpx.Client(base_url=server.url, timeout=30) as http:
