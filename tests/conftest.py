@@ -26,6 +26,9 @@ def lab_home(tmp_path_factory) -> Path:
     os.environ["AARLAB_HOME"] = str(home)
     os.environ["AARLAB_SOURCES_ROOT"] = str(sources)
     os.environ.setdefault("AARLAB_ADMIN_TOKEN", "test-admin-token")
+    # A lab's report computes the tuned baseline; its full grid (~80 specs) is for real tasks,
+    # and every `aarlab run` a test starts inherits this.
+    os.environ["AARLAB_BASELINE_GRID"] = "defaults"
     return home
 
 
