@@ -71,7 +71,8 @@ def run(
     allow_unsandboxed: bool = typer.Option(
         False, "--allow-unsandboxed",
         help="Run researchers as plain processes if bubblewrap cannot run (unsafe)."),
-    port: int = typer.Option(None, "--port", help="Also serve the API on 127.0.0.1:PORT."),
+    port: int = typer.Option(
+        None, "--port", help="Also serve the dashboard and admin API on 127.0.0.1:PORT."),
     replicate: bool = typer.Option(
         True, "--replicate/--no-replicate",
         help="Replicate the top results at the end (minutes); later: `aarlab replicate`."),
@@ -130,7 +131,8 @@ def run(
     try:
         backend.connect(options.researchers)
         lab = Lab(settings, store, options, backend=backend,
-                  on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
+                  on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"),
+                  on_info=(lambda msg: None) if as_json else err.print)
         lab_id = lab.resume() if resume else lab.create()
     except BaseException:
         backend.close()
