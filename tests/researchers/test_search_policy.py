@@ -9,6 +9,7 @@ from aarlab.researchers.search.notebook import Notebook
 from aarlab.researchers.search.policy import SearchPolicy, key
 from aarlab.w2s.methods import describe
 from aarlab.w2s.spec import parse_spec
+from sealed_key import sealed_answer_key
 
 
 def _policy(seed=0, direction=("confidence_filter", "logconf")):
@@ -115,42 +116,18 @@ class FakeClient:
 def test_search_researcher_chooses_without_any_gold_label(tiny_snli, tmp_path, monkeypatch):
     """Attack: the answer key moved away and every read under it refused; the researcher must
     still run, score specs by label-free signals, submit with its seeds and post signals."""
-    import builtins
-    import shutil
     import time
-    from pathlib import Path
-
-    import numpy as np
 
     from aarlab.researchers.search.agent import Budget, SearchResearcher
     from aarlab.w2s import signals as sig
 
     kit, key_ = tiny_snli
-    root = key_.dir.resolve()
-    touched: list[str] = []
-
-    def guard(path) -> None:
-        try:
-            p = Path(path).resolve()
-        except TypeError:
-            return
-        if p == root or root in p.parents:
-            touched.append(str(p))
-            raise PermissionError(f"answer key read: {p}")
-
-    real_open, real_load = builtins.open, np.load
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (guard(f), real_open(f, *a, **k))[1])
-    monkeypatch.setattr(np, "load", lambda f, *a, **k: (guard(f), real_load(f, *a, **k))[1])
     client = FakeClient()
-    hidden = key_.dir.with_name(key_.dir.name + ".hidden")
-    shutil.move(key_.dir, hidden)
-    try:
+    with sealed_answer_key(key_.dir, monkeypatch) as touched:
         r = SearchResearcher(kit, client, tmp_path, "any", ["weak_soft", "confidence_filter"],
                              Budget(time.time() + 600, max_experiments=4, max_submissions=2),
                              seed=0, eval_seeds=2)
         r.run()
-    finally:
-        shutil.move(hidden, key_.dir)
     assert touched == []
     entries = [e for e in r.notebook.entries() if e.get("score") is not None]
     assert len(entries) >= 3

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import builtins
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from aarlab.errors import SpecError
 from aarlab.tasks.scorer import Scorer
 from aarlab.w2s.runner import run_experiment
+from sealed_key import sealed_answer_key
 
 FAST = {"epochs": 5}  # tiny slices: a few epochs are enough to test plumbing
 
@@ -63,33 +60,12 @@ def test_runner_never_opens_the_answer_key(tiny_snli, settings, monkeypatch):
     intercepted instead; the runner must still produce predictions for every method kind.
     """
     kit, key = tiny_snli
-    root = Path(settings.answer_keys_dir).resolve()
-    touched: list[str] = []
-
-    def guard(path) -> None:
-        try:
-            p = Path(path).resolve()
-        except TypeError:
-            return  # file descriptors and the like
-        if p == root or root in p.parents:
-            touched.append(str(p))
-            raise PermissionError(f"answer key read: {p}")
-
-    real_open, real_read_text, real_load = builtins.open, Path.read_text, np.load
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (guard(f), real_open(f, *a, **k))[1])
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (guard(self),
-                                                                 real_read_text(self, *a, **k))[1])
-    monkeypatch.setattr(np, "load", lambda f, *a, **k: (guard(f), real_load(f, *a, **k))[1])
-    hidden = key.dir.with_name(key.dir.name + ".hidden")
-    shutil.move(key.dir, hidden)
-    try:
+    with sealed_answer_key(key.dir, monkeypatch, root=settings.answer_keys_dir) as touched:
         spec = {"steps": [{"method": "noisy_em"}, {"method": "probe_filter"},
                           {"method": "logconf"}, {"method": "self_train", "params": {"rounds": 1}},
                           {"method": "consistency"}], "head": FAST}
         out = run_experiment(kit, spec, seeds=[0, 1])
         assert sorted(out) == [0, 1]
-    finally:
-        shutil.move(hidden, key.dir)
     assert touched == []
     # The guard itself works: reading the key now trips it.
     with pytest.raises(PermissionError):

@@ -3,9 +3,7 @@ kit alone (the answer key moved away and every read under it refused)."""
 
 from __future__ import annotations
 
-import builtins
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from aarlab.tasks.kit import TaskKit
 from aarlab.w2s import signals as sig
 from aarlab.w2s.runner import run_experiment
+from sealed_key import sealed_answer_key
 
 FAST = {"epochs": 5}
 
@@ -120,29 +119,10 @@ def test_signals_need_no_answer_key(tiny_snli, tmp_path, monkeypatch):
     every signal (cross-fitting included, for every method stage) must still be computed."""
     kit, key = tiny_snli
     copy = TaskKit(shutil.copytree(kit.dir, tmp_path / "kit"))
-    root = key.dir.resolve()
-    touched: list[str] = []
-
-    def guard(path) -> None:
-        try:
-            p = Path(path).resolve()
-        except TypeError:
-            return
-        if p == root or root in p.parents:
-            touched.append(str(p))
-            raise PermissionError(f"answer key read: {p}")
-
-    real_open, real_load = builtins.open, np.load
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (guard(f), real_open(f, *a, **k))[1])
-    monkeypatch.setattr(np, "load", lambda f, *a, **k: (guard(f), real_load(f, *a, **k))[1])
-    hidden = key.dir.with_name(key.dir.name + ".hidden")
-    shutil.move(key.dir, hidden)
-    try:
+    with sealed_answer_key(key.dir, monkeypatch) as touched:
         spec = {"steps": [{"method": "noisy_em"}, {"method": "probe_filter"},
                           {"method": "logconf"}, {"method": "self_train", "params": {"rounds": 1}},
                           {"method": "consistency"}], "head": FAST}
         out = run_experiment(copy, spec, seeds=[0], signals=True)
-    finally:
-        shutil.move(hidden, key.dir)
     assert touched == []
     assert set(out.signals) == {*sig.SIGNALS, "selection"}
