@@ -264,8 +264,9 @@ def render_markdown(summary: dict, plot_name: str) -> str:
         f"| best classical method, default parameters (`{summary['best_baseline_method']}`) | "
         f"{_fmt(summary['best_baseline_pgr'])} | {_ci(summary.get('best_baseline_pgr_ci95'))} |",
         "", verdict(summary), "",
-        f"Best released feedback PGR: {_fmt(summary['best_released_pgr'])}. The final half of "
-        "the test set was never shown to any researcher.", "",
+        f"Best released feedback PGR: {_fmt(summary['best_released_pgr'])}. The scoring server "
+        "never fed the final half back; the audit below says whether anything else reached "
+        "the answer key.", "",
         f"How the lab's pick is made: {summary.get('headline_rule', 'best released score')}. "
         + _vetoes(summary.get("released_above_final") or []), "",
         f"![progress]({plot_name})", "", "## Researchers", "",
