@@ -77,6 +77,7 @@ def test_baseline_tuned_row(tiny_snli, tmp_path, monkeypatch):
     shutil.copytree(kit.dir, tmp_path / "home" / "tasks" / "snli-pref" / "kit")
     shutil.copytree(key.dir, tmp_path / "home" / "answer-keys" / "snli-pref")
     monkeypatch.setenv("AARLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AARLAB_BASELINE_GRID", "one-at-a-time")  # tests default to "defaults"
     fast = {"head": {"epochs": 3, "min_steps": 10}}
     specs = [parse_spec({"method": m, **fast}) for m in ("weak_soft", "logconf")]
     monkeypatch.setattr(baselines, "default_specs", lambda: specs[:1])

@@ -191,6 +191,7 @@ def test_every_page_says_so_when_sandboxes_are_bounded_per_process_only(web_lab,
 
     monkeypatch.setattr(routes, "_sandbox_warning", lambda: "per process only: no cgroups here")
     for path in ("/", "/leaderboard", "/researchers/ada"):
-        assert "Sandbox limits:</b> per process only: no cgroups here" in web_lab.http.get(path).text
+        html = web_lab.http.get(path).text
+        assert "Sandbox limits:</b> per process only: no cgroups here" in html
     monkeypatch.setattr(routes, "_sandbox_warning", lambda: None)
     assert "Sandbox limits:" not in web_lab.http.get("/").text

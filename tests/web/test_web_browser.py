@@ -69,7 +69,8 @@ def test_progress_chart_renders_with_data_points(tab, web_lab):
     title = tab.page.locator("#progress circle.pt.lab title").last.text_content()
     assert title.startswith("lab: ")
     tab.open("/researchers/ada")
-    assert tab.page.locator("#progress circle.pt").count() >= 3
+    ada_rises = sum(1 for x in web_lab.submissions["ada"] if x["new_best"])
+    assert tab.page.locator("#progress circle.pt").count() >= ada_rises >= 1
     assert tab.errors == []
 
 
@@ -110,7 +111,7 @@ def test_live_update_appears_without_reload(tab, web_lab):
     points_before = tab.page.locator("#progress circle.pt").count()
 
     web_lab.post("ada", kind="insight", title="Live update arrives")
-    new = web_lab.submit("ada", 0.97, method="live update method")
+    new = web_lab.submit("ada", 1.0, method="live update method")  # above ada's 0.92
     assert new["new_best"]
 
     tab.page.locator("#recent-findings").get_by_text("Live update arrives").wait_for(

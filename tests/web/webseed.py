@@ -151,9 +151,9 @@ def seed(lab: Seeded, root: Path) -> None:
     lab.submit("ada", 0.55)
     lab.submit("bo", 0.6)
     lab.submit("ada", 0.7)
-    lab.submit("bo", 0.8)
-    best = lab.submit("ada", 0.9, snapshot_id=lab.snapshot_id, method="confidence filter 0.8")
-    probe = lab.submit("bo", 0.8, flip=1)  # one row away from bo's last: a probe
+    lab.submit("bo", 0.85)  # the first clear gain over the weak teacher: bo's release
+    best = lab.submit("ada", 0.92, snapshot_id=lab.snapshot_id, method="confidence filter 0.8")
+    probe = lab.submit("bo", 0.85, flip=1)  # one row away from bo's last: a probe
     with lab.store.session() as s:
         assert s.get(Submission, probe["id"]).is_probe
     lab.probe_id = probe["id"]

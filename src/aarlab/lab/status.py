@@ -47,7 +47,9 @@ def progress_points(s: Session, lab: LabRun) -> list[dict]:
     q = select(Submission, Researcher.name).join(Researcher).where(
         Submission.researcher_id.in_(ids), Submission.task == lab.task).order_by(
         Submission.created_at)
-    return [{"time": sub.created_at, "researcher": name, "released_pgr": sub.released_pgr,
+    # Only the Ladder's own releases: an answer that repeats the lab's best is not a rise.
+    return [{"time": sub.created_at, "researcher": name,
+             "released_pgr": sub.released_pgr if sub.new_best else None,
              "submission_id": sub.id, "is_probe": sub.is_probe}
             for sub, name in s.execute(q)]
 
