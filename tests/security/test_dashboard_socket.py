@@ -17,20 +17,12 @@ import re
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
-
-from aarlab import redact
-from aarlab.config import Settings
-from aarlab.lab.server_thread import ServerThread
-from aarlab.store.db import Store
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "researchers" / "llm"))
-from llm_standins import (  # noqa: E402
+from llm_standins import (
     CANARY_KEY,
     LabRunner,
     StandIn,
@@ -40,7 +32,11 @@ from llm_standins import (  # noqa: E402
     tool_results,
 )
 
+from aarlab import redact
+from aarlab.config import Settings
+from aarlab.lab.server_thread import ServerThread
 from aarlab.researchers.llm.config import LlmOptions  # noqa: E402
+from aarlab.store.db import Store
 
 ADMIN = "dash-socket-admin-0123456789"
 PAGES = ["/", "/researchers", "/leaderboard", "/forum", "/audit", "/login", "/tasks",

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "researchers" / "llm"))
-from llm_standins import (  # noqa: E402
+from llm_standins import (
     CANARY_KEY,
     LabRunner,
     StandIn,
