@@ -1,8 +1,16 @@
-"""Starting directions: each researcher is handed a different one to start from."""
+"""Starting directions: each researcher is handed a different one to start from.
+
+A direction is a *method family* (label-noise modelling, graph propagation, elicitation, robust
+losses, self-training, ensembles), so researchers divide the work by idea, not only by starting
+point. Its methods are the listed library names plus any library method whose stage is in
+``stages`` or whose name or docstring mentions a ``match`` keyword: a method added to the
+library later joins its family without editing the list (``Direction.resolve``).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,10 +23,32 @@ class Direction:
     name: str
     text: str
     methods: tuple[str, ...]
+    match: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+
+    def resolve(self, described: Iterable[dict]) -> tuple[str, ...]:
+        """This family's methods in the library ``described`` (``aarlab.w2s.methods.describe()``):
+        listed names first, in order, then matches by stage or keyword; unknown names dropped."""
+        described = list(described)
+        known = {m["name"] for m in described}
+        out = [m for m in self.methods if m in known]
+        for m in described:
+            text = f"{m['name']} {m.get('doc', '')}".lower()
+            if m["name"] not in out and (m.get("stage") in self.stages or
+                                         any(k.lower() in text for k in self.match)):
+                out.append(m["name"])
+        return tuple(out)
+
+
+def family_of(method: str, directions: Iterable[Direction], described: Iterable[dict]) -> str:
+    """The first direction whose resolved methods include ``method`` ("other" if none)."""
+    described = list(described)
+    return next((d.name for d in directions if method in d.resolve(described)), "other")
 
 
 def load_directions(path: Path | None = None) -> list[Direction]:
-    """The shipped directions, or a user's JSON file of ``[{"name","text","methods"}]``."""
+    """The shipped directions, or a user's JSON file of
+    ``[{"name", "text", "methods", "match"?, "stages"?}]``."""
     if path is None:
         raw = resources.files("aarlab.researchers").joinpath("directions.json").read_text()
         where = "the shipped directions.json"
@@ -38,8 +68,12 @@ def load_directions(path: Path | None = None) -> list[Direction]:
     for i, d in enumerate(items):
         if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"]:
             raise AarlabError(f"directions[{i}].name: expected a non-empty string")
-        methods = d.get("methods", [])
-        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-            raise AarlabError(f"directions[{i}].methods: expected a list of method names")
-        out.append(Direction(d["name"], str(d.get("text", "")), tuple(methods)))
+        lists = {}
+        for field in ("methods", "match", "stages"):
+            value = d.get(field, [])
+            if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+                raise AarlabError(f"directions[{i}].{field}: expected a list of strings")
+            lists[field] = tuple(value)
+        out.append(Direction(d["name"], str(d.get("text", "")), lists["methods"],
+                             lists["match"], lists["stages"]))
     return out

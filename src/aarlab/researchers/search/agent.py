@@ -1,12 +1,19 @@
-"""The search researcher's loop: propose a spec, run it, judge it, share what is worth sharing.
+"""The search researcher's loop: one hypothesis per round, tested, judged, written up, shared.
 
 Runs inside its sandbox. Its only ways out are the lab's socket (``LabClient``) and its own
-workspace. It sees no gold label of any split: it judges a spec by label-free signals computed
-from the kit (``aarlab.w2s.signals``: cross-fitted agreement with held-out weak labels, A/B swap
-consistency, agreement on the teacher's confident rows...), averaged over seeds and folded into
-one selection score. The scoring server answers each submission with a Ladder-released feedback
-PGR and whether it raised the best so far; the researcher reads that as a second, coarse signal:
-the spec that raised it becomes the incumbent it builds on.
+workspace. It sees no gold label of any split. Each round it
+
+1. states a hypothesis (``hypotheses.Planner``: its own method family, a recombination across
+   families, another researcher's posted spec, or a variant of its best), with why;
+2. runs it on the main task and on every suite task, and reads the label-free signals
+   (``aarlab.w2s.signals``); specs rank by the suite mean of their selection scores;
+3. submits only when the signals say the spec is promising (above every earlier submission and
+   not below ``weak_soft`` on any suite task) *and* the server's paired Ladder could resolve the
+   gain (``resolve.LadderView``); a released score is a coarse, noisy answer, and a non-release
+   means "not resolvably better", not "worse";
+4. posts the outcome whether it helped or not: a ``result`` pointing at the scored submission,
+   or an ``insight`` with the label-free numbers; and writes the round to ``notebook.md`` (prose)
+   and ``notebook.jsonl`` (its memory across restarts).
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ import re
 import tarfile
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +34,20 @@ import numpy as np
 
 from aarlab.client import BudgetExceeded, LabClient, LabError
 from aarlab.errors import SpecError
-from aarlab.researchers.search.notebook import Notebook
+from aarlab.kits.kit import TaskKit
+from aarlab.lab.directions import family_of, load_directions
+from aarlab.researchers.search import suite as st
+from aarlab.researchers.search.hypotheses import Hypothesis, Planner
+from aarlab.researchers.search.notebook import Journal, Notebook
 from aarlab.researchers.search.policy import SearchPolicy, key, normalise
-from aarlab.tasks.kit import TaskKit
+from aarlab.researchers.search.resolve import LadderView
 from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
-from aarlab.w2s.runner import run_experiment
 from aarlab.w2s.spec import parse_spec
 
 PROCESS_ID = uuid.uuid4().hex[:12]  # tells this process's events from a restarted one's
 SPEC_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
+SPEC_BYTES = 64_000  # a posted spec.json larger than this is not a spec
 
 
 @dataclass
@@ -50,32 +60,59 @@ class Budget:
 class SearchResearcher:
     def __init__(self, kit: TaskKit, client: LabClient, workspace: Path, direction: str,
                  direction_methods: list[str], budget: Budget, seed: int = 0,
-                 eval_seeds: int = 3, submit_margin: float = 0.003):
+                 eval_seeds: int = 3, submit_margin: float = 0.003,
+                 suite: dict[str, TaskKit] | None = None, ladder: dict | None = None):
         self.kit, self.client, self.workspace = kit, client, workspace
         self.direction, self.budget = direction, budget
-        self.seeds = kit.seeds[:eval_seeds]
+        self.suite = st.Suite(kit, suite, eval_seeds)
+        self.seeds = self.suite.seeds(kit.name)
         self.submit_margin = submit_margin
         self.notebook = Notebook(workspace / "notebook.jsonl")
-        self.policy = SearchPolicy(describe(), direction_methods, random.Random(seed))
-        self.best_submitted = -math.inf  # best selection score among submitted specs
+        self.journal = Journal(workspace / "notebook.md")
+        described = describe()
+        directions = load_directions()
+        own = next((d for d in directions if d.name == direction), None)
+        family = list(direction_methods) + [m for m in (own.resolve(described) if own else ())
+                                            if m not in direction_methods]
+        rng = random.Random(seed)
+        self.policy = SearchPolicy(described, family, rng)
+        fam = {m["name"]: family_of(m["name"], directions, described) for m in described}
+        self.planner = Planner(self.policy, direction, family, fam, rng)
+        # The Ladder as the researcher models it, per task; the reference is what a new
+        # submission must beat: the teacher's predictions, then my best released submission.
+        self.ladders = {t: LadderView.for_task(len(k.ids("test")), _weak_test(k), **(ladder or {}))
+                        for t, k in self.suite.kits.items()}
+        self.reference = {t: k.weak_probs("test", 0).argmax(1) for t, k in self.suite.kits.items()}
+        self.reference_score: dict[str, float | None] = dict.fromkeys(self.suite.kits)
+        self.base: dict[str, float] = {}  # weak_soft's selection score per task
+        self.closed: set[str] = set()  # tasks the server would not score for me
+        self.best_submitted = -math.inf
         self.submissions = 0
+        self.rounds = 0
         self.forum_seen: set[int] = set()
-        self.queue: list[tuple[dict, str]] = []
-        self.submitted: list[np.ndarray] = []  # prediction vectors sent this session
+        self.submitted: list[np.ndarray] = []
         self._restore()
 
     # -- memory --------------------------------------------------------------------------------
     def _restore(self) -> None:
         for e in self.notebook.entries():
+            if e.get("round"):
+                self.rounds = max(self.rounds, int(e["round"]))
             if e.get("score") is not None:
                 self.policy.record(e["spec"], e["score"], e.get("source", "own"))
-            else:
+                if e.get("move") == "baseline":
+                    self.base.update(e.get("per_task", {}))
+            elif e.get("spec", {}).get("steps"):
                 self.policy.tried.add(key(e["spec"]))
             if e.get("submission_id"):
                 self.submissions += 1
                 self.best_submitted = max(self.best_submitted, e["score"])
                 self.policy.record_release(e["spec"], e.get("released_pgr"),
                                            bool(e.get("new_best")))
+                ref = self.workspace / "submitted" / f"{e['submission_id']}.npy"
+                if e.get("new_best") and ref.is_file() and not ref.is_symlink():
+                    self.reference[self.kit.name] = np.load(ref, allow_pickle=False)
+                    self.reference_score[self.kit.name] = e["score"]
             self.forum_seen.update(e.get("forum_seen", []))
 
     @property
@@ -84,115 +121,231 @@ class SearchResearcher:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
-        if not self.policy.known:
-            self.queue.append(({"steps": [{"method": "weak_soft", "params": {}}]},
-                               "baseline: vanilla W2S on soft weak labels"))
+        if self.rounds == 0:
+            self._open_notebook()
         while time.time() < self.budget.deadline and self.experiments < \
                 self.budget.max_experiments:
-            if self.experiments % 6 == 5:
+            if self.rounds % 4 == 3:
                 self.read_forum()
-            spec, why = self.queue.pop(0) if self.queue else self.policy.propose()
-            self.step(normalise(spec), why)
-            if self.experiments % 10 == 0:
-                self.share_insight()
+            self.round(self.planner.next())
 
-    def step(self, spec: dict, why: str) -> None:
+    def _open_notebook(self) -> None:
+        fam = ", ".join(f"`{m}`" for m in self.planner.family_methods) or "any method"
+        tasks = ", ".join(self.suite.tasks)
+        text = (f"# Lab notebook: direction {self.direction}\n\n"
+                f"Tasks: {tasks} (specs rank by the suite mean of the label-free selection "
+                f"score, {' + '.join(sig.SELECTION)}). My family's methods: {fam}.\n\n"
+                f"Plan: baseline first, then each method of my family at its defaults, then "
+                f"recombine the best steps across families and build on what others post. I "
+                f"submit only when the signals clear every earlier submission and weak_soft on "
+                f"each task, and the paired Ladder could resolve the gain (on {self.kit.name}: "
+                f"{self.ladders[self.kit.name].n_feedback} feedback rows, so I must depart "
+                f"from my reference on at least "
+                f"{self.ladders[self.kit.name].min_disagreement():.1%} of rows).")
+        self.journal.write(text)
+        with contextlib.suppress(LabError):
+            self.client.post_finding(
+                "hypothesis", f"{self.direction}: does this family beat weak_soft on "
+                f"{self.kit.name}?", text.split("\n\n", 1)[1], task=self.kit.name,
+                tags=[self.direction, "plan"])
+
+    def round(self, h: Hypothesis) -> None:
+        self.rounds += 1
+        spec = normalise(h.spec)
         label = _label(spec)
-        self._event("idea", {"spec": label, "why": why})
-        entry: dict = {"spec": spec, "why": why, "source": why.split(" ")[0],
+        self._event("idea", {"spec": label, "why": h.why})
+        entry: dict = {"round": self.rounds, "move": h.move, "family": h.family, "spec": spec,
+                       "why": h.why, "hypothesis": h.why, "source": h.source,
                        "time": time.time()}
+        head = f"## Round {self.rounds} · {h.move} · {h.family}\n\n**Hypothesis.** {h.why}\n\n" \
+               f"**Ran** `{label}`"
         try:
             cpu0 = time.process_time()
-            result = run_experiment(self.kit, spec, self.seeds, signals=True)
+            outcomes = self.suite.evaluate(spec)
             cpu = time.process_time() - cpu0
         except SpecError as e:
             entry.update(score=None, error=str(e))
             self.policy.tried.add(key(spec))
             self.notebook.append(entry)
+            self.journal.write(f"{head}: the library refused it ({e}). Nothing learnt.")
             return
-        signals = result.signals
-        score = sig.selection_score(signals)
-        diag = result.diagnostics[self.seeds[0]]
-        entry.update(score=score, signals=signals, seconds=result.seconds)
-        self.policy.record(spec, score, entry["source"])
-        # CPU inside the experiment and of this whole process so far: the lab's overhead is
-        # what the researchers' processes spent outside experiments.
-        self._event("experiment", {"spec": label, "signal": score, "signals": signals,
-                                   "seconds": result.seconds, "cpu_s": cpu,
-                                   "process_cpu_s": time.process_time(), "process": PROCESS_ID,
-                                   "kept": diag.get("kept")})
-        if self._worth_submitting(score):
-            entry.update(self.submit(spec, result, score, signals))
+        main = outcomes[self.kit.name]
+        score = st.suite_mean(outcomes)
+        per_task = {t: o.score for t, o in outcomes.items()}
+        if h.move == "baseline":
+            self.base.update(per_task)
+        self.policy.record(spec, score, h.source)
+        self._event("experiment", {"spec": label, "signal": score, "signals": main.signals,
+                                   "seconds": sum(o.seconds for o in outcomes.values()),
+                                   "cpu_s": cpu, "process_cpu_s": time.process_time(),
+                                   "process": PROCESS_ID})
+        verdict = self._verdict(h, score, per_task)
+        decision, why_not = self._decide(score, outcomes)
+        entry.update(score=score, signals=main.signals, per_task=per_task, verdict=verdict,
+                     seconds=main.seconds)
+        receipt: dict = {}
+        if decision:
+            receipt = self.submit(spec, h, outcomes, score, verdict)
+            why_not = receipt.pop("why_not", "")
+        entry.update(receipt, decision=("submitted" if receipt.get("submission_id") else
+                                        "not submitted: " + why_not))
+        if not receipt.get("submission_id"):
+            self._post_insight(spec, h, outcomes, score, verdict, why_not)
         self.notebook.append(entry)
+        self.journal.write(
+            f"{head}.\n\n**Evidence** (label-free, {len(self.seeds)} seeds):\n\n"
+            f"{_task_lines(outcomes, self.base)}\n\n**Verdict.** {verdict}\n\n**Decision.** "
+            + (f"submitted as #{receipt['submission_id']}; the server "
+               f"{_release_text(receipt)}." if receipt.get("submission_id") else
+               f"not submitted: {why_not}."))
 
-    def _worth_submitting(self, score: float) -> bool:
-        return (self.submissions < self.budget.max_submissions
-                and score > self.best_submitted + self.submit_margin)
+    def _verdict(self, h: Hypothesis, score: float, per_task: dict[str, float]) -> str:
+        if h.move == "baseline":
+            return f"baseline selection score {score:.4f} (suite mean)."
+        base = float(np.mean([self.base[t] for t in per_task if t in self.base])) \
+            if self.base else None
+        parts = []
+        if base is not None:
+            d = score - base
+            parts.append(f"{'helped' if d > 0 else 'did not help'} against weak_soft "
+                         f"({d:+.4f} suite mean)")
+        parents = [c for c in self.policy.known if key(c.spec) in h.parents]
+        if parents:
+            best_parent = max(c.score for c in parents)
+            parts.append(f"{score - best_parent:+.4f} against its best parent")
+        rank = 1 + sum(c.score > score for c in self.policy.known)
+        parts.append(f"rank {rank} of {len(self.policy.known)} so far")
+        return "; ".join(parts) + "."
+
+    def _decide(self, score: float, outcomes: dict[str, st.TaskOutcome]) -> tuple[bool, str]:
+        """Promising by the signals, and resolvable by the Ladder on the main task."""
+        if self.submissions >= self.budget.max_submissions:
+            return False, "submission budget spent"
+        if score <= self.best_submitted + self.submit_margin:
+            return False, (f"suite score {score:.4f} does not clear my best submitted "
+                           f"{self.best_submitted:.4f} by the margin {self.submit_margin}")
+        worse = st.regressions(outcomes, self.base)
+        if worse:
+            return False, ("regression guard: below weak_soft's signals on "
+                           + ", ".join(worse))
+        r = self._resolvability(self.kit.name, outcomes[self.kit.name])
+        if not r.resolvable:
+            return False, f"the Ladder could not resolve it ({r.text()})"
+        return True, ""
+
+    def _resolvability(self, task: str, o: st.TaskOutcome):
+        ladder, ref_score = self.ladders[task], self.reference_score[task]
+        gain = None if ref_score is None else ladder.signal_gain(o.score - ref_score)
+        return ladder.assess(o.pred, self.reference[task], gain)
 
     # -- sharing -------------------------------------------------------------------------------
-    def submit(self, spec: dict, result, score: float, signals: dict[str, float]) -> dict:
-        votes = np.stack([result[s] for s in self.seeds])
-        pred = np.array([np.bincount(col, minlength=self.kit.n_classes).argmax()
-                         for col in votes.T])
-        if self._too_close(pred):
-            # Nearly the same answers as an earlier submission: the server would flag it as a
-            # probe and say nothing new, so it would only spend budget.
-            self._event("note", {"text": "skipped a submission: within a few rows of an "
-                                         "earlier one"})
-            return {}
-        self.submitted.append(pred)
-        predictions = dict(zip(self.kit.ids("test"), self.kit.labels_to_values(pred),
-                               strict=True))
+    def submit(self, spec: dict, h: Hypothesis, outcomes: dict[str, st.TaskOutcome],
+               score: float, verdict: str) -> dict:
+        main = outcomes[self.kit.name]
+        if self._too_close(main.pred):
+            return {"why_not": "within a few rows of an earlier submission (a probe to the "
+                               "server: it would say nothing new)"}
         canonical = parse_spec(spec).canonical()
         try:
-            snap = self.client.upload_snapshot(self._snapshot(spec, canonical, score, signals))
-            sub = self.client.submit(self.kit.name, predictions, method=_label(spec)[:480],
-                                     snapshot_id=snap["id"], seeds=list(self.seeds))
+            snap = self.client.upload_snapshot(self._snapshot(spec, canonical, h, score,
+                                                              main.signals))
+            sub = self._submit_one(self.kit, main, spec, snap["id"])
         except BudgetExceeded as e:
-            self.budget.max_submissions = self.submissions  # stop trying; the server said no
-            self._event("note", {"text": f"submission budget reached: {e.message}"})
-            return {}
+            self.budget.max_submissions = self.submissions
+            return {"why_not": f"the server's submission budget is spent ({e.message})"}
         except LabError as e:
             self._event("error", {"text": f"submission failed: {e.message}"})
-            return {}
+            return {"why_not": f"the submission failed ({e.message})"}
         self.submissions += 1
+        self.submitted.append(main.pred)
         self.best_submitted = max(self.best_submitted, score)
         released, new_best = sub.get("released_pgr"), bool(sub.get("new_best"))
         self.policy.record_release(spec, released, new_best)
-        verdict = ("raised my released feedback PGR to "
-                   f"{released:.3f}" if new_best and released is not None else
-                   "did not raise my released feedback PGR (the Ladder kept "
-                   f"{_fmt(released)}): the signals overrated it")
-        body = (f"Method `{_label(spec)}` (direction: {self.direction}).\n\n"
-                f"Selection score {score:.4f} from label-free signals (mean of "
-                f"{len(self.seeds)} seeds):\n\n{_signal_lines(signals)}\n\n"
-                f"Submitted as a {len(self.seeds)}-seed vote; it {verdict}.\n\nSpec:\n\n"
+        if new_best:
+            self._set_reference(self.kit.name, main, score, sub["id"])
+        others = self._submit_suite(spec, outcomes, snap["id"])
+        receipt = {"submission_id": sub["id"], "released_pgr": released, "new_best": new_best,
+                   "snapshot_id": snap["id"], "suite_submissions": others}
+        body = (f"**Hypothesis** ({h.move}, family {h.family}): {h.why}\n\n"
+                f"**Evidence** (label-free, no gold label used):\n\n"
+                f"{_task_lines(outcomes, self.base)}\n\n**Verdict.** {verdict}\n\n"
+                f"**Submitted** as a {len(main.seeds)}-seed vote: the server "
+                f"{_release_text(receipt)}. A released score is rounded to the Ladder's grid "
+                f"and only moves on a resolvable paired gain, so read it as coarse.\n\n"
+                f"Spec (snapshot {snap['id'][:12]} has it as spec.json):\n\n"
                 f"```json\n{json.dumps(canonical, indent=1)}\n```\n")
         try:
-            self.client.post_finding("result", f"{_label(spec)[:150]}", body,
+            self.client.post_finding("result", f"[{h.move}] {_label(spec)}"[:150], body,
                                      task=self.kit.name, submission_id=sub["id"],
                                      snapshot_id=snap["id"],
-                                     tags=[self.direction, *{s["method"] for s in spec["steps"]}])
+                                     tags=[self.direction, h.move,
+                                           *{s["method"] for s in spec["steps"]}])
         except LabError as e:
             self._event("error", {"text": f"could not post result: {e.message}"})
-        return {"submission_id": sub["id"], "released_pgr": released, "new_best": new_best,
-                "snapshot_id": snap["id"]}
+        return receipt
+
+    def _submit_one(self, kit: TaskKit, o: st.TaskOutcome, spec: dict, snap: str) -> dict:
+        predictions = dict(zip(kit.ids("test"), kit.labels_to_values(o.pred), strict=True))
+        return self.client.submit(kit.name, predictions, method=_label(spec)[:480],
+                                  snapshot_id=snap, seeds=list(o.seeds))
+
+    def _submit_suite(self, spec: dict, outcomes: dict[str, st.TaskOutcome],
+                      snap: str) -> dict[str, dict]:
+        """The same spec on the other suite tasks, where the Ladder could resolve it there."""
+        out = {}
+        for task, o in outcomes.items():
+            if task == self.kit.name or task in self.closed:
+                continue
+            if not self._resolvability(task, o).resolvable:
+                continue
+            try:
+                sub = self._submit_one(self.suite.kits[task], o, spec, snap)
+            except LabError as e:  # not served here, or its budget is spent: stop asking
+                self.closed.add(task)
+                self._event("note", {"text": f"{task}: not submitted ({e.message})"})
+                continue
+            if sub.get("new_best"):
+                self._set_reference(task, o, o.score, sub["id"])
+            out[task] = {"submission_id": sub["id"], "released_pgr": sub.get("released_pgr"),
+                         "new_best": bool(sub.get("new_best"))}
+        return out
+
+    def _set_reference(self, task: str, o: st.TaskOutcome, score: float, sub_id: int) -> None:
+        self.reference[task], self.reference_score[task] = o.pred, o.score
+        if task == self.kit.name:  # kept so a restarted researcher knows what to beat
+            folder = self.workspace / "submitted"
+            folder.mkdir(exist_ok=True)
+            np.save(folder / f"{sub_id}.npy", o.pred.astype(np.int64), allow_pickle=False)
+
+    def _post_insight(self, spec: dict, h: Hypothesis, outcomes: dict[str, st.TaskOutcome],
+                      score: float, verdict: str, why_not: str) -> None:
+        body = (f"**Hypothesis** ({h.move}, family {h.family}): {h.why}\n\n"
+                f"**Ran** `{_label(spec)}`. **Evidence** (label-free, no gold label used):\n\n"
+                f"{_task_lines(outcomes, self.base)}\n\n**Verdict.** {verdict}\n\n"
+                f"**Not submitted:** {why_not}.\n\nSpec:\n\n"
+                f"```json\n{json.dumps(normalise(spec), indent=1)}\n```\n")
+        title = f"[{h.move}] {_label(spec)}: {verdict.split(';')[0].rstrip('.')}"
+        with contextlib.suppress(LabError):
+            self.client.post_finding("insight", title[:150], body, task=self.kit.name,
+                                     tags=[self.direction, h.move, "label-free"])
 
     def _too_close(self, pred: np.ndarray, share: float = 0.02, rows: int = 20) -> bool:
         limit = max(rows, int(share * len(pred)))
         return any(int((pred != old).sum()) < limit for old in self.submitted)
 
-    def _snapshot(self, spec: dict, canonical: dict, score: float,
+    def _snapshot(self, spec: dict, canonical: dict, h: Hypothesis, score: float,
                   signals: dict[str, float]) -> bytes:
         files = {
             "spec.json": json.dumps(canonical, indent=1).encode(),
-            "README.md": (f"# {_label(spec)}\n\nReproduce: `aarlab baseline --task "
-                          f"{self.kit.name} --spec spec.json`\n\nSelection score (label-free): "
+            "README.md": (f"# {_label(spec)}\n\nHypothesis ({h.move}, {h.family}): {h.why}\n\n"
+                          f"Reproduce: `aarlab baseline --task {self.kit.name} --spec "
+                          f"spec.json`\n\nSelection score (label-free, suite mean): "
                           f"{score:.4f}\n\n{_signal_lines(signals)}\n").encode(),
         }
-        nb = self.workspace / "notebook.jsonl"
-        if nb.exists():
-            files["notebook.jsonl"] = nb.read_bytes()[-2_000_000:]
+        for name in ("notebook.jsonl", "notebook.md"):
+            p = self.workspace / name
+            if p.is_file() and not p.is_symlink():
+                files[name] = p.read_bytes()[-2_000_000:]
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             for name, data in files.items():
@@ -201,60 +354,82 @@ class SearchResearcher:
                 tar.addfile(info, io.BytesIO(data))
         return buf.getvalue()
 
+    # -- building on others --------------------------------------------------------------------
     def read_forum(self) -> None:
-        """Queue the best specs others found, to re-run them here and build on them."""
+        """Queue the best specs others submitted, read from their code snapshot (spec.json)
+        or, failing that, the spec block of the finding, to adopt as starting points."""
         try:
             found = self.client.findings(kind="result", task=self.kit.name, sort="pgr", limit=10)
         except LabError:
             return
         items = found.get("items", found) if isinstance(found, dict) else found
+        adopted = []
         for f in items:
             if f["id"] in self.forum_seen:
                 continue
             self.forum_seen.add(f["id"])
-            m = SPEC_BLOCK.search(f.get("body", ""))
-            if not m:
+            spec, where = self._spec_of(f)
+            if spec is None or key(spec) in self.policy.tried:
                 continue
-            try:
-                spec = normalise(json.loads(m.group(1)))
-                parse_spec(spec)
-            except (ValueError, SpecError):
-                continue
-            if key(spec) not in self.policy.tried:
-                self.queue.append((spec, f"forum:{f['id']} result by {f.get('author', '?')}"))
+            pgr = f.get("pgr", f.get("released_pgr"))
+            who = f.get("author", "?")
+            self.planner.queue.append(Hypothesis(
+                "adopt", self.planner.spec_family(spec), spec,
+                f"adopting finding #{f['id']} by {who} (released feedback PGR "
+                f"{_fmt(pgr)}) from its {where} as a starting point: re-run under my signals "
+                "and suite, then recombine with my family's steps", source=f"forum:{f['id']}"))
+            adopted.append(f"#{f['id']} by {who} ({where})")
         self.notebook.append({"spec": {"steps": []}, "score": None, "why": "read forum",
                               "forum_seen": sorted(self.forum_seen)})
+        if adopted:
+            self.journal.write("**Forum.** Queued for adoption: " + ", ".join(adopted) + ".")
 
-    def share_insight(self) -> None:
-        """Post which first steps scored best on the label-free signals so far, with counts,
-        and which spec the scorer confirmed (the incumbent)."""
-        by_method: dict[str, list[float]] = defaultdict(list)
-        for c in self.policy.known:
-            if c.spec.get("steps"):
-                by_method[c.spec["steps"][0]["method"]].append(c.score)
-        base = by_method.get("weak_soft")
-        if not base or len(by_method) < 2:
-            return
-        ref = float(np.max(base))
-        lines = [f"- `{m}`: best {max(v):.4f} ({max(v) - ref:+.4f} vs weak_soft), "
-                 f"mean {np.mean(v):.4f} over {len(v)} specs"
-                 for m, v in sorted(by_method.items(), key=lambda kv: -max(kv[1]))]
-        inc = next((c for c in self.policy.known
-                    if self.policy.incumbent and key(c.spec) == self.policy.incumbent), None)
-        confirmed = (f"\n\nIncumbent (raised my released feedback PGR to {_fmt(inc.released)}): "
-                     f"`{_label(inc.spec)}`." if inc else "")
-        body = (f"Label-free selection score ({' + '.join(sig.SELECTION)}) by method family on "
-                f"{self.kit.name} after {self.experiments} experiments (no gold label was "
-                "used):\n\n" + "\n".join(lines) + confirmed)
-        top = max(by_method, key=lambda m: max(by_method[m]))
-        with contextlib.suppress(LabError):
-            self.client.post_finding("insight", f"{top} leads on {self.kit.name} so far", body,
-                                     task=self.kit.name, tags=[self.direction, "summary"])
+    def _spec_of(self, finding: dict) -> tuple[dict | None, str]:
+        sid = finding.get("snapshot_id")
+        if sid:
+            spec = self._spec_from_snapshot(sid)
+            if spec is not None:
+                return spec, f"snapshot {sid[:12]}"
+        m = SPEC_BLOCK.search(finding.get("body") or "")
+        if m:
+            return _valid(m.group(1)), "posted spec"
+        return None, ""
+
+    def _spec_from_snapshot(self, sid: str) -> dict | None:
+        """spec.json of a snapshot, extracted with the safe helper (no links, bounded sizes)
+        into my workspace, and read only if it is a plain small file inside that folder."""
+        if not re.fullmatch(r"[0-9a-f]{64}", sid):
+            return None
+        target = self.workspace / "adopted" / sid[:16]
+        try:
+            if not target.exists():
+                target.parent.mkdir(exist_ok=True)
+                self.client.extract_snapshot(sid, target)
+            p = target / "spec.json"
+            if (p.is_symlink() or not p.is_file() or p.stat().st_size > SPEC_BYTES
+                    or not p.resolve().is_relative_to(target.resolve())):
+                return None
+            return _valid(p.read_text(encoding="utf-8"))
+        except (LabError, ValueError, OSError, AttributeError):
+            return None
 
     def _event(self, kind: str, payload: dict) -> None:
         # Telemetry must never stop research: a lost event only dims the live table.
         with contextlib.suppress(LabError):
             self.client.post("/v1/lab/events", json={"kind": kind, "payload": payload})
+
+
+def _weak_test(kit: TaskKit) -> np.ndarray:
+    return np.mean([kit.weak_probs("test", s) for s in kit.seeds[:3]], axis=0)
+
+
+def _valid(text: str) -> dict | None:
+    try:
+        spec = normalise(json.loads(text))
+        parse_spec(spec)
+        return spec
+    except (ValueError, TypeError, KeyError, AttributeError, SpecError):
+        return None
 
 
 def _label(spec: dict) -> str:
@@ -263,6 +438,25 @@ def _label(spec: dict) -> str:
 
 def _fmt(x: float | None) -> str:
     return "none" if x is None else f"{x:.3f}"
+
+
+def _release_text(receipt: dict) -> str:
+    released = receipt.get("released_pgr")
+    if receipt.get("new_best"):
+        return f"released a new best feedback PGR of {_fmt(released)}"
+    return (f"kept my released feedback PGR at {_fmt(released)} (no resolvable paired gain: "
+            "not evidence that it is worse)")
+
+
+def _task_lines(outcomes: dict[str, st.TaskOutcome], base: dict[str, float]) -> str:
+    lines = []
+    for t, o in outcomes.items():
+        vs = f" ({o.score - base[t]:+.4f} vs weak_soft)" if t in base else ""
+        keys = ("smoothness", "heldout_agree", "swap_consistency", "crossfit_stability",
+                "confident_agree")
+        extra = ", ".join(f"{k} {o.signals[k]:.3f}" for k in keys if k in o.signals)
+        lines.append(f"- {t}: selection {o.score:.4f}{vs}; {extra}")
+    return "\n".join(lines)
 
 
 def _signal_lines(signals: dict[str, float]) -> str:

@@ -33,3 +33,15 @@ class Notebook:
             f.write(json.dumps(entry, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+class Journal:
+    """``notebook.md``: the same rounds as prose a person can follow (hypothesis, what was run,
+    the label-free evidence, the decision and why). The dashboard shows its tail."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, text: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(text.rstrip() + "\n\n")

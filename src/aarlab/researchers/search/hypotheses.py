@@ -1,0 +1,157 @@
+"""What to test next, stated as a hypothesis: a move, a method family, a spec and why. Pure.
+
+Moves, in the order a person would make them:
+
+- ``baseline``: plain W2S on soft weak labels, the yardstick every later round is read against;
+- ``family``: a method of this researcher's own family (its direction) at its defaults, then
+  with sampled parameters: "does this family help here at all?";
+- ``adopt``: another researcher's posted spec (forum finding or code snapshot), re-run here as a
+  starting point, credited by finding id;
+- ``compose``: recombination across families, stage by stage (a labels step from one family,
+  a select step or a robust loss from another, a post step from a third): the best results
+  come from composing steps, not from single methods;
+- ``tune``: a parameter mutation of the best spec so far (the incumbent first);
+- ``explore``: a random spec from any family, now and then, against tunnel vision.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+
+from aarlab.researchers.search.policy import SearchPolicy, key, normalise
+
+BASELINE = {"steps": [{"method": "weak_soft", "params": {}}]}
+
+
+@dataclass
+class Hypothesis:
+    move: str
+    family: str
+    spec: dict
+    why: str
+    parents: list[str] = field(default_factory=list)  # keys of the specs it builds on
+    source: str = "own"  # "own" or "forum:<finding id>"
+
+
+class Planner:
+    def __init__(self, policy: SearchPolicy, family: str, family_methods: list[str],
+                 family_of: dict[str, str], rng: random.Random,
+                 weights: tuple[float, float, float, float] = (0.35, 0.3, 0.25, 0.1)):
+        self.policy, self.family, self.rng = policy, family, rng
+        self.family_methods = [m for m in family_methods if m in policy.by_name]
+        self.family_of = family_of  # method name -> family name
+        self.weights = weights  # compose, tune, family, explore
+        self.queue: list[Hypothesis] = []  # adoptions read on the forum go first
+
+    def spec_family(self, spec: dict) -> str:
+        """A spec's family: that of its first step other than the plain weak labels."""
+        steps = [s["method"] for s in spec.get("steps", []) if s["method"] != "weak_soft"]
+        return self.family_of.get(steps[0], "other") if steps else "baseline"
+
+    def next(self) -> Hypothesis:
+        for _ in range(60):
+            h = self._next_once()
+            if h is not None and key(h.spec) not in self.policy.tried:
+                return h
+        spec, why = self.policy.propose()
+        return Hypothesis("explore", self.spec_family(spec), spec,
+                          f"everything nearby was tried; {why}")
+
+    def _next_once(self) -> Hypothesis | None:
+        if key(BASELINE) not in self.policy.tried:
+            return Hypothesis("baseline", "baseline", normalise(BASELINE),
+                              "the yardstick: plain W2S on the teacher's soft labels; every "
+                              "later round is read against its label-free signals")
+        while self.queue:
+            h = self.queue.pop(0)
+            if key(h.spec) not in self.policy.tried:
+                return h
+        untried = [m for m in self.family_methods
+                   if key({"steps": [{"method": m}]}) not in self.policy.tried]
+        if untried:
+            m = untried[0]
+            return Hypothesis("family", self.family, normalise({"steps": [{"method": m}]}),
+                              f"my direction is {self.family}: does `{m}` at its defaults "
+                              f"beat the baseline's signals here?")
+        r = self.rng.random()
+        compose, tune, fam, _ = self.weights
+        if r < compose:
+            return self.compose()
+        if r < compose + tune:
+            return self.tune()
+        if r < compose + tune + fam:
+            return self.family_variant()
+        spec = self.policy.random_spec()
+        return Hypothesis("explore", self.spec_family(spec), spec,
+                          "exploration outside the usual moves, against tunnel vision")
+
+    def best_by_family(self) -> dict[str, object]:
+        """The best known candidate of each family (by the policy's ranking)."""
+        out: dict[str, object] = {}
+        for c in sorted(self.policy.known, key=self.policy.rank):
+            out.setdefault(self.spec_family(c.spec), c)
+        out.pop("baseline", None)
+        return out
+
+    def compose(self) -> Hypothesis | None:
+        """The best spec with one stage replaced or added from another family's best."""
+        best = self.best_by_family()
+        if len(best) < 2:
+            return self.tune()
+        ranked = sorted(best.items(), key=lambda kv: self.policy.rank(kv[1]))
+        (fa, a), others = ranked[0], ranked[1:]
+        fb, b = self.rng.choice(others[:3])
+        stage = {m["name"]: m["stage"] for m in self.policy.methods}
+        steps_a = {stage.get(s["method"]): s for s in a.spec["steps"]}
+        donated = [s for s in b.spec["steps"] if s["method"] != "weak_soft"]
+        if not donated:
+            return None
+        give = self.rng.choice(donated)
+        merged = dict(steps_a)
+        merged[stage.get(give["method"])] = copy.deepcopy(give)
+        order = ["labels", "select", "loss", "train", "post"]
+        steps = [merged[s] for s in order if s in merged] + \
+            [v for k, v in merged.items() if k not in order]
+        spec = normalise({"steps": steps, "head": copy.deepcopy(a.spec.get("head", {}))})
+        return Hypothesis("compose", f"{fa}+{fb}", spec,
+                          f"recombination: the best {fa} spec `{_label(a.spec)}` (score "
+                          f"{a.score:.4f}) with the {stage.get(give['method'])} step "
+                          f"`{give['method']}` of the best {fb} spec (score {b.score:.4f}); "
+                          "if the families fix different errors, their steps should add up",
+                          parents=[key(a.spec), key(b.spec)])
+
+    def tune(self) -> Hypothesis | None:
+        best = self.policy.best(3)
+        if not best:
+            return None
+        parent = self.rng.choices(best, [1 / (i + 1) for i in range(len(best))])[0]
+        spec = self.policy.mutate(parent.spec)
+        inc = ", the incumbent" if key(parent.spec) == self.policy.incumbent else ""
+        return Hypothesis("tune", self.spec_family(spec), spec,
+                          f"a nearby variant of `{_label(parent.spec)}` (score "
+                          f"{parent.score:.4f}{inc}): "
+                          "small parameter or head changes, to see whether its lead holds",
+                          parents=[key(parent.spec)], source=parent.source)
+
+    def family_variant(self) -> Hypothesis:
+        pool = self.family_methods or list(self.policy.by_name)
+        name = self.rng.choice(pool)
+        spec = normalise({"steps": [{"method": name,
+                                     "params": self.policy.random_params(name)}]})
+        if self.rng.random() < 0.5:
+            other = self.policy._method_of_other_stage(spec)
+            if other:
+                spec["steps"].append({"method": other,
+                                      "params": self.policy.random_params(other)})
+                spec = normalise(spec)
+        return Hypothesis("family", self.family, spec,
+                          f"my family ({self.family}) with sampled parameters: is `{name}` "
+                          "sensitive to its settings here?")
+
+
+def _label(spec: dict) -> str:
+    return " + ".join(s["method"] + ("(" + ", ".join(f"{k}={v}" for k, v in
+                                                     s.get("params", {}).items()) + ")"
+                                     if s.get("params") else "") for s in spec["steps"])

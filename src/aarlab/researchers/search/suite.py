@@ -1,0 +1,71 @@
+"""Evaluate one spec on every task of a suite, label-free, and guard against regressions.
+
+A spec that only helps one task is a quirk of that task, not a research result: the researcher
+ranks specs by the *suite mean* of their selection scores, and refuses to submit one whose
+selection score is below ``weak_soft``'s on any suite task (the plain W2S baseline there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aarlab.kits.kit import TaskKit
+from aarlab.w2s import signals as sig
+from aarlab.w2s.runner import run_experiment
+
+
+@dataclass
+class TaskOutcome:
+    task: str
+    signals: dict[str, float]
+    score: float  # selection score (label-free)
+    pred: np.ndarray  # majority vote over the evaluated seeds, class indices on test
+    seconds: float
+    seeds: list[int]
+
+
+def vote(preds: list[np.ndarray], n_classes: int) -> np.ndarray:
+    """Per-row majority class over seeds (ties go to the lower class index)."""
+    votes = np.stack(preds)
+    return np.array([np.bincount(col, minlength=n_classes).argmax() for col in votes.T])
+
+
+class Suite:
+    """The main task first, then the other suite tasks; ``eval_seeds`` seeds on each."""
+
+    def __init__(self, main: TaskKit, others: dict[str, TaskKit] | None = None,
+                 eval_seeds: int = 3):
+        self.kits = {main.name: main, **{k: v for k, v in (others or {}).items()
+                                         if k != main.name}}
+        self.main = main.name
+        self.eval_seeds = eval_seeds
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.kits)
+
+    def seeds(self, task: str) -> list[int]:
+        return self.kits[task].seeds[:self.eval_seeds]
+
+    def evaluate(self, spec: dict) -> dict[str, TaskOutcome]:
+        """Run ``spec`` with signals on every task (raises SpecError for an invalid spec)."""
+        out = {}
+        for task, kit in self.kits.items():
+            seeds = self.seeds(task)
+            result = run_experiment(kit, spec, seeds, signals=True)
+            out[task] = TaskOutcome(task, result.signals, sig.selection_score(result.signals),
+                                    vote([result[s] for s in seeds], kit.n_classes),
+                                    result.seconds, seeds)
+        return out
+
+
+def suite_mean(outcomes: dict[str, TaskOutcome]) -> float:
+    return float(np.mean([o.score for o in outcomes.values()]))
+
+
+def regressions(outcomes: dict[str, TaskOutcome], base: dict[str, float],
+                tolerance: float = 0.0) -> list[str]:
+    """Tasks where the spec's selection score is below the ``base`` (weak_soft) score."""
+    return [t for t, o in outcomes.items() if t in base and o.score < base[t] - tolerance]
