@@ -1,0 +1,288 @@
+"""The search researcher does research: hypotheses per round, family directions, recombination,
+adoption of others' snapshots, suite ranking with a regression guard, and submissions only where
+the server's paired Ladder could resolve the gain."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import pytest
+
+from aarlab.config import Settings
+from aarlab.errors import AarlabError
+from aarlab.lab.directions import Direction, family_of, load_directions
+from aarlab.researchers.search import suite as st
+from aarlab.researchers.search.hypotheses import BASELINE, Hypothesis, Planner
+from aarlab.researchers.search.policy import SearchPolicy, key
+from aarlab.researchers.search.resolve import LadderView
+from aarlab.scoring.ladder import PairedLadder
+from aarlab.w2s.methods import describe
+from aarlab.w2s.spec import parse_spec
+
+# -- resolvability -------------------------------------------------------------------------------
+
+
+def test_resolvability_follows_the_servers_rule_and_defaults():
+    view = LadderView(n_feedback=7000, weak_acc=0.75)
+    s = Settings.model_fields
+    assert (view.safety, view.min_step_se) == (s["ladder_safety"].default,
+                                               s["ladder_min_step_se"].default)
+    assert view.step == pytest.approx(PairedLadder(7000, 0.75, 1.0).step)
+    ref = np.zeros(14000, dtype=int)
+    assert not view.assess(ref.copy(), ref).resolvable  # identical: nothing to resolve
+    few = ref.copy()
+    few[:20] = 1  # 0.14% of rows: even all-right flips stay under 3 SE
+    assert not view.assess(few, ref).resolvable
+    many = ref.copy()
+    many[:1400] = 1
+    r = view.assess(many, ref)
+    assert r.resolvable and r.bar >= view.step and "resolvable" in r.text()
+    # When the signals see no gain, the disagreement alone does not justify a submission.
+    assert not view.assess(many, ref, signal_gain=view.signal_gain(-0.01)).resolvable
+
+
+def test_min_disagreement_is_the_boundary_of_assess():
+    view = LadderView(n_feedback=5000, weak_acc=0.8)
+    n = 10_000
+    edge = math.ceil(view.min_disagreement() * n)
+    ref = np.zeros(n, dtype=int)
+    above, below = ref.copy(), ref.copy()
+    above[:edge + 5] = 1
+    below[:edge - 5] = 1
+    assert view.assess(above, ref).resolvable and not view.assess(below, ref).resolvable
+
+
+def test_the_model_agrees_with_the_real_ladder_on_simulated_candidates():
+    """Candidates right on exactly ``win_share`` of the rows where they depart: the model's
+    verdict is the server's, away from the boundary."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    truth = rng.integers(0, 2, n)
+    ladder, view = PairedLadder(n, 0.75, 0.2), LadderView(n, 0.75)
+    for delta in (0.002, 0.005, 0.02, 0.05, 0.1):
+        ref = np.where(rng.random(n) < 0.75, truth, 1 - truth)
+        rows = rng.choice(n, int(delta * n), replace=False)
+        cand = ref.copy()
+        win = rows[: int(round(view.win_share * len(rows)))]
+        lose = rows[len(win):]
+        cand[win] = truth[win]
+        cand[lose] = 1 - truth[lose]
+        ref[win] = 1 - truth[win]  # where the candidate is right, the reference was wrong
+        ref[lose] = truth[lose]
+        server = ladder.compare((cand == truth).astype(float), (ref == truth).astype(float))
+        assert view.assess(cand, ref).resolvable == server.released, delta
+
+
+def test_a_tiny_task_resolves_almost_nothing():
+    probs = np.tile([0.8, 0.2], (160, 1))
+    assert LadderView.for_task(160, probs).min_disagreement() > 0.3
+
+
+# -- directions are method families ---------------------------------------------------------------
+
+
+def test_shipped_directions_are_distinct_method_families():
+    described = describe()
+    dirs = load_directions()
+    assert len(dirs) == 6
+    resolved = {d.name: d.resolve(described) for d in dirs}
+    assert all(resolved.values()), resolved  # every family has library methods
+    firsts = [r[0] for r in resolved.values()]
+    assert len(set(firsts)) == len(firsts)  # each starts from a different method
+    library = {m["name"] for m in described}
+    assert all(set(r) <= library for r in resolved.values())
+
+
+def test_a_new_library_method_joins_its_family_by_keyword_or_stage():
+    new = [{"name": "zhou_lp", "stage": "labels", "doc": "Label propagation (Zhou 2004)."},
+           {"name": "tsallis", "stage": "loss", "doc": "A bounded loss."}]
+    graph = Direction("graph", "", ("label_prop",), match=("propagat",))
+    losses = Direction("losses", "", (), stages=("loss",))
+    assert graph.resolve(new) == ("zhou_lp",)  # label_prop is not in this library
+    assert losses.resolve(new) == ("tsallis",)
+    assert family_of("tsallis", [graph, losses], new) == "losses"
+    assert family_of("nothing", [graph, losses], new) == "other"
+
+
+def test_bad_directions_file_names_the_field(tmp_path):
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps([{"name": "x", "match": "propagat"}]))
+    with pytest.raises(AarlabError, match=r"directions\[0\]\.match: expected a list"):
+        load_directions(p)
+
+
+# -- hypotheses ----------------------------------------------------------------------------------
+
+
+def _planner(family=("label_prop", "probe_relabel"), weights=(0.35, 0.3, 0.25, 0.1)):
+    described = describe()
+    dirs = load_directions()
+    policy = SearchPolicy(described, list(family), random.Random(0))
+    fam = {m["name"]: family_of(m["name"], dirs, described) for m in described}
+    return Planner(policy, "graph", list(family), fam, random.Random(0), weights)
+
+
+def test_a_researcher_starts_with_the_baseline_then_its_own_family():
+    p = _planner()
+    h = p.next()
+    assert h.move == "baseline" and key(h.spec) == key(BASELINE) and h.why
+    p.policy.record(h.spec, 1.5)
+    adopted = Hypothesis("adopt", "label-noise", {"steps": [{"method": "noisy_em"}]},
+                         "adopting finding #7", source="forum:7")
+    p.queue.append(adopted)
+    assert p.next() is adopted  # others' posted work is tried before more of my own
+    p.policy.record(adopted.spec, 1.6, "forum:7")
+    moves = []
+    for score in (1.55, 1.52):
+        h = p.next()
+        moves.append((h.move, h.spec["steps"][0]["method"]))
+        p.policy.record(h.spec, score)
+    assert moves == [("family", "label_prop"), ("family", "probe_relabel")]
+
+
+def test_recombination_takes_steps_from_two_families():
+    p = _planner(weights=(1.0, 0.0, 0.0, 0.0))
+    a = {"steps": [{"method": "label_prop", "params": {}}]}
+    b = {"steps": [{"method": "confidence_filter", "params": {"threshold": 0.7}}]}
+    c = {"steps": [{"method": "gce", "params": {}}]}
+    for spec, score in ((BASELINE, 1.5), (a, 1.7), (b, 1.6), (c, 1.65)):
+        p.policy.record(spec, score)
+    seen = set()
+    for _ in range(20):
+        h = p.compose()
+        assert h.move == "compose" and "+" in h.family and len(h.parents) == 2
+        methods = {s["method"] for s in h.spec["steps"]}
+        assert "label_prop" in methods and len(methods) == 2  # the best, plus a donated step
+        parse_spec(h.spec)
+        seen |= methods
+    assert {"confidence_filter", "gce"} <= seen
+
+
+# -- suite ranking and the regression guard ------------------------------------------------------
+
+
+def _outcome(task, score):
+    return st.TaskOutcome(task, {}, score, np.zeros(4, dtype=int), 0.0, [0])
+
+
+def test_suite_mean_ranks_a_one_task_wonder_below_a_broad_gain():
+    base = {"a": 1.0, "b": 1.0}
+    wonder = {"a": _outcome("a", 1.3), "b": _outcome("b", 0.8)}
+    broad = {"a": _outcome("a", 1.1), "b": _outcome("b", 1.1)}
+    assert st.suite_mean(broad) > st.suite_mean(wonder)
+    assert st.regressions(wonder, base) == ["b"] and st.regressions(broad, base) == []
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+
+class Client:
+    """The lab through the researcher's socket, minus the network; ``snapshot_files`` is what
+    a downloaded snapshot would contain."""
+
+    def __init__(self, forum=(), snapshot_files=None):
+        self.events, self.posted, self.submitted = [], [], []
+        self.forum, self.snapshot_files = list(forum), snapshot_files or {}
+
+    def post(self, path, json):
+        self.events.append(json)
+
+    def upload_snapshot(self, archive):
+        return {"id": "ab" * 32}
+
+    def submit(self, task, predictions, method=None, snapshot_id=None, seeds=None):
+        self.submitted.append(task)
+        return {"id": len(self.submitted), "released_pgr": 0.1, "new_best": True}
+
+    def post_finding(self, kind, title, body, **kw):
+        self.posted.append({"kind": kind, "title": title, "body": body, **kw})
+        return {"id": len(self.posted)}
+
+    def findings(self, **kw):
+        return {"items": self.forum}
+
+    def extract_snapshot(self, sid, target):
+        os.makedirs(target)
+        for name, content in self.snapshot_files.items():
+            if isinstance(content, tuple):  # ("link", to)
+                os.symlink(content[1], os.path.join(target, name))
+            else:
+                with open(os.path.join(target, name), "w") as f:
+                    f.write(content)
+
+
+def _researcher(kits, client, tmp_path, experiments=3, **kw):
+    from aarlab.researchers.search.agent import Budget, SearchResearcher
+
+    main, *others = kits
+    return SearchResearcher(main, client, tmp_path, "graph", [],
+                            Budget(time.time() + 600, experiments, 5), seed=0, eval_seeds=2,
+                            suite={k.name: k for k in others}, **kw)
+
+
+def test_rounds_are_hypotheses_written_up_and_posted_whether_or_not_they_help(
+        tiny_snli, tiny_tweets, tmp_path):
+    client = Client()
+    # A strict Ladder (10 SE) on 80 feedback rows resolves nothing: no round may submit.
+    r = _researcher([tiny_snli[0], tiny_tweets[0]], client, tmp_path, ladder={"safety": 10.0})
+    r.run()
+    rounds = [e for e in r.notebook.entries() if e.get("round")]
+    assert [e["move"] for e in rounds][:2] == ["baseline", "family"]
+    assert all(set(e["per_task"]) == {tiny_snli[0].name, tiny_tweets[0].name} for e in rounds)
+    assert client.submitted == []
+    assert all("Ladder could not resolve" in e["decision"] or "guard" in e["decision"]
+               or "margin" in e["decision"] for e in rounds)
+    kinds = [p["kind"] for p in client.posted]
+    assert kinds[0] == "hypothesis" and kinds.count("insight") == len(rounds)
+    for p in client.posted[1:]:
+        assert "Hypothesis" in p["body"] and "selection" in p["body"]
+    md = (tmp_path / "notebook.md").read_text()
+    assert md.count("**Hypothesis.**") == len(rounds) and "## Round 2 · family" in md
+
+
+def test_submits_where_resolvable_and_builds_on_a_posted_snapshot(tiny_snli, tiny_tweets,
+                                                                  tmp_path):
+    sid = "cd" * 32
+    spec = {"steps": [{"method": "confidence_filter", "params": {"threshold": 0.6}}]}
+    forum = [{"id": 7, "author": "ada", "snapshot_id": sid, "pgr": 0.3, "body": "no block"}]
+    client = Client(forum, {"spec.json": json.dumps(spec)})
+    r = _researcher([tiny_snli[0], tiny_tweets[0]], client, tmp_path, experiments=2,
+                    ladder={"safety": 0.0, "win_share": 1.0})
+    r.run()
+    assert client.submitted and client.submitted[0] == tiny_snli[0].name
+    assert set(client.submitted) <= {tiny_snli[0].name, tiny_tweets[0].name}
+    results = [p for p in client.posted if p["kind"] == "result"]
+    assert results and all(p["submission_id"] for p in results)
+    r.read_forum()
+    h = r.planner.next()
+    assert h.move == "adopt" and h.source == "forum:7" and "#7 by ada" in h.why
+    assert key(h.spec) == key(spec) and f"snapshot {sid[:12]}" in h.why
+
+
+def test_a_hostile_snapshot_spec_is_not_adopted(tiny_snli, tmp_path):
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"steps": [{"method": "weak_hard"}]}))
+    forum = [{"id": 8, "author": "eve", "snapshot_id": "ef" * 32, "body": ""},
+             {"id": 9, "author": "eve", "snapshot_id": "../../etc", "body": ""}]
+    client = Client(forum, {"spec.json": ("link", str(outside))})
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    r = _researcher([tiny_snli[0]], client, ws)
+    r.read_forum()
+    assert r.planner.queue == []
+
+
+def test_the_guard_refuses_a_candidate_below_weak_soft_on_any_suite_task(tiny_snli, tiny_tweets,
+                                                                         tmp_path):
+    r = _researcher([tiny_snli[0], tiny_tweets[0]], Client(), tmp_path,
+                    ladder={"safety": 0.0, "win_share": 1.0})
+    main, other = tiny_snli[0].name, tiny_tweets[0].name
+    r.base = {main: 1.0, other: 1.0}
+    outcomes = {main: _outcome(main, 1.5), other: _outcome(other, 0.9)}
+    ok, why = r._decide(st.suite_mean(outcomes), outcomes)
+    assert not ok and "regression guard" in why and other in why
