@@ -52,6 +52,20 @@ class HeadSpec(BaseModel):
         return HeadConfig(**fields)
 
 
+class StudentSpec(BaseModel):
+    """Which student a spec trains: the frozen-feature head, or LoRA on the strong LM."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    kind: Literal["head", "lora"] = Field(
+        "head", description="head: a head on the kit's frozen features (seconds on a CPU); "
+        "lora: LoRA fine-tuning of the task's strong LM (minutes per fit on a CPU)")
+    lr: float = Field(1e-4, gt=0.0, le=0.1, description="lora: AdamW learning rate")
+    epochs: int = Field(1, ge=1, le=20, description="lora: passes over the training rows")
+    batch_size: int = Field(8, ge=1, le=512, description="lora: rows per step")
+    r: int = Field(8, ge=1, le=256, description="lora: adapter rank (alpha = 2r)")
+    max_length: int = Field(256, ge=16, le=8192, description="lora: prompt tokens kept")
+
+
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     method: str
@@ -64,6 +78,7 @@ class MethodSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     steps: list[StepSpec] = Field(default_factory=list)
     head: HeadSpec = Field(default_factory=HeadSpec)
+    student: StudentSpec = Field(default_factory=StudentSpec)
 
     def all_steps(self) -> list[tuple[str, StepSpec]]:
         """(field path, step) for the named method and every listed step, in given order."""
@@ -84,13 +99,19 @@ class MethodSpec(BaseModel):
             args = ",".join(f"{k}={v}" for k, v in s.params.items())
             parts.append(f"{s.method}({args})" if args else s.method)
         head = ",".join(f"{k}={v}" for k, v in self.head.model_dump(exclude_none=True).items())
-        return "+".join(parts) + (f" [head {head}]" if head else "")
+        student = ",".join(f"{k}={v}" for k, v in
+                           self.student.model_dump(exclude_defaults=True).items() if k != "kind")
+        lora = f" [lora {student}]".replace(" ]", "]") if self.student.kind == "lora" else ""
+        return "+".join(parts) + (f" [head {head}]" if head else "") + lora
 
     def canonical(self) -> dict:
         """Every step with every parameter (defaults filled in): what was actually run."""
         return {"steps": [{"method": st.name, "params": st.p.model_dump()}
                           for st in self.build()],
-                "head": self.head.model_dump(exclude_none=True)}
+                "head": self.head.model_dump(exclude_none=True),
+                # Only a non-default student is named, so head specs keep their old identity.
+                **({"student": self.student.model_dump()} if self.student.kind != "head"
+                   else {})}
 
 
 def parse_spec(obj: MethodSpec | dict | str) -> MethodSpec:
@@ -172,7 +193,7 @@ def _loc(parts: tuple) -> str:
 
 def _model_at(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel], str]:
     """The (sub-)model that owns the field at ``loc``, and that field's name."""
-    nested = {"head": HeadSpec, "steps": StepSpec}
+    nested = {"head": HeadSpec, "steps": StepSpec, "student": StudentSpec}
     parts = [p for p in loc if not isinstance(p, int)]
     while model is MethodSpec and len(parts) > 1 and parts[0] in nested:
         model, parts = nested[parts[0]], parts[1:]
