@@ -17,8 +17,8 @@ import time
 import torch
 
 from aarlab.config import get_settings
+from aarlab.kits.kit import TaskKit
 from aarlab.tasks.build import kit_dir
-from aarlab.tasks.kit import TaskKit
 from aarlab.w2s.heads import HeadConfig, train_head
 from aarlab.w2s.methods import all_methods
 from aarlab.w2s.runner import run_experiment

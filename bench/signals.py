@@ -24,8 +24,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from aarlab.config import get_settings
+from aarlab.kits.kit import TaskKit
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import answer_key_dir, kit_dir
 from aarlab.tasks.scorer import Scorer
 from aarlab.w2s import signals as sig

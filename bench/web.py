@@ -36,6 +36,7 @@ from sqlalchemy import insert, select, text
 
 from aarlab.config import Settings
 from aarlab.forum.tables import FTS_TABLE, Comment, Finding, FindingRevision, FindingTag
+from aarlab.kits.kit import TaskKit
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.scoring.probes import pack
 from aarlab.scoring.service import is_built, kit_dir
@@ -44,7 +45,6 @@ from aarlab.server.app import create_app
 from aarlab.store import identity
 from aarlab.store.audit import AuditEvent
 from aarlab.store.db import Store
-from aarlab.tasks.kit import TaskKit
 
 ADMIN = "bench-admin"
 TARGET_MS = 300.0

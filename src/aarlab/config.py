@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     probe_min_fraction: float = Field(default=0.01, ge=0, le=1, description="Or < this share.")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
 
-    # Workspace snapshots (aarlab.forum.archive): limits on what a researcher may upload.
+    # Workspace snapshots (aarlab.archive): limits on what a researcher may upload.
     snapshots_root: Path | None = Field(
         default=None, description="Where snapshot archives live; defaults to HOME/snapshots.")
     snapshot_max_bytes: int = Field(default=20_000_000, ge=1024, description="Archive size.")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 from typer.testing import CliRunner
 
-from aarlab.forum.archive import ArchiveLimits
+from aarlab.archive import ArchiveLimits
 from aarlab.forum.snapshots import BlobStore, upload
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.replication.audit import audit_lab, render_audit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aarlab.forum.archive import extract_archive
+from aarlab.archive import extract_archive
 from aarlab.replication.method import Method, read_snapshot
 from aarlab.replication.redraw import _rows_with_features, redraw
 from aarlab.replication.replicate import Target, replicate, score_predictions

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from aarlab.replication.task_import import import_task, load_user_tasks
 from aarlab.tasks.registry import TASKS, get_task
+from aarlab.tasks.task_import import import_task, load_user_tasks
 
 
 def _write(folder, name, lines):

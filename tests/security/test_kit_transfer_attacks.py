@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from aarlab.archive import UnsafeArchiveError
 from aarlab.client import LabClient, NotFound
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
-from aarlab.forum.archive import UnsafeArchiveError
 from aarlab.lab.kit_cache import fetch_kit
 from aarlab.lab.server_thread import ServerThread
 from aarlab.store.db import Store

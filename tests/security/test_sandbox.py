@@ -415,7 +415,7 @@ def test_the_lab_socket_is_the_way_out(lab):
 def test_python_numpy_aarlab_and_the_kit_work_inside(r1):
     r = run_py(r1, """
         import numpy, aarlab, os
-        from aarlab.tasks.kit import TaskKit
+        from aarlab.kits.kit import TaskKit
         kit = TaskKit(os.environ['AARLAB_KIT'])
         print(kit.name, kit.features('test').sum(), aarlab.__version__)
     """)

@@ -1,7 +1,7 @@
 """Hostile workspace archives: every one is refused and nothing lands outside the target.
 
 Each attack is built in memory with the standard library, handed to the one extraction helper
-every consumer uses (``aarlab.forum.archive``), and then the whole ``tmp_path`` is listed: the
+every consumer uses (``aarlab.archive``), and then the whole ``tmp_path`` is listed: the
 only thing allowed to exist is the (empty) extraction target. The HTTP tests at the end upload
 the same archives to ``/v1/snapshots`` and check that no blob was stored.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aarlab.forum.archive import (
+from aarlab.archive import (
     ArchiveLimits,
     UnsafeArchiveError,
     extract_archive,

@@ -120,7 +120,7 @@ def test_cli_missing_package_is_one_line(tmp_path):
     code = """
 import sys
 from aarlab.tasks.registry import TaskSpec, register
-from aarlab.tasks.sources import PackageSource
+from aarlab.sources import PackageSource
 def load(sources, seed):
     PackageSource("aarlab-no-such-package-xyz", "0.0.1", "wheel", "n/a").fetch(sources)
 register(TaskSpec("ghost", "binary", "a task whose package is missing", load))

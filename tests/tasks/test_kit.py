@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from aarlab.kits.kit import SPLITS
 from aarlab.tasks.answer_key import PARTS
-from aarlab.tasks.kit import SPLITS
 
 
 @pytest.mark.parametrize("name", ["tweets", "snli-pref"])

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from aarlab.errors import CorruptCacheError, SourceUnavailableError
+from aarlab.tasks.datasets import math as mt
 from aarlab.tasks.registry import get_task
-from aarlab.tasks.w2s import math as mt
 
 SMALL = 24  # questions per module in the real-generation tests
 

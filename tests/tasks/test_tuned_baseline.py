@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
+from aarlab.kits.kit import TaskKit
+from aarlab.lab import baselines, tuned
+from aarlab.lab.baselines import majority_vote, pick_on_feedback, score_preds
 from aarlab.scoring.ladder import Ladder
-from aarlab.tasks import baselines, tuned
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.baselines import majority_vote, pick_on_feedback, score_preds
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.scorer import Scorer
 from aarlab.w2s.methods import METHODS
 from aarlab.w2s.spec import parse_spec

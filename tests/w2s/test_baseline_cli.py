@@ -70,7 +70,7 @@ def test_baseline_all_is_ordered_by_feedback_with_final_intervals(tiny_snli):
 
 def test_baseline_tuned_row(tiny_snli, tmp_path, monkeypatch):
     """``--tuned``: the tuned baseline's row, final PGR with its interval and how it was tuned."""
-    from aarlab.tasks import baselines, tuned
+    from aarlab.lab import baselines, tuned
     from aarlab.w2s.spec import parse_spec
 
     kit, key = tiny_snli  # a copy: the session's task keeps its own cache

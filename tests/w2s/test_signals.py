@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from aarlab.tasks.kit import TaskKit
+from aarlab.kits.kit import TaskKit
 from aarlab.w2s import signals as sig
 from aarlab.w2s.runner import run_experiment
 from sealed_key import sealed_answer_key

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from aarlab.archive import ArchiveInfo, ArchiveLimits, extract_archive
 from aarlab.client.base import LabError, raise_for
-from aarlab.forum.archive import ArchiveInfo, ArchiveLimits, extract_archive
 
 # Never worth sharing, and often what pushes a workspace over the snapshot limits.
 SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache",

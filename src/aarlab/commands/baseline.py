@@ -16,10 +16,10 @@ from rich.text import Text
 
 from aarlab.config import get_settings
 from aarlab.errors import SpecError, TaskNotBuiltError
+from aarlab.kits.kit import TaskKit
+from aarlab.lab.baselines import default_rows, evaluate, pick_on_feedback, tuned_baseline
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.baselines import default_rows, evaluate, pick_on_feedback, tuned_baseline
 from aarlab.tasks.build import answer_key_dir, is_built, kit_dir
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.registry import get_task
 from aarlab.tasks.scorer import Scorer
 from aarlab.w2s.methods import all_methods, describe

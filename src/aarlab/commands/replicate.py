@@ -108,7 +108,7 @@ def import_cmd(
 ) -> None:
     """Import a user task from jsonl files and build it: the kit gets no label, the answer key
     every label; the gap (ceiling - weak) is reported, and a task without one is not served."""
-    from aarlab.replication.task_import import import_task
+    from aarlab.tasks.task_import import import_task
 
     from .task import build_specs
 

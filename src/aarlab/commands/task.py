@@ -10,9 +10,9 @@ from rich.table import Table
 
 from aarlab.config import get_settings
 from aarlab.errors import TaskNotBuiltError
+from aarlab.kits.kit import TaskKit
 from aarlab.tasks.answer_key import PARTS, AnswerKey, TaskRefusedError
 from aarlab.tasks.build import BuildOptions, answer_key_dir, build_task, is_built, kit_dir
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.registry import all_tasks, default_tasks, get_task
 
 from .ui import console, print_json, progress_stages

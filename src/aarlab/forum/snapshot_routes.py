@@ -9,9 +9,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from aarlab.archive import ArchiveLimits
 from aarlab.config import Settings
 from aarlab.forum import snapshots
-from aarlab.forum.archive import ArchiveLimits
 from aarlab.forum.routes import http_errors, viewer
 from aarlab.forum.schemas import SHA256, LinkIn, SnapshotDetail, SnapshotOut, UploadOut
 from aarlab.forum.service import Viewer
@@ -101,7 +101,7 @@ def get_snapshot(snapshot_id: str = Path(**_ID), _who: Viewer = Depends(viewer),
 
 @router.get("/{snapshot_id}/archive", response_class=Response,
             responses={200: {"content": {"application/gzip": {}, "application/zip": {}}}},
-            summary="Download the archive (extract it with aarlab.forum.archive)")
+            summary="Download the archive (extract it with aarlab.archive)")
 def download(snapshot_id: str = Path(**_ID), _who: Viewer = Depends(viewer),
              store: Store = Depends(get_store),
              blobs: snapshots.BlobStore = Depends(blob_store)) -> Response:

@@ -1,4 +1,4 @@
-"""Snapshot store: archives checked by ``aarlab.forum.archive``, kept on disk by sha256.
+"""Snapshot store: archives checked by ``aarlab.archive``, kept on disk by sha256.
 
 A blob is written (temp file, fsync, rename) before its row commits, so a row never points at a
 missing blob; a crash in between leaves an orphan blob that the next upload of the same bytes
@@ -13,14 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aarlab.atomic import write_atomic
-from aarlab.forum.archive import (
+from aarlab.archive import (
     ArchiveInfo,
     ArchiveLimits,
     inspect_archive,
     read_member,
     sha256_hex,
 )
+from aarlab.atomic import write_atomic
 from aarlab.forum.schemas import Author, SnapshotDetail, SnapshotFile, SnapshotOut
 from aarlab.forum.service import ConflictError, ForumError, NotFoundError, own_submission
 from aarlab.forum.tables import Snapshot, SnapshotLink, utcnow

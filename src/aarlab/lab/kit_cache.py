@@ -23,9 +23,9 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from aarlab.archive import ArchiveLimits, extract_archive
 from aarlab.config import Settings, get_settings
 from aarlab.errors import AarlabError
-from aarlab.forum.archive import ArchiveLimits, extract_archive
 from aarlab.tasks.kit_archive import ANSWER_KEY_FILES, check_task_name
 
 # Kits are tens of MB and a few hundred files; these bound a hostile or broken transfer, and

@@ -24,19 +24,19 @@ from sqlalchemy import func, select
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.forum.tables import Finding
+from aarlab.kits.kit import TaskKit
 from aarlab.lab import headline
+from aarlab.lab.baselines import best_baseline, tuned_baseline
 from aarlab.lab.status import as_utc, lab_submissions, member_rows, progress_points
 from aarlab.lab.tables import LabEvent, LabRun
+from aarlab.lab.tuned import researcher_submissions
 from aarlab.researchers.llm.accounting import lab_costs
 from aarlab.scoring.probes import unpack
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.baselines import best_baseline, tuned_baseline
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import answer_key_dir, kit_dir
 from aarlab.tasks.scorer import Scorer
-from aarlab.tasks.tuned import researcher_submissions
 
 
 def lab_summary(store: Store, settings: Settings, lab_id: int,

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
+from aarlab.kits.kit import TaskKit
 from aarlab.lab.headline import choose, task_parts
 from aarlab.lab.status import lab_submissions, member_rows
 from aarlab.lab.tables import LabEvent, LabRun
@@ -31,7 +32,6 @@ from aarlab.store.audit import AuditEvent
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import answer_key_dir, kit_dir
 
 TRANSCRIPT_PATTERNS = {

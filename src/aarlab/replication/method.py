@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from aarlab.archive import ArchiveLimits, extract_archive
 from aarlab.config import Settings
 from aarlab.errors import AarlabError, SpecError
-from aarlab.forum.archive import ArchiveLimits, extract_archive
 from aarlab.forum.snapshots import BlobStore
 from aarlab.forum.tables import Snapshot, SnapshotLink
 from aarlab.scoring.tables import Submission

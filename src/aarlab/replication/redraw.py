@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from aarlab.config import Settings
+from aarlab.kits.kit import SPLITS, TaskKit
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.build import ALL_SPLITS, split_parts, split_rows, write_task
-from aarlab.tasks.kit import SPLITS, TaskKit
 from aarlab.tasks.registry import Sizes
 from aarlab.w2s.ceiling import Member
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from aarlab.config import Settings, get_settings
+from aarlab.kits.formats import label_index
+from aarlab.kits.kit import TaskKit
+from aarlab.lab.baselines import evaluate
 from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.baselines import evaluate
-from aarlab.tasks.formats import label_index
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import all_tasks
 from aarlab.tasks.scorer import Scorer

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
+from aarlab.kits.kit import TaskKit
 from aarlab.lab.report import write_report
 from aarlab.lab.status import lab_submissions, member_rows
 from aarlab.lab.tables import LabRun
@@ -23,7 +24,6 @@ from aarlab.researchers.llm.accounting import lab_costs
 from aarlab.scoring.probes import unpack
 from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import answer_key_dir, kit_dir
 from aarlab.tasks.scorer import Scorer
 

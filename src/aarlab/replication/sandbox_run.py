@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from aarlab import safe_files
+from aarlab.archive import ArchiveLimits, extract_archive
 from aarlab.config import Settings
-from aarlab.forum.archive import ArchiveLimits, extract_archive
 from aarlab.replication.method import ENTRY_POINTS, parse_predictions
 from aarlab.sandbox.factory import make_sandbox
 from aarlab.sandbox.spec import Limits, SandboxSpec

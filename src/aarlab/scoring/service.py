@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
+from aarlab.kits.kit import TaskKit
 from aarlab.scoring.budgets import BudgetState, budget_state
 from aarlab.scoring.ladder import PairedLadder
 from aarlab.scoring.probes import ProbeIndex, pack, threshold, unpack
@@ -31,7 +32,6 @@ from aarlab.store import audit
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 from aarlab.tasks.answer_key import AnswerKey, TaskRefusedError
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.paths import TASK_NAME, answer_key_dir, is_built, kit_dir
 from aarlab.tasks.scorer import Score, Scorer
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.errors import AarlabError, CorruptCacheError, TaskNotBuiltError
-from aarlab.tasks.formats import label_index
+from aarlab.kits.formats import label_index
 from aarlab.w2s.metrics import Estimate, estimate
 
 PARTS = ("feedback", "final")

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from aarlab.config import Settings
+from aarlab.kits.formats import FIELDS, LABELS, label_index
+from aarlab.kits.kit import SPLITS, TaskKit
 from aarlab.tasks.answer_key import PARTS, AnswerKey
 from aarlab.tasks.features import encode_cached, row_features, row_texts
-from aarlab.tasks.formats import FIELDS, LABELS, label_index
-from aarlab.tasks.kit import SPLITS, TaskKit
 from aarlab.tasks.kit_guard import check_kit_has_no_gold
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import Sizes, TaskSpec

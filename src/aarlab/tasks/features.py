@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.errors import CorruptCacheError
-from aarlab.tasks.formats import candidate_texts
+from aarlab.kits.formats import candidate_texts
 from aarlab.w2s.backends.base import Encoder, Progress
 
 TEMPLATE_VERSION = "v1"

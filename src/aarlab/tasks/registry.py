@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aarlab.errors import UnknownTaskError
-from aarlab.tasks.sources import PackageSource
-from aarlab.tasks.w2s import datasets
+from aarlab.sources import PackageSource
+from aarlab.tasks.datasets import loaders as datasets
 
 Loader = Callable[[Path, int], tuple[list[dict], list[dict]]]
 
@@ -130,7 +130,7 @@ def _load_plugins() -> None:
     # Tasks with heavier loaders live in their own modules and register themselves on import.
     import importlib
 
-    for mod in ("aarlab.tasks.w2s.math", "aarlab.replication.task_import"):
+    for mod in ("aarlab.tasks.datasets.math", "aarlab.tasks.task_import"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

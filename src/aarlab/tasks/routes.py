@@ -54,7 +54,7 @@ async def kit_digest(task: str, _: Researcher = Depends(current_researcher),
             responses={**_ERRORS, 200: {"content": {"application/gzip": {}},
                                         "description": "The kit as tar.gz; "
                                         "X-Aarlab-Kit-Sha256 is its sha256"}},
-            summary="Download the task's kit (extract it with aarlab.forum.archive)")
+            summary="Download the task's kit (extract it with aarlab.archive)")
 async def kit_download(task: str, _: Researcher = Depends(current_researcher),
                        settings: Settings = Depends(get_settings)):
     try:

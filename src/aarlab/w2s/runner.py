@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from aarlab.errors import SpecError
-from aarlab.tasks.kit import TaskKit
+from aarlab.kits.kit import TaskKit
 from aarlab.w2s import signals as sig
 from aarlab.w2s.heads import HeadConfig, xent_loss
 from aarlab.w2s.methods.base import Context, Step, TrainSet

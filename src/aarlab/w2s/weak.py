@@ -12,7 +12,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
 
-from aarlab.tasks.formats import candidate_texts
+from aarlab.kits.formats import candidate_texts
 
 
 class TfidfTeacher:

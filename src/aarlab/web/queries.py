@@ -23,6 +23,7 @@ from aarlab import safe_files
 from aarlab.forum import search, service, snapshots
 from aarlab.forum.service import Viewer
 from aarlab.forum.tables import Finding, FindingTag
+from aarlab.kits.kit import TaskKit
 from aarlab.lab.status import latest_lab
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.scoring.service import (
@@ -36,7 +37,6 @@ from aarlab.scoring.service import (
 from aarlab.scoring.tables import RELEASED_PGR, Submission
 from aarlab.store import audit
 from aarlab.store.identity import Researcher
-from aarlab.tasks.kit import TaskKit
 from aarlab.w2s.metrics import Estimate
 from aarlab.web.chart import LAB, Ref, best_so_far
 

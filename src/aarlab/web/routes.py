@@ -19,8 +19,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from aarlab.archive import ArchiveLimits
 from aarlab.forum import search, snapshots
-from aarlab.forum.archive import ArchiveLimits
 from aarlab.forum.schemas import SHA256, TAG, TASK
 from aarlab.forum.service import ForumError, set_hidden
 from aarlab.forum.tables import KINDS

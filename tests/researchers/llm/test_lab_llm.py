@@ -33,7 +33,7 @@ pytestmark = needs_bwrap
 
 METHOD = """\
 import json, os
-from aarlab.tasks.kit import TaskKit
+from aarlab.kits.kit import TaskKit
 from aarlab.w2s.runner import run_experiment
 kit = TaskKit(os.environ["AARLAB_KIT"])
 seed = kit.seeds[0]

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from aarlab.errors import SpecError
-from aarlab.tasks.formats import prompt_text
+from aarlab.kits.formats import prompt_text
 from aarlab.w2s.backends.causal_lm import (
     CausalLMClassifier,
     CausalLMConfig,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aarlab.errors import CorruptCacheError
-from aarlab.tasks.sources import FetchedSource, PackageSource
+from aarlab.sources import FetchedSource, PackageSource
 from aarlab.w2s.backends import artifacts
 
 

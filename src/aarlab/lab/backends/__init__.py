@@ -4,6 +4,7 @@ The orchestrator holds all of the lab's logic; a backend only turns a ``SandboxS
 working sandbox somewhere, and says which addresses the lab server must listen on for it.
 """
 
-from aarlab.lab.backends.base import Backend, BackendOptions, make_backend
+from aarlab.lab.backends.base import Backend, BackendOptions
+from aarlab.lab.backends.factory import make_backend
 
 __all__ = ["Backend", "BackendOptions", "make_backend"]

@@ -8,7 +8,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aarlab.config import Settings
 from aarlab.sandbox.base import Sandbox
 from aarlab.sandbox.spec import SandboxSpec
 
@@ -63,21 +62,3 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - a hook; most backends need none
         """Release what the backend started (actors, a Ray instance)."""
-
-
-def make_backend(options: BackendOptions, settings: Settings, *,
-                 allow_unsandboxed: bool = False) -> Backend:
-    from aarlab.lab.backends.local import LocalBackend
-
-    kind = options.kind
-    if kind == "auto":
-        from aarlab.lab.backends.raycluster import cluster_reachable
-
-        kind = "ray" if cluster_reachable(options.address) else "local"
-        # Join the cluster that was found, never a new Ray of our own.
-        options = options.model_copy(update={"address": options.address or "auto"})
-    if kind == "local":
-        return LocalBackend(settings, allow_unsandboxed=allow_unsandboxed)
-    from aarlab.lab.backends.raycluster import RayBackend
-
-    return RayBackend(options, settings, allow_unsandboxed=allow_unsandboxed)

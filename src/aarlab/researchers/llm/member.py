@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aarlab.client import LabClient, LabError
 from aarlab.errors import AarlabError
+from aarlab.kits.kit import SPLITS, TaskKit
 from aarlab.researchers.llm.config import LlmOptions
 from aarlab.researchers.llm.loop import LlmResearcher
 from aarlab.researchers.llm.policy import LlmPolicy, parse_policy
@@ -20,7 +21,6 @@ from aarlab.researchers.llm.prompt import Prompt
 from aarlab.researchers.llm.providers import ProviderError, make_provider
 from aarlab.researchers.llm.tools import Toolbox
 from aarlab.sandbox.spec import Limits, SandboxSpec
-from aarlab.tasks.kit import SPLITS, TaskKit
 
 
 def preflight(policies: list[str], options: LlmOptions, check_provider: bool = True,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aarlab.errors import CorruptCacheError
-from aarlab.tasks.sources import FetchedSource, PackageSource, sha256_file
+from aarlab.sources import FetchedSource, PackageSource, sha256_file
 
 COMPLETE = ".complete"
 

@@ -25,7 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aarlab.errors import SpecError
-from aarlab.tasks.formats import LABEL_TOKENS, prompt_text
+from aarlab.kits.formats import LABEL_TOKENS, prompt_text
 from aarlab.w2s.heads import LossFn, xent_loss
 
 Progress = Callable[[int], None]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from aarlab.errors import AarlabError, CorruptCacheError
-from aarlab.tasks.sources import PackageSource, sha256_file
+from aarlab.sources import PackageSource, sha256_file
 from aarlab.w2s.backends import artifacts
 from aarlab.w2s.backends.base import Encoder
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from aarlab.tasks.kit import TaskKit
+from aarlab.kits.kit import TaskKit
 from aarlab.w2s.heads import Head, HeadConfig, LossFn, train_head, xent_loss
 
 Stage = Literal["labels", "select", "loss", "train", "post"]

@@ -6,7 +6,7 @@ kit alone (``aarlab.w2s.signals``), the best ``submissions`` of them sent, in th
 release rule the scoring server runs (its paired Ladder, its probe rule), and the one with the
 best *released* feedback score chosen, as the lab chooses its own pick. It is then reported on
 the final half.
-Pure functions over candidate records; running the candidates is :mod:`aarlab.tasks.baselines`.
+Pure functions over candidate records; running the candidates is :mod:`aarlab.lab.baselines`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ beat, chosen the way a researcher has to choose.
   *feedback* half and reported on the *final* half (choosing on the half you report on would
   flatter it).
 - *Tuned*: each method's documented parameters tuned with a label-free signal and the scored
-  submissions a researcher gets (:mod:`aarlab.tasks.tuned`), reported on the final half.
+  submissions a researcher gets (:mod:`aarlab.lab.tuned`), reported on the final half.
 
 Equal ensembles: the lab's pick is a majority vote over ``VOTE_SEEDS`` seeds (the search
 researcher submits one), so each baseline is such a vote too, beside its mean over single seeds.
@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.config import Settings, get_settings
-from aarlab.lab import headline
-from aarlab.tasks import tuned
+from aarlab.kits.kit import TaskKit
+from aarlab.lab import headline, tuned
 from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.kit import TaskKit
 from aarlab.tasks.scorer import Scorer
 from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
@@ -232,7 +231,7 @@ def tuned_baseline(kit: TaskKit, key: AnswerKey, settings: Settings | None = Non
                    submissions: int | None = None, threads: int | None = None,
                    progress: Progress | None = None,
                    specs: list[MethodSpec] | None = None) -> tuple[dict, np.ndarray]:
-    """The tuned classical baseline (see :mod:`aarlab.tasks.tuned`): its row, reported on the
+    """The tuned classical baseline (see :mod:`aarlab.lab.tuned`): its row, reported on the
     final half, and its vote's test predictions (for a paired difference)."""
     settings = settings or get_settings()
     recs, preds = candidates(kit, key, threads, progress, specs, settings)

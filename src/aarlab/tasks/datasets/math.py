@@ -47,9 +47,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from aarlab.errors import CorruptCacheError, SourceUnavailableError
+from aarlab.sources import sha256_file
+from aarlab.tasks.datasets.loaders import stable_id
 from aarlab.tasks.registry import TaskSpec, register
-from aarlab.tasks.sources import sha256_file
-from aarlab.tasks.w2s.datasets import stable_id
 
 # Everything the generator venv holds, pinned; installed with --no-deps from these files only.
 GENERATOR_PINS: dict[str, tuple[str, str]] = {

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.errors import CorruptCacheError, TaskNotBuiltError
-from aarlab.tasks.formats import LABELS
+from aarlab.kits.formats import LABELS
 
 SPLITS = ("train_unlabel", "test")
 
