@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,18 +13,9 @@ from rich.table import Table
 
 from aarlab.config import get_settings
 from aarlab.errors import AarlabError
-from aarlab.lab.backends import BackendOptions, make_backend
-from aarlab.lab.orchestrator import Lab, LabOptions
-from aarlab.lab.report import write_report
-from aarlab.researchers.llm.accounting import lab_costs
-from aarlab.researchers.llm.config import LlmOptions
-from aarlab.researchers.llm.member import preflight
-from aarlab.researchers.llm.policy import is_llm, parse_policy
-from aarlab.sandbox.bwrap import sandbox_available
-from aarlab.store.db import Store
-from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.build import BuildOptions, answer_key_dir, build_task, is_built
-from aarlab.tasks.registry import default_tasks, get_task
+
+if TYPE_CHECKING:
+    from aarlab.lab.backends import BackendOptions
 
 from .ui import print_json, progress_stages
 
@@ -59,7 +51,17 @@ def run(
                                       help="Model calls per LLM session."),
     llm_prices: Path = typer.Option(None, "--llm-prices", help="JSON price table override."),
     llm_prompt: Path = typer.Option(None, "--llm-prompt", help="Your prompt template (jinja2)."),
-    budget: str = typer.Option("30m", "--budget", help="Wall-clock budget: 90s, 30m, 1h."),
+    suite: str = typer.Option(
+        None, "--suite",
+        help="Also research these tasks (comma-separated, or 'all' = every built task): each "
+             "researcher gets every kit; the pick is best on the suite mean."),
+    budget: str = typer.Option("30m", "--budget",
+                               help="Wall-clock budget of the lab and its replication: 90s, "
+                                    "30m, 1h."),
+    replication_budget: str = typer.Option(
+        None, "--replication-budget",
+        help="Time for the end-of-run replication on top of --budget (default: it shares "
+             "--budget: the lab gets 80 percent, replication the rest)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the last unfinished lab."),
     report_dir: Path = typer.Option(None, "--report-dir", help="Default: AARLAB_HOME/reports."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line."),
@@ -94,6 +96,19 @@ def run(
                                               help="Ray GPUs per researcher actor."),
 ) -> None:
     """Start the server and N sandboxed researchers on a task; print and write a report."""
+    from aarlab.lab.backends import make_backend
+    from aarlab.lab.orchestrator import Lab, LabOptions
+    from aarlab.lab.report import write_report
+    from aarlab.lab.status import lab_costs
+    from aarlab.researchers.llm.config import LlmOptions
+    from aarlab.researchers.llm.member import preflight
+    from aarlab.researchers.llm.policy import is_llm, parse_policy
+    from aarlab.sandbox.bwrap import sandbox_available
+    from aarlab.store.db import Store
+    from aarlab.tasks.answer_key import AnswerKey
+    from aarlab.tasks.build import BuildOptions, answer_key_dir, build_task, is_built
+    from aarlab.tasks.registry import default_tasks, get_task
+
     settings = get_settings()
     spec = get_task(task) if task else default_tasks()[0]
     task = spec.name
@@ -119,9 +134,11 @@ def run(
     # A task with no gap to recover (ceiling - weak interval not above 0) is not run: PGR means
     # nothing there. `aarlab task build TASK --force` serves it anyway.
     AnswerKey(answer_key_dir(settings, task), spec.format).require_servable(task)
-    options = LabOptions(task=task, researchers=researchers or (len(policies) if researcher
-                                                                else 3),
-                         budget_s=parse_duration(budget),
+    suite_tasks = parse_suite(suite, task, settings)
+    lab_s, rep_s = split_budget(parse_duration(budget), replication_budget, replicate)
+    options = LabOptions(task=task, suite=suite_tasks,
+                         researchers=researchers or (len(policies) if researcher else 3),
+                         budget_s=lab_s,
                          max_experiments=max_experiments, max_submissions=max_submissions,
                          directions_file=directions, allow_unsandboxed=allow_unsandboxed,
                          port=port, policies=policies, llm=llm, backend=backend_options)
@@ -138,29 +155,44 @@ def run(
         backend.close()
         raise
     if not as_json:
-        err.print(f"lab {lab_id} on {task}: {len(lab.members)} researchers, budget "
-                  f"{lab.options.budget_s / 60:.1f} min ({lab.remaining() / 60:.1f} left)")
-    with Live(console=err, refresh_per_second=2, transient=False,
-              auto_refresh=False) as live:
-        def tick(rows: list[dict], left: float) -> None:
-            if not as_json:
-                if any(is_llm(r.get("policy", "")) for r in rows):
-                    with store.session() as s:
-                        costs = {c["researcher"]: c for c in lab_costs(s, lab_id)}
-                    rows = [r | {"cost": costs.get(r["researcher"])} for r in rows]
-                live.update(status_table(lab_id, task, rows, left), refresh=True)
+        on = task + (f" + suite {', '.join(lab.options.suite)}" if lab.options.suite else "")
+        err.print(f"lab {lab_id} on {on}: {len(lab.members)} researchers, budget "
+                  f"{lab.options.budget_s / 60:.1f} min ({lab.remaining() / 60:.1f} left)"
+                  + (f", then replication {rep_s / 60:.1f} min" if replicate else ""))
+    reports = report_dir or settings.home / "reports"
+    _sigterm_interrupts()  # a killed run still leaves its JSON and report (below)
+    try:
+        with Live(console=err, refresh_per_second=2, transient=False,
+                  auto_refresh=False) as live:
+            def tick(rows: list[dict], left: float) -> None:
+                if not as_json:
+                    if any(is_llm(r.get("policy", "")) for r in rows):
+                        with store.session() as s:
+                            costs = {c["researcher"]: c for c in lab_costs(s, lab_id)}
+                        rows = [r | {"cost": costs.get(r["researcher"])} for r in rows]
+                    live.update(status_table(lab_id, task, rows, left), refresh=True)
 
-        lab.run(on_tick=tick)
+            lab.run(on_tick=tick)
+    except KeyboardInterrupt:
+        _stopped(store, settings, lab_id, reports, "during the lab")
+    # The quick report first (seconds): a stop during the slow one below still leaves it.
+    write_report(store, settings, lab_id, reports, baselines=False)
     if not as_json:
         err.print("writing the report (the first time on a task also runs the classical "
                   "baselines, the tuned one included: minutes)…")
-    summary = write_report(store, settings, lab_id, report_dir or settings.home / "reports",
-                           threads=settings.torch_threads)
+    try:
+        summary = write_report(store, settings, lab_id, reports, threads=settings.torch_threads)
+    except KeyboardInterrupt:
+        _stopped(store, settings, lab_id, reports, "while the report was written", quick=False)
     if replicate:
         from aarlab.replication.report import replicate_after_run  # the verdict on the top
 
-        replicate_after_run(store, settings, lab_id, report_dir or settings.home / "reports",
-                            summary, warn=lambda msg: err.print(f"[yellow]{msg}[/]"))
+        try:
+            replicate_after_run(store, settings, lab_id, reports, summary,
+                                warn=lambda msg: err.print(f"[yellow]{msg}[/]"),
+                                budget_s=rep_s, console=None if as_json else err)
+        except KeyboardInterrupt:
+            _stopped(store, settings, lab_id, reports, "during the replication", quick=False)
     with store.session() as s:
         costs = lab_costs(s, lab_id)
     if as_json:
@@ -172,9 +204,80 @@ def run(
     err.print(f"report: {summary['report_path']}")
 
 
+def _sigterm_interrupts() -> None:
+    """SIGTERM stops the run like Ctrl-C does (KeyboardInterrupt), so its reports get written."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _stopped(store, settings, lab_id: int, reports: Path, when: str, quick: bool = True):
+    """A stopped run: write the quick report (unless a fuller one is on disk), say where, exit
+    130 (like a shell's Ctrl-C) without a traceback."""
+    from aarlab.lab.report import write_report
+
+    if quick:
+        write_report(store, settings, lab_id, reports, baselines=False)
+    err.print(f"[yellow]stopped {when}: the results so far are in {reports}/lab{lab_id}-*.md "
+              "and .json[/]")
+    raise typer.Exit(130)
+
+
+def parse_suite(text: str | None, task: str, settings) -> list[str]:
+    """``--suite``: the other tasks of a suite lab (built and servable), ``all``: every built
+    task."""
+    from aarlab.tasks.answer_key import AnswerKey
+    from aarlab.tasks.build import answer_key_dir, is_built
+    from aarlab.tasks.registry import get_task
+
+    if not text:
+        return []
+    if text.strip() == "all":
+        from aarlab.tasks.registry import all_tasks
+
+        names = [t.name for t in all_tasks() if is_built(settings, t.name)]
+    else:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+    out = []
+    for name in names:
+        if name == task or name in out:
+            continue
+        spec = get_task(name)  # an unknown name is an error naming the task
+        if not is_built(settings, name):
+            raise AarlabError(f"--suite: task {name!r} is not built",
+                              hint=f"aarlab task build {name}")
+        AnswerKey(answer_key_dir(settings, name), spec.format).require_servable(name)
+        out.append(name)
+    return out
+
+
+REPLICATION_SHARE = 0.2  # of --budget, when no --replication-budget is given
+
+
+def split_budget(total_s: float, replication: str | None, replicate: bool
+                 ) -> tuple[float, float]:
+    """(lab seconds, replication seconds): the run's budget bounds both."""
+    if not replicate:
+        return total_s, 0.0
+    if replication is not None:
+        try:
+            return total_s, parse_duration(replication)
+        except AarlabError:
+            raise AarlabError(f"--replication-budget: expected a duration like 90s, 5m, got "
+                              f"{replication!r}") from None
+    return total_s * (1 - REPLICATION_SHARE), total_s * REPLICATION_SHARE
+
+
 def _backend_options(kind: str, address: str | None, advertise_host: str | None,
                      server_port: int, kit_url: str | None, cpus: float,
                      gpus: float) -> BackendOptions:
+    from aarlab.lab.backends import BackendOptions
+
     if kind not in ("local", "ray", "auto"):
         raise AarlabError(f"--backend: expected local, ray or auto, got {kind!r}")
     if kind == "local" and (address or kit_url or gpus):
@@ -246,6 +349,19 @@ def summary_table(s: dict) -> Table:
     ] + [(label, fmt(s[key])) for label, key in (
         ("experiments", "experiments"), ("submissions", "submissions"),
         ("findings", "findings"), ("probe flags", "probe_flags"))]
+    su = s.get("suite")
+    if su:
+        def est(e):
+            return fmt(e["mean"], e.get("ci95")) if e else "–"
+        rows.append((f"suite pick (best mean feedback PGR): {su['method'] or '–'}", ""))
+        for task_name, r in su["per_task"].items():
+            rows.append((f"  {task_name}: final PGR / tuned / pick − tuned",
+                         f"{est(r.get('pick'))} / {est(r.get('tuned'))} / {est(r.get('diff'))}"))
+        rows.append(("  suite mean: final PGR / tuned / pick − tuned",
+                     f"{est(su['final_mean'])} / {est(su['tuned_mean'])} / "
+                     f"{est(su['diff_mean'])}"))
+        rows.append(("  suite win (mean difference above 0)", "yes" if s.get("suite_win")
+                     else "no"))
     for label, value in rows:
         t.add_row(label, value)
     return t

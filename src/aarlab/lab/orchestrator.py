@@ -33,12 +33,16 @@ from aarlab.sandbox.spec import Limits, SandboxSpec
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher, add_researcher, hash_token, new_token
 from aarlab.tasks.paths import kit_dir
+from aarlab.w2s.backends.lm_models import sandbox_mounts
 
 
 class LabOptions(BaseModel):
     """Everything ``aarlab run`` can set. Budgets are per lab (time) and per researcher."""
 
     task: str = "snli-pref"
+    # A suite lab's other tasks (not ``task``): every researcher gets their kits read-only and
+    # a budget on each; the headline is the method best on the suite mean (lab.suite).
+    suite: list[str] = Field(default_factory=list)
     researchers: int = Field(3, ge=1, le=64)
     budget_s: float = Field(1800, gt=0, description="Wall-clock budget of the whole lab.")
     max_experiments: int | None = Field(None, ge=1, description="Per researcher.")
@@ -160,15 +164,19 @@ class Lab:
 
     def run(self, on_tick: Callable[[list[dict], float], None] | None = None) -> int:
         kit = kit_dir(self.settings, self.options.task)
-        if not (kit / "manifest.json").exists():
-            raise AarlabError(f"task {self.options.task!r} is not built",
-                              hint=f"run `aarlab task build {self.options.task}`")
+        for task in self.tasks:
+            if not (kit_dir(self.settings, task) / "manifest.json").exists():
+                raise AarlabError(f"task {task!r} is not built",
+                                  hint=f"run `aarlab task build {task}`")
         # A config object may hold the admin token rather than the environment: known either way.
         redact.register(self.settings.admin_token, "AARLAB_ADMIN_TOKEN")
         if self.backend is None:
             self.backend = make_backend(self.options.backend, self.settings,
                                         allow_unsandboxed=self.options.allow_unsandboxed)
         self.backend.connect(len(self.members))
+        if self.options.suite and self.backend.name != "local":
+            self.on_warning(f"suite {self.options.suite}: only the local backend mounts the "
+                            "suite's kits; researchers on Ray nodes see the main task only")
         person = [] if self.options.port is None else [("127.0.0.1", self.options.port)]
         server = ServerThread(self.settings, self.store, self.socket,
                               tcp=self.backend.tcp_listeners(),
@@ -225,8 +233,23 @@ class Lab:
             for k, v in fields.items():
                 setattr(row, k, v)
 
+    @property
+    def tasks(self) -> list[str]:
+        """Every task of this lab: the main one first, then the suite's."""
+        return [self.options.task, *(t for t in self.options.suite if t != self.options.task)]
+
+    def suite_kits(self) -> dict[str, Path]:
+        """{task: host kit dir} of the suite's other tasks (empty for a one-task lab)."""
+        return {t: kit_dir(self.settings, t) for t in self.tasks[1:]}
+
     def open_sandbox(self, m: MemberRuntime, spec: SandboxSpec):
-        """The member's sandbox from the backend, with where it landed recorded as telemetry."""
+        """The member's sandbox from the backend, with where it landed recorded as telemetry.
+
+        SUITE: the one place a suite lab's other kits join a sandbox (spec.suite: mounted
+        read-only, checked like the main kit); the sandbox then tells the researcher where they
+        are in AARLAB_SUITE (ResearcherEnv.suite). Ray nodes do not get them yet."""
+        if self.options.suite and self.backend.name == "local" and not spec.suite:
+            spec = SandboxSpec(**{**spec.model_dump(), "suite": self.suite_kits()})
         sandbox = self.backend.sandbox(m.name, spec, m.token)
         with self.store.session() as s:
             s.add(LabEvent(researcher_id=m.researcher_id, kind="placement",
@@ -264,10 +287,11 @@ class Lab:
             if opts.max_submissions is not None:
                 env["AARLAB_MAX_SUBMISSIONS"] = str(opts.max_submissions)
             timeout = max(5.0, deadline - time.time() + 20)
+            lm_ro, lm_env = sandbox_mounts(kit)  # an LM task: its strong LM, read-only
             spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=self.socket,
-                               env=env, limits=Limits(timeout_s=timeout,
-                                                      cpu_s=int(timeout * 2) + 60,
-                                                      memory_bytes=opts.memory_bytes))
+                               env={**env, **lm_env}, extra_ro=lm_ro,
+                               limits=Limits(timeout_s=timeout, cpu_s=int(timeout * 2) + 60,
+                                             memory_bytes=opts.memory_bytes))
             try:
                 sandbox = self.open_sandbox(m, spec)
             except AarlabError as e:  # e.g. no node with room yet, or a node without bwrap

@@ -25,12 +25,17 @@ from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.forum.tables import Finding
 from aarlab.kits.kit import TaskKit
-from aarlab.lab import headline
+from aarlab.lab import headline, suite
 from aarlab.lab.baselines import best_baseline, tuned_baseline
-from aarlab.lab.status import as_utc, lab_submissions, member_rows, progress_points
-from aarlab.lab.tables import LabEvent, LabRun
+from aarlab.lab.status import (
+    as_utc,
+    lab_costs,
+    lab_submissions,
+    member_rows,
+    progress_points,
+)
+from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.lab.tuned import researcher_submissions
-from aarlab.researchers.llm.accounting import lab_costs
 from aarlab.scoring.probes import unpack
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
@@ -137,11 +142,48 @@ def comparison(scorer: Scorer, chosen: Submission, tuned: dict, tuned_vote) -> d
     }
 
 
+def suite_section(store: Store, settings: Settings, lab_id: int, tasks: list[str], budget: int,
+                  threads: int | None, known: dict) -> dict:
+    """Per-task final PGR of the suite's pick, the tuned baseline on each task, and the means
+    (``aarlab.lab.suite``). ``known``: {task: (scorer, tuned, tuned_vote)} already computed."""
+    with store.session() as s:
+        ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id)
+        subs = list(s.scalars(select(Submission).where(Submission.researcher_id.in_(ids),
+                                                       Submission.task.in_(tasks))))
+        for x in subs:
+            s.expunge(x)
+
+    def measure(task: str, x) -> dict:
+        if task not in known:
+            tkit = TaskKit(kit_dir(settings, task))
+            tkey = AnswerKey(answer_key_dir(settings, task), tkit.format)
+            known[task] = (Scorer(tkey, tkit.ids("test")),
+                           *tuned_baseline(tkit, tkey, settings, budget, threads=threads))
+        scorer, tuned, tuned_vote = known[task]
+        base = scorer.pgr_interval([tuned_vote], "final")
+        row = {"tuned_method": tuned["method"], "tuned": base.as_dict(), "pick": None,
+               "diff": None}
+        if x is not None and x.n_rows == len(scorer.test_ids):
+            pred = unpack(x.predictions, x.n_rows)
+            row["pick"] = scorer.pgr_interval([pred], "final").as_dict()
+            row["diff"] = scorer.pgr_diff([pred], [tuned_vote], "final").as_dict()
+        return row
+
+    return suite.suite_summary(subs, tasks, measure)
+
+
 def write_report(store: Store, settings: Settings, lab_id: int, report_dir: Path,
-                 threads: int | None = None) -> dict:
+                 threads: int | None = None, baselines: bool = True) -> dict:
+    """The lab's report. ``baselines=False`` is the quick one (seconds, no baseline runs) that a
+    stopped run writes at once, so that it is never left without a JSON and a report."""
     with store.session() as s:
         task = s.get(LabRun, lab_id).task
         config = dict(s.get(LabRun, lab_id).config or {})
+    if not baselines:
+        summary = lab_summary(store, settings, lab_id)
+        summary["comparison_note"] = "the run was stopped before the baselines were computed"
+        summary["interrupted"] = True
+        return _write(store, lab_id, report_dir, summary)
     kit = TaskKit(kit_dir(settings, task))
     key = AnswerKey(answer_key_dir(settings, task), kit.format)
     baseline = best_baseline(kit, key, threads=threads)
@@ -151,18 +193,34 @@ def write_report(store: Store, settings: Settings, lab_id: int, report_dir: Path
     scorer = Scorer(key, kit.ids("test"))
     summary = lab_summary(store, settings, lab_id, baseline,
                           lambda chosen: comparison(scorer, chosen, tuned, tuned_vote))
+    others = [t for t in config.get("suite") or [] if t != task]
+    if others:
+        summary["suite"] = suite_section(store, settings, lab_id, [task, *others], budget,
+                                         threads, {task: (scorer, tuned, tuned_vote)})
+        summary["suite_win"] = suite.suite_win(summary["suite"])
+    return _write(store, lab_id, report_dir, summary)
+
+
+def _write(store: Store, lab_id: int, report_dir: Path, summary: dict) -> dict:
     with store.session() as s:
         summary["llm_costs"] = lab_costs(s, lab_id)
     report_dir.mkdir(parents=True, exist_ok=True)
     plot = report_dir / f"lab{lab_id}-progress.png"
     plot_progress(summary, plot)
     md = report_dir / f"lab{lab_id}-report.md"
-    md.write_text(render_markdown(summary, plot.name))
+    _atomic(md, render_markdown(summary, plot.name))
     summary["report_path"] = str(md)
-    (report_dir / f"lab{lab_id}-report.json").write_text(json.dumps(summary, indent=1))
+    _atomic(report_dir / f"lab{lab_id}-report.json", json.dumps(summary, indent=1))
     with store.session() as s:
         s.get(LabRun, lab_id).report_path = str(md)
     return summary
+
+
+def _atomic(path: Path, text: str) -> None:
+    """Whole or not at all: a run killed mid-write keeps the previous file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def plot_progress(summary: dict, path: Path) -> None:
@@ -269,6 +327,7 @@ def render_markdown(summary: dict, plot_name: str) -> str:
         "the answer key.", "",
         f"How the lab's pick is made: {summary.get('headline_rule', 'best released score')}. "
         + _vetoes(summary.get("released_above_final") or []), "",
+        *_suite_md(summary.get("suite")),
         f"![progress]({plot_name})", "", "## Researchers", "",
         "| researcher | direction | experiments | submissions | restarts | best released PGR "
         "| final PGR of that pick | method |", "|---|---|---|---|---|---|---|---|",
@@ -279,6 +338,32 @@ def render_markdown(summary: dict, plot_name: str) -> str:
                      f"{_fmt(r['final_pgr_of_best'])} | `{r['best_method'] or '–'}` |")
     lines += _costs(summary.get("llm_costs") or [])
     return "\n".join(lines) + "\n"
+
+
+def _est(e: dict | None) -> str:
+    return "–" if not e else f"{e['mean']:.3f} {_ci(e.get('ci95'))}"
+
+
+def _suite_md(su: dict | None) -> list[str]:
+    """The suite lab's headline: one method across tasks, per task and the mean."""
+    if not su:
+        return []
+    out = ["## Suite", "", f"Pick: `{su['method'] or '–'}` ({su['rule']}; submitted on "
+           f"{len(su['covered'])} of {len(su['tasks'])} tasks). Final-part PGR [95%]:", "",
+           "| task | feedback PGR | final PGR of the pick | tuned baseline | pick − tuned |",
+           "|---|---|---|---|---|"]
+    for t, r in su["per_task"].items():
+        out.append(f"| {t} | {_fmt(r['feedback_pgr'])} | {_est(r.get('pick'))} | "
+                   f"{_est(r.get('tuned'))} (`{r.get('tuned_method') or '–'}`) | "
+                   f"{_est(r.get('diff'))} |")
+    out.append(f"| **suite mean** | {_fmt(su['feedback_mean'])} | {_est(su['final_mean'])} | "
+               f"{_est(su['tuned_mean'])} | {_est(su['diff_mean'])} |")
+    d = su.get("diff_mean")
+    call = ("**a win** across the suite (interval above 0)" if d and d["ci95"][0] > 0 else
+            "**no win** across the suite" + ("" if d else " (the pick misses a task)"))
+    out += ["", f"Suite-mean intervals combine the per-task paired bootstraps (independent "
+            f"tasks: SE of the mean = sqrt(sum SE^2) / tasks): {call}.", ""]
+    return out
 
 
 def _vetoes(rows: list[dict]) -> str:

@@ -176,19 +176,20 @@ def falls_short(claim: float | None, est: dict, claim_se: float | None = None) -
     return bool(shortfall(claim, est, claim_se) > SHORTFALL_SE)
 
 
-def replicate(method: Method, targets: list[Target], threads: int | None = None,
-              settings: Settings | None = None) -> dict:
-    if not method.replicable:
-        raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
+def replicate_one(method: Method, t: Target, threads: int | None = None,
+                  settings: Settings | None = None) -> dict:
+    """One target's row: the replicated PGR and whether it falls short of the claim."""
     claim = method.claim.get("pgr_final")
-    rows = []
-    for t in targets:
-        r = run_on(method, t, threads, settings)
-        r["shortfall_se"] = (shortfall(claim, r["pgr_final"], method.claim.get("pgr_final_se"))
-                             if t.kind != "other-task" else None)
-        r["falls_short"] = (t.kind != "other-task" and falls_short(
-            claim, r["pgr_final"], method.claim.get("pgr_final_se")))
-        rows.append(r)
+    r = run_on(method, t, threads, settings)
+    r["shortfall_se"] = (shortfall(claim, r["pgr_final"], method.claim.get("pgr_final_se"))
+                         if t.kind != "other-task" else None)
+    r["falls_short"] = (t.kind != "other-task" and falls_short(
+        claim, r["pgr_final"], method.claim.get("pgr_final_se")))
+    return r
+
+
+def assemble(method: Method, targets: list[Target], rows: list[dict]) -> dict:
+    """The replication of ``method`` from the rows done so far (``rows`` may be partial)."""
     fresh = next((t for t in targets if t.kind == "fresh-seeds"), None)
     return {"ref": method.ref, "task": method.task, "snapshot_id": method.snapshot_id,
             "spec": method.spec, "has_predictions": method.predictions is not None,
@@ -197,3 +198,11 @@ def replicate(method: Method, targets: list[Target], threads: int | None = None,
             "fresh_seeds": next((r["fresh"] for r in rows if r["kind"] == "fresh-seeds"), None),
             "claim": method.claim, "results": rows,
             "falls_short": any(r["falls_short"] for r in rows)}
+
+
+def replicate(method: Method, targets: list[Target], threads: int | None = None,
+              settings: Settings | None = None) -> dict:
+    if not method.replicable:
+        raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
+    return assemble(method, targets,
+                    [replicate_one(method, t, threads, settings) for t in targets])

@@ -14,13 +14,12 @@ from sqlalchemy import select
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.kits.kit import TaskKit
-from aarlab.lab.report import write_report
-from aarlab.lab.status import lab_submissions, member_rows
+from aarlab.lab.report import _atomic, write_report
+from aarlab.lab.status import lab_costs, lab_submissions, member_rows
 from aarlab.lab.tables import LabRun
 from aarlab.replication.audit import audit_lab, render_audit
 from aarlab.replication.method import ReplicationError, load_method
 from aarlab.replication.replicate import replicate, targets_for
-from aarlab.researchers.llm.accounting import lab_costs
 from aarlab.scoring.probes import unpack
 from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
@@ -85,6 +84,27 @@ def _fmt(v) -> str:
     return f"{v:.3f}"
 
 
+def _run_note(info: dict | None) -> list[str]:
+    """How far the replication got: done, skipped for the budget, stopped, interrupted."""
+    if not info:
+        return []
+    budget = "no budget" if info.get("budget_s") is None else \
+        f"a budget of {info['budget_s'] / 60:.1f} min"
+    state = ("**interrupted** (the run was stopped); these are the results so far"
+             if info.get("interrupted") else
+             "in progress" if info["done"] + len(info["skipped"]) + len(info["stopped"])
+             < info["jobs"] else "finished")
+    out = [f"Replication {state}: {info['done']} of {info['jobs']} jobs done in "
+           f"{info.get('elapsed_s', 0) / 60:.1f} min (estimated {info['estimate_s'] / 60:.1f} "
+           f"min, {budget}, {info['workers']} worker(s))."]
+    left = info["skipped"] + info["stopped"]
+    if left:
+        out.append("Not replicated: " + "; ".join(
+            f"{x['target']} ({x['kind']}) of {x['method']}: {x['why']}" for x in left[:12])
+            + (f" and {len(left) - 12} more" if len(left) > 12 else "") + ".")
+    return [*out, ""]
+
+
 def _seeds(r: dict | None) -> str:
     """Which seeds the fresh-seed replication used, against the ones the result used."""
     if not r or r.get("replication_seeds") is None:
@@ -97,9 +117,10 @@ def _seeds(r: dict | None) -> str:
 
 
 def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict,
-                 costs: list[dict], lab_md: str) -> str:
+                 costs: list[dict], lab_md: str, info: dict | None = None) -> str:
     by_sub = {r["claim"].get("submission_id"): r for r in reps}
     lines = [lab_md.rstrip(), "", "## Leaderboard: released vs replicated", "",
+             *_run_note(info),
              "| submission | researcher | method | released PGR | final PGR | replicated "
              "(fresh seeds) | replicated (re-drawn split) | other tasks |",
              "|---|---|---|---|---|---|---|---|"]
@@ -143,29 +164,79 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
 def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir: Path,
                        n_replicate: int = 3, redraw_seeds: tuple[int, ...] = (101,),
                        other_tasks: list[str] | None = None,
-                       threads: int | None = None, summary: dict | None = None) -> dict:
-    """``summary``: the lab report already written by ``aarlab run`` (else written here)."""
+                       threads: int | None = None, summary: dict | None = None,
+                       budget_s: float | None = None, console=None,
+                       workers: int | None = None) -> dict:
+    """``summary``: the lab report already written by ``aarlab run`` (else written here).
+
+    The replication runs inside ``budget_s`` (None: no limit), announced with its estimate and a
+    progress bar on ``console``; the final report is rewritten after every finished job, so a
+    run killed meanwhile leaves the results so far (``replication.interrupted``)."""
+    from aarlab.replication.budgeted import estimate_jobs, run_jobs
+
     with store.session() as s:
         if s.get(LabRun, lab_id) is None:
             raise ReplicationError(f"--lab: no lab {lab_id}", hint="see the dashboard's labs")
     summary = summary or write_report(store, settings, lab_id, report_dir, threads=threads)
     board = leaderboard(store, lab_id, scorer=_scorer(settings, summary["task"]))
-    reps = replicate_top(store, settings, board, n_replicate, redraw_seeds, other_tasks, threads)
-    audit = audit_lab(store, settings, lab_id, reps)
+    methods, not_replicable = [], []
+    for row in board[:n_replicate]:
+        method = load_method(store, settings, row["submission_id"])
+        if not method.replicable:
+            not_replicable.append({"ref": method.ref, "claim": method.claim, "results": [],
+                                   "falls_short": False, "not_replicable": method.why_not})
+            continue
+        methods.append((method, targets_for(method, settings, redraw_seeds, other_tasks)))
+    jobs = estimate_jobs(methods, measured_seconds(store, lab_id),
+                         _unlabelled_rows(settings, summary["task"]))
     with store.session() as s:
         costs = lab_costs(s, lab_id)
-    md_text = render_final(summary, board, reps, audit, costs,
-                           Path(summary["report_path"]).read_text())
-    md = report_dir / f"lab{lab_id}-final.md"
-    md.write_text(md_text)
-    (report_dir / f"lab{lab_id}-final.html").write_text(
-        f"<!doctype html><meta charset=utf-8><title>lab {lab_id}</title>"
-        f"<img src='lab{lab_id}-progress.png' alt='progress'><pre>{html.escape(md_text)}</pre>")
-    out = {"summary": summary, "leaderboard": board, "replications": reps, "audit": audit,
-           "costs": costs, "report_path": str(md)}
-    (report_dir / f"lab{lab_id}-final.json").write_text(json.dumps(out, indent=1, default=str))
-    (report_dir / f"lab{lab_id}-audit.json").write_text(json.dumps(audit, indent=1, default=str))
+    audit = audit_lab(store, settings, lab_id, [])
+    report_dir.mkdir(parents=True, exist_ok=True)
+    out: dict = {}
+
+    def write(reps: list[dict], info: dict) -> None:
+        nonlocal out
+        reps = reps + not_replicable
+        md_text = render_final(summary, board, reps, audit, costs,
+                               Path(summary["report_path"]).read_text(), info)
+        md = report_dir / f"lab{lab_id}-final.md"
+        _atomic(md, md_text)
+        _atomic(report_dir / f"lab{lab_id}-final.html",
+                f"<!doctype html><meta charset=utf-8><title>lab {lab_id}</title>"
+                f"<img src='lab{lab_id}-progress.png' alt='progress'>"
+                f"<pre>{html.escape(md_text)}</pre>")
+        out = {"summary": summary, "leaderboard": board, "replications": reps, "audit": audit,
+               "costs": costs, "replication": info, "report_path": str(md)}
+        _atomic(report_dir / f"lab{lab_id}-final.json", json.dumps(out, indent=1, default=str))
+
+    reps, info = run_jobs(methods, jobs, settings, budget_s, write, console, workers)
+    audit = audit_lab(store, settings, lab_id, reps)
+    write(reps, info)
+    _atomic(report_dir / f"lab{lab_id}-audit.json", json.dumps(audit, indent=1, default=str))
     return out
+
+
+def measured_seconds(store: Store, lab_id: int) -> dict[str, float]:
+    """{spec text: seconds of the lab's experiment with it} from the researchers' telemetry."""
+    from aarlab.lab.tables import LabEvent, LabMember
+
+    with store.session() as s:
+        ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id)
+        events = [e.payload for e in s.scalars(select(LabEvent).where(
+            LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment"))]
+    out = {}
+    for e in events:
+        if isinstance(e, dict) and e.get("spec") and isinstance(e.get("seconds"), int | float):
+            out[str(e["spec"])] = float(e["seconds"])
+    return out
+
+
+def _unlabelled_rows(settings: Settings, task: str) -> int:
+    try:
+        return len(TaskKit(kit_dir(settings, task)).ids("train_unlabel"))
+    except (AarlabError, OSError, ValueError):
+        return 1
 
 
 def _scorer(settings: Settings, task: str) -> Scorer | None:
@@ -185,13 +256,15 @@ def latest_lab_id(store: Store) -> int:
 
 
 def replicate_after_run(store: Store, settings: Settings, lab_id: int, report_dir: Path,
-                        summary: dict, warn=print) -> dict | None:
+                        summary: dict, warn=print, budget_s: float | None = None,
+                        console=None) -> dict | None:
     """The lab's own replication at the end of ``aarlab run``: the final report with the top
     results replicated. Never fails the run: a problem here is reported and the lab's own
     report stands."""
     try:
         return write_final_report(store, settings, lab_id, report_dir, summary=summary,
-                                  threads=settings.torch_threads)
+                                  threads=settings.torch_threads, budget_s=budget_s,
+                                  console=console)
     except Exception as e:  # noqa: BLE001 - the run's results are already safe on disk
         warn(f"replication of the top results failed: {e}")
         return None

@@ -9,6 +9,7 @@ execs and across restarts of the researcher. Host code must touch a workspace on
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import threading
@@ -77,6 +78,12 @@ class Sandbox(ABC):
     @property
     @abstractmethod
     def socket_path(self) -> str | None: ...
+
+    @property
+    def suite_paths(self) -> dict[str, str]:
+        """A suite lab's other kits as the commands see them ({task: path}); here the host
+        paths, as a plain process sees them (``BubblewrapSandbox`` mounts them elsewhere)."""
+        return {task: str(p) for task, p in self.spec.suite.items()}
 
     @property
     def python(self) -> str:
@@ -193,6 +200,8 @@ class Sandbox(ABC):
             env["AARLAB_KIT"] = self.kit_path
         if self.socket_path:
             env["AARLAB_SOCKET"] = self.socket_path
+        if self.suite_paths:  # the format ResearcherEnv.from_env reads
+            env["AARLAB_SUITE"] = json.dumps(self.suite_paths, sort_keys=True)
         return env
 
     def _inside_cwd(self, cwd: str | None) -> str:

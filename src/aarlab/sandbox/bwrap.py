@@ -8,6 +8,7 @@ no way to make further user namespaces, and a read-only root built from nothing:
     <python>, <venv>, <src>  the interpreter, the lab's virtualenv and aarlab's source, read-only,
                              at their host paths (the venv refers to them by absolute path)
     /kit                     the task kit, read-only
+    /suite/<task>            a suite lab's other task kits, read-only
     /workspace               the researcher's own directory, writable, kept on the host
     /run/aarlab.sock         the lab's Unix socket: the only way out (the network namespace has
                              only a loopback that is down)
@@ -42,6 +43,7 @@ from aarlab.sandbox.spec import Limits, SandboxSpec
 
 WORKSPACE = "/workspace"
 KIT = "/kit"
+SUITE = "/suite"
 SOCKET = "/run/aarlab.sock"
 INSIDE_UID = 1000
 
@@ -79,6 +81,7 @@ def host_sources(spec: SandboxSpec, code: list[Path]) -> list[tuple[Path, str, b
     out = [(p, str(p), False) for p in [*code, *spec.extra_ro] if not _under_usr(p)]
     if spec.kit is not None:
         out.append((spec.kit.resolve(), KIT, False))
+    out += [(p.resolve(), f"{SUITE}/{task}", False) for task, p in sorted(spec.suite.items())]
     out.append((spec.workspace.resolve(), WORKSPACE, True))
     if spec.socket is not None:
         out.append((spec.socket, SOCKET, False))  # connect() works on a read-only mount
@@ -169,7 +172,8 @@ class BubblewrapSandbox(Sandbox):
         super().__init__(spec)
         self._code = code_paths()
         if self.host_ids is not None:  # what it is shown, its uid must be able to read
-            for p in [*([spec.kit] if spec.kit is not None else []), *spec.extra_ro]:
+            for p in [*([spec.kit] if spec.kit is not None else []), *spec.extra_ro,
+                      *spec.suite.values()]:
                 share_with_sandboxes(p.resolve(), self.host_ids[1])
 
     def _host_ids(self) -> tuple[int, int] | None:
@@ -186,6 +190,10 @@ class BubblewrapSandbox(Sandbox):
     @property
     def socket_path(self) -> str | None:
         return SOCKET if self.spec.socket is not None else None
+
+    @property
+    def suite_paths(self) -> dict[str, str]:
+        return {task: f"{SUITE}/{task}" for task in self.spec.suite}
 
     def _command(self, cmd: list[str], cwd: str) -> Launch:
         if self.spec.socket is not None and not self.spec.socket.exists():

@@ -73,6 +73,7 @@ def make_sandbox(spec: SandboxSpec, *, allow_unsandboxed: bool = False,
     if spec.socket is not None:
         mounts["socket"] = spec.socket
     mounts |= {f"extra_ro[{i}]": p for i, p in enumerate(spec.extra_ro)}
+    mounts |= {f"suite[{task}]": p for task, p in spec.suite.items()}
     ok, reason = sandbox_available()
     if ok:
         mounts |= {f"code[{i}]": p for i, p in enumerate(code_paths())}

@@ -30,6 +30,7 @@ DENIED_ENV = frozenset({
     "AARLAB_ADMIN_TOKEN", "AARLAB_DB_URL", "AARLAB_ANSWER_KEY_ROOT", "AARLAB_SOURCES_ROOT",
 })
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+SUITE_TASK = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def check_env(env: dict[str, str], field: str = "env") -> dict[str, str]:
@@ -90,7 +91,8 @@ class SandboxSpec(BaseModel):
 
     ``workspace`` is created if missing and survives between execs and restarts; ``kit`` is
     mounted read-only; ``socket`` is the lab's Unix socket, the only way out; ``extra_ro`` are
-    further read-only directories (e.g. a model cache), mounted at the same path; ``devices``
+    further read-only directories (e.g. a model cache), mounted at the same path; ``suite`` are
+    the other kits of a suite lab, read-only at ``/suite/<task>``; ``devices``
     are device nodes (a GPU a Ray actor was given) shown at the same path.
     """
 
@@ -102,6 +104,8 @@ class SandboxSpec(BaseModel):
     socket: Path | None = None
     env: dict[str, str] = Field(default_factory=dict)
     extra_ro: tuple[Path, ...] = ()
+    # A suite lab's other task kits, {task: host kit dir}: each read-only at /suite/<task>.
+    suite: dict[str, Path] = Field(default_factory=dict)
     devices: tuple[Path, ...] = Field((), description="Device nodes shown read-write (GPUs).")
     limits: Limits = Field(default_factory=Limits)
 
@@ -124,6 +128,20 @@ class SandboxSpec(BaseModel):
         for p in out:
             if not p.is_dir():
                 raise ValueError(f"expected an existing directory, got {p}")
+        return out
+
+    @field_validator("suite")
+    @classmethod
+    def _suite(cls, v: dict[str, Path]) -> dict[str, Path]:
+        out = {}
+        for task, kit in v.items():
+            if not SUITE_TASK.match(task):  # it becomes a path inside: no '/' or '..'
+                raise ValueError(f"suite: bad task name {task!r}, expected [a-z0-9][a-z0-9_.-]*")
+            p = Path(kit).expanduser().absolute()
+            if not p.is_dir():
+                raise ValueError(f"suite[{task}]: expected an existing task kit directory, "
+                                 f"got {p}")
+            out[task] = p
         return out
 
     @field_validator("devices")

@@ -1,4 +1,6 @@
-"""Submission budgets per researcher: a sliding hour and a lifetime total.
+"""Submission budgets per researcher and task: a sliding hour and a lifetime total.
+
+A suite lab's researcher has a budget on each task (``task``); without one, all tasks count.
 
 Every stored submission counts, probes included; refused requests (bad input, over budget) do
 not. Counting is a query over stored submissions, so a restart forgets nothing.
@@ -56,9 +58,11 @@ class BudgetState:
 
 
 def budget_state(session: Session, researcher_id: int, per_hour: int, total: int,
-                 now: datetime | None = None) -> BudgetState:
+                 now: datetime | None = None, task: str | None = None) -> BudgetState:
     now = now or datetime.now(UTC)
     mine = Submission.researcher_id == researcher_id
+    if task is not None:
+        mine = mine & (Submission.task == task)
     used_total = session.scalar(select(func.count()).where(mine)) or 0
     window = select(Submission.created_at).where(mine, Submission.created_at > now - HOUR)
     used_hour = session.scalar(select(func.count()).select_from(window.subquery())) or 0

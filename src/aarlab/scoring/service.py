@@ -194,9 +194,10 @@ class ScoringService:
 
     # ---- submission --------------------------------------------------------------------------
 
-    def budget(self, s: Session, researcher_id: int) -> BudgetState:
+    def budget(self, s: Session, researcher_id: int, task: str | None = None) -> BudgetState:
+        """Per task when ``task`` is given (a suite lab's researcher may submit to each)."""
         return budget_state(s, researcher_id, self.settings.submissions_per_hour,
-                            self.settings.submissions_total)
+                            self.settings.submissions_total, task=task)
 
     def submit(self, researcher: Researcher, task: str, body: bytes) -> tuple[dict, BudgetState]:
         """Validate and score here (in the request's thread), record in the writer's batch."""
@@ -221,7 +222,7 @@ class ScoringService:
 
     def _record_one(self, s: Session, p: _Scored, touched: list) -> tuple[dict, BudgetState]:
         t, researcher = p.task, p.researcher
-        budget = self.budget(s, researcher.id)
+        budget = self.budget(s, researcher.id, t.name)
         if budget.exhausted:
             raise self._over_budget(budget)
         index = self._probe_index(s, t)
