@@ -1,15 +1,18 @@
-"""The default lab for a fixed wall-clock budget on this machine.
+"""Several labs with different lab seeds, as one bench, for a fixed wall-clock budget each.
 
-    .venv/bin/python bench/lab.py [--task tweets] [--researchers 3] [--budget 30m]
+    .venv/bin/python bench/lab.py [--task snli-pref] [--researchers 3] [--budget 30m] [--runs 3]
+                                  [--suite tweets,movies]
 
-Prints the lab's best final-part PGR (the submission each researcher picked by its released
-feedback score) and the tuned classical baseline's (library parameters tuned with a label-free
-signal and a researcher's submission budget, chosen on feedback, a 3-seed vote like the pick),
-each with its 95% interval, their paired difference with its interval and whether that is a win
-(interval above 0), the best default-parameter method's final-part PGR (chosen on feedback),
-the number of experiments, and the lab's overhead: the share
-of CPU time (the lab process + every researcher process, as each researcher reports its own
-process CPU time with its experiments) not spent inside ``run_experiment``.
+For each run and pooled over the runs, prints the pick's final-part PGR (the submission each
+researcher picked by its released feedback score, the lab's best of those; ``aarlab.lab.headline``)
+and the tuned classical baseline's (library parameters tuned with a label-free signal and a
+researcher's submission budget, chosen on feedback, a 3-seed vote like the pick), each with its
+95% interval, and their paired difference with its interval; a win is an interval above 0.
+Pooled intervals bootstrap over runs and test rows together: the runs' picks are resampled like
+seeds while the final-half rows are resampled once for all of them (``Scorer.pgr_diff``).
+Per run it also prints the experiments and the lab's overhead: the share of CPU time (the lab
+process + every researcher process, as each researcher reports its own process CPU time with
+its experiments) not spent inside ``run_experiment``.
 """
 
 from __future__ import annotations
@@ -24,12 +27,20 @@ from sqlalchemy import select
 
 from aarlab.commands.run import parse_duration
 from aarlab.config import get_settings
+from aarlab.kits.kit import TaskKit
+from aarlab.lab.baselines import tuned_baseline
 from aarlab.lab.orchestrator import Lab, LabOptions
 from aarlab.lab.report import write_report
 from aarlab.lab.tables import LabEvent, LabMember
+from aarlab.lab.tuned import researcher_submissions
+from aarlab.scoring.probes import unpack
+from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
+from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.build import BuildOptions, build_task, is_built
+from aarlab.tasks.paths import answer_key_dir, kit_dir
 from aarlab.tasks.registry import get_task
+from aarlab.tasks.scorer import Scorer
 
 
 def own_cpu_seconds() -> float:
@@ -49,17 +60,11 @@ def researcher_cpu(events: list[dict]) -> tuple[float, float]:
     return inside, sum(per_process.values())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--task", default="tweets")
-    ap.add_argument("--researchers", type=int, default=3)
-    ap.add_argument("--budget", default="30m")
-    args = ap.parse_args()
-    settings = get_settings()
-    if not is_built(settings, args.task):
-        build_task(get_task(args.task), settings, BuildOptions())
-    store = Store(settings.database_url)
-    lab = Lab(settings, store, LabOptions(task=args.task, researchers=args.researchers,
+def one_run(settings, store, args, seed: int) -> dict:
+    """One lab: run it, write its report, and return the summary with its CPU accounting."""
+    suite = [t for t in (args.suite or "").split(",") if t and t != args.task]
+    lab = Lab(settings, store, LabOptions(task=args.task, suite=suite,
+                                          researchers=args.researchers, seed=seed,
                                           budget_s=parse_duration(args.budget)))
     lab_id = lab.create()
     cpu0, t0 = own_cpu_seconds(), time.monotonic()
@@ -71,30 +76,95 @@ def main() -> None:
         ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id)
         events = [e.payload for e in s.scalars(select(LabEvent).where(
             LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment"))]
+        best = s.get(Submission, summary["best_submission_id"]) \
+            if summary.get("best_submission_id") else None
+        pick = unpack(best.predictions, best.n_rows) if best is not None else None
     exp_s, researchers_cpu = researcher_cpu(events)
-    cpu = lab_cpu + researchers_cpu
-    t = Table("measure", "value", title=f"bench/lab.py: lab {lab_id} on {args.task}, "
-              f"{args.researchers} researchers, {wall / 60:.1f} min wall")
+    return {"seed": seed, "summary": summary, "pick": pick, "wall_s": wall,
+            "lab_cpu": lab_cpu, "researchers_cpu": researchers_cpu, "exp_s": exp_s}
+
+
+def pooled(settings, runs: list[dict], task: str, budget_s: float) -> dict | None:
+    """The runs' picks against the tuned baseline, bootstrapped over runs and test rows."""
+    picks = [r["pick"] for r in runs if r["pick"] is not None]
+    if not picks:
+        return None
+    kit = TaskKit(kit_dir(settings, task))
+    key = AnswerKey(answer_key_dir(settings, task), kit.format)
+    scorer = Scorer(key, kit.ids("test"))
+    _, vote = tuned_baseline(kit, key, settings, researcher_submissions(settings, budget_s),
+                             threads=settings.torch_threads)
+    return {"runs": len(picks), "pick": scorer.pgr_interval(picks, "final"),
+            "tuned": scorer.pgr_interval([vote], "final"),
+            "diff": scorer.pgr_diff(picks, [vote] * len(picks), "final")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", default="snli-pref")
+    ap.add_argument("--researchers", type=int, default=3)
+    ap.add_argument("--budget", default="30m", help="per run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--suite", default="", help="other tasks every researcher also gets")
+    args = ap.parse_args()
+    settings = get_settings()
+    if not is_built(settings, args.task):
+        build_task(get_task(args.task), settings, BuildOptions())
+    store = Store(settings.database_url)
+    runs = []
+    for i in range(args.runs):  # different lab seeds: the researchers' seeds differ per run
+        runs.append(one_run(settings, store, args, seed=1000 * (i + 1)))
+        print_run(runs[-1], args)
+    pool = pooled(settings, runs, args.task, parse_duration(args.budget))
+    t = Table("", "pick final-part PGR [95%]", "tuned classical [95%]",
+              "pick − tuned [95%]", "win", title=f"bench/lab.py: {args.runs} labs on {args.task}"
+              f", {args.researchers} researchers, {args.budget} each")
+    for r in runs:
+        s = r["summary"]
+        d = s.get("diff_vs_tuned_baseline")
+        t.add_row(f"lab {s['lab_id']} (seed {r['seed']})",
+                  _ci(s["best_final_pgr"], s.get("best_final_pgr_ci95")),
+                  _ci(s.get("tuned_baseline_final_pgr"), s.get("tuned_baseline_final_pgr_ci95")),
+                  _ci(d["mean"], d["ci95"]) if d else "–", "yes" if s.get("win") else "no")
+    if pool:
+        t.add_row(f"pooled ({pool['runs']} runs x final rows)",
+                  _ci(pool["pick"].mean, [pool["pick"].lo, pool["pick"].hi]),
+                  _ci(pool["tuned"].mean, [pool["tuned"].lo, pool["tuned"].hi]),
+                  _ci(pool["diff"].mean, [pool["diff"].lo, pool["diff"].hi]),
+                  "yes" if pool["diff"].lo > 0 else "no")
+    Console().print(t)
+
+
+def print_run(r: dict, args) -> None:
+    summary = r["summary"]
+    cpu = r["lab_cpu"] + r["researchers_cpu"]
+    t = Table("measure", "value", title=f"lab {summary['lab_id']} on {args.task} (seed "
+              f"{r['seed']}), {args.researchers} researchers, {r['wall_s'] / 60:.1f} min wall")
     diff = summary.get("diff_vs_tuned_baseline")
     t.add_row("lab best final-part PGR [95%]",
               _ci(summary["best_final_pgr"], summary.get("best_final_pgr_ci95")))
     t.add_row(f"tuned classical final-part PGR ({summary.get('tuned_baseline_method')}) [95%]",
               _ci(summary.get("tuned_baseline_final_pgr"),
                   summary.get("tuned_baseline_final_pgr_ci95")))
-    t.add_row("lab − tuned classical [95%]",
-              _ci(diff["mean"], diff["ci95"]) if diff else "–")
+    t.add_row("lab − tuned classical [95%]", _ci(diff["mean"], diff["ci95"]) if diff else "–")
     t.add_row("win (interval above 0)", "yes" if summary.get("win") else "no")
     t.add_row(f"best default classical final-part PGR ({summary['best_baseline_method']}) "
               "[95%]", _ci(summary["best_baseline_pgr"], summary.get("best_baseline_pgr_ci95")))
+    t.add_row("pick's method", str(summary.get("best_method")))
+    if summary.get("suite"):
+        su = summary["suite"]
+        e = su.get("final_mean")
+        t.add_row(f"suite pick `{su['method']}`: mean final PGR [95%]",
+                  _ci(e["mean"], e["ci95"]) if e else "–")
     t.add_row("best released feedback PGR", f"{summary['best_released_pgr']}")
     t.add_row("experiments", str(summary["experiments"]))
     t.add_row("submissions / findings / probe flags",
               f"{summary['submissions']} / {summary['findings']} / {summary['probe_flags']}")
     t.add_row("CPU seconds: lab process / researcher processes",
-              f"{lab_cpu:.0f} / {researchers_cpu:.0f}")
-    t.add_row("CPU seconds inside experiments", f"{exp_s:.0f}")
+              f"{r['lab_cpu']:.0f} / {r['researchers_cpu']:.0f}")
+    t.add_row("CPU seconds inside experiments", f"{r['exp_s']:.0f}")
     t.add_row("overhead (share of CPU not in experiments)",
-              f"{1 - exp_s / cpu:.2f}" if cpu else "–")
+              f"{1 - r['exp_s'] / cpu:.2f}" if cpu else "–")
     t.add_row("report", summary["report_path"])
     Console().print(t)
 
