@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from tests.w2s._synthetic import context, flip, soft, two_clusters
 
 from aarlab.w2s.methods._adapt import K_LADDER, adaptive_k, class_prior
 from aarlab.w2s.methods._knn import knn_graph
 from aarlab.w2s.methods.label_prop import LabelProp, mass_normalise, propagate
 from aarlab.w2s.runner import run_experiment
+from synthetic_w2s import context, flip, soft, two_clusters
 
 
 def test_label_prop_fixes_flipped_labels_in_two_clusters():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.w2s._synthetic import context, flip, soft, two_clusters
 
 from aarlab.w2s.heads import HeadConfig, train_head, xent_loss
 from aarlab.w2s.methods.bootstrap import BootstrapLoss
@@ -15,6 +14,7 @@ from aarlab.w2s.methods.forward import ForwardLoss, anchor_transition, estimate_
 from aarlab.w2s.methods.gce import GCELoss
 from aarlab.w2s.methods.vanilla import WeakHard
 from aarlab.w2s.runner import run_experiment
+from synthetic_w2s import context, flip, soft, two_clusters
 
 LINEAR = HeadConfig(kind="linear", epochs=40, batch_size=250, lr=0.05)
 
