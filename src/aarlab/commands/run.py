@@ -51,6 +51,9 @@ def run(
                                       help="Model calls per LLM session."),
     llm_prices: Path = typer.Option(None, "--llm-prices", help="JSON price table override."),
     llm_prompt: Path = typer.Option(None, "--llm-prompt", help="Your prompt template (jinja2)."),
+    llm_prompt_size: str = typer.Option(
+        "auto", "--llm-prompt-size",
+        help="auto (compact when the server reports a context under 16k tokens), full, compact."),
     suite: str = typer.Option(
         None, "--suite",
         help="Also research these tasks (comma-separated, or 'all' = every built task): each "
@@ -116,7 +119,8 @@ def run(
     for p in policies:
         parse_policy(p)  # one line naming --researcher if it is malformed
     llm = LlmOptions(budget_usd=llm_budget, budget_tokens=llm_token_budget,
-                     max_turns=llm_max_turns, prices_file=llm_prices, prompt_file=llm_prompt)
+                     max_turns=llm_max_turns, prices_file=llm_prices, prompt_file=llm_prompt,
+                     prompt_size=_prompt_size(llm_prompt_size))
     if not resume:  # checks keys, models and prices before anything starts (no tokens spent)
         preflight(policies, llm, on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
     backend_options = _backend_options(backend, address, advertise_host, server_port, kit_url,
@@ -365,3 +369,9 @@ def summary_table(s: dict) -> Table:
     for label, value in rows:
         t.add_row(label, value)
     return t
+
+
+def _prompt_size(value: str) -> str:
+    if value not in ("auto", "full", "compact"):
+        raise AarlabError(f"--llm-prompt-size: expected auto, full or compact, got {value!r}")
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,3 +23,5 @@ class LlmOptions(BaseModel):
     max_retries: int = Field(6, ge=0, le=20, description="SDK retries on 429/5xx/overloaded.")
     prices_file: Path | None = Field(None, description="JSON laid over the default prices.")
     prompt_file: Path | None = Field(None, description="A jinja2 template for the system prompt.")
+    prompt_size: Literal["auto", "full", "compact"] = Field(
+        "auto", description="auto: compact when the server reports a small context window.")

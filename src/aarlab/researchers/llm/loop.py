@@ -1,8 +1,11 @@
 """The agent loop: fresh sessions of model calls and tool calls until a budget or the deadline.
 
 One session: render the prompt (notebook and forum as memory), then call the model; run every
-tool call it makes; send the results back; repeat. A session ends when the model replies without
-a tool call, at the turn limit, or at a budget; the next session starts from nothing but the
+tool call it makes (structured, or written as JSON in its text: ``textcalls``); send the results
+back; repeat. A reply without a tool call before any work gets a short reminder (at most
+``MAX_REMINDERS``). A session ends when the model replies without a tool call after that, at the
+turn limit, or at a budget; a model call still in flight at the deadline is abandoned and its
+connection closed, so the lab ends on time; the next session starts from nothing but the
 notebook and the forum, as in the study. Budgets (dollars, tokens) count every session of the
 researcher, read back from the store; a call that reaches one ends the researcher at once, so
 the overshoot is at most one call. Each session's notebook ends with a line the lab writes.
@@ -11,6 +14,7 @@ the overshoot is at most one call. Each session's notebook ends with a line the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +27,8 @@ from aarlab.researchers.llm.accounting import Ledger, Totals, totals
 from aarlab.researchers.llm.config import LlmOptions
 from aarlab.researchers.llm.pricing import PriceTable
 from aarlab.researchers.llm.prompt import Prompt
-from aarlab.researchers.llm.providers.base import Message, Provider, ProviderError, Usage
+from aarlab.researchers.llm.providers.base import Message, Provider, ProviderError, Reply, Usage
+from aarlab.researchers.llm.textcalls import parse_text_calls, signature
 from aarlab.researchers.llm.tools import NOTEBOOK, Toolbox, brief, clip
 from aarlab.researchers.llm.transcript import Transcript
 from aarlab.sandbox.errors import SandboxError
@@ -34,6 +39,18 @@ MAX_FAILED_SESSIONS = 5
 # A session that ends without a single tool call did nothing; one model that does that at once
 # ran 830 sessions in 4 minutes (issue 15). Wait 2, 4, 8 ... seconds, at most 5 minutes.
 EMPTY_BACKOFF_S, EMPTY_BACKOFF_CAP_S = 2.0, 300.0
+# Replies without a tool call before the session did anything that get a reminder, not an end.
+MAX_REMINDERS = 2
+# An in-flight model call is abandoned this long before the deadline (the lab's own margin).
+CANCEL_MARGIN_S = 2.0
+
+
+class Cancelled(Exception):
+    """The model call was abandoned: the lab's deadline came or the lab was stopped."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -105,7 +122,7 @@ class LlmResearcher:
         log.write("message", **messages[0].to_json())
         t0 = time.monotonic()
         session_usage, session_dollars, turn, reason, error = Usage(), 0.0, 0, "turns", ""
-        self.last_tool_calls = 0
+        self.last_tool_calls = reminders = 0
         try:
             while turn < self.options.max_turns:
                 why = self._stop_reason(spent)
@@ -115,15 +132,21 @@ class LlmResearcher:
                 turn += 1
                 started = time.monotonic()
                 try:
-                    reply = self.provider.complete(
-                        system, messages, self.toolbox.specs,
-                        max_tokens=self.options.max_output_tokens,
-                        timeout_s=min(self.options.request_timeout_s,
-                                      max(30.0, self.deadline - time.time() + 30)))
+                    reply = self._complete(system, messages)
+                except Cancelled as e:
+                    reason = e.reason
+                    log.write("cancelled", turn=turn, reason=e.reason,
+                              waited_s=round(time.monotonic() - started, 3),
+                              note="model call abandoned in flight; its tokens are not counted")
+                    break
                 except ProviderError as e:
                     reason, error = ("fatal" if e.fatal else "error"), e.message
                     log.write("error", message=e.message, fatal=e.fatal, error_kind=e.kind)
                     break
+                if not reply.tool_calls:
+                    parsed = parse_text_calls(reply.text, self.toolbox.specs)
+                    if parsed:
+                        reply = dataclasses.replace(reply, tool_calls=parsed, stop="tool_use")
                 dollars = price.dollars(reply.usage) if price else 0.0
                 session_usage, session_dollars = session_usage + reply.usage, \
                     session_dollars + dollars
@@ -138,7 +161,8 @@ class LlmResearcher:
                 log.write("message", **msg.to_json())
                 log.write("call", turn=turn, usage=reply.usage.__dict__, dollars=dollars,
                           stop=reply.raw_stop, model=reply.model, request_id=reply.request_id,
-                          latency_s=round(time.monotonic() - started, 3))
+                          latency_s=round(time.monotonic() - started, 3),
+                          **({"server_timings": reply.timings} if reply.timings else {}))
                 if reply.text.strip():
                     self.on_event("idea", {"spec": reply.text.strip().splitlines()[0][:200]})
                 if self._over_budget(spent):
@@ -150,13 +174,19 @@ class LlmResearcher:
                                                 "Continue, in shorter steps.)"))
                         log.write("message", **messages[-1].to_json())
                         continue
+                    if self.last_tool_calls == 0 and reminders < MAX_REMINDERS:
+                        reminders += 1
+                        messages.append(Message("user", self._reminder()))
+                        log.write("message", reminder=reminders, **messages[-1].to_json())
+                        continue
                     reason = "stop"
                     break
                 results = []
                 for call in reply.tool_calls:
                     if self.stop_event.is_set():
                         break
-                    log.write("tool_call", id=call.id, name=call.name, arguments=call.arguments)
+                    log.write("tool_call", id=call.id, name=call.name, arguments=call.arguments,
+                              **({"parsed_from_text": True} if call.from_text else {}))
                     results.append(self.toolbox.run(call))
                 if self.stop_event.is_set():
                     reason = "stopped"
@@ -173,6 +203,40 @@ class LlmResearcher:
             self._close_notebook(ledger.number, reason, turn, session_usage, session_dollars,
                                  path)
         return reason
+
+    def _complete(self, system: str, messages: list[Message]) -> Reply:
+        """One model call, abandoned (connection closed) at the deadline or a stop: a slow
+        local model must not hold the lab past its budget (issue 19: 583 s over 6 minutes)."""
+        box: dict = {}
+        done = threading.Event()
+        timeout = min(self.options.request_timeout_s, max(30.0, self.deadline - time.time() + 30))
+
+        def work() -> None:
+            try:
+                box["reply"] = self.provider.complete(
+                    system, messages, self.toolbox.specs,
+                    max_tokens=self.options.max_output_tokens, timeout_s=timeout)
+            except BaseException as e:  # noqa: BLE001 - handed to the loop's thread
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="llm-call", daemon=True).start()
+        while not done.wait(0.2):
+            if self.stop_event.is_set() or time.time() >= self.deadline - CANCEL_MARGIN_S:
+                with contextlib.suppress(Exception):
+                    self.provider.cancel()
+                raise Cancelled("stopped" if self.stop_event.is_set() else "deadline")
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
+
+    def _reminder(self) -> str:
+        tools = "\n".join(f"- {signature(s)}" for s in self.toolbox.specs)
+        return ("(Lab: your reply called no tool, so nothing was run. Work happens only through "
+                "tool calls. Call one now, either with the tool-calling interface or as JSON in "
+                "a code block:\n```json\n{\"name\": \"shell\", \"arguments\": {\"command\": "
+                "\"ls\"}}\n```\nThe tools (? = optional):\n" + tools + ")")
 
     # -- budgets ---------------------------------------------------------------------------------
     def _spent(self) -> Totals:

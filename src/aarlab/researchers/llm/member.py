@@ -14,6 +14,7 @@ from aarlab.client import LabClient, LabError
 from aarlab.errors import AarlabError
 from aarlab.kits.kit import SPLITS, TaskKit
 from aarlab.researchers.llm.config import LlmOptions
+from aarlab.researchers.llm.local import fit_to_server, prices_for
 from aarlab.researchers.llm.loop import LlmResearcher
 from aarlab.researchers.llm.policy import LlmPolicy, parse_policy
 from aarlab.researchers.llm.pricing import PriceTable, load_prices
@@ -21,6 +22,7 @@ from aarlab.researchers.llm.prompt import Prompt
 from aarlab.researchers.llm.providers import ProviderError, make_provider
 from aarlab.researchers.llm.tools import Toolbox
 from aarlab.sandbox.spec import Limits, SandboxSpec
+from aarlab.w2s.backends.lm_models import sandbox_mounts
 
 
 def preflight(policies: list[str], options: LlmOptions, check_provider: bool = True,
@@ -30,9 +32,10 @@ def preflight(policies: list[str], options: LlmOptions, check_provider: bool = T
     llm = [p for p in (parse_policy(x) for x in policies) if p is not None]
     if not llm:
         return
-    prices = load_prices(options.prices_file)
+    load_prices(options.prices_file)
     Prompt(options.prompt_file)
     for policy in {p.text: p for p in llm}.values():
+        prices = prices_for(policy, options)  # a local server's model is free unless priced
         check_price(policy, options, prices)
         if prices.lookup(policy.model) is None:
             on_warning(f"no price for model {policy.model!r} (table of {prices.as_of}): its "
@@ -79,7 +82,9 @@ def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=lab.socket, env=env,
+    lm_ro, lm_env = sandbox_mounts(kit)  # an LM task: its strong LM, read-only
+    spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=lab.socket,
+                       env={**env, **lm_env}, extra_ro=lm_ro,
                        limits=Limits(timeout_s=opts.shell_timeout_s,
                                      cpu_s=int(opts.shell_timeout_s * threads) + 60,
                                      memory_bytes=lab.options.memory_bytes))
@@ -91,12 +96,14 @@ def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
         try:
             sandbox = lab.open_sandbox(m, spec)
             provider = _provider(policy, opts)
-            prices = load_prices(opts.prices_file)
-            prompt = Prompt(opts.prompt_file)
+            prices = prices_for(policy, opts)
+            prompt, opts, fitted = fit_to_server(provider, opts)
         except AarlabError as e:
             _fail(lab, m, e.message, event)
             return
         m.sandbox = sandbox
+        event("note", {"text": f"prompt {fitted['prompt']} (server context "
+                               f"{fitted.get('context_tokens') or 'not reported'} tokens)"})
         lab._set_member(m, status="running", sandboxed=sandbox.sandboxed)
         tk = TaskKit(kit)
         context = {"task": task_context(tk),

@@ -4,13 +4,18 @@ Prices are US dollars per million tokens. The default table holds list prices pu
 providers as of ``DEFAULT_AS_OF``; they change, so a lab owner can override any of them with a
 JSON file (``aarlab run --llm-prices prices.json``, same shape as ``PriceTable``). Anthropic's
 cache writes are the 5-minute cache (1.25x input), reads 0.1x input. A model without a price is
-counted at $0 and flagged, and a dollar budget refuses to start on it.
+counted at $0 and flagged, and a dollar budget refuses to start on it. A model served from a
+loopback or private address (your own llama.cpp, ollama, vLLM) costs $0 by default, without a
+flag; a price file that names the model still wins.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -82,9 +87,31 @@ class PriceTable(BaseModel):
         return PriceTable(as_of=other.as_of, prices={**self.prices, **other.prices})
 
 
-def load_prices(path: Path | None) -> PriceTable:
-    """The default table, with the entries of ``path`` (JSON) laid over it."""
+FREE = Price(input=0, output=0, cache_read=0, cache_write=0)
+
+
+def is_local_url(url: str | None) -> bool:
+    """A base URL on this machine or a private network: a server someone runs, not an API
+    that bills. Names are resolved (``localhost``, a LAN host); an unresolvable name is not."""
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    try:
+        addrs = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            addrs = {ipaddress.ip_address(info[4][0].split("%")[0])
+                     for info in socket.getaddrinfo(host, None)}
+        except (OSError, ValueError, UnicodeError):
+            return False
+    return bool(addrs) and all(a.is_loopback or a.is_private or a.is_link_local for a in addrs)
+
+
+def load_prices(path: Path | None, *, free_models: tuple[str, ...] = ()) -> PriceTable:
+    """The default table, with ``free_models`` at $0 (local servers) and the entries of
+    ``path`` (JSON) laid over both."""
     table = PriceTable()
+    table.prices.update({m: FREE for m in free_models})
     if path is None:
         return table
     try:

@@ -13,6 +13,8 @@ import jinja2
 from aarlab.errors import AarlabError
 
 DEFAULT = Path(__file__).with_name("prompt.md.jinja")
+# For small context windows (chosen by local.fit_to_server).
+COMPACT = Path(__file__).with_name("prompt_compact.md.jinja")
 
 
 class Prompt:

@@ -21,6 +21,7 @@ from aarlab.errors import AarlabError
 from aarlab.redact import redact
 from aarlab.researchers.llm.config import LlmOptions
 from aarlab.researchers.llm.providers.base import ToolCall, ToolResult, ToolSpec
+from aarlab.researchers.llm.textcalls import check_arguments, signature
 from aarlab.sandbox.base import Sandbox
 from aarlab.sandbox.errors import SandboxError
 
@@ -118,16 +119,23 @@ class Toolbox:
 
     def _run(self, call: ToolCall) -> ToolResult:
         fn = getattr(self, f"_t_{call.name}", None)
-        if fn is None or call.name not in {s.name for s in SPECS}:
-            return ToolResult(call.id, call.name, f"error: no tool named {call.name!r}; tools: "
-                              f"{', '.join(s.name for s in SPECS)}", True)
+        spec = next((s for s in self.specs if s.name == call.name), None)
+        if fn is None or spec is None:
+            # Small models invent tools (run_experiment): show them what exists, with arguments.
+            return ToolResult(call.id, call.name, f"error: no tool named {call.name!r}. The "
+                              "tools are: " + "; ".join(signature(s) for s in self.specs), True)
         if call.bad_arguments is not None:
             return ToolResult(call.id, call.name, "error: arguments must be a JSON object, got "
-                              f"{call.bad_arguments[:200]!r}", True)
+                              f"{call.bad_arguments[:200]!r}; expected {signature(spec)}", True)
+        why = check_arguments(spec, call.arguments)
+        if why:
+            return ToolResult(call.id, call.name, f"error: bad arguments for {call.name}: {why}; "
+                              f"expected {signature(spec)} (? = optional)", True)
         try:
             out = fn(**call.arguments)
         except TypeError as e:  # missing or unexpected argument names
-            return ToolResult(call.id, call.name, f"error: bad arguments: {e}", True)
+            return ToolResult(call.id, call.name, f"error: bad arguments: {e}; expected "
+                              f"{signature(spec)}", True)
         except (AarlabError, SandboxError, OSError, ValueError) as e:
             return ToolResult(call.id, call.name, f"error: {_one_line(e)}", True)
         if isinstance(out, tuple):

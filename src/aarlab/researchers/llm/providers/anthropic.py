@@ -33,9 +33,10 @@ class AnthropicProvider(Provider):
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 300.0, max_retries: int = 6):
         self.model = model
+        self._make = lambda: anthropic.Anthropic(api_key=api_key, base_url=base_url,
+                                                 timeout=timeout_s, max_retries=max_retries)
         try:
-            self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url,
-                                              timeout=timeout_s, max_retries=max_retries)
+            self.client = self._make()
         except anthropic.AnthropicError as e:  # no key anywhere
             raise ProviderError(f"anthropic: {e} — set ANTHROPIC_API_KEY in the lab's "
                                 "environment (it never enters a sandbox)", fatal=True,
@@ -50,6 +51,11 @@ class AnthropicProvider(Provider):
         except anthropic.APIConnectionError as e:
             raise ProviderError(f"anthropic: cannot reach {self.client.base_url}: {e}",
                                 fatal=True, kind="connection") from None
+
+    def cancel(self) -> None:
+        # Closing the pool closes the socket of the call in flight; later calls get a new client.
+        old, self.client = self.client, self._make()
+        old.close()
 
     def complete(self, system: str, messages: list[Message], tools: list[ToolSpec], *,
                  max_tokens: int, timeout_s: float | None = None) -> Reply:

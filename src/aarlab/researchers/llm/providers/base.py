@@ -26,6 +26,8 @@ class ToolCall:
     arguments: dict
     # The raw argument text when the model sent something that is not a JSON object.
     bad_arguments: str | None = None
+    # Written as JSON in the reply's text (no structured call came back): see textcalls.py.
+    from_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ class Reply:
     model: str = ""
     request_id: str = ""
     raw_stop: str = ""
+    # What the server said it did, when it says (llama.cpp's ``timings``: prompt_n, predicted_n,
+    # prompt_per_second ...): kept in the transcript to check our counts against.
+    timings: dict | None = None
 
 
 class ProviderError(Exception):
@@ -101,6 +106,14 @@ class Provider(ABC):
     @abstractmethod
     def check(self) -> None:
         """Cheap pre-flight (no tokens spent): raise ``ProviderError`` for a bad key or model."""
+
+    def cancel(self) -> None:
+        """Abandon any call in flight (called from another thread): close its connections."""
+        return None
+
+    def context_window(self) -> int | None:
+        """The server's context size in tokens when it reports one (local servers), else None."""
+        return None
 
 
 def describe_status_error(provider: str, model: str, status: int, message: str,
