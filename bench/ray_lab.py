@@ -64,8 +64,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from aarlab.clock import as_utc
 from aarlab.commands.run import parse_duration
-from aarlab.lab.status import as_utc
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.store.db import Store
 

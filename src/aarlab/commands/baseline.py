@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -16,16 +17,11 @@ from rich.text import Text
 
 from aarlab.config import get_settings
 from aarlab.errors import SpecError, TaskNotBuiltError
-from aarlab.kits.kit import TaskKit
-from aarlab.lab.baselines import default_rows, evaluate, pick_on_feedback, tuned_baseline
-from aarlab.tasks.answer_key import AnswerKey
-from aarlab.tasks.build import answer_key_dir, is_built, kit_dir
-from aarlab.tasks.registry import get_task
-from aarlab.tasks.scorer import Scorer
-from aarlab.w2s.methods import all_methods, describe
-from aarlab.w2s.spec import MethodSpec, parse_spec
 
 from .ui import console, print_json, progress_stages
+
+if TYPE_CHECKING:
+    from aarlab.w2s.spec import MethodSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +31,8 @@ def register(app: typer.Typer) -> None:
 
 def methods(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the W2S methods: stage, parameters (default, range) and a one-line description."""
+    from aarlab.w2s.methods import describe
+
     rows = describe()
     if as_json:
         print_json(rows)
@@ -80,6 +78,13 @@ def baseline(
     Rows are ordered by feedback-half PGR, the half a researcher may choose on; the first row
     is the best classical method, to be judged on the final half.
     """
+    from aarlab.kits.kit import TaskKit
+    from aarlab.lab.baselines import default_rows, evaluate, pick_on_feedback, tuned_baseline
+    from aarlab.tasks.answer_key import AnswerKey
+    from aarlab.tasks.build import answer_key_dir, is_built, kit_dir
+    from aarlab.tasks.registry import get_task
+    from aarlab.tasks.scorer import Scorer
+
     specs = [] if tuned and not (method or spec or run_all) else _specs(
         method, param or [], head or [], spec, run_all)
     settings = get_settings()
@@ -125,6 +130,9 @@ def _feedback(r: dict) -> float:
 
 def _specs(method: str | None, params: list[str], head: list[str], spec: str | None,
            run_all: bool) -> list[MethodSpec]:
+    from aarlab.w2s.methods import all_methods
+    from aarlab.w2s.spec import parse_spec
+
     given = sum(x is not None and x is not False for x in (method, spec, run_all or None))
     if given != 1:
         raise SpecError("--method, --spec, --all: give exactly one",

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from aarlab.config import get_settings
-from aarlab.store.db import Store
 
 from .ui import console, print_json
 
+if TYPE_CHECKING:
+    from aarlab.store.db import Store
+
 
 def _store() -> Store:
-    store = Store(get_settings().database_url)
-    store.create_all()
-    return store
+    from aarlab.server.app import open_store
+
+    return open_store(get_settings())
 
 
 def _seeds(text: str) -> tuple[int, ...]:

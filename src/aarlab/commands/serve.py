@@ -167,10 +167,9 @@ def _admin_action(url: str | None, sock: str | None, db: str | None,
     if url or sock:
         with _client(url, sock, settings) as c:
             return remote(c)
-    from aarlab.store.db import Store
+    from aarlab.server.app import open_store
 
-    store = Store(settings.database_url)
-    store.create_all()
+    store = open_store(settings)
     with store.session() as s:
         return local(s)
 

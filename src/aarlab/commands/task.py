@@ -10,10 +10,6 @@ from rich.table import Table
 
 from aarlab.config import get_settings
 from aarlab.errors import TaskNotBuiltError
-from aarlab.kits.kit import TaskKit
-from aarlab.tasks.answer_key import PARTS, AnswerKey, TaskRefusedError
-from aarlab.tasks.build import BuildOptions, answer_key_dir, build_task, is_built, kit_dir
-from aarlab.tasks.registry import all_tasks, default_tasks, get_task
 
 from .ui import console, print_json, progress_stages
 
@@ -34,6 +30,9 @@ def task_column(table: Table, names: list[str]) -> None:
 @task_app.command("list")
 def list_tasks(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the known tasks, their format and whether they are built."""
+    from aarlab.tasks.build import is_built
+    from aarlab.tasks.registry import all_tasks
+
     settings = get_settings()
     rows = [{"name": t.name, "format": t.format, "default": t.default,
              "built": is_built(settings, t.name), "description": t.description}
@@ -69,6 +68,8 @@ def build(
     Exits 1 when a task's gap (ceiling - weak, with its bootstrap interval) is not clearly above
     0: such a task is built but not served, unless ``--force``.
     """
+    from aarlab.tasks.registry import default_tasks, get_task
+
     specs = [get_task(n) for n in names] if names else default_tasks()
     if all_defaults and names:
         raise typer.BadParameter("give task names or --all, not both")
@@ -80,6 +81,9 @@ def build_specs(specs: list, *, seed: int = 0, rebuild: bool = False, force: boo
                 strong_model: str | None = None, as_json: bool = False) -> None:
     """Build (unless built and not ``rebuild``), print the references with the gap, and exit 1
     for a task whose gap is not clearly above 0 unless ``force`` (then it is served anyway)."""
+    from aarlab.tasks.answer_key import AnswerKey, TaskRefusedError
+    from aarlab.tasks.build import BuildOptions, answer_key_dir, build_task, is_built
+
     settings = get_settings()
     with progress_stages(enabled=not as_json) as stage:
         for spec in specs:
@@ -107,6 +111,11 @@ def build_specs(specs: list, *, seed: int = 0, rebuild: bool = False, force: boo
 
 
 def task_summary(name: str) -> dict:
+    from aarlab.kits.kit import TaskKit
+    from aarlab.tasks.answer_key import PARTS, AnswerKey
+    from aarlab.tasks.build import answer_key_dir, is_built, kit_dir
+    from aarlab.tasks.registry import get_task
+
     settings = get_settings()
     spec = get_task(name)
     if not is_built(settings, name):

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aarlab.clock import utcnow
 from aarlab.errors import AarlabError
 from aarlab.forum import search
 from aarlab.forum.schemas import (
@@ -38,7 +39,6 @@ from aarlab.forum.tables import (
     FindingTag,
     Snapshot,
     Vote,
-    utcnow,
 )
 from aarlab.scoring.tables import Submission
 from aarlab.store import audit

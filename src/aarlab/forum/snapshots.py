@@ -21,9 +21,10 @@ from aarlab.archive import (
     sha256_hex,
 )
 from aarlab.atomic import write_atomic
+from aarlab.clock import utcnow
 from aarlab.forum.schemas import Author, SnapshotDetail, SnapshotFile, SnapshotOut
 from aarlab.forum.service import ConflictError, ForumError, NotFoundError, own_submission
-from aarlab.forum.tables import Snapshot, SnapshotLink, utcnow
+from aarlab.forum.tables import Snapshot, SnapshotLink
 from aarlab.scoring.tables import Submission
 from aarlab.store.identity import Researcher
 

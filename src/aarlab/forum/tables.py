@@ -12,7 +12,7 @@ head's text, so no second table to keep in sync.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     DDL,
@@ -35,10 +35,6 @@ import aarlab.store.identity  # noqa: F401  (registers ``researchers``)
 from aarlab.store.db import Base
 
 KINDS = ("result", "hypothesis", "insight", "error")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Snapshot(Base):

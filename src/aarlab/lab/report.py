@@ -21,19 +21,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from aarlab.clock import as_utc
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.forum.tables import Finding
 from aarlab.kits.kit import TaskKit
 from aarlab.lab import headline, suite
 from aarlab.lab.baselines import best_baseline, tuned_baseline
-from aarlab.lab.status import (
-    as_utc,
-    lab_costs,
-    lab_submissions,
-    member_rows,
-    progress_points,
-)
+from aarlab.lab.status import lab_costs, lab_submissions, member_rows, progress_points
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.lab.tuned import researcher_submissions
 from aarlab.scoring.probes import unpack

@@ -5,12 +5,11 @@ Used by the live table, the report and (later) the dashboard, so all three agree
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
+from aarlab.researchers.llm.accounting import member_costs
 from aarlab.scoring.tables import RELEASED_PGR, Submission
 from aarlab.store.identity import Researcher
 
@@ -69,6 +68,10 @@ def latest_lab(s: Session, task: str | None = None, status: str | None = None) -
     return s.scalar(q)
 
 
-def as_utc(t: datetime) -> datetime:
-    # SQLite hands datetimes back naive; the store writes them in UTC.
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+def lab_costs(s: Session, lab_id: int) -> list[dict]:
+    """One row per LLM researcher of a lab: its policy and its totals (for tables and JSON)."""
+    members = s.execute(select(LabMember.researcher_id, LabMember.policy, Researcher.name)
+                        .join(Researcher, Researcher.id == LabMember.researcher_id)
+                        .where(LabMember.lab_id == lab_id, LabMember.policy.like("llm:%"))
+                        .order_by(LabMember.id)).all()
+    return member_costs(s, [tuple(m) for m in members])

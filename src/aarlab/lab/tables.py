@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from aarlab.clock import utcnow
 from aarlab.store.db import Base
-from aarlab.store.identity import utcnow
 
 
 class LabRun(Base):

@@ -1,2 +1,1 @@
-"""Researchers: one protocol (run inside a sandbox, talk to the lab over its socket), several
-policies — the offline search researcher here, LLM researchers later."""
+"""Researchers the lab runs: the offline search researcher and LLM researchers (``llm/``)."""

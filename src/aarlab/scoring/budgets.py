@@ -14,14 +14,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aarlab.clock import as_utc
 from aarlab.scoring.tables import Submission
 
 HOUR = timedelta(hours=1)
-
-
-def as_utc(dt: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

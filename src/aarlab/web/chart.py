@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+
+from aarlab.clock import as_utc
 
 LAB = "lab"
 
@@ -56,10 +58,6 @@ class Chart:
         return sum(len(s.markers) for s in self.series)
 
 
-def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def best_so_far(points: Iterable[dict]) -> dict[str, list[tuple[datetime, float]]]:
     """Step curves of the best released PGR: one per researcher, and ``LAB`` over all of them.
 
@@ -73,7 +71,7 @@ def best_so_far(points: Iterable[dict]) -> dict[str, list[tuple[datetime, float]
         v = p["released_pgr"]
         if v is None:
             continue
-        t = _utc(p["time"])
+        t = as_utc(p["time"])
         for name in (p["researcher"], LAB):
             if name not in best or v > best[name]:
                 best[name] = v
@@ -106,7 +104,7 @@ def progress_svg(curves: dict[str, list[tuple[datetime, float]]], refs: list[Ref
         return Chart(width, height, (left, top, right, bottom), [], [], [], [],
                      "minutes since the first submission", True)
     t0 = min(times)
-    t_end = max([*times, _utc(end)] if end else times)
+    t_end = max([*times, as_utc(end)] if end else times)
     span_min = max((t_end - t0).total_seconds() / 60, 1e-3)
     lo, hi = min([*values, 0.0]), max([*values, 1.0])
     pad = 0.05 * (hi - lo or 1.0)

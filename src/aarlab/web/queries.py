@@ -9,23 +9,24 @@ and the CLI agree.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aarlab import safe_files
+from aarlab.clock import as_utc
 from aarlab.forum import search, service, snapshots
 from aarlab.forum.service import Viewer
 from aarlab.forum.tables import Finding, FindingTag
 from aarlab.kits.kit import TaskKit
 from aarlab.lab.status import latest_lab
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
+from aarlab.researchers.llm import accounting
+from aarlab.researchers.llm.tables import LlmSession
 from aarlab.scoring.service import (
     ScoringService,
     UnknownTask,
@@ -46,10 +47,6 @@ NOTEBOOK_TAIL = 30
 TRANSCRIPT_TAIL = 60
 TAIL_BYTES = 256 * 1024
 WORKSPACE_FILES = ("notebook.jsonl", "notebook.md")  # all a page reads from a workspace
-
-
-def utc(t: datetime | None) -> datetime | None:
-    return t if t is None or t.tzinfo else t.replace(tzinfo=UTC)
 
 
 # --- science ----------------------------------------------------------------------------------
@@ -205,24 +202,12 @@ def rises(s: Session, task: str, ids: list[int] | None) -> list[dict]:
              "is_probe": False} for t, name, v, i in s.execute(q)]
 
 
-def llm_totals(s: Session, ids: list[int] | None = None) -> dict | None:
-    """``{researcher_id: Totals}`` from the LLM researchers' ledger, or ``None`` where that
-    module is not installed (then the pages say "n/a")."""
-    name = "aarlab.researchers.llm.accounting"
-    try:
-        accounting = importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name and name.startswith(e.name):
-            return None
-        raise
+def llm_totals(s: Session, ids: list[int] | None = None) -> dict:
+    """``{researcher_id: Totals}`` from the LLM researchers' ledger."""
     return accounting.totals(s, ids)
 
 
 def llm_sessions(s: Session, researcher_id: int) -> list:
-    try:
-        from aarlab.researchers.llm.tables import LlmSession
-    except ModuleNotFoundError:
-        return []
     return list(s.scalars(select(LlmSession).where(LlmSession.researcher_id == researcher_id)
                           .order_by(LlmSession.id.desc()).limit(20)))
 
@@ -235,7 +220,7 @@ def _recent_submissions(s: Session, sc: Scope, admin: bool, limit: int = RECENT)
 
 
 def _sub_view(sub: Submission, name: str, admin: bool) -> dict:
-    v = public_view(sub, name) | {"created_at": utc(sub.created_at)}
+    v = public_view(sub, name) | {"created_at": as_utc(sub.created_at)}
     return v | (admin_extra(sub) if admin else {})
 
 
@@ -247,7 +232,7 @@ def _recent_findings(s: Session, sc: Scope, admin: bool, limit: int = RECENT) ->
          .order_by(Finding.id.desc()).limit(limit))
     if not admin:
         q = q.where(Finding.hidden.is_(False))
-    return [{"id": i, "kind": k, "title": t, "created_at": utc(c), "author": a, "hidden": h}
+    return [{"id": i, "kind": k, "title": t, "created_at": as_utc(c), "author": a, "hidden": h}
             for i, k, t, c, a, h in s.execute(q)]
 
 
@@ -397,7 +382,7 @@ def researcher(s: Session, scoring: ScoringService, name: str, admin: bool) -> d
     subs = [_sub_view(sub, r.name, admin) for sub in s.scalars(
         select(Submission).where(Submission.researcher_id == r.id)
         .order_by(Submission.id.desc()).limit(TIMELINE))]
-    events = [{"kind": e.kind, "created_at": utc(e.created_at), "payload": e.payload}
+    events = [{"kind": e.kind, "created_at": as_utc(e.created_at), "payload": e.payload}
               for e in s.scalars(select(LabEvent).where(LabEvent.researcher_id == r.id)
                                  .order_by(LabEvent.id.desc()).limit(TIMELINE))]
     timeline = sorted([{"type": "submission", "at": x["created_at"], "sub": x} for x in subs]
@@ -506,7 +491,7 @@ def audit_page(s: Session, scoring: ScoringService, kind: str | None, admin: boo
                  "sandboxed": m.sandboxed}
                 for m in s.scalars(select(LabMember).where(
                     (LabMember.restarts > 0) | LabMember.sandboxed.is_(False)))]
-    errors = [{"who": names.get(e.researcher_id), "at": utc(e.created_at), "payload": e.payload}
+    errors = [{"who": names.get(e.researcher_id), "at": as_utc(e.created_at), "payload": e.payload}
               for e in s.scalars(select(LabEvent).where(LabEvent.kind == "error")
                                  .order_by(LabEvent.id.desc()).limit(20))]
     return {"kinds": kinds, "events": events, "at_budget": at_budget, "restarts": restarts,

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aarlab.clock import utcnow
 from aarlab.researchers.llm.providers.base import Usage
 from aarlab.researchers.llm.tables import LlmCall, LlmSession
 from aarlab.store.db import Store
-from aarlab.store.identity import utcnow
 
 
 @dataclass
@@ -104,15 +104,9 @@ class Ledger:
             row.ended_at = utcnow()
 
 
-def lab_costs(s: Session, lab_id: int) -> list[dict]:
-    """One row per LLM researcher of a lab: its policy and its totals (for tables and JSON)."""
-    from aarlab.lab.tables import LabMember
-    from aarlab.store.identity import Researcher
-
-    members = s.execute(select(LabMember.researcher_id, LabMember.policy, Researcher.name)
-                        .join(Researcher, Researcher.id == LabMember.researcher_id)
-                        .where(LabMember.lab_id == lab_id, LabMember.policy.like("llm:%"))
-                        .order_by(LabMember.id)).all()
+def member_costs(s: Session, members: list[tuple[int, str, str]]) -> list[dict]:
+    """One row per LLM researcher ``(researcher_id, policy, name)``: its policy and its totals
+    (for tables and JSON). The lab says who its members are (``aarlab.lab.status.lab_costs``)."""
     by_id = totals(s, [rid for rid, _, _ in members])
     priced = dict(s.execute(select(LlmSession.researcher_id, func.min(LlmSession.priced))
                             .group_by(LlmSession.researcher_id)).all())

@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from aarlab.clock import utcnow
 from aarlab.store.db import Base
-from aarlab.store.identity import utcnow
 
 
 class LlmSession(Base):

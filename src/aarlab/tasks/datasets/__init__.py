@@ -1,1 +1,1 @@
-"""Weak-to-strong tasks built from real text that ships inside registry packages."""
+"""Dataset loaders: raw files from registry packages -> labelled W2S rows, one per task."""

@@ -49,7 +49,7 @@ from pathlib import Path
 from aarlab.errors import CorruptCacheError, SourceUnavailableError
 from aarlab.sources import sha256_file
 from aarlab.tasks.datasets.loaders import stable_id
-from aarlab.tasks.registry import TaskSpec, register
+from aarlab.tasks.spec import TaskSpec, register
 
 # Everything the generator venv holds, pinned; installed with --no-deps from these files only.
 GENERATOR_PINS: dict[str, tuple[str, str]] = {
