@@ -11,7 +11,11 @@ classifier. T is estimated without any gold label by Patrini's anchor estimator:
 out of sample (a leave-one-out kNN vote of the weak labels on the strong features, k chosen per
 task, ``_adapt``), take for each class i the row x̄ⁱ at the ``quantile`` of p̂(w = i | x)
 (Patrini et al. use the 97th percentile rather than the arg-max, against outliers), and set
-T[i, :] = p̂(w | x̄ⁱ).
+T[i, :] = p̂(w | x̄ⁱ). Quantiles below 0.8 are not offered: anchors far from the class's
+core give near-equal rows and a singular T (on snli-pref the median row gives T ≈ [[.5, .5],
+[.5, .5]]). On a pairwise task the swap symmetry makes T symmetric, and a symmetric channel
+does not move the argmax of the fitted p(w | x): expect forward correction to matter only where
+the teacher's errors are asymmetric between classes.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from aarlab.w2s.methods.base import Context, Params, Step
 
 
 class ForwardParams(Params):
-    quantile: float = Field(0.97, ge=0.5, le=1.0,
+    quantile: float = Field(0.97, ge=0.8, le=1.0,
                             description="anchor row per class: this quantile of p̂(w = i | x)")
 
 
