@@ -145,6 +145,20 @@ def test_a_researcher_starts_with_the_baseline_then_its_own_family():
     assert moves == [("family", "label_prop"), ("family", "probe_relabel")]
 
 
+def test_the_lab_best_release_is_reproduced_before_the_baseline():
+    p = _planner()
+    best = Hypothesis("adopt", "graph", {"steps": [{"method": "label_prop"}]}, "best",
+                      lab_best=True)
+    p.queue.append(Hypothesis("adopt", "x", {"steps": [{"method": "gce"}]}, "other"))
+    p.queue.append(best)
+    order = []
+    for _ in range(3):
+        h = p.next()
+        p.policy.record(h.spec, 1.0)
+        order.append(h.why if h.move == "adopt" else h.move)
+    assert order == ["best", "baseline", "other"]
+
+
 def test_recombination_takes_steps_from_two_families():
     p = _planner(weights=(1.0, 0.0, 0.0, 0.0))
     a = {"steps": [{"method": "label_prop", "params": {}}]}
@@ -245,23 +259,30 @@ def test_rounds_are_hypotheses_written_up_and_posted_whether_or_not_they_help(
     assert md.count("**Hypothesis.**") == len(rounds) and "## Round 2 · family" in md
 
 
-def test_submits_where_resolvable_and_builds_on_a_posted_snapshot(tiny_snli, tiny_tweets,
+def test_starts_from_the_lab_best_posted_snapshot_as_its_reference(tiny_snli, tiny_tweets,
                                                                   tmp_path):
     sid = "cd" * 32
     spec = {"steps": [{"method": "confidence_filter", "params": {"threshold": 0.6}}]}
-    forum = [{"id": 7, "author": "ada", "snapshot_id": sid, "pgr": 0.3, "body": "no block"}]
+    forum = [{"id": 7, "author": {"id": 1, "name": "ada"}, "snapshot_id": sid,
+              "metrics": {"released_pgr": 0.3}, "body": "no block"}]
     client = Client(forum, {"spec.json": json.dumps(spec)})
     r = _researcher([tiny_snli[0], tiny_tweets[0]], client, tmp_path, experiments=2,
                     ladder={"safety": 0.0, "win_share": 1.0})
     r.run()
-    assert client.submitted and client.submitted[0] == tiny_snli[0].name
+    rounds = [e for e in r.notebook.entries() if e.get("round")]
+    assert [e["move"] for e in rounds] == ["adopt", "baseline"]
+    # The reproduced best is its own reference (nothing to resolve); what was submitted went to
+    # the main task first, and each result points at its submission.
+    assert rounds[0]["decision"].startswith("not submitted")
     assert set(client.submitted) <= {tiny_snli[0].name, tiny_tweets[0].name}
     results = [p for p in client.posted if p["kind"] == "result"]
-    assert results and all(p["submission_id"] for p in results)
-    r.read_forum()
-    h = r.planner.next()
-    assert h.move == "adopt" and h.source == "forum:7" and "#7 by ada" in h.why
-    assert key(h.spec) == key(spec) and f"snapshot {sid[:12]}" in h.why
+    assert len(results) == sum(e["decision"] == "submitted" for e in rounds)
+    assert all(p["submission_id"] for p in results)
+    # Read at the start: the lab's best release, adopted first, is the reference to beat.
+    adopt = next(e for e in r.notebook.entries() if e.get("move") == "adopt")
+    assert adopt["source"] == "forum:7" and "#7 by ada" in adopt["why"]
+    assert adopt["reference"] and key(adopt["spec"]) == key(spec)
+    assert f"snapshot {sid[:12]}" in adopt["why"] and "reference" in adopt["why"]
 
 
 def test_a_hostile_snapshot_spec_is_not_adopted(tiny_snli, tmp_path):

@@ -2,7 +2,8 @@
 
 Moves, in the order a person would make them:
 
-- ``baseline``: plain W2S on soft weak labels, the yardstick every later round is read against;
+- ``baseline``: plain W2S on soft weak labels, the yardstick every later round is read against
+  (preceded by the lab's best released spec when the forum has one: the bar to beat);
 - ``family``: a method of this researcher's own family (its direction) at its defaults, then
   with sampled parameters: "does this family help here at all?";
 - ``adopt``: another researcher's posted spec (forum finding or code snapshot), re-run here as a
@@ -33,6 +34,7 @@ class Hypothesis:
     why: str
     parents: list[str] = field(default_factory=list)  # keys of the specs it builds on
     source: str = "own"  # "own" or "forum:<finding id>"
+    lab_best: bool = False  # the lab's best released spec: what my first submission must beat
 
 
 class Planner:
@@ -60,13 +62,17 @@ class Planner:
                           f"everything nearby was tried; {why}")
 
     def _next_once(self) -> Hypothesis | None:
+        best = next((h for h in self.queue if h.lab_best), None)
+        if best is not None:  # reproduce the lab's best release first: it is the bar
+            self.queue.remove(best)
+            return best
         if key(BASELINE) not in self.policy.tried:
             return Hypothesis("baseline", "baseline", normalise(BASELINE),
                               "the yardstick: plain W2S on the teacher's soft labels; every "
                               "later round is read against its label-free signals")
         while self.queue:
             h = self.queue.pop(0)
-            if key(h.spec) not in self.policy.tried:
+            if key(h.spec) not in self.policy.tried or h.lab_best:
                 return h
         untried = [m for m in self.family_methods
                    if key({"steps": [{"method": m}]}) not in self.policy.tried]
