@@ -111,7 +111,7 @@ def test_elr_resists_memorising_flipped_labels():
     # on their early (clean-cluster) prediction.
     x, y = two_clusters(n=200, d=20, gap=3.0)
     noisy = flip(y, 0.3)
-    cfg = HeadConfig(hidden=512, epochs=300, batch_size=50, lr=3e-3, dropout=0.0,
+    cfg = HeadConfig(hidden=256, epochs=150, batch_size=50, lr=3e-3, dropout=0.0,
                      weight_decay=0.0)
     t = soft(noisy, conf=1.0)
     ce = train_head(x, t, seed=0, cfg=cfg).predict_proba(x).argmax(1)
