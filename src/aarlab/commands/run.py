@@ -189,14 +189,8 @@ def run(
     except KeyboardInterrupt:
         _stopped(store, settings, lab_id, reports, "while the report was written", quick=False)
     if replicate:
-        from aarlab.replication.report import replicate_after_run  # the verdict on the top
-
-        try:
-            replicate_after_run(store, settings, lab_id, reports, summary,
-                                warn=lambda msg: err.print(f"[yellow]{msg}[/]"),
-                                budget_s=rep_s, console=None if as_json else err)
-        except KeyboardInterrupt:
-            _stopped(store, settings, lab_id, reports, "during the replication", quick=False)
+        replication_phase(store, settings, lab_id, reports, summary, rep_s,
+                          None if as_json else err)
     with store.session() as s:
         costs = lab_costs(s, lab_id)
     if as_json:
@@ -206,6 +200,20 @@ def run(
     if costs:
         err.print(cost_table(costs))
     err.print(f"report: {summary['report_path']}")
+
+
+def replication_phase(store, settings, lab_id: int, reports: Path, summary: dict,
+                      budget_s: float | None, console: Console | None) -> None:
+    """The end-of-run replication of the top results, inside ``budget_s``; stopped, it leaves
+    the results so far and exits 130."""
+    from aarlab.replication.report import replicate_after_run  # the verdict on the top
+
+    try:
+        replicate_after_run(store, settings, lab_id, reports, summary,
+                            warn=lambda msg: err.print(f"[yellow]{msg}[/]"),
+                            budget_s=budget_s, console=console)
+    except KeyboardInterrupt:
+        _stopped(store, settings, lab_id, reports, "during the replication", quick=False)
 
 
 def _sigterm_interrupts() -> None:

@@ -1,0 +1,150 @@
+"""The end-of-run replication is bounded by its budget, and a run killed during it keeps its
+JSON and report (issue 18: a 4-minute run once spent 9 silent minutes replicating)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from aarlab.config import Settings
+from aarlab.lab.orchestrator import LabOptions
+from aarlab.lab.tables import LabMember, LabRun
+from aarlab.replication.budgeted import estimate_jobs, run_jobs
+from aarlab.replication.method import Method
+from aarlab.replication.replicate import Target
+from aarlab.scoring.probes import pack
+from aarlab.scoring.tables import Submission
+from aarlab.store.db import Store
+from aarlab.store.identity import add_researcher
+from aarlab.tasks.scorer import Scorer
+
+RUN_TAIL = """
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from aarlab.commands.run import _sigterm_interrupts, replication_phase
+from aarlab.config import Settings
+from aarlab.lab.report import write_report
+from aarlab.store.db import Store
+
+settings = Settings()
+store = Store(settings.database_url)
+lab_id, reports = int(sys.argv[1]), Path(sys.argv[2])
+_sigterm_interrupts()
+summary = write_report(store, settings, lab_id, reports, baselines=False)
+try:
+    replication_phase(store, settings, lab_id, reports, summary, 600.0, Console(stderr=True))
+except click.exceptions.Exit as e:
+    sys.exit(e.exit_code)
+"""
+
+
+def _home(tmp_path, tiny_tasks, settings) -> Settings:
+    home = tmp_path / "home"
+    for name, (kit, key) in tiny_tasks.items():
+        shutil.copytree(kit.dir, home / "tasks" / name / "kit")
+        shutil.copytree(key.dir, home / "answer-keys" / name)
+    return Settings(home=home, sources_root=settings.sources_dir, baseline_grid="defaults")
+
+
+def test_jobs_that_do_not_fit_the_budget_are_skipped_and_said(tiny_tweets, settings):
+    kit, key = tiny_tweets
+    m = Method(ref="1", task=kit.name, spec={"method": "weak_soft"},
+               claim={"method": "weak_soft", "pgr_final": 0.0})
+    targets = [Target(kit.name, "fresh-seeds", kit, key, [0]),
+               Target("other", "other-task", kit, key, [0])]
+    # The lab measured this spec at 10 minutes a run: neither job fits 60 s.
+    jobs = estimate_jobs([(m, targets)], {"weak_soft": 600.0}, len(kit.ids("train_unlabel")))
+    assert [j.target.kind for j in jobs] == ["fresh-seeds", "other-task"]
+    updates = []
+    reps, info = run_jobs([(m, targets)], jobs, settings, 60.0,
+                          lambda r, i: updates.append(dict(i)), workers=1)
+    assert info["done"] == 0 and len(info["skipped"]) == 2
+    assert all("does not fit" in x["why"] for x in info["skipped"])
+    assert reps[0]["results"] == [] and updates  # announced (written) before anything ran
+
+    # Cheap enough: both run, each finished job is handed over at once (partial writes).
+    jobs = estimate_jobs([(m, targets)], {"weak_soft": 1.0}, len(kit.ids("train_unlabel")))
+    seen = []
+    reps, info = run_jobs([(m, targets)], jobs, settings, 300.0,
+                          lambda r, i: seen.append(len(r[0]["results"])), workers=2)
+    assert info["done"] == 2 and not info["skipped"] and not info["interrupted"]
+    assert seen[0] == 0 and 1 in seen and seen[-1] == 2
+    assert {r["target"] for r in reps[0]["results"]} == {kit.name, "other"}
+    assert info["workers"] == min(2, info["workers"])
+
+
+def _finished_lab(s: Settings, tiny_tasks) -> int:
+    """A finished lab with one replicable pick (a bare method label is a spec)."""
+    kit, key = tiny_tasks["tweets"]
+    store = Store(s.database_url)
+    store.create_all()
+    scorer = Scorer(key, kit.ids("test"))
+    pred = kit.weak_probs("test", 0).argmax(1)
+    sc = scorer.score(pred)
+    with store.session() as db:
+        opts = LabOptions(task="tweets", researchers=1, budget_s=30, max_submissions=3)
+        lab = LabRun(task="tweets", status="finished", elapsed_s=30.0,
+                     config=opts.model_dump(mode="json"))
+        db.add(lab)
+        db.flush()
+        r, _ = add_researcher(db, f"lab{lab.id}-0-any")
+        db.add(LabMember(lab_id=lab.id, researcher_id=r.id, direction="any",
+                         workspace=str(s.home / "labs" / str(lab.id) / "ws")))
+        db.add(Submission(researcher_id=r.id, task="tweets", created_at=datetime.now(UTC),
+                          n_rows=len(pred), predictions=pack(pred), method="weak_soft",
+                          seeds=[0, 1, 2], released_pgr=sc.pgr["feedback"], new_best=True,
+                          **{f"acc_{p}": sc.accuracy[p] for p in sc.accuracy},
+                          **{f"pgr_{p}": sc.pgr[p] for p in sc.pgr}))
+        return lab.id
+
+
+def test_a_run_killed_during_replication_leaves_its_json_and_report(tmp_path, tiny_tasks,
+                                                                      settings):
+    s = _home(tmp_path, tiny_tasks, settings)
+    lab_id = _finished_lab(s, tiny_tasks)
+    reports = tmp_path / "reports"
+    env = {**os.environ, "AARLAB_HOME": str(s.home), "AARLAB_SOURCES_ROOT": str(s.sources_dir),
+           "AARLAB_BASELINE_GRID": "defaults"}
+    # The run's own last phase, as `aarlab run` calls it after the lab and its report (the
+    # quick report stands in for the full one: its baselines take minutes on a busy machine).
+    cmd = [sys.executable, "-c", RUN_TAIL, str(lab_id), str(reports)]
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    final = reports / f"lab{lab_id}-final.json"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and run.poll() is None and not final.exists():
+            time.sleep(0.2)
+        assert run.poll() is None, run.stderr.read().decode()[-3000:]
+        assert final.exists(), "the replication never started"
+        run.send_signal(signal.SIGTERM)  # mid-replication: its first jobs are running
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    err = err.decode()
+    assert run.returncode == 130, err[-3000:]
+    assert "stopped during the replication" in err
+    assert "replication:" in err and "estimated" in err  # announced with its estimate
+    summary = json.loads((reports / f"lab{lab_id}-report.json").read_text())
+    assert summary["lab_id"] == lab_id and summary["best_method"] == "weak_soft"
+    assert summary["best_final_pgr"] is not None
+    assert (reports / f"lab{lab_id}-report.md").read_text().startswith(f"# Lab {lab_id}")
+    data = json.loads(final.read_text())
+    assert data["replication"]["interrupted"] is True
+    assert data["replication"]["jobs"] >= 2 and data["replication"]["done"] < \
+        data["replication"]["jobs"]
+    md = (reports / f"lab{lab_id}-final.md").read_text()
+    assert "Replication **interrupted**" in md
+    assert not list(reports.glob("*.tmp"))  # every file written whole
