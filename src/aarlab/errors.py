@@ -5,7 +5,14 @@ The CLI prints these without a traceback; anything else is a bug and keeps its t
 
 
 class AarlabError(Exception):
-    """A mistake or missing piece the user can fix. ``hint`` says how."""
+    """A mistake or missing piece the user can fix. ``hint`` says how.
+
+    Over HTTP, the app's one handler (``aarlab.server.app``) answers it with ``status`` and
+    ``{"detail": str(error)}``; subclasses set their own status.
+    """
+
+    status: int = 400
+    headers: dict | None = None
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)

@@ -8,12 +8,11 @@ from starlette.concurrency import run_in_threadpool
 
 from aarlab.config import Settings
 from aarlab.scoring import schemas
-from aarlab.scoring.service import BodyTooLarge, ScoringError, ScoringService
+from aarlab.scoring.service import BodyTooLarge, ScoringService
 from aarlab.server.deps import current_researcher, get_settings, get_store, require_admin
 from aarlab.store import audit
 from aarlab.store.db import Store
 from aarlab.store.identity import (
-    IdentityError,
     Researcher,
     add_researcher,
     list_researchers,
@@ -30,12 +29,6 @@ def get_service(request: Request) -> ScoringService:
     if getattr(state, "scoring", None) is None:
         state.scoring = ScoringService(state.settings, state.store)
     return state.scoring
-
-
-def _error(e: ScoringError | IdentityError, status: int | None = None) -> JSONResponse:
-    detail = e.message + (f" ({e.hint})" if e.hint else "")
-    return JSONResponse({"detail": detail}, status_code=status or e.status,
-                        headers=getattr(e, "headers", None))
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -80,12 +73,9 @@ async def submit(task: str, request: Request,
 
     Budgets, remaining in the body and in ``X-Budget-*`` headers, count every stored submission.
     """
-    try:
-        service.task(task)  # 404 before reading a body for a task that does not exist
-        body = await _read_body(request, settings.max_body_bytes)
-        receipt, budget = await run_in_threadpool(service.submit, researcher, task, body)
-    except ScoringError as e:
-        return _error(e)
+    service.task(task)  # 404 before reading a body for a task that does not exist
+    body = await _read_body(request, settings.max_body_bytes)
+    receipt, budget = await run_in_threadpool(service.submit, researcher, task, body)
     return JSONResponse(schemas.Receipt(**receipt).model_dump(mode="json"),
                         headers=budget.headers())
 
@@ -105,11 +95,8 @@ def tasks(_: Researcher = Depends(current_researcher),
 def my_submissions(task: str, researcher: Researcher = Depends(current_researcher),
                    store: Store = Depends(get_store),
                    service: ScoringService = Depends(get_service)):
-    try:
-        with store.session() as s:
-            return service.my_submissions(s, researcher, task)
-    except ScoringError as e:
-        return _error(e)
+    with store.session() as s:
+        return service.my_submissions(s, researcher, task)
 
 
 @router.get("/submissions/{submission_id}", response_model=schemas.SubmissionOut,
@@ -117,22 +104,16 @@ def my_submissions(task: str, researcher: Researcher = Depends(current_researche
 def submission(submission_id: int, _: Researcher = Depends(current_researcher),
                store: Store = Depends(get_store),
                service: ScoringService = Depends(get_service)):
-    try:
-        with store.session() as s:
-            return service.submission(s, submission_id)
-    except ScoringError as e:
-        return _error(e)
+    with store.session() as s:
+        return service.submission(s, submission_id)
 
 
 @router.get("/tasks/{task}/leaderboard", response_model=schemas.Leaderboard, tags=["scoring"])
 def leaderboard(task: str, _: Researcher = Depends(current_researcher),
                 store: Store = Depends(get_store),
                 service: ScoringService = Depends(get_service)):
-    try:
-        with store.session() as s:
-            return service.leaderboard(s, task)
-    except ScoringError as e:
-        return _error(e)
+    with store.session() as s:
+        return service.leaderboard(s, task)
 
 
 @router.get("/me", response_model=schemas.MeOut, tags=["scoring"])
@@ -151,13 +132,10 @@ def me(researcher: Researcher = Depends(current_researcher), store: Store = Depe
 @router.post("/admin/researchers", response_model=schemas.NewResearcherOut, status_code=201,
              dependencies=admin, tags=["admin"])
 def admin_add_researcher(body: schemas.NewResearcherIn, store: Store = Depends(get_store)):
-    try:
-        with store.session() as s:
-            r, token = add_researcher(s, body.name)
-            audit.append(s, "researcher_added", r.id, name=r.name)
-            return {"id": r.id, "name": r.name, "token": token}
-    except IdentityError as e:
-        return _error(e, 409 if "exists" in e.message else 422)
+    with store.session() as s:
+        r, token = add_researcher(s, body.name)
+        audit.append(s, "researcher_added", r.id, name=r.name)
+        return {"id": r.id, "name": r.name, "token": token}
 
 
 @router.get("/admin/researchers", response_model=list[schemas.ResearcherOut],
@@ -170,35 +148,26 @@ def admin_researchers(store: Store = Depends(get_store)):
 @router.post("/admin/researchers/{ref}/revoke", response_model=schemas.ResearcherOut,
              dependencies=admin, tags=["admin"])
 def admin_revoke(ref: str, store: Store = Depends(get_store)):
-    try:
-        with store.session() as s:
-            r = revoke(s, ref)
-            audit.append(s, "researcher_revoked", r.id, name=r.name)
-            return r.as_dict()
-    except IdentityError as e:
-        return _error(e, 404)
+    with store.session() as s:
+        r = revoke(s, ref)
+        audit.append(s, "researcher_revoked", r.id, name=r.name)
+        return r.as_dict()
 
 
 @router.get("/admin/tasks/{task}/leaderboard", response_model=schemas.AdminLeaderboard,
             dependencies=admin, tags=["admin"])
 def admin_leaderboard(task: str, store: Store = Depends(get_store),
                       service: ScoringService = Depends(get_service)):
-    try:
-        with store.session() as s:
-            return service.leaderboard(s, task, admin=True)
-    except ScoringError as e:
-        return _error(e)
+    with store.session() as s:
+        return service.leaderboard(s, task, admin=True)
 
 
 @router.get("/admin/submissions/{submission_id}", response_model=schemas.AdminSubmissionOut,
             dependencies=admin, tags=["admin"])
 def admin_submission(submission_id: int, store: Store = Depends(get_store),
                      service: ScoringService = Depends(get_service)):
-    try:
-        with store.session() as s:
-            return service.submission(s, submission_id, admin=True)
-    except ScoringError as e:
-        return _error(e)
+    with store.session() as s:
+        return service.submission(s, submission_id, admin=True)
 
 
 @router.get("/admin/audit", response_model=list[schemas.AuditOut], dependencies=admin,

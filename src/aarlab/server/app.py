@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 
 from aarlab import __version__
 from aarlab.config import Settings, get_settings
+from aarlab.errors import AarlabError
 from aarlab.forum import routes as forum_routes
 from aarlab.forum import snapshot_routes
 from aarlab.forum import tables as _forum_tables  # noqa: F401
@@ -77,6 +78,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.store = store
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
         settings, method, path))
+
+    @app.exception_handler(AarlabError)
+    async def _user_error(request: Request, exc: AarlabError) -> JSONResponse:
+        # The one mapping from a service's error to HTTP: its status, its one-line message.
+        return JSONResponse(status_code=exc.status, content={"detail": str(exc)},
+                            headers=exc.headers or None)
 
     @app.exception_handler(OverflowError)
     async def _out_of_range(request: Request, exc: OverflowError) -> JSONResponse:

@@ -44,7 +44,15 @@ class Researcher(Base):
 
 
 class IdentityError(AarlabError):
-    pass
+    status = 422
+
+
+class ResearcherExists(IdentityError):
+    status = 409
+
+
+class UnknownResearcher(IdentityError):
+    status = 404
 
 
 def new_token() -> str:
@@ -68,7 +76,7 @@ def add_researcher(session: Session, name: str) -> tuple[Researcher, str]:
     """Register ``name``; returns the row and the plain token (the only time it exists)."""
     check_name(name)
     if session.scalar(select(Researcher.id).where(Researcher.name == name)) is not None:
-        raise IdentityError(f"researcher {name!r} already exists",
+        raise ResearcherExists(f"researcher {name!r} already exists",
                             hint="pick another name, or revoke and re-register under a new one")
     token = new_token()
     r = Researcher(name=name, token_hash=hash_token(token), created_at=utcnow())
@@ -92,7 +100,7 @@ def find_researcher(session: Session, ref: str | int) -> Researcher:
             else select(Researcher).where(Researcher.name == ref_s))
     r = session.scalar(stmt)
     if r is None:
-        raise IdentityError(f"no researcher {ref!r}", hint="list them with the admin API")
+        raise UnknownResearcher(f"no researcher {ref!r}", hint="list them with the admin API")
     return r
 
 
