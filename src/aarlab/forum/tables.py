@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 import aarlab.scoring.tables  # noqa: F401  (registers ``submissions`` for the foreign keys)
 import aarlab.store.identity  # noqa: F401  (registers ``researchers``)
-from aarlab.store.db import Base
+from aarlab.store.db import Base, append_only
 
 KINDS = ("result", "hypothesis", "insight", "error")
 
@@ -154,27 +154,8 @@ class Vote(Base):
 
 # --- database-side guarantees ---------------------------------------------------------------
 
-_APPEND_ONLY = ("finding_revisions", "forum_comments")
-
-
-def _sqlite_refuse(table: str) -> list[str]:
-    return [f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            for op in ("UPDATE", "DELETE")]
-
-
-def _postgres_refuse(table: str) -> list[str]:
-    return [f"CREATE OR REPLACE FUNCTION {table}_refuse() RETURNS trigger AS $$ BEGIN "
-            f"RAISE EXCEPTION '{table} is append-only'; END; $$ LANGUAGE plpgsql",
-            f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()"]
-
-
 for _table in (FindingRevision.__table__, Comment.__table__):
-    for _sql in _sqlite_refuse(_table.name):
-        event.listen(_table, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
-    for _sql in _postgres_refuse(_table.name):
-        event.listen(_table, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
+    append_only(_table)
 
 FTS_TABLE = "findings_fts"
 event.listen(Finding.__table__, "after_create", DDL(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
-    DDL,
     JSON,
     DateTime,
     ForeignKey,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from aarlab.store.db import Base
+from aarlab.store.db import Base, append_only
 
 
 class AuditEvent(Base):
@@ -49,23 +48,7 @@ def _refuse(_mapper, _conn, target) -> None:  # noqa: ANN001
     raise AppendOnlyError(f"audit log is append-only (event {target.id})")
 
 
-_SQLITE = [
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
-]
-_POSTGRES = [
-    "CREATE OR REPLACE FUNCTION audit_log_refuse() RETURNS trigger AS $$ BEGIN "
-    "RAISE EXCEPTION 'audit log is append-only'; END; $$ LANGUAGE plpgsql",
-    "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
-    "FOR EACH ROW EXECUTE FUNCTION audit_log_refuse()",
-]
-for _sql in _SQLITE:
-    event.listen(AuditEvent.__table__, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
-for _sql in _POSTGRES:
-    event.listen(AuditEvent.__table__, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
-
+append_only(AuditEvent.__table__)
 
 def append(session: Session, kind: str, researcher_id: int | None = None, **details) -> AuditEvent:
     """Add one event to the current transaction; it commits (or not) with the change it records."""

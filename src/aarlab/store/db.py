@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import DDL, Table, create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -77,3 +77,19 @@ class Store:
         """A transaction: committed on success, rolled back on any error."""
         with self.sessions() as s, s.begin():
             yield s
+
+
+def append_only(table: Table) -> None:
+    """Make ``table`` append-only in the database itself (SQLite or Postgres triggers), so no
+    code path, ORM or raw SQL, can rewrite or delete a row."""
+    name = table.name
+    sqlite = [f"CREATE TRIGGER IF NOT EXISTS {name}_no_{op.lower()} BEFORE {op} ON {name} "
+              f"BEGIN SELECT RAISE(ABORT, '{name} is append-only'); END"
+              for op in ("UPDATE", "DELETE")]
+    postgres = [f"CREATE OR REPLACE FUNCTION {name}_refuse() RETURNS trigger AS $$ BEGIN "
+                f"RAISE EXCEPTION '{name} is append-only'; END; $$ LANGUAGE plpgsql",
+                f"CREATE TRIGGER {name}_no_change BEFORE UPDATE OR DELETE ON {name} "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}_refuse()"]
+    for dialect, statements in (("sqlite", sqlite), ("postgresql", postgres)):
+        for sql in statements:
+            event.listen(table, "after_create", DDL(sql).execute_if(dialect=dialect))

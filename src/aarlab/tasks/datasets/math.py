@@ -24,7 +24,7 @@ candidate and ``wrong_per_question`` wrong ones; the default of one makes exactl
 true, so guessing the majority class gains nothing (more wrong candidates per question would tip
 the balance to false).
 
-Measured (``MEASURED``): the TF-IDF teacher is at chance (~0.51: the candidates of a question
+Measured at full size: the TF-IDF teacher is at chance (~0.51: the candidates of a question
 share its words, and it cannot do arithmetic); MiniLM-L6 + MLP reaches 0.54-0.57, a gap of 3.6-6.4
 points, mostly on wrong answers of the wrong magnitude (siblings) and plausible sign flips; it is
 near chance on off-by-one and digit slips. That is under the 8 points a default task needs, so
@@ -60,9 +60,7 @@ GENERATOR_PINS: dict[str, tuple[str, str]] = {
     "absl-py": ("2.5.1", "Apache-2.0"),
     "six": ("1.17.0", "MIT"),
 }
-# The mix the issue suggested. Others were measured at full size (seed 0, weak = TF-IDF teacher,
-# ceiling = MiniLM-L6 + MLP head, test accuracy): none reaches the 8-point gap a default task
-# needs, see the notice below and ``MEASURED``.
+# No mix of modules tried reaches the 8-point gap a default task needs (see the notice below).
 MODULES: tuple[str, ...] = (
     "arithmetic__add_or_sub",
     "arithmetic__mul",
@@ -71,14 +69,6 @@ MODULES: tuple[str, ...] = (
     "algebra__linear_1d",
 )
 PER_MODULE = 1030  # 5 modules x 1030 questions x 2 candidates = 10,300 rows
-MEASURED = {  # mix -> (weak, ceiling) on test, 5 seeds each, build seed 0 unless named
-    "the five above (aarlab task build math)": (0.508, 0.545),
-    "the five above, --seed 1": (0.513, 0.556),
-    "the five above, 1032 per module": (0.504, 0.567),
-    "place_value, round_number, measurement__conversion, gcd": (0.512, 0.574),
-    "the four + lcm, div_remainder": (0.504, 0.554),
-    "the four + comparison__pair, nearest_integer_root": (0.502, 0.542),
-}
 SCRIPT = Path(__file__).with_name("mathgen") / "generate.py"
 VENV_DIRNAME = "mathematics-dataset-venv"
 

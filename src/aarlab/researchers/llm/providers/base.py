@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -137,9 +137,3 @@ def describe_status_error(provider: str, model: str, status: int, message: str,
                              fatal=kind != "context", kind=kind)
     return ProviderError(f"{provider}: call failed after retries ({status}): {short}",
                          fatal=False, kind="transient")
-
-
-def jsonable(obj: Any) -> Any:
-    """SDK objects (pydantic) to plain JSON for transcripts."""
-    dump = getattr(obj, "model_dump", None)
-    return dump(mode="json", exclude_none=True) if dump else obj
