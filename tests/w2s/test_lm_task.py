@@ -89,7 +89,8 @@ def test_lm_build_writes_a_kit_without_gold_and_records_both_models(lm_task, set
     assert m["weak_teacher"]["kind"] == "lora-lm"
     assert m["weak_teacher"]["model"]["source"] == "local"
     assert len(m["weak_teacher"]["model"]["sha256"]) == 64
-    assert m["student_lm"]["key"].startswith("strong-lm@") and m["student_lm"]["name"] == "strong-lm"
+    assert m["student_lm"]["key"].startswith("strong-lm@")
+    assert m["student_lm"]["name"] == "strong-lm"
     assert "cross-validation inside train_unlabel" in m["lm_fit"]["ceiling"]
     assert m["weak_seeds"] == 2 and kit.seeds == [0, 1]
     assert kit.features("test").shape == (60, 64)  # the strong LM's frozen features

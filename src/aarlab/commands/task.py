@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import typer
 from rich.console import Console
@@ -62,6 +63,15 @@ def build(
         None, "--strong-model", help="Student encoder (see registry), e.g. mpnet; default: "
         "the task's own."),
     as_json: bool = typer.Option(False, "--json", help="Print the reference table as JSON."),
+    as_name: str = typer.Option(
+        None, "--as", help="Build a language-model task of this name from the one source task "
+        "given (needs --weak-model and --strong-model)."),
+    weak_model: str = typer.Option(
+        None, "--weak-model", help="With --as: the weak teacher LM, fine-tuned (LoRA) on "
+        "train_label: a packaged name (smollm2-135m, gemma3-270m, qwen2.5-0.5b), a local "
+        "transformers folder or a hub id."),
+    sizes: str = typer.Option(
+        None, "--sizes", help="LABEL,UNLABEL,TEST rows (e.g. 200,400,300 for a CPU)."),
 ) -> None:
     """Fetch data and models, write the kit and answer key, run the references.
 
@@ -70,9 +80,23 @@ def build(
     """
     from aarlab.tasks.registry import default_tasks, get_task
 
-    specs = [get_task(n) for n in names] if names else default_tasks()
     if all_defaults and names:
         raise typer.BadParameter("give task names or --all, not both")
+    if as_name or weak_model:
+        if not (as_name and weak_model and strong_model and names and len(names) == 1):
+            raise typer.BadParameter("a language-model task needs one source task, --as NAME, "
+                                     "--weak-model M and --strong-model M")
+        from aarlab.tasks.lm_tasks import define, parse_sizes
+
+        lm_spec = define(as_name, names[0], weak_model, strong_model,
+                         parse_sizes(sizes) if sizes else None)
+        build_specs([lm_spec], seed=seed, rebuild=force, force=force, as_json=as_json)
+        return
+    specs = [get_task(n) for n in names] if names else default_tasks()
+    if sizes:
+        from aarlab.tasks.lm_tasks import parse_sizes
+
+        specs = [replace(sp, sizes=parse_sizes(sizes)) for sp in specs]
     build_specs(specs, seed=seed, rebuild=force, force=force, strong_model=strong_model,
                 as_json=as_json)
 
@@ -132,6 +156,8 @@ def task_summary(name: str) -> dict:
         "student_head": m["student_head"]["kind"],
         "provenance": m["provenance"], "notice": m.get("notice"),
     }
+    if "student_lm" in m:  # a language-model task: both models and how they were tuned
+        out["student_lm"], out["lm_fit"] = m["student_lm"], m.get("lm_fit")
     for which in ("weak", "ceiling"):
         out[which] = key.reference_estimate(which).as_dict()
         out[f"{which}_parts"] = {p: key.reference_estimate(which, p).as_dict() for p in PARTS}

@@ -11,7 +11,7 @@ import random
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +23,14 @@ from aarlab.kits.kit import SPLITS, TaskKit
 from aarlab.tasks.answer_key import PARTS, AnswerKey
 from aarlab.tasks.features import encode_cached, row_features, row_texts
 from aarlab.tasks.kit_guard import check_kit_has_no_gold
+from aarlab.tasks.lm_build import lm_builders, lm_encoder, lm_manifest, lm_reference
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import Sizes, TaskSpec
+from aarlab.w2s.backends.lm_models import ResolvedLM
 from aarlab.w2s.backends.registry import load_encoder
 from aarlab.w2s.ceiling import Member
 from aarlab.w2s.heads import HeadConfig
+from aarlab.w2s.lm_fit import LMFit
 from aarlab.w2s.reference import reference_runs
 from aarlab.w2s.weak import TfidfTeacher
 
@@ -62,6 +65,10 @@ class BuildOptions:
     force: bool = False
     # Kinds of the ceiling family searched (aarlab.w2s.ceiling); tiny test tasks use logreg only.
     ceiling_kinds: tuple[str, ...] = ("logreg", "mlp")
+    # Language-model tasks (aarlab.tasks.lm_tasks): the weak teacher is this LM fine-tuned on
+    # train_label (None: the TF-IDF teacher); ``lm_fit`` says how every LM is fine-tuned.
+    weak_model: str | None = None
+    lm_fit: LMFit | None = None
 
 
 def build_task(
@@ -70,6 +77,14 @@ def build_task(
 ) -> tuple[TaskKit, AnswerKey]:
     sizes = opts.sizes or spec.sizes
     strong = opts.strong_model or spec.strong_model
+    weak_lm_name = opts.weak_model or getattr(spec, "weak_model", None)
+    lms: dict[str, ResolvedLM] = {}
+    if weak_lm_name:  # an LM task: both models are causal LMs, located (or installed) first
+        from aarlab.w2s.backends.lm_models import resolve_lm
+
+        with stage(f"{spec.name}: locate {weak_lm_name} and {strong}", None):
+            lms = {"weak": resolve_lm(weak_lm_name, settings.sources_dir),
+                   "strong": resolve_lm(strong, settings.sources_dir)}
     with stage(f"{spec.name}: fetch and shape data", None):
         rows, provenance = spec.load(settings.sources_dir, opts.seed)
     _validate_rows(spec, rows)
@@ -88,7 +103,8 @@ def build_task(
         n_texts = len(row_texts(spec.format, rows_))
         with stage(f"{spec.name}: encode {split} with {strong}", n_texts) as advance:
             if encoder is None:
-                encoder = load_encoder(strong, settings.sources_dir)
+                encoder = (lm_encoder(lms["strong"]) if lms
+                           else load_encoder(strong, settings.sources_dir))
             blocks = []
             for i in range(0, max(len(rows_), 1), ENCODE_BLOCK):
                 texts = row_texts(spec.format, rows_[i:i + ENCODE_BLOCK])
@@ -97,6 +113,8 @@ def build_task(
         feats[split] = np.concatenate(blocks)
 
     head = HeadConfig(kind=spec.student_head)  # type: ignore[arg-type]
+    if lms:  # the features folder takes a plain name, never a path of this machine
+        strong = lms["strong"].key.split("@")[0].replace("/", "--")
     manifest = {
         "name": spec.name,
         "format": spec.format,
@@ -113,12 +131,22 @@ def build_task(
         "provenance": provenance,
         "notice": spec.notice,
     }
+    lm_kw: dict = {}
+    if lms:
+        fit = opts.lm_fit or LMFit()
+        weak_seeds = getattr(spec, "weak_seeds", opts.weak_seeds)
+        opts = replace(opts, weak_seeds=weak_seeds,
+                       replication_seeds=getattr(spec, "replication_seeds", 0))
+        manifest.update(lm_manifest(spec, lms, fit))
+        manifest["weak_seeds"] = weak_seeds
+        lm_kw = lm_builders(lms, fit, spec.format, splits, groups=_groups(splits["train_unlabel"]),
+                            cv_seed=opts.seed, stage=stage, label=spec.name)
     # Heads are small: more threads than one only spin (10x slower on a loaded machine).
     torch.set_num_threads(settings.torch_threads)
     write_task(kit_tmp, key_tmp, spec.format, splits, feats, parts, manifest,
                weak_seeds=opts.weak_seeds, replication_seeds=opts.replication_seeds,
                force=opts.force, cv_seed=opts.seed, ceiling_kinds=opts.ceiling_kinds,
-               stage=stage, label=spec.name)
+               stage=stage, label=spec.name, **lm_kw)
     _replace(key_tmp, key_final)
     _replace(kit_tmp, kit_final)
     return TaskKit(kit_final), AnswerKey(key_final, spec.format)
@@ -130,6 +158,8 @@ def write_task(
     weak_seeds: int, replication_seeds: int = 0, force: bool = False, cv_seed: int = 0,
     ceiling_member: Member | None = None, ceiling_kinds: tuple[str, ...] = ("logreg", "mlp"),
     stage: StageFn = _silent_stage, label: str = "",
+    teacher_fn: Callable[[int], dict[str, np.ndarray]] | None = None,
+    ceiling_fn: Callable[[list[int]], tuple[dict, np.ndarray]] | None = None,
 ) -> dict:
     """Write a kit and its answer key from labelled splits and their features; return reference.
 
@@ -160,8 +190,11 @@ def write_task(
     with stage(f"{label}: weak teacher x{n_teachers} seeds", n_teachers) as advance:
         (kit_out / "weak").mkdir(parents=True, exist_ok=True)
         for seed in range(n_teachers):
-            teacher = TfidfTeacher(fmt, seed).fit(splits["train_label"], y["train_label"])
-            probs = {s: teacher.predict_proba(splits[s]) for s in SPLITS}
+            if teacher_fn is not None:  # an LM teacher (aarlab.w2s.lm_fit)
+                probs = teacher_fn(seed)
+            else:
+                teacher = TfidfTeacher(fmt, seed).fit(splits["train_label"], y["train_label"])
+                probs = {s: teacher.predict_proba(splits[s]) for s in SPLITS}
             if seed < weak_seeds:
                 np.savez(kit_out / "weak" / f"seed{seed}.npz", **probs)
                 weak_test.append(probs["test"])
@@ -175,14 +208,17 @@ def write_task(
 
     test_ids = [r["id"] for r in splits["test"]]
     masks = {p: np.isin(test_ids, parts[p]) for p in PARTS}
-    with stage(f"{label}: ceiling family (cross-validated) x{weak_seeds} seeds", None):
-        reference, preds = reference_runs(
-            weak_test_probs=weak_test, x_unlabel=feats["train_unlabel"],
-            y_unlabel=y["train_unlabel"], x_test=feats["test"], y_test=y["test"],
-            parts=masks, head=head, n_classes=n_classes, symmetric=fmt == "pairwise",
-            groups=_groups(splits["train_unlabel"]), cv_seed=cv_seed, member=ceiling_member,
-            ceiling_kinds=ceiling_kinds,
-        )
+    if ceiling_fn is not None:  # the strong LM fine-tuned on gold train_unlabel
+        reference, preds = lm_reference(ceiling_fn, weak_test, y["test"], masks)
+    else:
+        with stage(f"{label}: ceiling family (cross-validated) x{weak_seeds} seeds", None):
+            reference, preds = reference_runs(
+                weak_test_probs=weak_test, x_unlabel=feats["train_unlabel"],
+                y_unlabel=y["train_unlabel"], x_test=feats["test"], y_test=y["test"],
+                parts=masks, head=head, n_classes=n_classes, symmetric=fmt == "pairwise",
+                groups=_groups(splits["train_unlabel"]), cv_seed=cv_seed, member=ceiling_member,
+                ceiling_kinds=ceiling_kinds,
+            )
     reference["student_head"] = asdict(head)
     reference["gap_ok"] = bool(reference["gap"]["ok"])
     reference["forced"] = bool(force and not reference["gap_ok"])  # served only because forced

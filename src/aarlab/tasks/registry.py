@@ -89,5 +89,8 @@ def default_tasks() -> list[TaskSpec]:
 def _load_plugins() -> None:
     # Tasks with heavier loaders live in their own modules and register themselves on
     # import (into ``aarlab.tasks.spec.TASKS``); imported here, on first use, not at startup.
-    from aarlab.tasks import task_import  # noqa: F401
+    from aarlab.tasks import (
+        lm_tasks,  # noqa: F401
+        task_import,  # noqa: F401
+    )
     from aarlab.tasks.datasets import math  # noqa: F401

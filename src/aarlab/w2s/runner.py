@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,20 +83,43 @@ def run_experiment(
                                        .groups("train_unlabel"), folds)
         fold_shared = [{} for _ in fold_rows]
     result = ExperimentResult(spec)
+    new_context, cache = _student_backend(kit, spec, x, signals, folds)
     for seed in seeds:
         t0 = time.perf_counter()
-        ctx = make_context(kit, seed, head, x=x, shared=shared)
+        hit = cache.get(seed) if cache else None
+        if hit is not None:  # a LoRA run already done on this kit: free
+            result[seed], result.diagnostics[seed] = hit
+            if on_seed:
+                on_seed(seed)
+            continue
+        ctx = new_context(kit, seed, head, x=x, shared=shared)
         ts, predict = _fit(ctx, spec.build())
         pred = predict(ctx, "test").argmax(1)
         diag = diagnostics(ctx, ts, pred)
         if signals:
             diag["signals"] = _signals(ctx, spec, pred, predict, fold_rows, fold_shared)
         diag["seconds"] = time.perf_counter() - t0
+        if cache:  # say which student ran; its held-out signals still fit heads (cheap)
+            diag["student"] = spec.student.kind
         result[seed] = pred
         result.diagnostics[seed] = diag
+        if cache:
+            cache.put(seed, pred, diag)
         if on_seed:
             on_seed(seed)
     return result
+
+
+def _student_backend(kit: TaskKit, spec: MethodSpec, x: dict[str, np.ndarray], signals: bool,
+                     folds: int) -> tuple[Callable[..., Context], Any]:
+    """(context maker, run cache) for the spec's student: the head (no cache: seconds), or LoRA
+    on the task's strong LM (``aarlab.w2s.lm_student``), cached by spec, seed and kit sha256."""
+    if spec.student.kind == "head":
+        return make_context, None
+    from aarlab.w2s import lm_student
+
+    return (lm_student.context_factory(kit, spec.student, x),
+            lm_student.RunCache(kit, spec.canonical(), signals, folds))
 
 
 def make_context(kit: TaskKit, seed: int, head: HeadConfig | None = None, *,

@@ -197,8 +197,10 @@ class CausalLMClassifier:
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def fit(self, fmt: str, rows: list[dict], targets: np.ndarray, *,
-            loss_fn: LossFn = xent_loss, progress: Progress | None = None) -> list[float]:
-        """Fit the adapters to soft ``targets`` (N, K); returns the loss of every step."""
+            loss_fn: LossFn = xent_loss, progress: Progress | None = None,
+            weights: np.ndarray | None = None) -> list[float]:
+        """Fit the adapters to soft ``targets`` (N, K), optionally weighting each row's loss as
+        the heads do (``weights`` (N,)); returns the loss of every step."""
         if len(rows) != len(targets):
             raise ValueError(f"{len(rows)} rows but {len(targets)} targets")
         if len(rows) == 0:
@@ -206,6 +208,8 @@ class CausalLMClassifier:
         label_ids = label_token_ids(self.tokenizer, fmt)
         ids = self._encode(fmt, rows)
         y = torch.as_tensor(np.asarray(targets), dtype=torch.float32, device=self.device)
+        w = None if weights is None else torch.as_tensor(np.asarray(weights), dtype=torch.float32,
+                                                         device=self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         gen = torch.Generator().manual_seed(self.cfg.seed)
@@ -219,7 +223,11 @@ class CausalLMClassifier:
                 idx = order[i : i + bs]
                 # Log-probs work as logits: softmax over the K labels renormalises them.
                 logits = self._label_logprobs([ids[j] for j in idx], label_ids)
-                loss = loss_fn(logits, y[idx], len(losses) / total).mean()
+                per_example = loss_fn(logits, y[idx], len(losses) / total)
+                if w is None:
+                    loss = per_example.mean()
+                else:
+                    loss = (per_example * w[idx]).sum() / w[idx].sum().clamp_min(1e-8)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
