@@ -29,7 +29,8 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Protocol
@@ -481,3 +482,28 @@ def _empty_dir(root: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+# ---- writing: the one packer -----------------------------------------------------------------
+
+AddFile = Callable[[str, IO[bytes], int, int], None]
+
+
+@contextmanager
+def tar_writer(sink: IO[bytes], compresslevel: int = 9) -> Iterator[AddFile]:
+    """Write a deterministic .tar.gz onto ``sink``; yields ``add(name, file, size, mode)``.
+
+    Deterministic (times, owners and the gzip header zeroed; names as the caller orders them) so
+    the same files give the same bytes, hence the same sha256 (snapshot ids, kit archives).
+    """
+    with (gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=compresslevel,
+                        mtime=0) as gz,
+          tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf):
+        def add(name: str, f: IO[bytes], size: int, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = size, 0, mode
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tf.addfile(info, f)  # reads exactly ``size`` bytes; a file shrunk meanwhile raises
+
+        yield add

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import io
-import tarfile
 from pathlib import Path
 
 import httpx
 
-from aarlab.archive import ArchiveInfo, ArchiveLimits, extract_archive
+from aarlab.archive import ArchiveInfo, ArchiveLimits, extract_archive, tar_writer
 from aarlab.client.base import LabError, raise_for
 
 # Never worth sharing, and often what pushes a workspace over the snapshot limits.
@@ -113,15 +111,12 @@ def pack_workspace(root: Path, skip: set[str] = SKIP_DIRS) -> bytes:
     sha256, hence the same snapshot id.
     """
     buf = io.BytesIO()
-    with (gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
-          tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf):
+    with tar_writer(buf) as add:
         for path in sorted(_files(root, skip)):
-            rel = path.relative_to(root).as_posix()
-            info = tarfile.TarInfo(rel)
-            info.size = path.stat().st_size
-            info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            st = path.stat()
             with path.open("rb") as f:
-                tf.addfile(info, f)
+                add(path.relative_to(root).as_posix(), f, st.st_size,
+                    0o755 if st.st_mode & 0o111 else 0o644)
     return buf.getvalue()
 
 

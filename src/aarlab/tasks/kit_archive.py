@@ -16,18 +16,17 @@ No torch here: the server imports this.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import re
 import stat
-import tarfile
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from aarlab.archive import AddFile, tar_writer
 from aarlab.atomic import write_atomic
 from aarlab.config import Settings
 from aarlab.errors import AarlabError, TaskNotBuiltError, UnknownTaskError
@@ -147,12 +146,9 @@ def _pack(root: Path, files: list[str], dest: Path) -> tuple[str, int]:
     try:
         with os.fdopen(fd, "wb") as raw:
             sink = _HashingWriter(raw)
-            # filename="" and mtime=0 keep the gzip header free of anything that varies.
-            with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=6,
-                               mtime=0) as gz, \
-                    tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            with tar_writer(sink, compresslevel=6) as add:
                 for rel in files:
-                    _add(tf, root, rel)
+                    _add(add, root, rel)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, dest)
@@ -162,18 +158,14 @@ def _pack(root: Path, files: list[str], dest: Path) -> tuple[str, int]:
     return sink.h.hexdigest(), sink.n
 
 
-def _add(tf: tarfile.TarFile, root: Path, rel: str) -> None:
+def _add(add: AddFile, root: Path, rel: str) -> None:
     # O_NOFOLLOW: a file swapped for a symlink after the walk is refused here, not followed.
     fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise AarlabError(f"kit {root}: {rel} is not a regular file", hint="rebuild the task")
-        info = tarfile.TarInfo(rel)
-        info.size, info.mtime, info.mode = st.st_size, 0, 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        tf.addfile(info, f)  # reads exactly st_size bytes; a file shrunk meanwhile raises
+        add(rel, f, st.st_size, 0o644)
 
 
 def _prune(cache: Path, task: str, keep: set[str]) -> None:
