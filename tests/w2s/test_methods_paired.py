@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aarlab.errors import SpecError
 from aarlab.w2s.methods.paired_direction import (
     PairedDirection,
     contrast_features,
@@ -61,7 +62,7 @@ def test_swapping_a_and_b_flips_every_label(algorithm):
 
 def test_paired_direction_needs_two_classes():
     x, _ = _pairs(n=50)
-    with pytest.raises(ValueError, match="two-class"):
+    with pytest.raises(SpecError, match="two-class"):
         PairedDirection().labels(context(x, np.full((50, 3), 1 / 3, np.float32)))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from aarlab.errors import SpecError
 from aarlab.w2s.methods import register
 from aarlab.w2s.methods._adapt import class_prior
 from aarlab.w2s.methods.base import Context, Params, Step, TrainSet, fingerprint, weak_train_set
@@ -107,8 +108,8 @@ class PairedDirection(Step):
 
     def labels(self, ctx: Context) -> TrainSet:
         if ctx.n_classes != 2:
-            raise ValueError(f"paired_direction needs a two-class task, this one has "
-                             f"{ctx.n_classes} classes")
+            raise SpecError(f"method: paired_direction needs a two-class task, this one has "
+                            f"{ctx.n_classes} classes", hint="use label_prop or noisy_em")
         x, weak = ctx.x["train_unlabel"], ctx.weak["train_unlabel"]
         pairwise = ctx.format == "pairwise"
         key = ("paired_direction", fingerprint(x), self.p.algorithm, pairwise)
