@@ -65,11 +65,12 @@ def main() -> None:
     others = [t.name for t in all_tasks() if is_built(settings, t.name)]
     t0 = time.monotonic()
     targets = targets_for(method, settings,
-                          tuple(int(x) for x in args.redraw_seeds.split(",")), others)
+                          tuple(int(x) for x in args.redraw_seeds.split(",") if x), others)
     soft = load_method(store, settings, sub)
     soft.spec, soft.claim = {"method": "weak_soft"}, {**soft.claim, "method": "weak_soft"}
     plan = [(method, targets), (soft, targets)]
-    (rep, base), _ = run_jobs(plan, estimate_jobs(plan, {}, 1), settings, None,
+    home_rows = len(targets[0].kit.ids("train_unlabel")) if targets else 1
+    (rep, base), _ = run_jobs(plan, estimate_jobs(plan, {}, home_rows), settings, None,
                               lambda *a: None, Console(stderr=True))
     floor = {r["target"]: r for r in base["results"]}
     c = method.claim

@@ -28,7 +28,7 @@ RUN_TAIL = """
 import sys
 from pathlib import Path
 
-import click
+import typer
 from rich.console import Console
 
 from aarlab.commands.run import _sigterm_interrupts, replication_phase
@@ -43,7 +43,7 @@ _sigterm_interrupts()
 summary = write_report(store, settings, lab_id, reports, baselines=False)
 try:
     replication_phase(store, settings, lab_id, reports, summary, 600.0, Console(stderr=True))
-except click.exceptions.Exit as e:
+except typer.Exit as e:
     sys.exit(e.exit_code)
 """
 
