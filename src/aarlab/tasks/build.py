@@ -6,6 +6,7 @@ is interrupted leaves either the old task or nothing, never half of one.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import shutil
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -113,6 +115,9 @@ def build_task(
         feats[split] = np.concatenate(blocks)
 
     head = HeadConfig(kind=spec.student_head)  # type: ignore[arg-type]
+    if lms and encoder is not None:  # drop the encoder's GBs before the LoRA fits load the LM
+        encoder = SimpleNamespace(key=encoder.key, provenance=encoder.provenance)
+        gc.collect()
     if lms:  # the features folder takes a plain name, never a path of this machine
         strong = lms["strong"].key.split("@")[0].replace("/", "--")
     manifest = {

@@ -14,6 +14,7 @@ folds at CPU sizes; a GPU user widens it with ``LMFit(lrs=..., folds=...)``.
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ def classifier(folder: Path, cfg: CausalLMConfig) -> CausalLMClassifier:
                                                            local_files_only=True),
                       AutoTokenizer.from_pretrained(key, local_files_only=True))
     model, tok = _BASE[key]
+    gc.collect()  # an earlier fit's copy (peft modules hold reference cycles) goes first
     return CausalLMClassifier(copy.deepcopy(model), copy.deepcopy(tok), cfg)
 
 
@@ -101,6 +103,7 @@ def ceiling(folder: Path, fit: LMFit, fmt: str, rows: list[dict], y: np.ndarray,
             clf.fit(fmt, [rows[i] for i in tr], one_hot(y[tr], n_classes), progress=advance)
             pred = clf.predict_proba(fmt, [rows[i] for i in va]).argmax(1)
             accs.append(float((pred == y[va]).mean()))
+            del clf  # one copy of the LM at a time
         a = np.asarray(accs)
         cv[_name(lr)] = {"acc": float(a.mean()),
                          "se": float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0}
@@ -110,6 +113,7 @@ def ceiling(folder: Path, fit: LMFit, fmt: str, rows: list[dict], y: np.ndarray,
         clf = classifier(folder, fit.config(folder, best, s))
         clf.fit(fmt, rows, one_hot(y, n_classes), progress=advance)
         preds.append(clf.predict_proba(fmt, test_rows).argmax(1))
+        del clf
     choice = {"member": _name(best), "kind": "lora", "value": best,
               "cv_acc": cv[_name(best)]["acc"], "folds": len(splits), "members": cv}
     return choice, np.stack(preds)
