@@ -307,3 +307,14 @@ def test_the_guard_refuses_a_candidate_below_weak_soft_on_any_suite_task(tiny_sn
     outcomes = {main: _outcome(main, 1.5), other: _outcome(other, 0.9)}
     ok, why = r._decide(st.suite_mean(outcomes), outcomes)
     assert not ok and "regression guard" in why and other in why
+
+
+def test_a_posted_spec_that_only_spells_out_defaults_is_not_rerun(tiny_snli, tmp_path):
+    from aarlab.researchers.search.agent import _canon
+
+    spelled = {"steps": [{"method": "label_prop", "params": {"alpha": 0.9, "k_scale": 1.0}}]}
+    body = f"```json\n{json.dumps(spelled)}\n```"
+    r = _researcher([tiny_snli[0]], Client([{"id": 3, "author": "bo", "body": body}]), tmp_path)
+    r.canon_tried.add(_canon({"steps": [{"method": "label_prop"}]}))
+    r.read_forum()
+    assert r.planner.queue == []

@@ -93,6 +93,7 @@ class SearchResearcher:
         self.submitted: list[np.ndarray] = []
         self.adopt_per_read = 2  # a few of the best others' specs, not their whole history
         self.name: str | None = None
+        self.canon_tried: set[str] = set()  # specs run, defaults filled in
         self._restore()
 
     # -- memory --------------------------------------------------------------------------------
@@ -102,6 +103,7 @@ class SearchResearcher:
                 self.rounds = max(self.rounds, int(e["round"]))
             if e.get("score") is not None:
                 self.policy.record(e["spec"], e["score"], e.get("source", "own"))
+                self.canon_tried.add(_canon(e["spec"]))
                 if e.get("move") == "baseline":
                     self.base.update(e.get("per_task", {}))
             elif e.get("spec", {}).get("steps"):
@@ -130,7 +132,17 @@ class SearchResearcher:
                 self.budget.max_experiments:
             if self.rounds % 4 == 3:
                 self.read_forum()
-            self.round(self.planner.next())
+            self.round(self._next_new())
+
+    def _next_new(self) -> Hypothesis:
+        """The planner's next hypothesis whose spec, with defaults filled in, was not run yet
+        (an adopted spec often spells out defaults that my own spec left implicit)."""
+        for _ in range(30):
+            h = self.planner.next()
+            if h.lab_best or _canon(h.spec) not in self.canon_tried:
+                return h
+            self.policy.tried.add(key(h.spec))
+        return h
 
     def _open_notebook(self) -> None:
         fam = ", ".join(f"`{m}`" for m in self.planner.family_methods) or "any method"
@@ -184,6 +196,7 @@ class SearchResearcher:
         if h.move == "baseline":
             self.base.update(per_task)
         self.policy.record(spec, score, h.source)
+        self.canon_tried.add(_canon(spec))
         self._event("experiment", {"spec": label, "signal": score, "signals": main.signals,
                                    "seconds": sum(o.seconds for o in outcomes.values()),
                                    "cpu_s": cpu, "process_cpu_s": time.process_time(),
@@ -383,7 +396,7 @@ class SearchResearcher:
             if who == self._my_name():
                 continue
             spec, where = self._spec_of(f)
-            if spec is None or (key(spec) in self.policy.tried and f["id"] != top) or any(
+            if spec is None or (_canon(spec) in self.canon_tried and f["id"] != top) or any(
                     key(spec) == key(h.spec) for h in self.planner.queue):
                 continue
             pgr = (f.get("metrics") or {}).get("released_pgr", f.get("pgr"))
@@ -460,6 +473,13 @@ def _valid(text: str) -> dict | None:
         return spec
     except (ValueError, TypeError, KeyError, AttributeError, SpecError):
         return None
+
+
+def _canon(spec: dict) -> str:
+    try:
+        return key(parse_spec(spec).canonical())
+    except SpecError:
+        return key(spec)
 
 
 def _label(spec: dict) -> str:
