@@ -109,13 +109,13 @@ def measure(task: str, seeds: int, out: Path | None = None) -> dict:
     for spec in specs():
         label = parse_spec(spec).label
         t0 = time.perf_counter()
-        out = run_experiment(kit, spec, use, signals=True, threads=settings.torch_threads)
-        scores = [scorer.score(out[s]) for s in use]
+        result = run_experiment(kit, spec, use, signals=True, threads=settings.torch_threads)
+        scores = [scorer.score(result[s]) for s in use]
         # Per test row, the share of seeds that got it right: lets the interval resample rows.
-        right = np.mean([out[s] == scorer.truth for s in use], axis=0)
+        right = np.mean([result[s] == scorer.truth for s in use], axis=0)
         rows.append({
             "spec": spec, "label": label, "seconds": time.perf_counter() - t0,
-            "signals": out.signals,
+            "signals": result.signals,
             **{part: float(np.mean([sc.pgr[part] for sc in scores]))
                for part in ("final", "feedback")},
             **{f"{part}_rows": np.round(right[scorer.masks[part]], 4).tolist()
