@@ -179,7 +179,8 @@ def test_openai_compatible_researcher_runs_beside_a_search_researcher(run_lab):
         t = tot[llm_member.researcher_id]
         # prompt_tokens on the wire include cached ones; we count them apart.
         assert (t.input_tokens, t.cache_read_tokens, t.output_tokens) == (1300, 1800, 70)
-        assert t.dollars == 0 and s.scalar(select(LlmSession.priced)) is False  # local model
+        # A model on a loopback server costs $0 by default (issue 19): priced, not flagged.
+        assert t.dollars == 0 and s.scalar(select(LlmSession.priced)) is True
         searched = s.scalars(select(LabEvent).where(
             LabEvent.researcher_id == search_member.researcher_id,
             LabEvent.kind == "experiment")).all()

@@ -158,3 +158,8 @@ def test_a_local_model_is_free_without_a_warning_unless_a_price_file_names_it(tm
     f = tmp_path / "p.json"
     f.write_text('{"prices": {"qwen2.5-coder-0.5b": {"input": 1, "output": 2}}}')
     assert prices_for(local, LlmOptions(prices_file=f)).dollars(local.model, u) == 3.0
+
+
+def test_a_local_gateway_to_a_priced_model_still_bills():
+    proxy = parse_policy("llm:anthropic:claude-opus-4-6@http://127.0.0.1:4000")
+    assert prices_for(proxy, LlmOptions()).dollars(proxy.model, Usage(1_000_000, 0)) == 5.0

@@ -6,7 +6,8 @@ JSON file (``aarlab run --llm-prices prices.json``, same shape as ``PriceTable``
 cache writes are the 5-minute cache (1.25x input), reads 0.1x input. A model without a price is
 counted at $0 and flagged, and a dollar budget refuses to start on it. A model served from a
 loopback or private address (your own llama.cpp, ollama, vLLM) costs $0 by default, without a
-flag; a price file that names the model still wins.
+flag, unless the table prices it (a local gateway to a paid API still bills); a price file that
+names the model wins over both.
 """
 
 from __future__ import annotations
@@ -108,10 +109,10 @@ def is_local_url(url: str | None) -> bool:
 
 
 def load_prices(path: Path | None, *, free_models: tuple[str, ...] = ()) -> PriceTable:
-    """The default table, with ``free_models`` at $0 (local servers) and the entries of
-    ``path`` (JSON) laid over both."""
+    """The default table, with ``free_models`` it does not price at $0 (local servers), and
+    the entries of ``path`` (JSON) laid over both."""
     table = PriceTable()
-    table.prices.update({m: FREE for m in free_models})
+    table.prices.update({m: FREE for m in free_models if table.lookup(m) is None})
     if path is None:
         return table
     try:
