@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aarlab.config import Settings, get_settings
 from aarlab.errors import AarlabError
-from aarlab.tasks.registry import TASKS, Sizes, TaskSpec, register
+from aarlab.tasks.spec import TASKS, Sizes, TaskSpec, register
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
