@@ -12,6 +12,7 @@ request with an API error (e.g. 529 overloaded) before the script goes on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
@@ -45,6 +46,7 @@ class Turn:
     usage: tuple[int, int, int, int] = (1000, 200, 0, 0)  # input, output, cache read, write
     stop: str | None = None  # default: tool_use / end_turn (tool_calls / stop)
     raw_arguments: str | None = None  # OpenAI only: send this text as the first call's args
+    delay_s: float = 0.0  # OpenAI only: answer this late (a slow local model)
 
 
 @dataclass
@@ -201,6 +203,8 @@ class StandIn:
             if isinstance(turn, Fail):
                 h = {"retry-after-ms": str(turn.retry_after_ms)} if turn.retry_after_ms else {}
                 return error(turn.status, turn.message, "server_error", headers=h)
+            if turn.delay_s:
+                await asyncio.sleep(turn.delay_s)
             calls = [{"id": f"call_{uuid.uuid4().hex[:20]}", "type": "function",
                       "function": {"name": n, "arguments": json.dumps(a)}}
                      for n, a in turn.calls]
