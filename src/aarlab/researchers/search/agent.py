@@ -202,7 +202,8 @@ class SearchResearcher:
                                    "cpu_s": cpu, "process_cpu_s": time.process_time(),
                                    "process": PROCESS_ID})
         verdict = self._verdict(h, score, per_task)
-        decision, why_not = self._decide(score, outcomes)
+        decision, why_not = self._decide(score, outcomes, first_ok=(
+            h.move != "baseline" and not h.lab_best))
         entry.update(score=score, signals=main.signals, per_task=per_task, verdict=verdict,
                      seconds=main.seconds)
         receipt: dict = {}
@@ -239,8 +240,15 @@ class SearchResearcher:
         parts.append(f"rank {rank} of {len(self.policy.known)} so far")
         return "; ".join(parts) + "."
 
-    def _decide(self, score: float, outcomes: dict[str, st.TaskOutcome]) -> tuple[bool, str]:
-        """Promising by the signals, and resolvable by the Ladder on the main task."""
+    def _decide(self, score: float, outcomes: dict[str, st.TaskOutcome],
+                first_ok: bool = False) -> tuple[bool, str]:
+        """Promising by the signals, and resolvable by the Ladder on the main task.
+
+        A researcher's first candidate of its own that passes the regression guard goes in even
+        when the Ladder could not resolve its gain: without one scored submission the server,
+        the leaderboard and the lab's headline know nothing of this researcher (on a small test
+        set no gain is ever resolvable, and a lab would end with no pick at all).
+        """
         if self.submissions >= self.budget.max_submissions:
             return False, "submission budget spent"
         if score <= self.best_submitted + self.submit_margin:
@@ -251,7 +259,7 @@ class SearchResearcher:
             return False, ("regression guard: below weak_soft's signals on "
                            + ", ".join(worse))
         r = self._resolvability(self.kit.name, outcomes[self.kit.name])
-        if not r.resolvable:
+        if not r.resolvable and not (first_ok and self.submissions == 0):
             return False, f"the Ladder could not resolve it ({r.text()})"
         return True, ""
 
