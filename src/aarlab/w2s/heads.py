@@ -17,6 +17,9 @@ import torch
 from torch import nn
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+# A per-row regulariser that needs to know which rows a batch holds: (logits, row indices) →
+# per-example penalty, added to the loss (e.g. early-learning regularisation's running targets).
+Penalty = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 HeadKind = Literal["linear", "mlp"]
 
 
@@ -82,8 +85,11 @@ def train_head(
     cfg: HeadConfig = HeadConfig(),
     weights: np.ndarray | None = None,
     loss_fn: LossFn = xent_loss,
+    penalty: Penalty | None = None,
 ) -> Head:
     """Fit a head on features ``x`` (N, D) and soft ``targets`` (N, K), optional ``weights`` (N,).
+
+    ``penalty``, when given, adds a per-row term that sees the batch's row indices.
 
     Deterministic for a seed: the seed fixes the initialisation and the batch order.
     """
@@ -110,7 +116,10 @@ def train_head(
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            per_example = loss_fn(module(xt[idx]), yt[idx], step / total)
+            logits = module(xt[idx])
+            per_example = loss_fn(logits, yt[idx], step / total)
+            if penalty is not None:
+                per_example = per_example + penalty(logits, idx)
             if wt is None:
                 loss = per_example.mean()
             else:

@@ -9,7 +9,7 @@ noisy labels. The regulariser keeps each row's prediction close to its own early
 (minimising log(1 − ⟨t, p⟩) pulls p toward t), so the memorisation phase is damped. The base
 loss is whatever the spec's loss step gives (cross-entropy by default), so ELR composes with
 ``gce``, ``forward`` and the rest. A train step, because the running target is per row and the
-loss contract does not see row indices: it runs the same loop as ``heads.train_head``.
+loss contract does not see row indices: it hands ``heads.train_head`` a per-row penalty.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from aarlab.w2s.heads import Head, HeadConfig, LossFn, build_head
+from aarlab.w2s.heads import Head, HeadConfig, LossFn, Penalty, train_head
 from aarlab.w2s.methods import register
 from aarlab.w2s.methods.base import Context, Params, Step, TrainSet
 
@@ -30,43 +30,23 @@ class ELRParams(Params):
     lam: float = Field(3.0, ge=0.0, le=20.0, description="λ, weight of the regulariser")
 
 
+def elr_penalty(n_rows: int, n_classes: int, lam: float, beta: float) -> Penalty:
+    """λ · log(1 − ⟨t_i, p_i⟩) for the batch's rows, updating their running targets t_i."""
+    ema = torch.zeros(n_rows, n_classes)
+
+    def penalty(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(logits, -1).clamp(1e-4, 1 - 1e-4)
+        ema[idx] = beta * ema[idx] + (1 - beta) * (p / p.sum(1, keepdim=True)).detach()
+        return lam * torch.log((1 - (ema[idx] * p).sum(-1)).clamp_min(1e-6))
+
+    return penalty
+
+
 def train_elr(x: np.ndarray, targets: np.ndarray, weights: np.ndarray | None, *, seed: int,
               cfg: HeadConfig, loss_fn: LossFn, lam: float, beta: float) -> Head:
-    """``heads.train_head``'s loop (same init, batches and optimiser) plus the ELR term."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    mean, std = xt.mean(0), xt.std(0).clamp_min(1e-6)
-    xt = (xt - mean) / std
-    yt = torch.as_tensor(targets, dtype=torch.float32)
-    wt = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-    module = build_head(xt.shape[1], yt.shape[1], cfg)
-    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(xt)
-    ema = torch.zeros_like(yt)
-    steps_per_epoch = max(1, -(-n // cfg.batch_size))
-    epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
-    total, step = epochs * steps_per_epoch, 0
-    module.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen)
-        for i in range(0, n, cfg.batch_size):
-            idx = order[i: i + cfg.batch_size]
-            logits = module(xt[idx])
-            p = torch.softmax(logits, -1).clamp(1e-4, 1 - 1e-4)
-            ema[idx] = beta * ema[idx] + (1 - beta) * (p / p.sum(1, keepdim=True)).detach()
-            reg = torch.log((1 - (ema[idx] * p).sum(-1)).clamp_min(1e-6))
-            per_example = loss_fn(logits, yt[idx], step / total) + lam * reg
-            if wt is None:
-                loss = per_example.mean()
-            else:
-                w = wt[idx]
-                loss = (per_example * w).sum() / w.sum().clamp_min(1e-8)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-    return Head(module, mean, std)
+    """``heads.train_head`` (same init, batches and optimiser) plus the ELR term."""
+    return train_head(x, targets, seed=seed, cfg=cfg, weights=weights, loss_fn=loss_fn,
+                      penalty=elr_penalty(len(x), targets.shape[1], lam, beta))
 
 
 @register
