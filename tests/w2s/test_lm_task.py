@@ -21,7 +21,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from aarlab.errors import SpecError
 from aarlab.kits.formats import candidate_texts, prompt_text
-from aarlab.tasks.registry import Sizes, TaskSpec, register
+from aarlab.tasks.registry import Sizes, TaskSpec, get_task, register
+from aarlab.tasks.spec import TASKS
 
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
 
@@ -76,7 +77,7 @@ def lm_task(settings, tmp_path_factory):
     save_tiny_lm(strong, 64, 2)
     register(TaskSpec("lm-toy", "binary", "Toy: is the food sweet?", toy_rows, default=False,
                       sizes=Sizes(40, 80, 60)))
-    spec = define("toy-lm", "lm-toy", str(weak), str(strong), Sizes(40, 80, 60))
+    spec = define("toy-lm", TASKS["lm-toy"], str(weak), str(strong), Sizes(40, 80, 60))
     fit = LMFit(lrs=(3e-3, 1e-2), folds=2, batch_size=16, max_length=64, device="cpu")
     t0 = time.perf_counter()
     kit, key = build_task(spec, settings, BuildOptions(force=True, lm_fit=fit))
@@ -214,7 +215,7 @@ def test_packaged_lms_build_a_tiny_task(settings):
     from aarlab.w2s.lm_fit import LMFit
     from aarlab.w2s.runner import run_experiment
 
-    spec = define("snli-lm-slowtest", "snli-pref", "smollm2-135m", "smollm2-135m",
+    spec = define("snli-lm-slowtest", get_task("snli-pref"), "smollm2-135m", "smollm2-135m",
                   Sizes(24, 32, 24))
     fit = LMFit(folds=2, batch_size=8, max_length=128)
     kit, key = build_task(spec, settings, BuildOptions(force=True, lm_fit=fit))

@@ -88,7 +88,7 @@ def build(
                                      "--weak-model M and --strong-model M")
         from aarlab.tasks.lm_tasks import define, parse_sizes
 
-        lm_spec = define(as_name, names[0], weak_model, strong_model,
+        lm_spec = define(as_name, get_task(names[0]), weak_model, strong_model,
                          parse_sizes(sizes) if sizes else None)
         build_specs([lm_spec], seed=seed, rebuild=force, force=force, as_json=as_json)
         return

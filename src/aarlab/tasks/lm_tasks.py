@@ -47,17 +47,15 @@ def parse_sizes(text: str) -> Sizes:
     return Sizes(*nums)
 
 
-def define(name: str, source: str, weak_model: str, strong_model: str, sizes: Sizes | None,
+def define(name: str, base: TaskSpec, weak_model: str, strong_model: str, sizes: Sizes | None,
            weak_seeds: int = 2, settings: Settings | None = None) -> LMTaskSpec:
-    """Record and register an LM task derived from ``source``."""
-    from aarlab.tasks.registry import get_task
-
+    """Record and register an LM task derived from ``base`` (the caller looks it up in the
+    registry, which imports this module: taking the spec keeps the import one-way)."""
     if not NAME.match(name):
         raise AarlabError(f"--as: task name must be lowercase letters, digits and '-', got "
                           f"{name!r}")
-    base = get_task(source)
-    if isinstance(base, LMTaskSpec):
-        base = get_task(base.source)
+    if isinstance(base, LMTaskSpec):  # an LM task's source is registered before it is
+        base = TASKS[base.source]
     if name in TASKS and not isinstance(TASKS[name], LMTaskSpec):
         raise AarlabError(f"--as: {name!r} is already a task of its own", hint="pick a new name")
     record = {"name": name, "source": base.name, "weak_model": weak_model,

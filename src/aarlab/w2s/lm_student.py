@@ -17,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,16 +117,16 @@ class LoraContext(Context):
         return LoraModel(clf, self.index, self.format)
 
 
-def context_factory(kit: TaskKit, student: StudentSpec, x: dict[str, np.ndarray]):
-    """``make_context``'s replacement for a LoRA student (same arguments)."""
+def context_factory(kit: TaskKit, student: StudentSpec, x: dict[str, np.ndarray],
+                    make_context: Callable[..., Any]):
+    """``make_context``'s replacement for a LoRA student (same arguments), built on the runner's
+    ``make_context`` (passed in: the runner imports this module, so no import back)."""
     from aarlab.w2s.backends.lm_models import find_lm
 
     folder = find_lm(check_kit(kit, student))
     index = RowIndex(kit, x)
 
     def make(kit: TaskKit, seed: int, head=None, *, x=x, shared=None) -> LoraContext:
-        from aarlab.w2s.runner import make_context
-
         base = make_context(kit, seed, head, x=x, shared=shared)
         return LoraContext(**base.__dict__, student=student, lm_folder=folder, index=index)
 

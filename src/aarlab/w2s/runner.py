@@ -118,7 +118,7 @@ def _student_backend(kit: TaskKit, spec: MethodSpec, x: dict[str, np.ndarray], s
         return make_context, None
     from aarlab.w2s import lm_student
 
-    return (lm_student.context_factory(kit, spec.student, x),
+    return (lm_student.context_factory(kit, spec.student, x, make_context),
             lm_student.RunCache(kit, spec.canonical(), signals, folds))
 
 
