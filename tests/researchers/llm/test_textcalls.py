@@ -184,3 +184,40 @@ def test_a_recorded_llama_server_reply_is_a_text_call_whose_bad_argument_is_name
     (call,) = parse_text_calls(reply.text, SPECS)
     assert call.name == "submit" and call.from_text
     assert "unknown argument(s) budget" in check_arguments(SUBMIT, call.arguments)
+
+
+def _recorded(name: str) -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "recorded" /
+                       "llama_server_qwen2.5_coder_0.5b_more.json").read_text())[name]
+
+
+@pytest.mark.parametrize("name", ["asked_for_tags_wrote_fence",
+                                  "asked_for_tags_after_example_wrote_bare_json",
+                                  "tools_param_template_wrote_fence"])
+def test_recorded_replies_asked_for_tool_call_tags_are_still_calls(name):
+    """The 0.5B model never wrote <tool_call> tags, even when asked, shown, or given the tools
+    through the API (Qwen's template asks for tags): fenced or bare JSON every time."""
+    from openai.types.chat import ChatCompletion
+
+    from aarlab.researchers.llm.providers.openai_compat import from_wire
+
+    reply = from_wire(ChatCompletion.model_validate(_recorded(name)["response"]))
+    assert reply.tool_calls == [] and "<tool_call>" not in reply.text
+    (call,) = parse_text_calls(reply.text, SPECS)
+    assert call.name == "list_files" and call.from_text and "path" in call.arguments
+
+
+def test_recorded_invented_tool_and_empty_reply():
+    from openai.types.chat import ChatCompletion
+
+    from aarlab.researchers.llm.providers.openai_compat import from_wire
+
+    invented = from_wire(ChatCompletion.model_validate(_recorded("invented_tool")["response"]))
+    (call,) = parse_text_calls(invented.text, SPECS)
+    assert call.name == "train_logistic_regression"  # kept, so the loop can name the real tools
+    empty = from_wire(ChatCompletion.model_validate(_recorded("empty")["response"]))
+    assert empty.text == "" and empty.tool_calls == [] and parse_text_calls("", SPECS) == []
+    assert empty.usage.output == 1 and empty.usage.cache_read == 18
