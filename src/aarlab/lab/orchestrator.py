@@ -25,15 +25,15 @@ from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.lab.backends import Backend, BackendOptions, make_backend
 from aarlab.lab.directions import Direction, load_directions
+from aarlab.lab.members import MemberContext, runner_for
 from aarlab.lab.server_thread import ServerThread
 from aarlab.lab.status import latest_lab, member_rows
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.researchers.llm.config import LlmOptions
-from aarlab.sandbox.spec import Limits, SandboxSpec
+from aarlab.sandbox.spec import SandboxSpec
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher, add_researcher, hash_token, new_token
 from aarlab.tasks.paths import kit_dir
-from aarlab.w2s.backends.lm_models import sandbox_mounts
 
 
 class LabOptions(BaseModel):
@@ -227,7 +227,8 @@ class Lab:
         with self.store.session() as s:
             s.get(LabRun, self.lab_id).elapsed_s = self.elapsed()
 
-    def _set_member(self, m: MemberRuntime, **fields) -> None:
+    def set_member(self, m: MemberRuntime, **fields) -> None:
+        """Record a member's state (status, sandboxed, ...) for the dashboard and the report."""
         with self.store.session() as s:
             row = s.get(LabMember, m.member_id)
             for k, v in fields.items():
@@ -256,7 +257,8 @@ class Lab:
                            payload=self.backend.placement(m.name)))
         return sandbox
 
-    def _failed_attempt(self, m: MemberRuntime, error: str, failures: int) -> None:
+    def record_failure(self, m: MemberRuntime, error: str, failures: int) -> None:
+        """A researcher attempt failed: keep its error, count a restart, back off."""
         m.last_error = error[-2000:]
         with self.store.session() as s:
             row = s.get(LabMember, m.member_id)
@@ -264,56 +266,5 @@ class Lab:
         time.sleep(min(30, 2 ** min(failures, 5)))  # back off a researcher that keeps dying
 
     def _run_member(self, m: MemberRuntime, kit: Path, deadline: float) -> None:
-        """Run the researcher until the deadline; restart it when it dies early."""
-        if m.policy.startswith("llm:"):  # its loop runs here, in the lab; its tools in a sandbox
-            from aarlab.researchers.llm.member import run_llm_member
-
-            return run_llm_member(self, m, kit, deadline)
-        opts = self.options
-        m.workspace.mkdir(parents=True, exist_ok=True)
-        failures = 0
-        while not self.stop_event.is_set() and time.time() < deadline - 2:
-            env = {
-                "AARLAB_TOKEN": m.token, "AARLAB_TASK": opts.task,
-                "AARLAB_DEADLINE": f"{deadline:.3f}", "AARLAB_DIRECTION": m.direction.name,
-                "AARLAB_DIRECTION_METHODS": ",".join(m.direction.methods),
-                "AARLAB_SEED": str(opts.seed + m.researcher_id),
-                "OMP_NUM_THREADS": str(opts.threads_per_researcher),
-                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
-                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            }
-            if opts.max_experiments:
-                env["AARLAB_MAX_EXPERIMENTS"] = str(opts.max_experiments)
-            if opts.max_submissions is not None:
-                env["AARLAB_MAX_SUBMISSIONS"] = str(opts.max_submissions)
-            timeout = max(5.0, deadline - time.time() + 20)
-            lm_ro, lm_env = sandbox_mounts(kit)  # an LM task: its strong LM, read-only
-            spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=self.socket,
-                               env={**env, **lm_env}, extra_ro=lm_ro,
-                               limits=Limits(timeout_s=timeout, cpu_s=int(timeout * 2) + 60,
-                                             memory_bytes=opts.memory_bytes))
-            try:
-                sandbox = self.open_sandbox(m, spec)
-            except AarlabError as e:  # e.g. no node with room yet, or a node without bwrap
-                failures += 1
-                if failures == 1:
-                    self.on_warning(f"researcher {m.name}: {e.message}")
-                self._failed_attempt(m, e.message, failures)
-                continue
-            m.sandbox = sandbox
-            inside = {"AARLAB_KIT": sandbox.kit_path, "AARLAB_SOCKET": sandbox.socket_path,
-                      "AARLAB_WORKSPACE": sandbox.workspace_path}
-            self._set_member(m, status="running", sandboxed=sandbox.sandboxed)
-            result = sandbox.exec([sandbox.python, "-m", "aarlab.researchers.search"],
-                                  env=inside, timeout=timeout)
-            if result.limit:  # stopped by a per-sandbox limit: shown in the dashboard's events
-                with self.store.session() as s:
-                    s.add(LabEvent(researcher_id=m.researcher_id, kind="sandbox_limit",
-                                   payload={"limit": result.limit}))
-            if self.stop_event.is_set() or time.time() >= deadline - 2:
-                break
-            if result.returncode == 0:
-                break  # it spent its own budget (experiments or submissions)
-            failures += 1
-            self._failed_attempt(m, result.stderr or result.stdout, failures)
-        self._set_member(m, status="done")
+        """The member thread: the runner its policy names (``aarlab.lab.members``)."""
+        runner_for(m.policy).run(MemberContext(lab=self, member=m, kit=kit, deadline=deadline))

@@ -13,6 +13,7 @@ from pathlib import Path
 from aarlab.client import LabClient, LabError
 from aarlab.errors import AarlabError
 from aarlab.kits.kit import SPLITS, TaskKit
+from aarlab.lab.researcher_env import ResearcherEnv
 from aarlab.researchers.llm.config import LlmOptions
 from aarlab.researchers.llm.local import fit_to_server, prices_for
 from aarlab.researchers.llm.loop import LlmResearcher
@@ -71,15 +72,14 @@ def task_context(kit: TaskKit) -> dict:
             "rows": {s: len(kit.ids(s)) for s in SPLITS}}
 
 
-def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
-    """The member thread's body for an ``llm:…`` policy (``lab`` is an ``aarlab.lab.Lab``)."""
+def run_llm_member(lab, m, kit: Path, deadline: float, told: ResearcherEnv) -> None:
+    """The member thread's body for an ``llm:…`` policy (``lab`` is the lab's ``LabApi``,
+    ``told`` what its sandboxed tools are told, from ``aarlab.lab.members``)."""
     opts: LlmOptions = lab.options.llm
     policy = parse_policy(m.policy)
     m.workspace.mkdir(parents=True, exist_ok=True)
     threads = lab.options.threads_per_researcher
-    env = {"AARLAB_TOKEN": m.token, "AARLAB_TASK": lab.options.task,
-           "AARLAB_DEADLINE": f"{deadline:.3f}", "AARLAB_DIRECTION": m.direction.name,
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+    env = {**told.to_env(), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     lm_ro, lm_env = sandbox_mounts(kit)  # an LM task: its strong LM, read-only
@@ -104,7 +104,7 @@ def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
         m.sandbox = sandbox
         event("note", {"text": f"prompt {fitted['prompt']} (server context "
                                f"{fitted.get('context_tokens') or 'not reported'} tokens)"})
-        lab._set_member(m, status="running", sandboxed=sandbox.sandboxed)
+        lab.set_member(m, status="running", sandboxed=sandbox.sandboxed)
         tk = TaskKit(kit)
         context = {"task": task_context(tk),
                    "direction": {"name": m.direction.name, "text": m.direction.text},
@@ -126,11 +126,11 @@ def run_llm_member(lab, m, kit: Path, deadline: float) -> None:
             _fail(lab, m, researcher.last_error or reason, event)
             return
         event("status", {"text": f"finished: {reason}", "reason": reason})
-        lab._set_member(m, status="done")
+        lab.set_member(m, status="done")
 
 
 def _fail(lab, m, message: str, event) -> None:
     m.last_error = message
     event("error", {"text": message[:2000]})
-    lab._set_member(m, status="error")
+    lab.set_member(m, status="error")
     lab.on_warning(f"researcher {m.name}: {message}")
