@@ -80,3 +80,41 @@ def test_a_call_in_flight_at_the_deadline_is_abandoned_and_the_lab_ends_on_time(
     assert lines[-1]["kind"] == "end" and lines[-1]["reason"] == "deadline"
     with store.session() as s:
         assert s.scalar(select(LlmSession.end_reason)) == "deadline"
+
+
+def _recorded_turn(name: str) -> Turn:
+    """A real llama-server reply (Qwen2.5-Coder-0.5B), replayed with the usage it reported."""
+    import json
+    from pathlib import Path
+
+    resp = json.loads((Path(__file__).parent / "recorded" /
+                       "llama_server_qwen2.5_coder_0.5b_more.json").read_text())[name]["response"]
+    u = resp["usage"]
+    cached = u["prompt_tokens_details"]["cached_tokens"]
+    return Turn(resp["choices"][0]["message"]["content"],
+                usage=(u["prompt_tokens"] - cached, u["completion_tokens"], cached, 0))
+
+
+def test_recorded_local_replies_run_through_the_loop(run_lab):
+    script = [_recorded_turn("asked_for_tags_wrote_fence"), _recorded_turn("invented_tool"),
+              _recorded_turn("asked_for_tags_after_example_wrote_bare_json"),
+              _recorded_turn("empty")]  # after work was done, an empty reply ends the session
+    with StandIn("openai", script, key=CANARY_KEY) as api:
+        lab, store = run_lab([f"llm:openai:{MODEL}@{api.base_url}"],
+                             llm=LlmOptions(max_sessions=1))
+        first, = tool_results(api.requests[1])
+        invented, = tool_results(api.requests[2])
+        n = len(api.requests)
+    assert n == 4
+    assert "No such file" in first  # ran in the sandbox: the model's made-up path is not there
+    assert invented.startswith("error: no tool named 'train_logistic_regression'")
+    assert "list_files(" in invented  # the real tools are named
+    path = next((lab.lab_dir / "transcripts" / lab.members[0].name).glob("session-*.jsonl"))
+    lines = read_transcript(path)
+    calls = [x for x in lines if x["kind"] == "tool_call"]
+    assert [c["name"] for c in calls] == ["list_files", "train_logistic_regression", "list_files"]
+    assert all(c["parsed_from_text"] for c in calls)
+    assert [x["usage"]["output"] for x in lines if x["kind"] == "call"] == [31, 43, 20, 1]
+    with store.session() as s:
+        assert s.scalar(select(LlmSession.end_reason)) == "stop"
+        assert s.scalar(select(LlmSession.tool_calls)) == 3
