@@ -60,16 +60,24 @@ def replicate_top(store: Store, settings: Settings, board: list[dict], n: int = 
                   redraw_seeds: tuple[int, ...] = (101,), other_tasks: list[str] | None = None,
                   threads: int | None = None) -> list[dict]:
     """Replicate the first ``n`` leaderboard entries; one that cannot be says why."""
-    out = []
+    methods, not_replicable = top_methods(store, settings, board, n, redraw_seeds, other_tasks)
+    return [replicate(m, targets, threads, settings) for m, targets in methods] + not_replicable
+
+
+def top_methods(store: Store, settings: Settings, board: list[dict], n: int,
+                redraw_seeds: tuple[int, ...], other_tasks: list[str] | None
+                ) -> tuple[list[tuple], list[dict]]:
+    """The first ``n`` leaderboard entries as (method, replication targets), and a record
+    saying why for each that cannot be replicated."""
+    methods, not_replicable = [], []
     for row in board[:n]:
         method = load_method(store, settings, row["submission_id"])
         if not method.replicable:
-            out.append({"ref": method.ref, "claim": method.claim, "results": [],
-                        "falls_short": False, "not_replicable": method.why_not})
+            not_replicable.append({"ref": method.ref, "claim": method.claim, "results": [],
+                                   "falls_short": False, "not_replicable": method.why_not})
             continue
-        out.append(replicate(method, targets_for(method, settings, redraw_seeds, other_tasks),
-                             threads, settings))
-    return out
+        methods.append((method, targets_for(method, settings, redraw_seeds, other_tasks)))
+    return methods, not_replicable
 
 
 def _fmt(v) -> str:
@@ -179,14 +187,8 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
             raise ReplicationError(f"--lab: no lab {lab_id}", hint="see the dashboard's labs")
     summary = summary or write_report(store, settings, lab_id, report_dir, threads=threads)
     board = leaderboard(store, lab_id, scorer=_scorer(settings, summary["task"]))
-    methods, not_replicable = [], []
-    for row in board[:n_replicate]:
-        method = load_method(store, settings, row["submission_id"])
-        if not method.replicable:
-            not_replicable.append({"ref": method.ref, "claim": method.claim, "results": [],
-                                   "falls_short": False, "not_replicable": method.why_not})
-            continue
-        methods.append((method, targets_for(method, settings, redraw_seeds, other_tasks)))
+    methods, not_replicable = top_methods(store, settings, board, n_replicate, redraw_seeds,
+                                          other_tasks)
     jobs = estimate_jobs(methods, measured_seconds(store, lab_id),
                          _unlabelled_rows(settings, summary["task"]))
     with store.session() as s:
