@@ -24,7 +24,6 @@ import json
 import math
 import random
 import re
-import tarfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aarlab.archive import tar_writer
 from aarlab.client import BudgetExceeded, LabClient, LabError
 from aarlab.errors import SpecError
 from aarlab.kits.kit import TaskKit
@@ -377,11 +377,9 @@ class SearchResearcher:
             if p.is_file() and not p.is_symlink():
                 files[name] = p.read_bytes()[-2_000_000:]
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        with tar_writer(buf) as add:  # deterministic: the same files give the same snapshot id
             for name, data in files.items():
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), 0, 0o644
-                tar.addfile(info, io.BytesIO(data))
+                add(name, io.BytesIO(data), len(data))
         return buf.getvalue()
 
     # -- building on others --------------------------------------------------------------------
