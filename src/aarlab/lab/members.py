@@ -73,12 +73,12 @@ class SearchMember:
         opts = lab.options
         m.workspace.mkdir(parents=True, exist_ok=True)
         told = ctx.researcher_env()
+        lm_ro, lm_env = sandbox_mounts(ctx.kit)  # an LM task: its strong LM, read-only
         failures = 0
         while not lab.stop_event.is_set() and time.time() < deadline - 2:
             env = {**told.to_env(), **PROCESS_ENV,
                    "OMP_NUM_THREADS": str(opts.threads_per_researcher)}
             timeout = max(5.0, deadline - time.time() + 20)
-            lm_ro, lm_env = sandbox_mounts(ctx.kit)  # an LM task: its strong LM, read-only
             spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=ctx.kit,
                                socket=lab.socket, env={**env, **lm_env}, extra_ro=lm_ro,
                                limits=Limits(timeout_s=timeout, cpu_s=int(timeout * 2) + 60,

@@ -136,7 +136,8 @@ class SandboxSpec(BaseModel):
         out = {}
         for task, kit in v.items():
             if not SUITE_TASK.match(task):  # it becomes a path inside: no '/' or '..'
-                raise ValueError(f"suite: bad task name {task!r}, expected [a-z0-9][a-z0-9_.-]*")
+                raise ValueError(f"suite: bad task name {task!r}, expected "
+                                 "[a-z0-9][a-z0-9_-]*, at most 64 characters")
             p = Path(kit).expanduser().absolute()
             if not p.is_dir():
                 raise ValueError(f"suite[{task}]: expected an existing task kit directory, "

@@ -101,7 +101,8 @@ class MethodSpec(BaseModel):
         head = ",".join(f"{k}={v}" for k, v in self.head.model_dump(exclude_none=True).items())
         student = ",".join(f"{k}={v}" for k, v in
                            self.student.model_dump(exclude_defaults=True).items() if k != "kind")
-        lora = f" [lora {student}]".replace(" ]", "]") if self.student.kind == "lora" else ""
+        lora = (" [lora" + (f" {student}" if student else "") + "]"
+                if self.student.kind == "lora" else "")
         return "+".join(parts) + (f" [head {head}]" if head else "") + lora
 
     def canonical(self) -> dict:
