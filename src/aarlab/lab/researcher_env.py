@@ -69,6 +69,7 @@ class ResearcherEnv:
             except ValueError:
                 raise AarlabError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
 
+        need("AARLAB_DEADLINE")  # required; ``number`` below checks its form
         suite_raw = env.get("AARLAB_SUITE", "")
         try:
             suite = json.loads(suite_raw) if suite_raw else {}
@@ -79,7 +80,7 @@ class ResearcherEnv:
             raise AarlabError("AARLAB_SUITE: expected a JSON object {task: kit path}")
         return cls(
             token=need("AARLAB_TOKEN"), task=need("AARLAB_TASK"),
-            deadline=number("AARLAB_DEADLINE", float, None) or float(need("AARLAB_DEADLINE")),
+            deadline=number("AARLAB_DEADLINE", float, None),
             seed=number("AARLAB_SEED", int, 0),
             direction=env.get("AARLAB_DIRECTION") or "any",
             direction_methods=tuple(m for m in env.get("AARLAB_DIRECTION_METHODS", "").split(",")
