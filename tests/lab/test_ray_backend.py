@@ -56,13 +56,16 @@ def _home(tmp_path: Path, tiny_tweets, sources: Path, name: str) -> Settings:
 
 
 def _layout(settings: Settings, lab_id: int) -> set[str]:
-    """The lab's files, with researcher names made generic (they carry the lab id)."""
+    """The lab's files, with researcher names made generic (they carry the lab id) and so are
+    the snapshot ids of adopted specs (content hashes of notebooks that hold times)."""
     root = settings.home / "labs" / str(lab_id)
     out = set()
     for p in root.rglob("*"):
         parts = list(p.relative_to(root).parts)
         if parts[0] == "workspaces" and len(parts) > 1:
             parts[1] = "<researcher>"
+            if len(parts) > 3 and parts[2] == "adopted":
+                parts[3] = "<snapshot>"
         if p.is_file() and p.suffix != ".sock":
             out.add("/".join(parts))
     return out
