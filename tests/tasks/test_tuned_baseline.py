@@ -143,6 +143,26 @@ def test_tuned_baseline_row_cache_and_invalidation(task_copy, settings, monkeypa
     assert calls  # recomputed
 
 
+def test_a_grown_grid_runs_only_its_new_specs(task_copy, settings, monkeypatch):
+    kit, key = task_copy
+    specs = [parse_spec({"method": "weak_soft", **FAST}),
+             parse_spec({"method": "logconf", **FAST})]
+    monkeypatch.setattr(baselines, "default_specs", lambda: specs[:1])
+    first, _ = baselines.candidates(kit, key, specs=specs, settings=settings)
+    ran = []
+    real = baselines.run_spec
+    monkeypatch.setattr(baselines, "run_spec",
+                        lambda k, sc, spec, *a, **kw: ran.append(spec.label) or
+                        real(k, sc, spec, *a, **kw))
+    grown = specs + [parse_spec({"method": "confidence_filter", "params": {"threshold": 0.8},
+                                 **FAST})]
+    monkeypatch.setattr(baselines, "default_specs", lambda: grown[:1] + grown[2:])
+    recs, preds = baselines.candidates(kit, key, specs=grown, settings=settings)
+    assert ran == [grown[2].label]  # one new default row; the candidate grid reuses it
+    assert [r["method"] for r in recs] == [s.label for s in grown]
+    assert recs[:2] == first and preds.shape[0] == 3
+
+
 def test_server_release_is_the_paired_ladder_from_the_weak_floor(tiny_snli, settings):
     kit, key = tiny_snli
     scorer = Scorer(key, kit.ids("test"))

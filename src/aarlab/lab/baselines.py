@@ -166,16 +166,28 @@ def default_rows(kit: TaskKit, key: AnswerKey, threads: int | None = None,
     """Every default-parameter method on every kit seed, scored (cached)."""
     cache, scorer = _setup(kit, key)
     specs = default_specs()
-    if [r["method"] for r in cache.record.get("defaults", [])] != [s.label for s in specs]:
-        rows = []
-        for i, spec in enumerate(specs):
-            if progress:
-                progress(spec.label)
-            vote = vote_seeds_for(kit.seeds) or kit.seeds
-            row, res = run_spec(kit, scorer, spec, kit.seeds, threads=threads, signal_seeds=vote)
-            row["signals"] = _signals(res, vote)
-            cache.arrays[f"default{i}"] = np.stack([res[k] for k in kit.seeds]).astype(np.int8)
+    old = cache.record.get("defaults", [])
+    if [r["method"] for r in old] != [s.label for s in specs]:
+        # A grown or shrunk library reuses the rows it already has: only new methods run.
+        have = {r["method"]: (r, cache.arrays[f"default{i}"]) for i, r in enumerate(old)
+                if f"default{i}" in cache.arrays}
+        rows, arrays = [], []
+        for spec in specs:
+            if spec.label in have:
+                row, arr = have[spec.label]
+            else:
+                if progress:
+                    progress(spec.label)
+                vote = vote_seeds_for(kit.seeds) or kit.seeds
+                row, res = run_spec(kit, scorer, spec, kit.seeds, threads=threads,
+                                    signal_seeds=vote)
+                row["signals"] = _signals(res, vote)
+                arr = np.stack([res[k] for k in kit.seeds]).astype(np.int8)
             rows.append(row)
+            arrays.append(arr)
+        for k in [k for k in cache.arrays if k.startswith("default")]:
+            del cache.arrays[k]
+        cache.arrays.update({f"default{i}": a for i, a in enumerate(arrays)})
         cache.record["defaults"] = rows
         cache.save()
     return cache.record["defaults"]
@@ -205,9 +217,19 @@ def candidates(kit: TaskKit, key: AnswerKey, threads: int | None = None,
         specs = (default_specs() if (settings or get_settings()).baseline_grid == "defaults"
                  else tuned.candidate_specs())
     want = [s.label for s in specs]
-    if [c["method"] for c in cache.record.get("candidates", [])] != want:
+    old = cache.record.get("candidates", [])
+    if [c["method"] for c in old] != want:
+        # Only specs not yet run are run: a grid that grows keeps what it has measured.
+        have = ({c["method"]: (c, p) for c, p in zip(old, cache.arrays["candidates"],
+                                                      strict=False)}
+                if "candidates" in cache.arrays else {})
         recs, preds = [], []
         for spec in specs:
+            if spec.label in have:
+                rec, p = have[spec.label]
+                recs.append(rec)
+                preds.append(p)
+                continue
             if spec.label in defaults:
                 i, r = defaults[spec.label]
                 p = cache.arrays[f"default{i}"][: len(vote)]
