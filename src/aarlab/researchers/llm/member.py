@@ -67,9 +67,12 @@ def _provider(policy: LlmPolicy, options: LlmOptions):
 
 
 def task_context(kit: TaskKit) -> dict:
+    # student_lm: the strong LM's name on an LM task (the prompt then explains the LoRA
+    # student and what it costs), else None.
+    lm = kit.manifest.get("student_lm") or {}
     return {"name": kit.name, "format": kit.format, "label_names": kit.label_names,
             "strong_model": kit.strong_model, "seeds": kit.seeds,
-            "rows": {s: len(kit.ids(s)) for s in SPLITS}}
+            "rows": {s: len(kit.ids(s)) for s in SPLITS}, "student_lm": lm.get("name")}
 
 
 def run_llm_member(lab, m, kit: Path, deadline: float, told: ResearcherEnv) -> None:
