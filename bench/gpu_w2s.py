@@ -33,6 +33,7 @@ from aarlab.kits.kit import TaskKit
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.build import BuildOptions, answer_key_dir, build_task, is_built, kit_dir
 from aarlab.tasks.lm_tasks import define, parse_sizes
+from aarlab.tasks.registry import get_task
 from aarlab.w2s.lm_fit import LMFit
 from aarlab.w2s.metrics import accuracy, bootstrap_pgr
 from aarlab.w2s.runner import run_experiment
@@ -73,7 +74,7 @@ def main() -> None:
     print(f"device: {device}; torch threads {torch.get_num_threads()}")
 
     out: dict = {"device": device, "task": args.name, "sizes": args.sizes}
-    spec = define(args.name, args.source, args.weak_model, args.strong_model,
+    spec = define(args.name, get_task(args.source), args.weak_model, args.strong_model,
                   parse_sizes(args.sizes))
     reset_peak()
     t0 = time.perf_counter()

@@ -50,14 +50,19 @@ class CausalEncoder:
         batch_size: int = 16,
         max_length: int = 128,
         provenance: list[dict] | None = None,
+        device: str | None = None,
     ):
         from transformers import AutoModel, AutoTokenizer
 
         if pooling not in ("mean", "last"):
             raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}")
         # The base model only: the LM head's vocabulary-sized logits are not needed here.
+        # fp32 on any device: features are data the kit keeps, so they should not depend much
+        # on where they were computed; a GPU (when torch finds one) makes a large task's
+        # encoding take minutes instead of CPU-hours.
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = AutoModel.from_pretrained(str(path), dtype=torch.float32,
-                                               local_files_only=True).eval()
+                                               local_files_only=True).to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -73,9 +78,10 @@ class CausalEncoder:
     def _run(self, texts: list[str]) -> np.ndarray:
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt", return_special_tokens_mask=True)
-        special = enc.pop("special_tokens_mask")
+        special = enc.pop("special_tokens_mask").to(self.device)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
         states = self.model(**enc).last_hidden_state
-        return pool(states, enc["attention_mask"], special, self.pooling).numpy()
+        return pool(states, enc["attention_mask"], special, self.pooling).cpu().numpy()
 
     def encode(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
