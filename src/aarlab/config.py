@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     snapshot_max_files: int = Field(default=2_000, ge=1, description="Entries per archive.")
     snapshot_max_unpacked_bytes: int = Field(default=200_000_000, ge=1024)
     snapshot_max_ratio: float = Field(default=100.0, gt=1, description="Unpacked / packed.")
+    snapshot_quota_bytes: int = Field(
+        default=1_000_000_000, ge=1024,
+        description="Archive bytes one researcher may store in all: a sandbox uploading "
+                    "distinct archives in a loop must not fill the lab's disk.")
 
     @property
     def kits_dir(self) -> Path:

@@ -6,6 +6,8 @@ before anything is parsed, so an endless body costs the server at most that much
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +24,7 @@ from aarlab.store.identity import Researcher
 router = APIRouter(prefix="/v1/snapshots", tags=["snapshots"])
 
 _MULTIPART_SLACK = 64 * 1024
+_upload_lock = threading.Lock()
 _UPLOAD_DOC = {
     "requestBody": {
         "required": True,
@@ -65,13 +68,15 @@ async def upload(
     store: Store = Depends(get_store),
     blobs: snapshots.BlobStore = Depends(blob_store),
     lim: ArchiveLimits = Depends(limits),
+    settings: Settings = Depends(get_settings),
 ) -> UploadOut:
     data = await _archive_bytes(request, lim.max_bytes)
 
     def work() -> UploadOut:
-        with http_errors(), store.session() as s:
+        # One upload at a time: the quota check and the insert commit together.
+        with _upload_lock, http_errors(), store.session() as s:
             snap, created = snapshots.upload(s, blobs, lim, me.id, data, parent, submission_id,
-                                             label)
+                                             label, settings.snapshot_quota_bytes)
             return UploadOut(**snapshots.views(s, [snap])[0].model_dump(), created=created)
 
     out = await run_in_threadpool(work)  # hashing and inflating stay off the event loop

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,10 @@ from aarlab.forum.service import ConflictError, ForumError, NotFoundError, own_s
 from aarlab.forum.tables import Snapshot, SnapshotLink
 from aarlab.scoring.tables import Submission
 from aarlab.store.identity import Researcher
+
+
+class QuotaError(ForumError):
+    status = 413
 
 
 class BlobStore:
@@ -57,8 +61,13 @@ class BlobStore:
 
 def upload(s: Session, blobs: BlobStore, limits: ArchiveLimits, uploader_id: int, data: bytes,
            parent_id: str | None = None, submission_id: int | None = None,
-           label: str | None = None) -> tuple[Snapshot, bool]:
-    """Check and store an archive; returns (row, created). The same bytes twice are one row."""
+           label: str | None = None, quota_bytes: int | None = None) -> tuple[Snapshot, bool]:
+    """Check and store an archive; returns (row, created). The same bytes twice are one row.
+
+    ``quota_bytes``: what the uploader may store in all; new bytes past it are refused before
+    any blob is written (bytes already stored cost nothing). The caller serialises uploads, so
+    two at once cannot both pass the check.
+    """
     info: ArchiveInfo = inspect_archive(data, limits)  # UnsafeArchiveError names the entry
     if parent_id is not None and s.get(Snapshot, parent_id) is None:
         raise ForumError(f"parent: no snapshot {parent_id}")
@@ -66,6 +75,8 @@ def upload(s: Session, blobs: BlobStore, limits: ArchiveLimits, uploader_id: int
     snap = s.get(Snapshot, info.sha256)
     created = snap is None
     if created:
+        if quota_bytes is not None:
+            _check_quota(s, uploader_id, info.size, quota_bytes)
         blobs.put(info.sha256, data)
         snap = Snapshot(id=info.sha256, uploader_id=uploader_id, parent_id=parent_id,
                         label=label, format=info.format, size=info.size,
@@ -80,6 +91,15 @@ def upload(s: Session, blobs: BlobStore, limits: ArchiveLimits, uploader_id: int
     if sub is not None:
         link(s, uploader_id, snap.id, sub.id)
     return snap, created
+
+
+def _check_quota(s: Session, uploader_id: int, size: int, quota_bytes: int) -> None:
+    used = s.scalar(select(func.coalesce(func.sum(Snapshot.size), 0))
+                    .where(Snapshot.uploader_id == uploader_id)) or 0
+    if used + size > quota_bytes:
+        raise QuotaError(f"archive: {size} more bytes would take your snapshots to "
+                         f"{used + size} bytes, over snapshot_quota_bytes={quota_bytes}",
+                         hint="reuse an uploaded snapshot, or ask the lab for a larger quota")
 
 
 def link(s: Session, researcher_id: int, snapshot_id: str, submission_id: int) -> None:
