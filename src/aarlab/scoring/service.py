@@ -26,7 +26,7 @@ from aarlab.scoring.budgets import BudgetState, budget_state
 from aarlab.scoring.ladder import PairedLadder
 from aarlab.scoring.probes import ProbeIndex, pack, threshold, unpack
 from aarlab.scoring.schemas import SubmissionIn
-from aarlab.scoring.tables import Submission
+from aarlab.scoring.tables import RELEASED_PGR, Submission
 from aarlab.scoring.writer import GroupCommitter, Job
 from aarlab.store import audit
 from aarlab.store.db import Store
@@ -112,7 +112,19 @@ class ScoringService:
         if not root.is_dir():
             return []
         return sorted(p.name for p in root.iterdir()
-                      if TASK_NAME.match(p.name) and is_built(self.settings, p.name))
+                      if TASK_NAME.match(p.name) and is_built(self.settings, p.name)
+                      and self._servable(p.name))
+
+    def _servable(self, name: str) -> bool:
+        # A built task whose gap is not clearly above 0 is not served: listing it made every
+        # GET /v1/tasks a 404 (asking for it by name still says why it is not served).
+        if name in self._tasks:
+            return True
+        try:
+            # (the format only matters for labels, which this does not read)
+            return AnswerKey(answer_key_dir(self.settings, name), "binary").servable
+        except AarlabError:
+            return False
 
     def task(self, name: str) -> ServedTask:
         if name in self._tasks:
@@ -310,9 +322,11 @@ class ScoringService:
         return [public_view(sub, name) for sub, name in rows]
 
     def best_released(self, s: Session, researcher_id: int) -> dict[str, float]:
-        rows = s.execute(select(Submission.task, func.max(Submission.released_pgr))
+        # Only the researcher's own releases (new_best): a repeat of the lab's best, answered
+        # to a fresh researcher or to an exact copy, is not theirs (as on the leaderboard).
+        rows = s.execute(select(Submission.task, func.max(RELEASED_PGR))
                          .where(Submission.researcher_id == researcher_id,
-                                Submission.released_pgr.is_not(None))
+                                Submission.new_best, Submission.released_pgr.is_not(None))
                          .group_by(Submission.task))
         return {task: best for task, best in rows}
 
