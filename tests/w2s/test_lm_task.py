@@ -222,6 +222,32 @@ def test_llm_prompt_explains_each_student_and_its_cost_on_lm_tasks_only(lm_task,
         assert "lora" not in text.lower() and "minutes per seed" not in text.lower()
 
 
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_dashboard_task_page_names_both_lms_and_the_lora_ceiling(lm_task, settings,
+                                                                       tmp_path):
+    import httpx
+
+    from aarlab.server.app import create_app
+    from aarlab.store.db import Store
+
+    s = settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'lab.db'}"})
+    app = create_app(s, Store(s.database_url))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://lab") as c:
+        r = await c.get("/tasks/toy-lm")
+    assert r.status_code == 200, r.text[:300]
+    m = lm_task["kit"].manifest
+    assert m["student_lm"]["key"] in r.text and m["weak_teacher"]["model"]["key"] in r.text
+    assert "fine-tuned with LoRA" in r.text and "[lora …]" in r.text
+    assert "cross-validation inside train_unlabel, refit once per seed" in r.text
+    assert "MLP heads over a weight-decay grid" not in r.text  # the head ceiling's caption
+
+
 def test_bad_student_fields_name_the_field():
     from aarlab.w2s.spec import parse_spec
 
