@@ -97,6 +97,10 @@ class FakeClient:
     def post(self, path, json):
         self.events.append(json)
 
+    def publish_notebook(self, name, data):
+        self.published = getattr(self, "published", {}) | {name: data}
+        return {"name": name, "bytes": len(data), "changed": True}
+
     def upload_snapshot(self, archive):
         return {"id": f"snap{len(self.submitted)}"}
 
@@ -133,6 +137,9 @@ def test_search_researcher_chooses_without_any_gold_label(tiny_snli, tmp_path, m
     assert touched == []
     entries = [e for e in r.notebook.entries() if e.get("score") is not None]
     assert len(entries) >= 3
+    # What the dashboard will show is what the researcher published: its notebook's bytes.
+    assert client.published == {"notebook.jsonl": r.notebook.path.read_bytes(),
+                                "notebook.md": r.journal.path.read_bytes()}
     for e in entries:
         assert set(sig.SIGNALS) - {"swap_consistency"} <= set(e["signals"])
         assert e["score"] == sig.selection_score(e["signals"])

@@ -13,6 +13,7 @@ from webseed import ADMIN_H, TRANSCRIPT_TEXT
 
 from aarlab.lab.status import latest_lab, member_rows, progress_points
 from aarlab.lab.tables import LabEvent
+from aarlab.researchers.llm import transcript
 from aarlab.w2s.metrics import Estimate
 from aarlab.web import queries
 from aarlab.web.chart import LAB, Ref, best_so_far, progress_svg
@@ -81,16 +82,18 @@ def test_released_se_is_binomial_plus_reference_uncertainty():
     assert queries.released_se(0.5, 100, *noisy) > se
 
 
-def test_jsonl_tail_reads_the_end_and_skips_a_cut_line(tmp_path):
-    path = tmp_path / "notebook.jsonl"
+def test_transcript_tail_reads_the_end_and_skips_a_cut_line(tmp_path):
+    path = tmp_path / "cy-1.jsonl"
     pad = "x" * 500
     with open(path, "w") as f:
         for i in range(2000):  # ~1 MB: more than the tail the page reads
             f.write(json.dumps({"i": i, "pad": pad}) + "\n")
         f.write('{"i": 2000, "pad": "cut by a ki')
-    got = queries.jsonl_tail(tmp_path, "notebook.jsonl", n=5)
+    got = transcript.tail(path, n=5)
     assert [e["i"] for e in got] == [1999, 1998, 1997, 1996, 1995]
-    assert queries.jsonl_tail(tmp_path, "missing.jsonl") == []
+    assert transcript.tail(tmp_path / "missing.jsonl", 5) == []
+    (tmp_path / "link.jsonl").symlink_to(path)
+    assert transcript.tail(tmp_path / "link.jsonl", 5) == []  # a link is never followed
 
 
 def test_llm_costs_reach_the_overview_and_the_researcher_page(web_lab):

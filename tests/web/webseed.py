@@ -96,6 +96,13 @@ class Seeded:
         self.submissions.setdefault(who, []).append(r.json())
         return r.json()
 
+    def publish(self, who: str, name: str, data: bytes) -> dict:
+        """A researcher's notebook, handed to the lab as its client does."""
+        r = self.http.put(f"/v1/lab/me/notebooks/{name}", content=data,
+                          headers=self.tokens[who])
+        assert r.status_code == 200, r.text
+        return r.json()
+
     def post(self, who: str, **finding) -> dict:
         r = self.http.post("/v1/forum/findings", json=finding, headers=self.tokens[who])
         assert r.status_code == 201, r.text
@@ -164,6 +171,7 @@ def seed(lab: Seeded, root: Path) -> None:
         for k in range(entries):
             nb.append({"spec": {"steps": [{"method": "confidence"}]}, "why": f"idea {k} of {name}",
                        "score": 0.7 + k / 100, "time": time.time()})
+        lab.publish(name, "notebook.jsonl", nb.path.read_bytes())  # the page shows only this
 
     llm_session(lab, root / "workspaces" / "cy")
 
@@ -215,7 +223,7 @@ def llm_session(lab: Seeded, workspace: Path) -> None:
         log.write("call", turn=turn, usage={"input": 1000, "output": 200}, dollars=usd)
     log.write("end", reason="stop", turns=2, dollars=0.02, seconds=60.0)
     ledger.close("stop", 60.0)
-    (workspace / "notebook.md").write_text("# cy's notebook\n\nTried nothing yet.\n")
+    lab.publish("cy", "notebook.md", b"# cy's notebook\n\nTried nothing yet.\n")
 
 
 def select_researcher(name: str):

@@ -14,10 +14,11 @@ from aarlab.client.base import (
 )
 from aarlab.client.forum import ForumAPI
 from aarlab.client.kits import KitAPI
+from aarlab.client.lab import LabAPI
 from aarlab.client.scoring import AdminAPI, ScoringAPI
 
 
-class LabClient(ScoringAPI, ForumAPI, KitAPI, AdminAPI, BaseClient):
+class LabClient(ScoringAPI, ForumAPI, KitAPI, LabAPI, AdminAPI, BaseClient):
     """``LabClient(base_url=... | socket=..., token=...)``; see ``BaseClient``."""
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from aarlab.client.lab import newest_part
 from aarlab.errors import AarlabError
+from aarlab.lab import notebooks
 from aarlab.lab.researcher_env import UNLIMITED, ResearcherEnv
 from aarlab.lab.tables import LabEvent
 from aarlab.sandbox.spec import Limits, SandboxSpec
@@ -112,12 +114,73 @@ class SearchMember:
 
 
 class LlmMember:
-    """An LLM researcher: its loop runs here, in the lab; its tools in a sandbox."""
+    """An LLM researcher: its loop runs here, in the lab; its tools in a sandbox. Its notebook
+    is whatever the sandbox holds at ``notebook.md``; a ``NotebookPublisher`` hands it to the
+    lab while the loop runs."""
 
     def run(self, ctx: MemberContext) -> None:
         from aarlab.researchers.llm.member import run_llm_member  # provider SDKs: only when used
 
-        run_llm_member(ctx.lab, ctx.member, ctx.kit, ctx.deadline, ctx.researcher_env())
+        with NotebookPublisher(ctx.lab.store, ctx.member):
+            run_llm_member(ctx.lab, ctx.member, ctx.kit, ctx.deadline, ctx.researcher_env())
+
+
+class NotebookPublisher:
+    """Publishes a member's ``notebook.md`` every ``every`` seconds and once at the end.
+
+    Read through the sandbox contract (``read_file``: no symlink followed, never outside the
+    workspace, on whichever node the sandbox runs), then checked and kept by
+    ``aarlab.lab.notebooks.publish``, the function behind the researchers' own publish route.
+    A refusal is told once as an ``error`` event; nothing of the file is.
+    """
+
+    NAME = "notebook.md"
+
+    def __init__(self, store: Any, member: Any, every: float = 10.0):
+        self.store, self.member, self.every = store, member, every
+        self.stop = threading.Event()
+        self.refused: str | None = None
+        self.thread = threading.Thread(target=self._loop, daemon=True,
+                                       name=f"notebook-{member.name}")
+
+    def __enter__(self) -> NotebookPublisher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=self.every + 30)
+        self.publish()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            self.publish()
+
+    def publish(self) -> None:
+        sandbox = getattr(self.member, "sandbox", None)
+        if sandbox is None:
+            return
+        try:
+            data = sandbox.read_file(self.NAME, text=False)
+            notebooks.publish(self.store, self.member.researcher_id, self.NAME,
+                              newest_part(data))
+        except FileNotFoundError:
+            return
+        except notebooks.TooSoon:
+            return  # the next tick publishes it
+        except Exception as e:  # noqa: BLE001 - a notebook must never stop the member
+            why = e.message if isinstance(e, AarlabError) else type(e).__name__
+            self._refuse(why)
+            return
+        self.refused = None
+
+    def _refuse(self, why: str) -> None:
+        if why == self.refused:
+            return
+        self.refused = why
+        with self.store.session() as s:
+            s.add(LabEvent(researcher_id=self.member.researcher_id, kind="error",
+                           payload={"text": f"{self.NAME} not published: {why}"}))
 
 
 RUNNERS: dict[str, type[MemberRunner]] = {"search": SearchMember, "llm": LlmMember}

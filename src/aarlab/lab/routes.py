@@ -1,14 +1,19 @@
-"""Telemetry in: researchers post what they are doing; the lab and dashboard read it back."""
+"""Telemetry and notebooks in: researchers post what they are doing and publish their notebooks;
+the lab and the dashboard read them back from the store (never from a workspace)."""
 
 from __future__ import annotations
 
 import json
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 
+from aarlab.client.lab import NOTEBOOK_MAX_BYTES
+from aarlab.lab import notebooks
 from aarlab.lab.tables import LabEvent
 from aarlab.server.deps import current_researcher, get_store
 from aarlab.store.db import Store
@@ -48,3 +53,29 @@ def my_experiment_count(me: Researcher = Depends(current_researcher),
         n = s.scalar(select(func.count()).select_from(LabEvent).where(
             LabEvent.researcher_id == me.id, LabEvent.kind == "experiment"))
     return {"experiments": n}
+
+
+class NotebookOut(BaseModel):
+    name: str
+    bytes: int
+    changed: bool
+
+
+@router.put("/me/notebooks/{name}", response_model=NotebookOut,
+            responses={413: {"description": "Larger than the cap: publish the newest part"},
+                       422: {"description": "Not UTF-8 text, or a .jsonl line that is not a "
+                                            "JSON object"},
+                       429: {"description": "Changed again too soon (see Retry-After)"}},
+            summary="Publish my notebook (the body is its text): the dashboard shows this copy")
+async def put_notebook(request: Request, name: str = PathParam(max_length=32),
+                       me: Researcher = Depends(current_researcher),
+                       store: Store = Depends(get_store)) -> NotebookOut:
+    notebooks.check_name(name)
+    body = bytearray()
+    async for chunk in request.stream():  # stop reading at the cap, whatever the body says
+        body += chunk
+        if len(body) > NOTEBOOK_MAX_BYTES:
+            raise notebooks.NotebookTooLarge(f"{name}: at most {NOTEBOOK_MAX_BYTES} "
+                                             "bytes; publish its newest part")
+    return NotebookOut(**await run_in_threadpool(notebooks.publish, store, me.id, name,
+                                                  bytes(body)))

@@ -5,6 +5,9 @@ probe flags, hidden posts or audit details: a public page cannot show them by a 
 mistake, because they are never in its data. Where a service already answers a question (the
 scoring leaderboard, forum search, the lab's member table) we call it, so the dashboard, the API
 and the CLI agree.
+
+No function here opens a file a sandbox can write: a researcher's notebook is what it published
+to the lab (``aarlab.lab.notebooks``, checked and kept in the store), never its workspace.
 """
 
 from __future__ import annotations
@@ -12,20 +15,19 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aarlab import safe_files
 from aarlab.clock import as_utc
 from aarlab.forum import search, service, snapshots
 from aarlab.forum.service import Viewer
 from aarlab.forum.tables import Finding, FindingTag
 from aarlab.kits.kit import TaskKit
+from aarlab.lab import notebooks
 from aarlab.lab.status import latest_lab
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
-from aarlab.researchers.llm import accounting
+from aarlab.researchers.llm import accounting, transcript
 from aarlab.researchers.llm.tables import LlmSession
 from aarlab.scoring.service import (
     ScoringService,
@@ -45,8 +47,6 @@ RECENT = 8
 TIMELINE = 200
 NOTEBOOK_TAIL = 30
 TRANSCRIPT_TAIL = 60
-TAIL_BYTES = 256 * 1024
-WORKSPACE_FILES = ("notebook.jsonl", "notebook.md")  # all a page reads from a workspace
 
 
 # --- science ----------------------------------------------------------------------------------
@@ -394,8 +394,8 @@ def researcher(s: Session, scoring: ScoringService, name: str, admin: bool) -> d
     task = lab.task if lab else (subs[0]["task"] if subs else None)
     costs = llm_totals(s, [r.id])
     sessions = llm_sessions(s, r.id)
-    workspace = Path(member.workspace) if member else None
-    refused = [why for why in (_refused(workspace, rel) for rel in WORKSPACE_FILES) if why]
+    books = notebooks.latest(s, r.id)
+    jl, md = books.get("notebook.jsonl"), books.get("notebook.md")
     return {
         "r": r, "member": member, "lab": lab, "task": task, "timeline": timeline,
         "n_submissions": _count(s, Submission.id, Submission.researcher_id == r.id),
@@ -403,75 +403,16 @@ def researcher(s: Session, scoring: ScoringService, name: str, admin: bool) -> d
                                 LabEvent.kind == "experiment"),
         "findings": list(s.scalars(posts.limit(20))),
         "budget": scoring.budget(s, r.id),
-        "notebook": jsonl_tail(workspace, "notebook.jsonl") if workspace else [],
-        "notebook_md": text_tail(workspace, "notebook.md") if workspace else None,
-        "refused": refused,  # planted links and the like: shown as such, never followed
+        "notebook": notebooks.entries(jl.text, NOTEBOOK_TAIL) if jl else [],
+        "notebook_md": md.text if md else None,
+        "notebook_at": max((as_utc(b.updated_at) for b in books.values()), default=None),
         "curves": best_so_far(rises(s, task, [r.id])) if task else {},
         "llm": None if costs is None else costs.get(r.id),
         "sessions": sessions,
         # The conversation itself stays with the admin: it holds the lab's prompts.
-        "transcript": (_transcript(sessions[0].transcript_path)
+        "transcript": (transcript.tail(sessions[0].transcript_path, TRANSCRIPT_TAIL)
                        if admin and sessions and sessions[0].transcript_path else []),
     }
-
-
-def _tail(root: Path, rel: str, limit: int = TAIL_BYTES) -> tuple[str, bool] | None:
-    """The last ``limit`` bytes of ``root/rel`` as text (and whether it was cut), or None.
-
-    Notebooks and transcripts grow all day; a page reads only their ends. A workspace is
-    written by its sandbox, so the file is opened by ``safe_files`` (no symlink, FIFO, device
-    or hard link; never outside ``root``): a planted link to the answer key shows nothing.
-    """
-    try:
-        data, cut = safe_files.tail_inside(root, rel, limit)
-    except (OSError, safe_files.UnsafePath):
-        return None
-    return data.decode("utf-8", errors="replace"), cut
-
-
-def _refused(root: Path | None, rel: str) -> str | None:
-    """Why the page shows nothing of ``root/rel`` when it refused to read it (else None)."""
-    if root is None:
-        return None
-    try:
-        with safe_files.open_inside(root, rel):
-            return None
-    except safe_files.UnsafePath as e:
-        return e.message
-    except OSError:
-        return None
-
-
-def text_tail(root: Path, rel: str) -> str | None:
-    got = _tail(root, rel)
-    return None if got is None else got[0]
-
-
-def jsonl_tail(root: Path, rel: str, n: int = NOTEBOOK_TAIL) -> list[dict]:
-    """The last ``n`` JSON-object lines of ``root/rel``, newest first."""
-    got = _tail(root, rel)
-    if got is None:
-        return []
-    data, cut = got
-    lines = data.splitlines()[1:] if cut else data.splitlines()  # the first may be partial
-    out = []
-    for line in reversed(lines):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill: the notebook's own reader skips it too
-        if isinstance(entry, dict):
-            out.append(entry)
-        if len(out) >= n:
-            break
-    return out
-
-
-def _transcript(path: str) -> list[dict]:
-    """The newest transcript lines (the lab writes them, outside every sandbox; read through
-    the same guard anyway: the path comes from the store)."""
-    p = Path(path)
-    return jsonl_tail(p.parent, p.name, TRANSCRIPT_TAIL)
 
 
 def audit_page(s: Session, scoring: ScoringService, kind: str | None, admin: bool) -> dict:

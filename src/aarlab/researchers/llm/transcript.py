@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from aarlab import safe_files
 from aarlab.redact import redact
 
 
@@ -37,4 +38,27 @@ def read_transcript(path: Path) -> list[dict]:
             out.append(json.loads(line))
         except ValueError:
             continue  # a line cut by a kill
+    return out
+
+
+def tail(path: Path, n: int, limit: int = 256 * 1024) -> list[dict]:
+    """The newest ``n`` lines of a transcript, newest first, from its last ``limit`` bytes; []
+    when it cannot be read. The lab writes transcripts outside every sandbox, but the path comes
+    from the store: read through ``safe_files`` anyway (no link, FIFO or device followed)."""
+    p = Path(path)
+    try:
+        data, cut = safe_files.tail_inside(p.parent, p.name, limit)
+    except (OSError, safe_files.UnsafePath):
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    out: list[dict] = []
+    for line in reversed(lines[1:] if cut else lines):  # a cut tail's first line is partial
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if isinstance(entry, dict):
+            out.append(entry)
+        if len(out) >= n:
+            break
     return out

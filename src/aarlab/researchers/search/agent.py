@@ -13,7 +13,8 @@ workspace. It sees no gold label of any split. Each round it
    means "not resolvably better", not "worse";
 4. posts the outcome whether it helped or not: a ``result`` pointing at the scored submission,
    or an ``insight`` with the label-free numbers; and writes the round to ``notebook.md`` (prose)
-   and ``notebook.jsonl`` (its memory across restarts).
+   and ``notebook.jsonl`` (its memory across restarts), then publishes both to the lab (the
+   dashboard shows the lab's copy, never the workspace).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from aarlab.lab.directions import family_of, load_directions
 from aarlab.researchers.search import suite as st
 from aarlab.researchers.search.hypotheses import Hypothesis, Planner
 from aarlab.researchers.search.notebook import Journal, Notebook
+from aarlab.researchers.search.notebook import publish as publish_notebook
 from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 from aarlab.researchers.search.resolve import LadderView
 from aarlab.w2s import signals as sig
@@ -133,6 +135,12 @@ class SearchResearcher:
             if self.rounds % 4 == 3:
                 self.read_forum()
             self.round(self._next_new())
+            self._publish()
+        self._publish(final=True)
+
+    def _publish(self, final: bool = False) -> None:
+        """The dashboard shows the notebook the lab keeps: hand it the newest part of each."""
+        publish_notebook(self.client, (self.notebook.path, self.journal.path), final=final)
 
     def _next_new(self) -> Hypothesis:
         """The planner's next hypothesis whose spec, with defaults filled in, was not run yet

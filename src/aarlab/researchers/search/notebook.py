@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterable
 from pathlib import Path
+
+from aarlab.client import BudgetExceeded, LabClient, LabError
+from aarlab.client.lab import NOTEBOOK_MAX_BYTES
 
 
 class Notebook:
@@ -45,3 +50,27 @@ class Journal:
     def write(self, text: str) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(text.rstrip() + "\n\n")
+
+
+def publish(client: LabClient, paths: Iterable[Path], final: bool = False) -> None:
+    """Hand the lab the newest part of each notebook file: the dashboard shows only the copy
+    the lab keeps, never the workspace. Never stops research: a refused publish is simply
+    redone after the next round (``final``: once more, after the wait the lab asks for)."""
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                # One byte more than the cap, so a cut front line is seen and dropped.
+                f.seek(max(0, os.fstat(f.fileno()).st_size - NOTEBOOK_MAX_BYTES - 1))
+                data = f.read(NOTEBOOK_MAX_BYTES + 1)
+        except OSError:
+            continue
+        for attempt in (1, 2):
+            try:
+                client.publish_notebook(path.name, data)
+            except BudgetExceeded as e:
+                if final and attempt == 1:
+                    time.sleep(min(5.0, e.retry_after or 1.0))
+                    continue
+            except LabError:
+                pass
+            break

@@ -1,0 +1,137 @@
+"""Researchers' notebooks, published to the lab and kept in the store: the one way a notebook
+reaches a page.
+
+A notebook is written by its researcher, so it is hostile input. ``publish`` takes bytes (from
+the HTTP route, or from the LLM member runner, which reads them through the sandbox contract)
+and keeps them only as checked text: at most ``NOTEBOOK_MAX_BYTES``, UTF-8, no control
+characters but tab and newline, and for ``notebook.jsonl`` one JSON object per line, stored as
+we re-serialise it. A refusal names what is wrong and never echoes the bytes. Latest wins, one
+row per researcher and notebook; a change sooner than ``MIN_INTERVAL_S`` after the last is
+refused (429), so a loop cannot make the store churn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aarlab.client.lab import NOTEBOOK_MAX_BYTES, NOTEBOOKS
+from aarlab.clock import as_utc, utcnow
+from aarlab.errors import AarlabError
+from aarlab.lab.tables import LabNotebook
+from aarlab.store.db import Store
+
+MIN_INTERVAL_S = 1.0
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # \r is dropped first; \t and \n stay
+
+
+class NotebookError(AarlabError):
+    status = 422
+
+
+class NotebookTooLarge(NotebookError):
+    status = 413
+
+
+class UnknownNotebook(NotebookError):
+    status = 404
+
+
+class TooSoon(NotebookError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
+
+
+def check_name(name: str) -> None:
+    if name not in NOTEBOOKS:
+        raise UnknownNotebook(f"name: expected one of {', '.join(NOTEBOOKS)}")
+
+
+def check(name: str, data: bytes) -> str:
+    """The text to keep for notebook ``name``, or a ``NotebookError`` naming what is wrong."""
+    check_name(name)
+    if len(data) > NOTEBOOK_MAX_BYTES:
+        raise NotebookTooLarge(f"{name}: at most {NOTEBOOK_MAX_BYTES} bytes (got {len(data)}); "
+                               "publish its newest part")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NotebookError(f"{name}: expected UTF-8 text (byte {e.start} is not)") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    bad = _CONTROL.search(text)
+    if bad:
+        raise NotebookError(f"{name}: expected text, found control character "
+                            f"U+{ord(bad.group()):04X} at character {bad.start()}")
+    return _json_lines(name, text) if name.endswith(".jsonl") else text
+
+
+def _json_lines(name: str, text: str) -> str:
+    out = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            raise NotebookError(f"{name} line {n}: expected one JSON object per line") from None
+        if not isinstance(entry, dict):
+            raise NotebookError(f"{name} line {n}: expected a JSON object, got "
+                                f"{type(entry).__name__}")
+        out.append(json.dumps(entry, sort_keys=True) + "\n")  # ours, not the researcher's bytes
+    return "".join(out)
+
+
+def _no_constant(word: str):  # noqa: ANN202
+    raise ValueError(f"{word} is not JSON")
+
+
+def publish(store: Store, researcher_id: int, name: str, data: bytes) -> dict:
+    """Check and keep ``data`` as researcher ``researcher_id``'s notebook ``name``."""
+    text = check(name, data)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        with store.session() as s:
+            return _keep(s, researcher_id, name, text, digest)
+    except IntegrityError:  # two first publishes raced: the other one is there now
+        with store.session() as s:
+            return _keep(s, researcher_id, name, text, digest)
+
+
+def _keep(s: Session, researcher_id: int, name: str, text: str, digest: str) -> dict:
+    row = s.scalar(select(LabNotebook).where(LabNotebook.researcher_id == researcher_id,
+                                             LabNotebook.name == name))
+    out = {"name": name, "bytes": len(text.encode("utf-8")), "changed": True}
+    if row is None:
+        s.add(LabNotebook(researcher_id=researcher_id, name=name, text=text, sha256=digest))
+        return out
+    if row.sha256 == digest:
+        return out | {"changed": False}
+    wait = MIN_INTERVAL_S - (utcnow() - as_utc(row.updated_at)) / timedelta(seconds=1)
+    if wait > 0:
+        raise TooSoon(f"{name}: published {MIN_INTERVAL_S - wait:.1f} s ago; at most one "
+                      f"change every {MIN_INTERVAL_S:g} s", wait)
+    row.text, row.sha256, row.updated_at = text, digest, utcnow()
+    row.revisions += 1
+    return out
+
+
+def latest(s: Session, researcher_id: int) -> dict[str, LabNotebook]:
+    """``{name: row}`` of the researcher's published notebooks."""
+    return {r.name: r for r in s.scalars(select(LabNotebook).where(
+        LabNotebook.researcher_id == researcher_id))}
+
+
+def entries(text: str, n: int) -> list[dict]:
+    """The last ``n`` entries of a stored ``notebook.jsonl``, newest first (the store holds
+    only lines ``check`` re-serialised, so each parses)."""
+    lines = [line for line in text.split("\n") if line]
+    return [json.loads(line) for line in reversed(lines[-n:])]
