@@ -1,0 +1,140 @@
+"""Guarded label source: use an aggressive label source only where held-out evidence supports
+its departures from the teacher; otherwise fall back to the teacher's soft labels (weak_soft).
+
+A label source that overrules the teacher (noisy_em's kNN prior, label propagation, a PCA
+direction) is right when its evidence carries the concept and badly wrong when it does not: on
+snli-pref the signed kNN graph over pair differences carries the label (noisy_em: PGR +0.56), on
+tweets cosine neighbours share topic, not sentiment (noisy_em: PGR −0.74). The guard asks the
+kit, per seed, which case it is in:
+
+    folds A, B of train_unlabel (consistency groups kept whole; fixed across seeds)
+    q_A  = source.labels(A only)               ω = the teacher's soft labels
+    s_q  = student fit to q_A;  s_ω = student fit to ω_A
+    drop = agree(s_ω(B), ω_B) − agree(s_q(B), ω_B)        averaged over both directions
+    keep the source's labels  iff  drop ≤ tolerance
+
+Why this tells the two cases apart. A student trained on the teacher copies the teacher's
+*systematic* errors, so its held-out agreement with the teacher is high whether or not it is
+accurate; a student trained on a better label source loses agreement only on the teacher's
+errors it fixes, which on held-out rows are mostly errors the teacher's noise spreads thinly
+(agreement barely moves: −0.002 for noisy_em on snli-pref). A source that follows some other
+structure of the strong features (topic, a bimodal direction) departs from the teacher on rows
+where the teacher is right as well, and loses agreement roughly in proportion to the accuracy it
+loses (≈ (2·acc_teacher − 1) per point of accuracy). The source is run on fold A alone, so its
+labels for A cannot have seen B's weak labels (a kNN source would otherwise leak them through
+neighbours and look better than it is). This is the cross-fitted `heldout_agree` signal of
+``aarlab.w2s.signals``, used as a relative test against the teacher's own student, not as a
+ranking (as a ranking it carries nothing: README, "Selecting without gold labels").
+
+Only kit data is read (features, weak probabilities, consistency groups): no gold label.
+Idea: a "do no harm" fallback, as in safe semi-supervised learning (Li & Zhou 2015, "Towards
+Making Unlabeled Data Never Hurt"), with the cross-fitted teacher agreement as the safety test.
+The default tolerance was fitted leave-one-task-out in ``bench/guard_loto.py``.
+Cost: the source once on all rows and once per fold, plus 2 × folds student fits per seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from aarlab.w2s.methods import METHODS, register
+from aarlab.w2s.methods.base import Context, Params, Step, TrainSet, fingerprint, weak_train_set
+
+SOURCES = ("noisy_em", "label_prop", "strong_prior", "paired_direction")
+
+
+class GuardParams(Params):
+    source: Literal["noisy_em", "label_prop", "strong_prior", "paired_direction"] = Field(
+        "noisy_em", description="label source to guard (run with its defaults)")
+    tolerance: float = Field(0.01, ge=0.0, le=1.0,
+                             description="largest held-out teacher-agreement drop kept")
+    folds: int = Field(2, ge=2, le=5, description="cross-fitting folds of train_unlabel")
+
+
+@dataclass
+class FoldView(Context):
+    """A context over rows ``train`` (as train_unlabel) and ``held`` (as test) of a parent
+    context's train_unlabel. Groups and answers come from the parent, so views nest (the
+    runner's own cross-fitted signals run this step inside a held-out view)."""
+
+    parent_groups: np.ndarray | None = None
+    parent_answers: list[str] | None = None
+    rows: dict | None = None  # split -> row indices into the parent's train_unlabel
+
+    def groups(self, split: str) -> np.ndarray:
+        return self.parent_groups[self.rows[split]]
+
+    def answers(self, split: str) -> list[str]:
+        return [self.parent_answers[i] for i in self.rows[split]]
+
+
+def fold_views(ctx: Context, n_folds: int) -> list[FoldView]:
+    """One view per fold (held = the fold), with per-fold caches kept across seeds."""
+    from aarlab.w2s.signals import crossfit_folds  # signals imports methods: import late
+
+    x, weak = ctx.x["train_unlabel"], ctx.weak["train_unlabel"]
+    groups, answers = ctx.groups("train_unlabel"), ctx.answers("train_unlabel")
+    folds = crossfit_folds(groups, n_folds)
+    caches = ctx.shared.setdefault(("guard folds", fingerprint(x), n_folds),
+                                   [{} for _ in folds])
+    views = []
+    for held, cache in zip(folds, caches, strict=True):
+        train = np.setdiff1d(np.arange(len(x)), held)
+        views.append(FoldView(
+            kit=ctx.kit, seed=ctx.seed, head=ctx.head,
+            x={"train_unlabel": x[train], "test": x[held]},
+            weak={"train_unlabel": weak[train], "test": weak[held]}, shared=cache,
+            parent_groups=groups, parent_answers=answers,
+            rows={"train_unlabel": train, "test": held}))
+    return views
+
+
+def heldout_drop(ctx: Context, source: Step, n_folds: int = 2) -> tuple[float, float, float]:
+    """(drop, teacher-student agreement, source-student agreement) on held-out folds."""
+    agree_w, agree_q, n = 0.0, 0.0, 0
+    for view in fold_views(ctx, n_folds):
+        held_weak = view.weak["test"].argmax(1)
+        q = source.labels(view)
+        w = weak_train_set(view, view.weak["train_unlabel"])
+        for ts, acc in ((w, "w"), (q, "q")):
+            pred = view.fit(ts).predict_proba(view.x["test"]).argmax(1)
+            hits = float((pred == held_weak).sum())
+            if acc == "w":
+                agree_w += hits
+            else:
+                agree_q += hits
+        n += len(held_weak)
+    agree_w, agree_q = agree_w / n, agree_q / n
+    return agree_w - agree_q, agree_w, agree_q
+
+
+def decide(drop: float, tolerance: float) -> bool:
+    """Keep the source's labels? Pure, so the bench applies exactly the library's rule."""
+    return drop <= tolerance
+
+
+@register
+class Guarded(Step):
+    """A label source (noisy_em by default), used only if its held-out teacher agreement holds up; else weak_soft."""
+
+    name = "guarded"
+    stage = "labels"
+    cost = "the source 1 + folds times, + 2 x folds head fits"
+    Params = GuardParams
+
+    def labels(self, ctx: Context) -> TrainSet:
+        source = METHODS[self.p.source]()
+        drop, agree_w, agree_q = heldout_drop(ctx, source, self.p.folds)
+        keep = decide(drop, self.p.tolerance)
+        if keep:
+            ts = source.labels(ctx)
+        else:
+            ts = weak_train_set(ctx, ctx.weak["train_unlabel"])
+        ts.info["guard"] = {"source": self.p.source, "kept": bool(keep),
+                            "drop": round(drop, 5), "heldout_agree_teacher": round(agree_w, 5),
+                            "heldout_agree_source": round(agree_q, 5)}
+        return ts

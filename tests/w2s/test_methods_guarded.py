@@ -1,0 +1,88 @@
+"""The guarded label source: keeps a source whose departures from the teacher held-out evidence
+supports, falls back to the teacher's soft labels when it does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aarlab.errors import SpecError
+from aarlab.w2s.heads import HeadConfig
+from aarlab.w2s.methods.guarded import FoldView, Guarded, decide, fold_views
+from aarlab.w2s.spec import parse_spec
+from synthetic_w2s import context, flip, soft, two_clusters
+
+HEAD = HeadConfig(kind="linear", epochs=10)  # the check's behaviour, not the head, is tested
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def topic_task(n: int = 800, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Distances dominated by a 'topic' that only correlates with the label (80/20), the label
+    itself on one low-variance axis: neighbours share topic, not label (like tweets)."""
+    rng = np.random.default_rng(seed)
+    topic = rng.integers(0, 2, n)
+    y = np.where(rng.random(n) < np.where(topic == 1, 0.8, 0.2), 1, 0)
+    x = rng.normal(size=(n, 10)).astype(np.float32)
+    x[:, 1:] += np.where(topic == 1, 1.5, -1.5)[:, None]
+    x[:, 0] += np.where(y == 1, 1.5, -1.5)
+    return x, y
+
+
+def test_keeps_a_source_that_fixes_the_teachers_flips():
+    x, y = two_clusters(n=800, gap=5.0)
+    weak = soft(flip(y, 0.2))
+    ctx = context(x, weak, head=HEAD)
+    ts = Guarded(Guarded.Params(source="label_prop")).labels(ctx)
+    g = ts.info["guard"]
+    assert g["kept"] and g["drop"] <= 0.01
+    assert (ts.targets.argmax(1) == y).mean() > 0.95  # the source's labels, not the teacher's
+
+
+def test_falls_back_when_the_source_follows_another_structure():
+    x, y = topic_task()
+    weak = soft(flip(y, 0.2))
+    ctx = context(x, weak, head=HEAD)
+    ts = Guarded(Guarded.Params(source="label_prop")).labels(ctx)
+    g = ts.info["guard"]
+    assert not g["kept"] and g["drop"] > 0.01
+    np.testing.assert_allclose(ts.targets, weak, atol=1e-6)  # weak_soft's labels
+    # and the fallback was right: the source's own labels are worse than the teacher's here
+    from aarlab.w2s.methods.label_prop import LabelProp
+    q = LabelProp().labels(context(x, weak, head=HEAD)).targets.argmax(1)
+    assert (q == y).mean() < (weak.argmax(1) == y).mean()
+
+
+def test_decision_rule_and_tolerance():
+    assert decide(0.0, 0.01) and decide(0.01, 0.01) and not decide(0.011, 0.01)
+    x, y = topic_task()
+    ctx = context(x, soft(flip(y, 0.2)), head=HEAD)
+    loose = Guarded(Guarded.Params(source="label_prop", tolerance=1.0)).labels(ctx)
+    assert loose.info["guard"]["kept"]  # tolerance 1 never falls back
+
+
+def test_folds_hold_out_rows_and_keep_groups_whole():
+    x, y = two_clusters(n=200)
+    ctx = context(x, soft(y))
+    views = fold_views(ctx, 2)
+    held = np.concatenate([v.rows["test"] for v in views])
+    assert sorted(held) == list(range(200))  # every row held out exactly once
+    for v in views:
+        assert isinstance(v, FoldView)
+        assert not set(v.rows["test"]) & set(v.rows["train_unlabel"])
+        assert len(v.groups("train_unlabel")) == len(v.x["train_unlabel"])
+    assert fold_views(ctx, 2)[0].shared is views[0].shared  # fold caches reused across seeds
+
+
+def test_spec_names_a_bad_source():
+    with pytest.raises(SpecError, match="source"):
+        parse_spec({"method": "guarded", "params": {"source": "gce"}})
+    spec = parse_spec({"steps": [{"method": "guarded"}, {"method": "gce"}]})
+    assert [s.name for s in spec.build()] == ["guarded", "gce"]
