@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from method_table import all_cached, ci, feedback, final
 
 from aarlab.w2s.methods.guarded import GuardParams, decide
+from method_table import all_cached, ci, feedback, final
 
 GRID = tuple(np.round(np.arange(0.0, 0.0501, 0.0025), 4))
 DEFAULT = GuardParams().tolerance

@@ -1,6 +1,7 @@
 """Replicate the lab's best search-researcher method on every other built task.
 
     python bench/replicate.py [--lab ID] [--submission ID] [--redraw-seeds 101]
+    python bench/replicate.py --spec JSON --task snli-pref --claim 0.631 [--tasks a,b]
 
 Finds the search researcher's best submission of a lab (by released PGR; default: the latest
 lab in AARLAB_HOME), re-runs its spec from scratch on fresh seeds of its task (teacher seeds
@@ -10,6 +11,10 @@ interval (test rows and seeds resampled), the fraction of the original final PGR
 ``weak_soft`` (copying the teacher) on the same target and seeds: a method that generalises
 keeps most of its PGR and never falls below ``weak_soft``. All measured in this one run, on
 every core (``aarlab.replication.budgeted``).
+
+``--spec``: replicate a method spec instead of a submission (e.g. the lab's best library
+composition), developed on ``--task`` where its final PGR (mean of seeds) was ``--claim``; no
+seed of that task's kit counts as used, so its fresh seeds are the reserved teacher seeds.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from sqlalchemy import select
 from aarlab.config import get_settings
 from aarlab.lab.tables import LabMember, LabRun
 from aarlab.replication.budgeted import estimate_jobs, run_jobs
-from aarlab.replication.method import load_method
+from aarlab.replication.method import Method, load_method
 from aarlab.replication.replicate import targets_for
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.tasks.paths import is_built
 from aarlab.tasks.registry import all_tasks
+from aarlab.w2s.spec import parse_spec
 
 
 def best_search_submission(store: Store, lab_id: int | None) -> int | None:
@@ -52,29 +58,54 @@ def main() -> None:
     ap.add_argument("--lab", type=int)
     ap.add_argument("--submission", type=int)
     ap.add_argument("--redraw-seeds", default="101")
+    ap.add_argument("--spec", action="append",
+                    help="a method spec (JSON) to replicate instead of a submission; repeatable")
+    ap.add_argument("--task", help="--spec: the task it was developed on")
+    ap.add_argument("--claim", type=float, action="append",
+                    help="--spec: its final PGR there (seed mean), one per --spec")
+    ap.add_argument("--tasks", help="other tasks, comma-separated (default: every built one)")
     args = ap.parse_args()
     settings = get_settings()
     store = Store(settings.database_url)
     store.create_all()
-    sub = args.submission or best_search_submission(store, args.lab)
-    if sub is None:
-        sys.exit("no search-researcher submission found: run a lab first (bench/lab.py)")
-    method = load_method(store, settings, sub)
-    if not method.replicable:
-        sys.exit(f"submission {sub} cannot be replicated: {method.why_not}")
-    others = [t.name for t in all_tasks() if is_built(settings, t.name)]
+    if args.spec:
+        if not args.task or len(args.claim or []) != len(args.spec):
+            sys.exit("--spec needs --task and one --claim per --spec")
+        methods = []
+        for text, claim in zip(args.spec, args.claim, strict=True):
+            spec = parse_spec(text)
+            methods.append(Method(ref=f"spec {spec.label}", task=args.task,
+                                  spec=spec.model_dump(exclude_defaults=True), seeds_used=[],
+                                  claim={"method": spec.label, "pgr_final": claim}))
+        soft = Method(ref="spec weak_soft", task=args.task, seeds_used=[])
+    else:
+        sub = args.submission or best_search_submission(store, args.lab)
+        if sub is None:
+            sys.exit("no search-researcher submission found: run a lab first (bench/lab.py)")
+        methods = [load_method(store, settings, sub)]
+        soft = load_method(store, settings, sub)
+    for m in methods:
+        if not m.replicable:
+            sys.exit(f"{m.ref} cannot be replicated: {m.why_not}")
+    others = (args.tasks.split(",") if args.tasks else
+              [t.name for t in all_tasks() if is_built(settings, t.name)])
     t0 = time.monotonic()
-    targets = targets_for(method, settings,
+    targets = targets_for(methods[0], settings,
                           tuple(int(x) for x in args.redraw_seeds.split(",") if x), others)
-    soft = load_method(store, settings, sub)
     soft.spec, soft.claim = {"method": "weak_soft"}, {**soft.claim, "method": "weak_soft"}
-    plan = [(method, targets), (soft, targets)]
+    plan = [*((m, targets) for m in methods), (soft, targets)]
     home_rows = len(targets[0].kit.ids("train_unlabel")) if targets else 1
-    (rep, base), _ = run_jobs(plan, estimate_jobs(plan, {}, home_rows), settings, None,
-                              lambda *a: None, Console(stderr=True))
-    floor = {r["target"]: r for r in base["results"]}
+    reps, _ = run_jobs(plan, estimate_jobs(plan, {}, home_rows), settings, None,
+                       lambda *a: None, Console(stderr=True))
+    floor = {r["target"]: r for r in reps[-1]["results"]}
+    for method, rep in zip(methods, reps, strict=False):
+        _print(method, rep, targets, floor)
+    print(f"\n{time.monotonic() - t0:.0f} s wall for the replication")
+
+
+def _print(method: Method, rep: dict, targets: list, floor: dict) -> None:
     c = method.claim
-    print(f"submission {sub} on {method.task}: `{c.get('method')}`")
+    print(f"\n{method.ref} on {method.task}: `{c.get('method')}`")
     used = rep["seeds_used"]
     print(f"original: released feedback PGR {c.get('released_pgr')}, final PGR "
           f"{c['pgr_final']:.3f}; seeds used "
@@ -94,7 +125,6 @@ def main() -> None:
               f"{_ci(p)} | {_ci(v) if v else '–'} | {ratio:.2f} | {_ci(w) if w else '–'} | "
               f"{'–' if not w else 'yes' if p['mean'] > w['mean'] else 'NO'} | "
               f"{'yes' if r.get('gap_ok') else 'no'} | {'yes' if r['falls_short'] else 'no'} |")
-    print(f"\n{time.monotonic() - t0:.0f} s wall for the replication")
 
 
 def _ci(e: dict) -> str:

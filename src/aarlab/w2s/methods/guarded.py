@@ -119,7 +119,7 @@ def decide(drop: float, tolerance: float) -> bool:
 
 @register
 class Guarded(Step):
-    """A label source (noisy_em by default), used only if its held-out teacher agreement holds up; else weak_soft."""
+    """A label source (noisy_em), kept only if held-out teacher agreement holds; else weak_soft."""
 
     name = "guarded"
     stage = "labels"
@@ -130,10 +130,7 @@ class Guarded(Step):
         source = METHODS[self.p.source]()
         drop, agree_w, agree_q = heldout_drop(ctx, source, self.p.folds)
         keep = decide(drop, self.p.tolerance)
-        if keep:
-            ts = source.labels(ctx)
-        else:
-            ts = weak_train_set(ctx, ctx.weak["train_unlabel"])
+        ts = source.labels(ctx) if keep else weak_train_set(ctx, ctx.weak["train_unlabel"])
         ts.info["guard"] = {"source": self.p.source, "kept": bool(keep),
                             "drop": round(drop, 5), "heldout_agree_teacher": round(agree_w, 5),
                             "heldout_agree_source": round(agree_q, 5)}
