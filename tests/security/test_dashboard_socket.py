@@ -31,10 +31,12 @@ from llm_standins import (
     needs_bwrap,
     tool_results,
 )
+from sqlalchemy import select
 
 from aarlab import redact
 from aarlab.config import Settings
 from aarlab.lab.server_thread import ServerThread
+from aarlab.lab.tables import LabEvent, LabNotebook
 from aarlab.researchers.llm.config import LlmOptions  # noqa: E402
 from aarlab.store.db import Store
 
@@ -166,9 +168,15 @@ def test_planted_notebook_links_leak_nothing_through_the_dashboard(runner, setti
         bodies = api.requests
     assert len(bodies) == 4 and len(seen_by_person) >= 4
 
-    # The person saw the page, with the refusals, and nothing of the key or the environment.
+    # The person saw the page and nothing of the key or the environment; the lab-side publisher
+    # refused the planted link (the page shows the store's copy, never the workspace).
     page = "\n".join(seen_by_person)
-    assert "Not shown:" in page and "symlink" in page
+    with store.session() as s:
+        kept = [n.text for n in s.scalars(select(LabNotebook))]
+        told = [e.payload.get("text", "") for e in s.scalars(select(LabEvent).where(
+            LabEvent.kind == "error"))]
+    assert any("notebook.md not published" in x and "symlink" in x for x in told), told
+    assert all(key_text[:100] not in x and environ not in x for x in kept)
     for row_id in list(labels)[:50]:
         assert row_id not in page
     assert key_text[:100] not in page and environ not in page

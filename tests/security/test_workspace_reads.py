@@ -7,7 +7,8 @@ the workspaces are planted directly on disk, every way we know (absolute and rel
 a hard link, a FIFO that would hang the lab, a symlinked directory), the secrets are in a real
 ``aarlab serve`` process's environment, and every GET route of both of its listeners is fetched
 over HTTP as the public, a researcher and the admin. No answer-key byte and no secret may come
-back, and the sandbox socket must not serve the dashboard at all.
+back, and the sandbox socket must not serve the dashboard at all. (Since issue 17 the dashboard
+opens no workspace: a page shows only what the researcher published through the lab's API.)
 
 ``safe_files`` itself is attacked below the routes: it is the one helper every lab-side read of
 a sandbox-writable path goes through.
@@ -276,8 +277,8 @@ def test_the_researcher_page_shows_no_planted_file(served, variant):
             assert time.monotonic() - t0 < 10  # a FIFO did not hang the lab
         assert r.status_code == 200, r.text
         assert _leaks(r.text) == [] and "row-1" not in r.text
-        # The page says what it refused, so the admin sees the attempt.
-        assert "Not shown:" in r.text and variant in r.text
+        # The page reads no workspace at all: it shows what the researcher published (nothing).
+        assert "No notebook published yet." in r.text and variant in r.text
 
 
 def test_no_get_route_of_either_listener_returns_a_secret(served):
