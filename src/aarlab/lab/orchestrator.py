@@ -178,7 +178,12 @@ class Lab:
             self.on_warning(f"suite {self.options.suite}: only the local backend mounts the "
                             "suite's kits; researchers on Ray nodes see the main task only")
         person = [] if self.options.port is None else [("127.0.0.1", self.options.port)]
-        server = ServerThread(self.settings, self.store, self.socket,
+        # The lab's per-researcher cap is the server's to enforce: a researcher that ignores
+        # AARLAB_MAX_SUBMISSIONS must not get more feedback than the tuned baseline is given.
+        cap = self.options.max_submissions
+        served = self.settings if cap is None else self.settings.model_copy(
+            update={"submissions_total": min(self.settings.submissions_total, cap)})
+        server = ServerThread(served, self.store, self.socket,
                               tcp=self.backend.tcp_listeners(),
                               dashboard_socket=self.dashboard_socket, dashboard_tcp=person)
         try:
