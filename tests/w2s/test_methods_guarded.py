@@ -47,7 +47,7 @@ def test_keeps_a_source_that_fixes_the_teachers_flips():
 
 
 def test_falls_back_when_the_source_follows_another_structure():
-    x, y = topic_task()
+    x, y = topic_task(n=1600)
     weak = soft(flip(y, 0.2))
     ctx = context(x, weak, head=HEAD)
     ts = Guarded(Guarded.Params(source="label_prop")).labels(ctx)
