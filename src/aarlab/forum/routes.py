@@ -1,16 +1,13 @@
 """``/v1/forum``: findings, revisions, comments, votes, admin hiding. Thin: logic is in
-``aarlab.forum.service``; each handler is one transaction."""
+``aarlab.forum.service``; each handler is one transaction. A refusal is the service's
+``ForumError`` (an ``AarlabError`` carrying its status), answered by the app's one handler."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.security import HTTPAuthorizationCredentials
 
 from aarlab.config import Settings
-from aarlab.errors import AarlabError
 from aarlab.forum import search, service
 from aarlab.forum.schemas import (
     TAG,
@@ -35,22 +32,12 @@ from aarlab.server.deps import (
     get_settings,
     get_store,
     require_admin,
+    writing_researcher,
 )
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher, is_admin_token
 
 router = APIRouter(prefix="/v1/forum", tags=["forum"])
-
-
-@contextmanager
-def http_errors() -> Iterator[None]:
-    """Forum refusals become their HTTP status with the one-line message as ``detail``."""
-    try:
-        yield
-    except service.ForumError as e:
-        raise HTTPException(e.status, detail=str(e)) from e
-    except AarlabError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(e)) from e
 
 
 def viewer(creds: HTTPAuthorizationCredentials | None = Depends(bearer),
@@ -78,16 +65,16 @@ def list_findings(
 ) -> FindingPage:
     query = search.Query(q=q, kind=kind, author=author, task=task, tag=tag, sort=sort,
                          limit=limit, offset=offset, include_hidden=include_hidden)
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         items, total = service.list_findings(s, who, query)
     return FindingPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post("/findings", response_model=FindingOut, status_code=status.HTTP_201_CREATED,
              summary="Post a finding (a result must cite one of your scored submissions)")
-def post_finding(data: FindingIn, me: Researcher = Depends(current_researcher),
+def post_finding(data: FindingIn, me: Researcher = Depends(writing_researcher),
                  store: Store = Depends(get_store)) -> FindingOut:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         f = service.create_finding(s, me.id, data)
         return service.finding_views(s, [f])[0]
 
@@ -96,7 +83,7 @@ def post_finding(data: FindingIn, me: Researcher = Depends(current_researcher),
             summary="A finding with every revision and its comments")
 def get_finding(finding_id: int, who: Viewer = Depends(viewer),
                 store: Store = Depends(get_store)) -> FindingDetail:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         return service.get_finding(s, who, finding_id)
 
 
@@ -104,18 +91,18 @@ def get_finding(finding_id: int, who: Viewer = Depends(viewer),
              status_code=status.HTTP_201_CREATED,
              summary="Edit a finding: appends a revision; earlier ones stay readable")
 def edit_finding(finding_id: int, edit: FindingEdit,
-                 me: Researcher = Depends(current_researcher),
+                 me: Researcher = Depends(writing_researcher),
                  store: Store = Depends(get_store)) -> FindingOut:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         f = service.edit_finding(s, me.id, finding_id, edit)
         return service.finding_views(s, [f])[0]
 
 
 @router.post("/findings/{finding_id}/comments", response_model=CommentOut,
              status_code=status.HTTP_201_CREATED, summary="Comment on a finding")
-def comment(finding_id: int, data: CommentIn, me: Researcher = Depends(current_researcher),
+def comment(finding_id: int, data: CommentIn, me: Researcher = Depends(writing_researcher),
             store: Store = Depends(get_store)) -> CommentOut:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         c = service.add_comment(s, me.id, finding_id, data.body)
         return CommentOut(id=c.id, author={"id": me.id, "name": me.name}, body=c.body,
                           created_at=c.created_at)
@@ -123,9 +110,9 @@ def comment(finding_id: int, data: CommentIn, me: Researcher = Depends(current_r
 
 @router.put("/findings/{finding_id}/vote", response_model=VoteOut,
             summary="Set your one vote on a finding (+1, -1, or 0 to withdraw)")
-def put_vote(finding_id: int, data: VoteIn, me: Researcher = Depends(current_researcher),
+def put_vote(finding_id: int, data: VoteIn, me: Researcher = Depends(writing_researcher),
              store: Store = Depends(get_store)) -> VoteOut:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         value, score = service.vote(s, me.id, finding_id, data.value)
     return VoteOut(finding_id=finding_id, value=value, score=score)
 
@@ -134,7 +121,7 @@ def put_vote(finding_id: int, data: VoteIn, me: Researcher = Depends(current_res
              dependencies=[Depends(require_admin)],
              summary="Admin: hide a finding (kept, and recorded in the audit log)")
 def hide(finding_id: int, data: HideIn, store: Store = Depends(get_store)) -> FindingOut:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         return service.finding_views(s, [service.set_hidden(s, finding_id, True, data.reason)])[0]
 
 
@@ -142,6 +129,6 @@ def hide(finding_id: int, data: HideIn, store: Store = Depends(get_store)) -> Fi
              dependencies=[Depends(require_admin)],
              summary="Admin: show a hidden finding again (recorded in the audit log)")
 def unhide(finding_id: int, data: HideIn, store: Store = Depends(get_store)) -> FindingOut:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         return service.finding_views(s, [service.set_hidden(s, finding_id, False,
                                                             data.reason)])[0]

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from aarlab.client.lab import NOTEBOOK_MAX_BYTES
 from aarlab.lab import notebooks
 from aarlab.lab.tables import LabEvent
-from aarlab.server.deps import current_researcher, get_store
+from aarlab.server.deps import current_researcher, get_store, writing_researcher
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 
@@ -35,7 +35,7 @@ class EventOut(BaseModel):
 
 
 @router.post("/events", response_model=EventOut, status_code=201)
-def post_event(event: EventIn, me: Researcher = Depends(current_researcher),
+def post_event(event: EventIn, me: Researcher = Depends(writing_researcher),
                store: Store = Depends(get_store)) -> EventOut:
     if len(json.dumps(event.payload)) > 16384:
         raise HTTPException(413, detail="payload: at most 16 KiB of JSON")

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aarlab.config import Settings
+from aarlab.server.limits import WriteRate
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher, authenticate, is_admin_token
 
@@ -43,6 +44,18 @@ def current_researcher(
     if r is None:
         raise _unauthorized("authorization: unknown or revoked token")
     return r
+
+
+def writing_researcher(request: Request,
+                       researcher: Researcher = Depends(current_researcher)) -> Researcher:
+    """``current_researcher`` for routes that store what the caller writes (telemetry, forum):
+    at most ``writes_per_minute`` of them, so a sandbox posting in a loop cannot fill the store."""
+    state = request.app.state
+    rate = getattr(state, "write_rate", None)
+    if rate is None:
+        rate = state.write_rate = WriteRate(state.settings.writes_per_minute)
+    rate.check(researcher.id)
+    return researcher
 
 
 def require_admin(

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aarlab.errors import AarlabError
 
 
 class _TooLarge(Exception):
@@ -67,3 +73,32 @@ async def _refuse(send: Send, limit: int) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class TooManyWrites(AarlabError):
+    status = 429
+
+
+class WriteRate:
+    """At most ``per_minute`` writes per researcher in any sliding minute (kept in memory: a
+    restart forgets it, which only a lab owner can cause)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self.per_minute = per_minute
+        self._clock = clock
+        self._seen: dict[int, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, researcher_id: int) -> None:
+        now = self._clock()
+        with self._lock:
+            q = self._seen.setdefault(researcher_id, deque())
+            while q and q[0] <= now - 60:
+                q.popleft()
+            if len(q) >= self.per_minute:
+                wait = max(1, math.ceil(q[0] + 60 - now))
+                e = TooManyWrites(f"writes: {self.per_minute} per minute used "
+                                  f"(writes_per_minute)", hint=f"retry after {wait} s")
+                e.headers = {"Retry-After": str(wait)}
+                raise e
+            q.append(now)
