@@ -48,6 +48,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 class UnsafeArchiveError(AarlabError):
     """The archive breaks a safety rule or a limit; the message names the entry and the rule."""
 
+    status = 422  # over HTTP: the sender's archive is refused
+
 
 @dataclass(frozen=True)
 class ArchiveLimits:

@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from aarlab.commands import baseline, replicate, run, serve, task
 from aarlab.errors import AarlabError
@@ -35,8 +36,10 @@ def main() -> None:
         lock_down()  # umask 077; answer keys, store and AARLAB_HOME private (file_modes)
         app()
     except AarlabError as e:
-        err.print(f"[bold red]error:[/] {e.message}" + (f" — {e.hint}" if e.hint else ""),
-                  highlight=False)
+        # As typed: one line whatever the terminal's width (soft_wrap), and a name such as
+        # llm:gemini:pro or [x] is not turned into an emoji or markup.
+        err.print("[bold red]error:[/] " + escape(e.message + (f" — {e.hint}" if e.hint else "")),
+                  highlight=False, soft_wrap=True, emoji=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import threading
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from aarlab.archive import ArchiveLimits
 from aarlab.config import Settings
 from aarlab.forum import snapshots
-from aarlab.forum.routes import http_errors, viewer
+from aarlab.forum.routes import viewer
 from aarlab.forum.schemas import SHA256, LinkIn, SnapshotDetail, SnapshotOut, UploadOut
-from aarlab.forum.service import Viewer
+from aarlab.forum.service import ForumError, Viewer
+from aarlab.forum.snapshots import QuotaError
 from aarlab.server.deps import current_researcher, get_settings, get_store
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
@@ -74,7 +75,7 @@ async def upload(
 
     def work() -> UploadOut:
         # One upload at a time: the quota check and the insert commit together.
-        with _upload_lock, http_errors(), store.session() as s:
+        with _upload_lock, store.session() as s:
             snap, created = snapshots.upload(s, blobs, lim, me.id, data, parent, submission_id,
                                              label, settings.snapshot_quota_bytes)
             return UploadOut(**snapshots.views(s, [snap])[0].model_dump(), created=created)
@@ -92,7 +93,7 @@ def list_snapshots(uploader: str | None = Query(None, max_length=64,
                    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
                    _who: Viewer = Depends(viewer),
                    store: Store = Depends(get_store)) -> list[SnapshotOut]:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         return snapshots.listing(s, uploader, submission_id, limit, offset)
 
 
@@ -100,7 +101,7 @@ def list_snapshots(uploader: str | None = Query(None, max_length=64,
             summary="A snapshot and its file list")
 def get_snapshot(snapshot_id: str = Path(**_ID), _who: Viewer = Depends(viewer),
                  store: Store = Depends(get_store)) -> SnapshotDetail:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         return snapshots.detail(s, snapshot_id)
 
 
@@ -110,7 +111,7 @@ def get_snapshot(snapshot_id: str = Path(**_ID), _who: Viewer = Depends(viewer),
 def download(snapshot_id: str = Path(**_ID), _who: Viewer = Depends(viewer),
              store: Store = Depends(get_store),
              blobs: snapshots.BlobStore = Depends(blob_store)) -> Response:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         snap = snapshots.get(s, snapshot_id)
         data = blobs.get(snap.id)
     ext = "tar.gz" if snap.format == "tar.gz" else "zip"
@@ -125,7 +126,7 @@ def file(snapshot_id: str = Path(**_ID), path: str = Path(max_length=1024),
          _who: Viewer = Depends(viewer), store: Store = Depends(get_store),
          blobs: snapshots.BlobStore = Depends(blob_store),
          lim: ArchiveLimits = Depends(limits)) -> Response:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         data = snapshots.member(s, blobs, lim, snapshot_id, path)
     try:
         data.decode("utf-8")
@@ -142,7 +143,7 @@ def file(snapshot_id: str = Path(**_ID), path: str = Path(max_length=1024),
 def add_link(data: LinkIn, snapshot_id: str = Path(**_ID),
              me: Researcher = Depends(current_researcher),
              store: Store = Depends(get_store)) -> SnapshotOut:
-    with http_errors(), store.session() as s:
+    with store.session() as s:
         snapshots.link(s, me.id, snapshot_id, data.submission_id)
         return snapshots.views(s, [snapshots.get(s, snapshot_id)])[0]
 
@@ -164,7 +165,7 @@ async def _archive_bytes(request: Request, max_bytes: int) -> bytes:
             raise _too_large(max_bytes)
     if not multipart:
         if not body:
-            raise HTTPException(422, detail="body: expected a tar.gz or zip archive")
+            raise ForumError("body: expected a tar.gz or zip archive")
         return bytes(body)
     return await _multipart_archive(request, bytes(body), max_bytes)
 
@@ -183,8 +184,8 @@ async def _multipart_archive(request: Request, body: bytes, max_bytes: int) -> b
     try:
         upload = form.get("archive")
         if upload is None or isinstance(upload, str):
-            raise HTTPException(422, detail="archive: expected a multipart file field "
-                                "'archive' holding the tar.gz or zip")
+            raise ForumError("archive: expected a multipart file field 'archive' holding the "
+                             "tar.gz or zip")
         data = await upload.read()
     finally:
         await form.close()
@@ -193,7 +194,7 @@ async def _multipart_archive(request: Request, body: bytes, max_bytes: int) -> b
     return data
 
 
-def _too_large(max_bytes: int) -> HTTPException:
-    return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                         detail=f"archive: over snapshot_max_bytes={max_bytes}",
-                         headers={"Connection": "close"})
+def _too_large(max_bytes: int) -> ForumError:
+    e = QuotaError(f"archive: over snapshot_max_bytes={max_bytes}")  # a 413, like the quota's
+    e.headers = {"Connection": "close"}  # the rest of the body is not read
+    return e

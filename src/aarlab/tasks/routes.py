@@ -1,5 +1,6 @@
 """``/v1/tasks/{task}/kit``: a task's kit as one deterministic tar.gz, for researchers on other
 nodes. Serves ``kit_dir`` only (see ``aarlab.tasks.kit_archive``); the answer key never leaves.
+Refusals are ``AarlabError``s carrying their status, answered by the app's one handler.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -32,21 +33,31 @@ class KitDigest(BaseModel):
     bytes: int
 
 
-def _error(task: str, e: AarlabError) -> JSONResponse:
-    if isinstance(e, UnknownTaskError | TaskNotBuiltError):
+class NoKitError(AarlabError):
+    status = 404
+
+
+class UnsafeKitError(AarlabError):
+    status = 500  # the server's own kit is wrong: its admin rebuilds the task
+
+
+def _archive(settings: Settings, task: str) -> KitArchive:
+    """``kit_archive``, its refusals told as this API tells them: a researcher learns only
+    that there is no kit by that name, not how the server is laid out or what it could build."""
+    try:
+        return kit_archive(settings, task)
+    except (UnknownTaskError, TaskNotBuiltError):
         # The name is echoed through repr and cut short: it is caller-controlled.
-        return JSONResponse({"detail": f"task: no kit for task {task[:80]!r}"}, status_code=404)
-    return JSONResponse({"detail": str(e)}, status_code=500)
+        raise NoKitError(f"task: no kit for task {task[:80]!r}") from None
+    except AarlabError as e:
+        raise UnsafeKitError(e.message, e.hint) from None
 
 
 @router.get("/tasks/{task}/kit/digest", response_model=KitDigest, responses=_ERRORS,
             summary="sha256 and size of the task's kit archive")
 async def kit_digest(task: str, _: Researcher = Depends(current_researcher),
                      settings: Settings = Depends(get_settings)):
-    try:
-        a = await run_in_threadpool(kit_archive, settings, task)  # may pack: off the loop
-    except AarlabError as e:
-        return _error(task, e)
+    a = await run_in_threadpool(_archive, settings, task)  # may pack: off the loop
     return KitDigest(task=task, sha256=a.sha256, bytes=a.bytes)
 
 
@@ -57,10 +68,7 @@ async def kit_digest(task: str, _: Researcher = Depends(current_researcher),
             summary="Download the task's kit (extract it with aarlab.archive)")
 async def kit_download(task: str, _: Researcher = Depends(current_researcher),
                        settings: Settings = Depends(get_settings)):
-    try:
-        a, f = await run_in_threadpool(_open, settings, task)
-    except AarlabError as e:
-        return _error(task, e)
+    a, f = await run_in_threadpool(_open, settings, task)
     return StreamingResponse(_chunks(f), media_type="application/gzip", headers={
         "Content-Length": str(a.bytes), "X-Aarlab-Kit-Sha256": a.sha256,
         "ETag": f'"{a.sha256}"',
@@ -71,7 +79,7 @@ def _open(settings: Settings, task: str) -> tuple[KitArchive, IO[bytes]]:
     # Opened here, not when streaming starts, so a rebuild that prunes this archive cannot
     # break the response half way; a prune between packing and opening gets one more try.
     for attempt in (1, 2):
-        a = kit_archive(settings, task)
+        a = _archive(settings, task)
         try:
             return a, open(a.path, "rb")  # noqa: SIM115 - closed by _chunks
         except FileNotFoundError:
