@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +18,7 @@ from aarlab.config import Settings
 from aarlab.forum.tables import Finding
 from aarlab.lab.orchestrator import Lab, LabOptions
 from aarlab.lab.report import write_report
-from aarlab.lab.tables import LabRun
+from aarlab.lab.tables import LabMember, LabNotebook, LabRun
 from aarlab.sandbox.bwrap import sandbox_available
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
@@ -75,6 +76,16 @@ def test_tiny_lab_runs_end_to_end(tmp_path, tiny_tweets, settings):
     assert ("**a win**" in text) is summary["win"]
     assert all(r["experiments"] >= 1 for r in summary["researchers"].values())
     assert summary["sandboxed"] is True
+    # Each researcher published its notebooks from inside its sandbox, over the lab's socket:
+    # the store holds what its workspace holds (the dashboard shows only the store's copy).
+    with store.session() as db:
+        for m in db.scalars(select(LabMember).where(LabMember.lab_id == lab_id)):
+            kept = {n.name: n.text for n in db.scalars(select(LabNotebook).where(
+                LabNotebook.researcher_id == m.researcher_id))}
+            ws = Path(m.workspace)
+            assert kept["notebook.md"] == (ws / "notebook.md").read_text()
+            assert [json.loads(x) for x in kept["notebook.jsonl"].splitlines()] == \
+                [json.loads(x) for x in (ws / "notebook.jsonl").read_text().splitlines()]
 
 
 def _count(store: Store) -> tuple[set[int], set[int]]:
