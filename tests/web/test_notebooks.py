@@ -222,6 +222,26 @@ def test_a_planted_symlink_in_an_llm_workspace_is_refused_by_the_lab_side_publis
     assert CANARY not in page and "# my notes" in page and "not published" in page
 
 
+def test_the_llm_members_last_notebook_is_published_when_its_loop_ends(lab, settings, tmp_path):
+    from aarlab.sandbox import make_sandbox
+    from aarlab.sandbox.spec import SandboxSpec
+
+    ws = lab.join("last")
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    sandbox = make_sandbox(SandboxSpec(name="last", workspace=ws, kit=kit),
+                           allow_unsandboxed=True, settings=settings)
+    member = SimpleNamespace(name="last", researcher_id=lab.ids["last"], sandbox=sandbox)
+    try:
+        with NotebookPublisher(lab.store, member, every=3600) as pub:
+            (ws / "notebook.md").write_text("first\n")
+            pub.publish()
+            (ws / "notebook.md").write_text("first\nlast words\n")  # within the rate limit
+    finally:
+        sandbox.terminate()
+    assert lab.stored("last") == {"notebook.md": "first\nlast words\n"}
+
+
 def test_newest_part_starts_on_a_whole_line():
     data = "é\n".encode() * 10 + b"last\n"
     assert newest_part(data, len(data)) == data
@@ -230,9 +250,9 @@ def test_newest_part_starts_on_a_whole_line():
 
 
 def test_the_dashboard_package_opens_no_workspace():
-    """``aarlab.web`` imports neither ``safe_files`` nor the sandbox's file access, never touches a member's
-    ``workspace`` column, and reads files only where the lab alone writes them (its own static
-    files, and the answer key's ``baselines.json``)."""
+    """``aarlab.web`` imports neither ``safe_files`` nor the sandbox's file access, never
+    touches a member's ``workspace`` column, and reads files only where the lab alone writes
+    them (its own static files, and the answer key's ``baselines.json``)."""
     root = Path(aarlab.web.__file__).parent
     readers = set()
     for path in root.rglob("*.py"):

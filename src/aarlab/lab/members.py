@@ -150,24 +150,27 @@ class NotebookPublisher:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join(timeout=self.every + 30)
-        self.publish()
+        self.publish(final=True)
 
     def _loop(self) -> None:
         while not self.stop.wait(self.every):
             self.publish()
 
-    def publish(self) -> None:
+    def publish(self, final: bool = False) -> None:
         sandbox = getattr(self.member, "sandbox", None)
         if sandbox is None:
             return
         try:
-            data = sandbox.read_file(self.NAME, text=False)
-            notebooks.publish(self.store, self.member.researcher_id, self.NAME,
-                              newest_part(data))
+            data = newest_part(sandbox.read_file(self.NAME, text=False))
+            try:
+                notebooks.publish(self.store, self.member.researcher_id, self.NAME, data)
+            except notebooks.TooSoon:
+                if not final:
+                    return  # the next tick publishes it
+                time.sleep(notebooks.MIN_INTERVAL_S)  # the last word must not be lost
+                notebooks.publish(self.store, self.member.researcher_id, self.NAME, data)
         except FileNotFoundError:
             return
-        except notebooks.TooSoon:
-            return  # the next tick publishes it
         except Exception as e:  # noqa: BLE001 - a notebook must never stop the member
             why = e.message if isinstance(e, AarlabError) else type(e).__name__
             self._refuse(why)
