@@ -48,3 +48,23 @@ def test_a_researcher_ignoring_its_cap_is_refused_by_the_server(runner, tiny_twe
         assert r.startswith("error:") and "budget" in r and "429" in r, r
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Submission)) == CAP
+
+
+def test_a_finished_labs_tokens_are_dead(runner, settings):
+    """A member can write its token into its workspace and publish it (a snapshot, a finding):
+    snapshots and findings outlive the lab, so a later lab's researcher on the same store would
+    get a second budget and a fresh Ladder. When the run ends, its members' tokens die."""
+    from fastapi.testclient import TestClient
+
+    from aarlab.server.app import create_app
+
+    script = [Turn("Keep my token.", [call("shell", command="printf %s \"$AARLAB_TOKEN\" > t")]),
+              Turn("Done.")]
+    with StandIn("anthropic", script, key=CANARY_KEY) as api:
+        lab, store = runner.run([f"llm:anthropic:claude-opus-4-6@{api.base_url}"],
+                                llm=LlmOptions(max_sessions=1))
+    token = (lab.members[0].workspace / "t").read_text()
+    assert token.startswith("aar_"), token
+    app = create_app(lab.settings, store, role="researcher")
+    with TestClient(app, base_url="http://lab") as c:
+        assert c.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401

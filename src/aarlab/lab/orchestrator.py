@@ -216,7 +216,16 @@ class Lab:
             self.stop()
             self.backend.close()
             server.stop()
+            self._retire_tokens()
         return self.lab_id
+
+    def _retire_tokens(self) -> None:
+        """Kill the members' tokens: a sandbox may have published its own (in a snapshot or a
+        finding, which outlive the lab) for a later lab's researcher to submit with on a fresh
+        budget. Only hashes are kept, so a random one replaces each; ``resume`` issues new."""
+        with self.store.session() as s:
+            for m in self.members:
+                s.get(Researcher, m.researcher_id).token_hash = hash_token(new_token())
 
     def stop(self) -> None:
         self.stop_event.set()
