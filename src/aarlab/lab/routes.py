@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from aarlab.client.lab import NOTEBOOK_MAX_BYTES
+from aarlab.errors import AarlabError
 from aarlab.lab import notebooks
 from aarlab.lab.tables import LabEvent
 from aarlab.server.deps import current_researcher, get_store, writing_researcher
@@ -22,6 +23,10 @@ from aarlab.store.identity import Researcher
 router = APIRouter(prefix="/v1/lab", tags=["lab"])
 
 EventKind = Literal["experiment", "idea", "note", "error", "status"]
+
+
+class EventTooLarge(AarlabError):
+    status = 413
 
 
 class EventIn(BaseModel):
@@ -38,7 +43,7 @@ class EventOut(BaseModel):
 def post_event(event: EventIn, me: Researcher = Depends(writing_researcher),
                store: Store = Depends(get_store)) -> EventOut:
     if len(json.dumps(event.payload)) > 16384:
-        raise HTTPException(413, detail="payload: at most 16 KiB of JSON")
+        raise EventTooLarge("payload: at most 16 KiB of JSON")
     with store.session() as s:
         row = LabEvent(researcher_id=me.id, kind=event.kind, payload=event.payload)
         s.add(row)
