@@ -86,3 +86,27 @@ def test_spec_names_a_bad_source():
         parse_spec({"method": "guarded", "params": {"source": "gce"}})
     spec = parse_spec({"steps": [{"method": "guarded"}, {"method": "gce"}]})
     assert [s.name for s in spec.build()] == ["guarded", "gce"]
+
+
+def test_search_researcher_proposes_its_family_source_guarded():
+    import random
+
+    from aarlab.lab.directions import family_of, load_directions
+    from aarlab.researchers.search.hypotheses import BASELINE, Planner
+    from aarlab.researchers.search.policy import SearchPolicy
+    from aarlab.w2s.methods import describe
+
+    described, dirs = describe(), load_directions()
+    family = ["label_prop", "probe_relabel"]
+    policy = SearchPolicy(described, family, random.Random(0))
+    fam = {m["name"]: family_of(m["name"], dirs, described) for m in described}
+    p = Planner(policy, "graph", family, fam, random.Random(0))
+    seen = []
+    for score in (1.5, 1.6, 1.55, 1.52):
+        h = p.next()
+        seen.append(h.spec["steps"][0])
+        p.policy.record(h.spec, score)
+    assert seen[0]["method"] == BASELINE["steps"][0]["method"]
+    assert [s["method"] for s in seen[1:3]] == ["label_prop", "probe_relabel"]
+    assert seen[3]["method"] == "guarded" and seen[3]["params"]["source"] == "label_prop"
+    parse_spec({"steps": [seen[3]]})

@@ -81,6 +81,16 @@ class Planner:
             return Hypothesis("family", self.family, normalise({"steps": [{"method": m}]}),
                               f"my direction is {self.family}: does `{m}` at its defaults "
                               f"beat the baseline's signals here?")
+        guard = next((g for g in self._guarded_family()
+                      if key(g) not in self.policy.tried), None)
+        if guard is not None:
+            m = guard["steps"][0]["params"]["source"]
+            return Hypothesis("family", self.family, guard,
+                              f"`{m}` overrules the teacher from the strong features' own "
+                              "structure, which carries the concept on some tasks and not on "
+                              "others: the same source behind its held-out guard "
+                              "(`guarded`), which falls back to the teacher's labels here if "
+                              "its departures do not hold up on held-out rows")
         r = self.rng.random()
         compose, tune, fam, _ = self.weights
         if r < compose:
@@ -92,6 +102,17 @@ class Planner:
         spec = self.policy.random_spec()
         return Hypothesis("explore", self.spec_family(spec), spec,
                           "exploration outside the usual moves, against tunnel vision")
+
+    def _guarded_family(self) -> list[dict]:
+        """My family's label sources that the library can guard (issue 18: results that
+        generalise), each as a guarded spec."""
+        guarded = self.policy.by_name.get("guarded")
+        if guarded is None:
+            return []
+        sources = next((p.get("choices", []) for p in guarded["params"]
+                        if p["name"] == "source"), [])
+        return [normalise({"steps": [{"method": "guarded", "params": {"source": m}}]})
+                for m in self.family_methods if m in sources]
 
     def best_by_family(self) -> dict[str, object]:
         """The best known candidate of each family (by the policy's ranking)."""
