@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,6 +57,21 @@ def reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def _stale(settings, args, sizes) -> bool:
+    """Whether the built task differs from the one asked for (models, sizes, teacher seeds):
+    a kit built earlier at CPU sizes must not be reused for a GPU-sized run."""
+    m = TaskKit(kit_dir(settings, args.name)).manifest
+    want = {"train_label": sizes.train_label, "train_unlabel": sizes.train_unlabel,
+            "test": sizes.test}
+    def name(model: str) -> str:  # a local folder is recorded by its last part
+        return Path(model).resolve().name if Path(model).is_dir() else model
+
+    return (m.get("student_lm", {}).get("name") != name(args.strong_model)
+            or m.get("weak_teacher", {}).get("model", {}).get("name") != name(args.weak_model)
+            or any(m.get("sizes", {}).get(k) != v for k, v in want.items())
+            or m.get("weak_seeds", 0) < args.seeds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default="snli-pref")
@@ -74,11 +90,14 @@ def main() -> None:
     print(f"device: {device}; torch threads {torch.get_num_threads()}")
 
     out: dict = {"device": device, "task": args.name, "sizes": args.sizes}
+    sizes = parse_sizes(args.sizes)
+    # One weak-teacher seed per student seed: the kit holds only the teacher seeds it was
+    # built with, and fewer would silently shrink the run.
     spec = define(args.name, get_task(args.source), args.weak_model, args.strong_model,
-                  parse_sizes(args.sizes))
+                  sizes, weak_seeds=max(2, args.seeds))
     reset_peak()
     t0 = time.perf_counter()
-    if args.rebuild or not is_built(settings, args.name):
+    if args.rebuild or not is_built(settings, args.name) or _stale(settings, args, sizes):
         build_task(spec, settings, BuildOptions(force=True, lm_fit=LMFit()))
     out["build_s"], out["build_peak_gb"] = time.perf_counter() - t0, peak_gb()
     kit = TaskKit(kit_dir(settings, args.name))
