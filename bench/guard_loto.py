@@ -75,7 +75,8 @@ def main() -> None:
     ap.add_argument("--holdout", default="nyt", help="outside tasks: never fitted on")
     args = ap.parse_args()
     fit_on = all_cached([t for t in args.tasks.split(",") if t])
-    outside = all_cached([t for t in args.holdout.split(",") if t])
+    held = [t for t in args.holdout.split(",") if t]
+    outside = all_cached(held) if held else {}
     print(f"fitted on {list(fit_on)}; outside {list(outside)}; library default tolerance "
           f"{DEFAULT}\n")
     print("| held-out task | tolerance fitted on the others | methods below weak_soft: raw → "
