@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     probe_min_rows: int = Field(default=10, ge=1, description="Differ in fewer rows = probe.")
     probe_min_fraction: float = Field(default=0.01, ge=0, le=1, description="Or < this share.")
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    served_tasks: tuple[str, ...] | None = Field(
+        default=None,
+        description="Only these tasks are scored and their kits served (a lab's server: "
+                    "its task and suite); None: every built task.")
     writes_per_minute: int = Field(
         default=120, ge=1,
         description="Telemetry events and forum writes (findings, revisions, comments, "

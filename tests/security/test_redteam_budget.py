@@ -17,6 +17,20 @@ from aarlab.scoring.tables import Submission
 
 pytestmark = needs_bwrap
 CAP = 2
+# From inside the sandbox, with its own token: a task of the store that is not the lab's.
+OTHER_TASK = '''python - <<'PY'
+import os
+from aarlab.client import LabClient, LabError
+with LabClient(socket=os.environ["AARLAB_SOCKET"], token=os.environ["AARLAB_TOKEN"]) as c:
+    for what, call in (("other-task", lambda: c.post("/v1/tasks/snli-pref/submissions",
+                                                     json={"predictions": {}})),
+                       ("kit", lambda: c.get("/v1/tasks/snli-pref/kit/digest"))):
+        try:
+            call()
+            print(what, "open")
+        except LabError as e:
+            print(what, e.status)
+PY'''
 
 
 @pytest.fixture
@@ -27,7 +41,7 @@ def runner(settings, tiny_tweets, monkeypatch):
     r.cleanup()
 
 
-def test_a_researcher_ignoring_its_cap_is_refused_by_the_server(runner, tiny_tweets):
+def test_a_researcher_ignoring_its_cap_is_refused_by_the_server(runner, tiny_tasks, tiny_tweets):
     kit, _ = tiny_tweets
     preds = [{i: (n + k) % 3 == 0 for n, i in enumerate(kit.ids("test"))} for k in range(4)]
     script = [
@@ -36,6 +50,7 @@ def test_a_researcher_ignoring_its_cap_is_refused_by_the_server(runner, tiny_twe
               for k, p in enumerate(preds)]),
         Turn("Submit them all, whatever my budget says.",
              [call("submit", path=f"p{k}.json", method=f"try {k}") for k in range(4)]),
+        Turn("And try another task of the store.", [call("shell", command=OTHER_TASK)]),
         Turn("Done.")]
     with StandIn("anthropic", script, key=CANARY_KEY) as api:
         _, store = runner.run([f"llm:anthropic:claude-opus-4-6@{api.base_url}"],
@@ -46,6 +61,8 @@ def test_a_researcher_ignoring_its_cap_is_refused_by_the_server(runner, tiny_twe
     assert all(not r.startswith("error:") for r in results[:CAP]), results
     for r in results[CAP:]:
         assert r.startswith("error:") and "budget" in r and "429" in r, r
+    other = tool_results(bodies[3])[0]
+    assert "other-task 404" in other and "kit 404" in other, other
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Submission)) == CAP
 

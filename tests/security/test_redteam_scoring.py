@@ -87,3 +87,17 @@ def test_an_unserved_task_does_not_take_the_task_list_down(settings, unserved, t
         assert "tweets" in names and unserved not in names
         r = c.post(f"/v1/tasks/{unserved}/submissions", headers=h, json={"predictions": {}})
         assert r.status_code == 404 and "not served" in r.text
+
+
+def test_a_labs_server_scores_and_serves_only_the_labs_tasks(settings, tiny_tasks, tmp_path):
+    """A member's token must not open other tasks of the store (a fresh budget and Ladder on
+    each, feedback outside its lab): the lab's server names its tasks (``served_tasks``)."""
+    with _client(settings, tmp_path, served_tasks=("tweets",)) as c:
+        h = _register(c, "alice")
+        assert [t["name"] for t in c.get("/v1/tasks", headers=h).json()] == ["tweets"]
+        for path in ("/v1/tasks/snli-pref/kit", "/v1/tasks/snli-pref/kit/digest",
+                     "/v1/tasks/snli-pref/leaderboard"):
+            assert c.get(path, headers=h).status_code == 404, path
+        r = c.post("/v1/tasks/snli-pref/submissions", headers=h, json={"predictions": {}})
+        assert r.status_code == 404 and "no served task" in r.text
+        assert c.get("/v1/tasks/tweets/kit/digest", headers=h).status_code == 200

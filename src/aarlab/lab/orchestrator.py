@@ -180,9 +180,11 @@ class Lab:
         person = [] if self.options.port is None else [("127.0.0.1", self.options.port)]
         # The lab's per-researcher cap is the server's to enforce: a researcher that ignores
         # AARLAB_MAX_SUBMISSIONS must not get more feedback than the tuned baseline is given.
+        # Its tasks alone are scored: a member's token opens no other task of the store.
         cap = self.options.max_submissions
-        served = self.settings if cap is None else self.settings.model_copy(
-            update={"submissions_total": min(self.settings.submissions_total, cap)})
+        served = self.settings.model_copy(update={"served_tasks": tuple(self.tasks), **(
+            {} if cap is None else
+            {"submissions_total": min(self.settings.submissions_total, cap)})})
         server = ServerThread(served, self.store, self.socket,
                               tcp=self.backend.tcp_listeners(),
                               dashboard_socket=self.dashboard_socket, dashboard_tcp=person)

@@ -112,8 +112,14 @@ class ScoringService:
         if not root.is_dir():
             return []
         return sorted(p.name for p in root.iterdir()
-                      if TASK_NAME.match(p.name) and is_built(self.settings, p.name)
-                      and self._servable(p.name))
+                      if TASK_NAME.match(p.name) and self._in_lab(p.name)
+                      and is_built(self.settings, p.name) and self._servable(p.name))
+
+    def _in_lab(self, name: str) -> bool:
+        # A lab's server scores only its own tasks: elsewhere a member's token would open a
+        # fresh budget and Ladder on every task of the store.
+        allowed = self.settings.served_tasks
+        return allowed is None or name in allowed
 
     def _servable(self, name: str) -> bool:
         # A built task whose gap is not clearly above 0 is not served: listing it made every
@@ -129,7 +135,8 @@ class ScoringService:
     def task(self, name: str) -> ServedTask:
         if name in self._tasks:
             return self._tasks[name]
-        if not TASK_NAME.match(name) or not is_built(self.settings, name):
+        if (not TASK_NAME.match(name) or not self._in_lab(name)
+                or not is_built(self.settings, name)):
             raise UnknownTask(f"task: no served task {name!r}",
                               hint=f"served tasks: {self.served_names()}")
         with self._load_lock:

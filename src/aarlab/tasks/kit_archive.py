@@ -58,6 +58,8 @@ def check_task_name(task: str) -> None:
 def kit_archive(settings: Settings, task: str) -> KitArchive:
     """The cached archive of ``task``'s kit, packed first if the kit changed since last time."""
     check_task_name(task)
+    if settings.served_tasks is not None and task not in settings.served_tasks:
+        raise UnknownTaskError(f"task {task!r} is not a task of this lab")
     if not is_built(settings, task):
         raise TaskNotBuiltError(f"task {task!r} is not built on this server",
                                 hint=f"run `aarlab task build {task}`")
