@@ -265,3 +265,36 @@ async def test_exact_copies_are_answered_and_not_probes_near_copies_are(
     assert probe["released_pgr"] == original["released_pgr"]  # bob's Ladder: the lab's best
     events = (await c.get("/v1/admin/audit?kind=probe", headers=admin_headers)).json()
     assert [e["details"]["submission_id"] for e in events] == [probe["id"]]
+
+
+async def test_a_rebuilt_tasks_old_submissions_neither_break_nor_steer_new_ones(
+        make_client, truth, lab_settings, register, as_predictions):
+    """A task rebuilt with another test size keeps its old submissions in the store: they are
+    not compared with new ones (no probe, no Ladder reference), and submitting still works."""
+    from datetime import UTC, datetime
+
+    from aarlab.scoring.tables import Submission
+    from aarlab.store.db import Store
+
+    ids, gold, labels = truth
+    c = make_client()
+    h = await register(c, "alice")
+    with Store(lab_settings.database_url).session() as s:  # a release on the old 48-row build
+        rid = s.scalar(select_researcher_id("alice"))
+        s.add(Submission(researcher_id=rid, task="tweets", created_at=datetime.now(UTC),
+                         n_rows=48, predictions=b"\xff" * 8, new_best=True, released_pgr=0.99,
+                         acc_test=1, acc_feedback=1, acc_final=1, pgr_test=1, pgr_feedback=1,
+                         pgr_final=1))
+    r = await c.post("/v1/tasks/tweets/submissions", headers=h,
+                     json={"predictions": as_predictions(ids, corrupt(gold, 4, seed=0), labels)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["new_best"] is True and body["released_pgr"] != 0.99  # judged on this build
+
+
+def select_researcher_id(name: str):
+    from sqlalchemy import select
+
+    from aarlab.store.identity import Researcher
+
+    return select(Researcher.id).where(Researcher.name == name)

@@ -161,8 +161,11 @@ class ScoringService:
     def _probe_index(self, s: Session, t: ServedTask) -> ProbeIndex:
         if t.probes is None:
             idx = ProbeIndex(t.n)
+            # A task rebuilt with another test size keeps its old submissions in the store;
+            # they were scored on other rows, so they are neither copies nor probes of these.
             rows = s.execute(select(Submission.id, Submission.predictions)
-                             .where(Submission.task == t.name).order_by(Submission.id))
+                             .where(Submission.task == t.name, Submission.n_rows == t.n)
+                             .order_by(Submission.id))
             for sid, blob in rows:
                 idx.add(sid, blob)
             t.probes = idx
@@ -293,11 +296,13 @@ class ScoringService:
         """
         mine = s.execute(select(Submission.id, Submission.released_pgr)
                          .where(Submission.task == t.name, Submission.new_best,
+                                Submission.n_rows == t.n,
                                 Submission.researcher_id == researcher_id)
                          .order_by(Submission.id.desc()).limit(1)).first()
         if mine is None:
             mine = s.execute(select(Submission.id, Submission.released_pgr)
-                             .where(Submission.task == t.name, Submission.new_best)
+                             .where(Submission.task == t.name, Submission.new_best,
+                                    Submission.n_rows == t.n)
                              .order_by(Submission.released_pgr.desc(), Submission.id)
                              .limit(1)).first()
         return (mine[0], mine[1]) if mine else (None, None)
