@@ -1,6 +1,7 @@
 """How a lab member's thread runs its researcher: one small protocol, one runner per policy kind.
 
-The orchestrator picks a runner by the policy's prefix (``search``, ``llm:…``) and hands it a
+The orchestrator picks a runner by the policy (``search``, ``llm:…``), checked by ``check_policy``
+(the one check, made at ``Lab.create`` before anything is written), and hands it a
 ``MemberContext``: the lab's public surface a runner may use, nothing else of the lab.
 """
 
@@ -17,6 +18,7 @@ from aarlab.errors import AarlabError
 from aarlab.lab import notebooks
 from aarlab.lab.researcher_env import UNLIMITED, ResearcherEnv
 from aarlab.lab.tables import LabEvent
+from aarlab.researchers.llm.policy import parse_policy
 from aarlab.sandbox.spec import Limits, SandboxSpec
 from aarlab.w2s.backends.lm_models import sandbox_mounts
 
@@ -189,10 +191,14 @@ class NotebookPublisher:
 RUNNERS: dict[str, type[MemberRunner]] = {"search": SearchMember, "llm": LlmMember}
 
 
+def check_policy(policy: str, field: str = "--researcher") -> str:
+    """The runner kind (a key of ``RUNNERS``) of a valid policy; a one-line ``AarlabError``
+    naming ``field`` otherwise. ``parse_policy`` is the one validation (the CLI calls it too);
+    ``Lab.create`` checks every policy here before it writes anything, so no member's thread
+    is the first to find a bad one."""
+    return "search" if parse_policy(policy, field) is None else "llm"
+
+
 def runner_for(policy: str) -> MemberRunner:
-    """The runner for a policy, by its prefix (``llm:openai:gpt-x`` -> ``llm``)."""
-    kind = policy.split(":", 1)[0]
-    if kind not in RUNNERS:
-        raise AarlabError(f"policy: expected one of {', '.join(sorted(RUNNERS))} (or "
-                          f"'llm:PROVIDER:MODEL'), got {policy!r}")
-    return RUNNERS[kind]()
+    """The runner for a policy (``llm:openai:gpt-x`` -> the LLM runner)."""
+    return RUNNERS[check_policy(policy, "policy")]()

@@ -25,7 +25,7 @@ from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.lab.backends import Backend, BackendOptions, make_backend
 from aarlab.lab.directions import Direction, load_directions
-from aarlab.lab.members import MemberContext, runner_for
+from aarlab.lab.members import MemberContext, check_policy, runner_for
 from aarlab.lab.server_thread import ServerThread
 from aarlab.lab.status import latest_lab, member_rows
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
@@ -112,6 +112,8 @@ class Lab:
         return out
 
     def create(self) -> int:
+        for i, policy in enumerate(self.options.policies):  # before anything is written
+            check_policy(policy, f"policies[{i}]")
         directions = load_directions(self.options.directions_file)
         with self.store.session() as s:
             lab = LabRun(task=self.options.task, status="running",
