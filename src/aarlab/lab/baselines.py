@@ -11,7 +11,9 @@ Equal ensembles: the lab's pick is a majority vote over ``VOTE_SEEDS`` seeds (th
 researcher submits one), so each baseline is such a vote too, beside its mean over single seeds.
 Every PGR carries a paired-bootstrap ``ci95`` over test rows and seeds. Results and predictions
 are cached beside the answer key (``baselines.json``, ``baselines.npz``), keyed by a fingerprint
-of the kit and answer key they came from: a rebuilt task recomputes them.
+of the kit and answer key they came from: a rebuilt task recomputes them. Within a cache each row
+is keyed by its spec with every default filled in (``spec_key``), not by its label: a label omits
+defaults, so a changed default re-runs exactly the methods it changes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.config import Settings, get_settings
+from aarlab.errors import SpecError
 from aarlab.kits.kit import TaskKit
 from aarlab.lab import headline, tuned
 from aarlab.tasks.answer_key import AnswerKey
@@ -114,6 +117,39 @@ def pick_on_feedback(rows: list[dict]) -> dict:
 # -- the cache -----------------------------------------------------------------------------------
 
 
+def spec_key(spec: MethodSpec) -> str:
+    """What a row was measured with: the canonical spec (every parameter, defaults filled in)
+    as sorted JSON. The kit's default head is not in it; the cache's fingerprint covers it."""
+    return json.dumps(spec.canonical(), sort_keys=True)
+
+
+def row_key(row: dict) -> str | None:
+    """The key of a cached row; ``None`` when it cannot be reused (its spec no longer parses).
+
+    A row cached before rows carried a ``key`` (a legacy row) is keyed by its stored canonical
+    spec filled in with *today's* defaults. Its stored spec names every parameter it was run
+    with, so a changed default still misses it; what is trusted is only that a parameter added
+    since behaves, at its default, as the method did before it existed. The trust is given
+    once: the row is saved with its key (``_keyed``), and keyed rows must match exactly. Legacy
+    caches took ~25 min per task to measure, which is why they are trusted at all.
+    """
+    if "key" in row:
+        return row["key"]
+    try:
+        return spec_key(parse_spec(row["spec"]))
+    except (KeyError, TypeError, SpecError):
+        return None
+
+
+def _keyed(rows: list[dict]) -> list[str | None]:
+    """The keys of ``rows``, stored into legacy rows that have none (see ``row_key``)."""
+    keys = [row_key(r) for r in rows]
+    for r, k in zip(rows, keys, strict=True):
+        if k is not None:
+            r["key"] = k
+    return keys
+
+
 def fingerprint(kit: TaskKit, key: AnswerKey) -> str:
     """sha256 over every file of the kit and of the answer key (but our own cache)."""
     h = hashlib.sha256(f"v{VERSION}".encode())
@@ -166,22 +202,25 @@ def default_rows(kit: TaskKit, key: AnswerKey, threads: int | None = None,
     """Every default-parameter method on every kit seed, scored (cached)."""
     cache, scorer = _setup(kit, key)
     specs = default_specs()
+    want = [spec_key(s) for s in specs]
     old = cache.record.get("defaults", [])
-    if [r["method"] for r in old] != [s.label for s in specs]:
-        # A grown or shrunk library reuses the rows it already has: only new methods run.
-        have = {r["method"]: (r, cache.arrays[f"default{i}"]) for i, r in enumerate(old)
-                if f"default{i}" in cache.arrays}
+    legacy = any("key" not in r for r in old)
+    if _keyed(old) != want or legacy:
+        # Only specs not measured yet run: a new method, or one whose defaults changed.
+        have = {r["key"]: (r, cache.arrays[f"default{i}"]) for i, r in enumerate(old)
+                if "key" in r and f"default{i}" in cache.arrays}
         rows, arrays = [], []
-        for spec in specs:
-            if spec.label in have:
-                row, arr = have[spec.label]
+        for spec, sk in zip(specs, want, strict=True):
+            if sk in have:
+                row, arr = have[sk]
+                row = {**row, "method": spec.label}
             else:
                 if progress:
                     progress(spec.label)
                 vote = vote_seeds_for(kit.seeds) or kit.seeds
                 row, res = run_spec(kit, scorer, spec, kit.seeds, threads=threads,
                                     signal_seeds=vote)
-                row["signals"] = _signals(res, vote)
+                row["signals"], row["key"] = _signals(res, vote), sk
                 arr = np.stack([res[k] for k in kit.seeds]).astype(np.int8)
             rows.append(row)
             arrays.append(arr)
@@ -210,28 +249,30 @@ def candidates(kit: TaskKit, key: AnswerKey, threads: int | None = None,
     """Every tuning candidate run on the vote seeds with its signals (cached): records and
     their per-seed predictions (C, S, N). Defaults reuse the default rows' runs."""
     vote = vote_seeds_for(kit.seeds) or kit.seeds
-    defaults = {r["method"]: (i, r) for i, r in enumerate(default_rows(kit, key, threads,
-                                                                       progress))}
+    defaults = {r["key"]: (i, r) for i, r in enumerate(default_rows(kit, key, threads,
+                                                                    progress))}
     cache, scorer = _setup(kit, key)
     if specs is None:
         specs = (default_specs() if (settings or get_settings()).baseline_grid == "defaults"
                  else tuned.candidate_specs())
-    want = [s.label for s in specs]
+    want = [spec_key(s) for s in specs]
     old = cache.record.get("candidates", [])
-    if [c["method"] for c in old] != want:
-        # Only specs not yet run are run: a grid that grows keeps what it has measured.
-        have = ({c["method"]: (c, p) for c, p in zip(old, cache.arrays["candidates"],
-                                                      strict=False)}
+    legacy = any("key" not in c for c in old)
+    if _keyed(old) != want or legacy:
+        # Only specs not yet run are run: a grid that grows keeps what it has measured, and a
+        # changed default re-runs only the candidates it changes.
+        have = ({c["key"]: (c, p) for c, p in zip(old, cache.arrays["candidates"],
+                                                  strict=False) if "key" in c}
                 if "candidates" in cache.arrays else {})
         recs, preds = [], []
-        for spec in specs:
-            if spec.label in have:
-                rec, p = have[spec.label]
-                recs.append(rec)
+        for spec, sk in zip(specs, want, strict=True):
+            if sk in have:
+                rec, p = have[sk]
+                recs.append({**rec, "method": spec.label})
                 preds.append(p)
                 continue
-            if spec.label in defaults:
-                i, r = defaults[spec.label]
+            if sk in defaults:
+                i, r = defaults[sk]
                 p = cache.arrays[f"default{i}"][: len(vote)]
                 signals, seconds = r["signals"], r["seconds"] * len(vote) / len(kit.seeds)
             else:
@@ -240,8 +281,8 @@ def candidates(kit: TaskKit, key: AnswerKey, threads: int | None = None,
                 _, res = run_spec(kit, scorer, spec, vote, threads=threads, signal_seeds=vote)
                 p = np.stack([res[k] for k in vote]).astype(np.int8)
                 signals, seconds = _signals(res, vote), res.seconds
-            recs.append({"method": spec.label, "spec": spec.canonical(), "signals": signals,
-                         "seconds": round(seconds, 3)})
+            recs.append({"method": spec.label, "spec": spec.canonical(), "key": sk,
+                         "signals": signals, "seconds": round(seconds, 3)})
             preds.append(p)
         cache.record["candidates"] = recs
         cache.arrays["candidates"] = np.stack(preds)
