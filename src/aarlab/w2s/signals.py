@@ -231,3 +231,62 @@ def selection_score(signals: dict[str, float]) -> float:
     if any(k not in signals for k in SELECTION):
         return -math.inf
     return float(sum(signals[k] for k in SELECTION))
+
+
+# -- is the teacher informative at all? -------------------------------------------------------
+
+KAPPA_ROWS = 2000  # rows the probe sees at most: a kit-level check, not a per-spec signal
+KAPPA_C = 0.01  # strong L2: a few hundred rows in ~1000 dimensions, and no tuning on labels
+
+
+def teacher_kappa(x: np.ndarray, weak: np.ndarray, pairwise: bool, seed: int = 0,
+                  max_rows: int = KAPPA_ROWS, c: float = KAPPA_C) -> tuple[float, float]:
+    """(κ, its SE): how much of the teacher's labels a linear probe on the strong features
+    recovers on held-out rows, beyond chance. One number per kit, not per spec.
+
+    Two folds of train_unlabel: an L2 logistic probe fit to the teacher's argmax on one fold
+    predicts the other. κ = (p_o − p_e) / (1 − p_e), p_o = held-out agreement, p_e =
+    Σ_k share_probe(k) · share_teacher(k), the agreement of two labelings with those class
+    shares and nothing in common (Cohen 1960). If the teacher is right with probability q
+    independently of the features and the probe learnt the truth, p_o = q on a balanced binary
+    task, so κ ≈ 2q − 1: κ near 0 says the teacher carries nothing the strong features can
+    express. On a pairwise binary task the probe is swap-odd (fit on x and −x with the label
+    flipped, no intercept): the truth mirrors under an A/B swap, so only the odd part of the
+    teacher can be about it, and a position bias (always "A") scores κ = 0, not agreement.
+    SE ≈ sqrt(p_o(1 − p_o)/n)/(1 − p_e), the binomial error of p_o.
+    """
+    from sklearn.linear_model import LogisticRegression  # kept local: a kit-level check only
+
+    y = np.asarray(weak).argmax(1)
+    k = weak.shape[1]
+    rows = np.random.default_rng(seed).permutation(len(y))[:max_rows]
+    z, y = np.asarray(x, dtype=np.float64)[rows], y[rows]
+    odd = pairwise and k == 2
+    if not odd:
+        z = z - z.mean(0)
+    z = z / np.maximum(np.sqrt((z ** 2).mean(0)), 1e-8)
+    fold = np.arange(len(y)) % 2
+    pred = np.empty_like(y)
+    for f in (0, 1):
+        xt, yt = z[fold != f], y[fold != f]
+        if odd:
+            xt, yt = np.concatenate([xt, -xt]), np.concatenate([yt, 1 - yt])
+        if len(np.unique(yt)) < 2:  # one class only: the probe can only repeat it
+            pred[fold == f] = yt[0] if len(yt) else 0
+            continue
+        probe = LogisticRegression(C=c, fit_intercept=not odd, max_iter=500)
+        pred[fold == f] = probe.fit(xt, yt).predict(z[fold == f])
+    n = max(1, len(y))
+    p_o = float((pred == y).mean())
+    p_e = float((np.bincount(pred, minlength=k) / n) @ (np.bincount(y, minlength=k) / n))
+    if p_e >= 1.0:  # both constant: no evidence either way
+        return 0.0, 1.0
+    return (p_o - p_e) / (1 - p_e), math.sqrt(p_o * (1 - p_o) / n) / (1 - p_e)
+
+
+def teacher_margin(weak: np.ndarray) -> float:
+    """Mean of (top probability − 1/K) / (1 − 1/K) over rows: 0 for a teacher whose
+    probabilities are flat everywhere, 1 for one that is always certain. A calibrated teacher's
+    mean top probability estimates its accuracy, so a margin near 0 means near chance."""
+    k = weak.shape[1]
+    return float(((np.asarray(weak).max(1) - 1 / k) / (1 - 1 / k)).mean())
