@@ -4,16 +4,18 @@ reaches a page.
 A notebook is written by its researcher, so it is hostile input. ``publish`` takes bytes (from
 the HTTP route, or from the LLM member runner, which reads them through the sandbox contract)
 and keeps them only as checked text: at most ``NOTEBOOK_MAX_BYTES``, UTF-8, no control
-characters but tab and newline, and for ``notebook.jsonl`` one JSON object per line, stored as
-we re-serialise it. A refusal names what is wrong and never echoes the bytes. Latest wins, one
-row per researcher and notebook; a change sooner than ``MIN_INTERVAL_S`` after the last is
-refused (429), so a loop cannot make the store churn.
+character but tab and newline (C1 and bidirectional overrides too, escaped in JSON or not), and
+for ``notebook.jsonl`` one JSON object per line with finite numbers, stored as we re-serialise
+it. A refusal names what is wrong and never echoes the bytes. Latest wins, one row per
+researcher and notebook; a change sooner than ``MIN_INTERVAL_S`` after the last is refused
+(429), so a loop cannot make the store churn.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import timedelta
 
@@ -28,7 +30,10 @@ from aarlab.lab.tables import LabNotebook
 from aarlab.store.db import Store
 
 MIN_INTERVAL_S = 1.0
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # \r is dropped first; \t and \n stay
+# C0 and C1 controls (\r is dropped first; \t and \n stay: U+009B is a terminal's CSI) and the
+# bidirectional embeddings, overrides and isolates, which make a page show text reordered.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_STRING_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class NotebookError(AarlabError):
@@ -80,18 +85,53 @@ def _json_lines(name: str, text: str) -> str:
         if not line.strip():
             continue
         try:
-            entry = json.loads(line, parse_constant=_no_constant)
+            entry = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
+        except _NotFinite:
+            raise NotebookError(f"{name} line {n}: expected finite numbers (1e400 is "
+                                "infinite, which JSON cannot hold)") from None
         except (ValueError, RecursionError):
             raise NotebookError(f"{name} line {n}: expected one JSON object per line") from None
         if not isinstance(entry, dict):
             raise NotebookError(f"{name} line {n}: expected a JSON object, got "
                                 f"{type(entry).__name__}")
+        bad = _escaped_control(entry)  # "\u202e" passes the text check as six ASCII bytes
+        if bad:
+            raise NotebookError(f"{name} line {n}: expected text, found control character "
+                                f"U+{ord(bad):04X} in a string")
         out.append(json.dumps(entry, sort_keys=True) + "\n")  # ours, not the researcher's bytes
     return "".join(out)
 
 
 def _no_constant(word: str):  # noqa: ANN202
     raise ValueError(f"{word} is not JSON")
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise _NotFinite(text)
+    return x
+
+
+def _escaped_control(entry: dict) -> str | None:
+    """The first control character in the entry's keys and strings (a stack: no recursion)."""
+    stack: list = [entry]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+        elif isinstance(x, str):
+            bad = _STRING_CONTROL.search(x)  # a JSON "\\r" (a CRLF in a message) is fine
+            if bad:
+                return bad.group()
+    return None
 
 
 def publish(store: Store, researcher_id: int, name: str, data: bytes) -> dict:
