@@ -69,9 +69,12 @@ def _when(t: datetime | None) -> str:
 
 
 def _since(value: float | int | None) -> str:
-    if value is None:
+    # A notebook entry's ``time`` is the researcher's number: 1e15 or -1e12 must not make the
+    # page that audits it a 500.
+    try:
+        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
         return "–"
-    return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 TEMPLATES.env.filters.update(
