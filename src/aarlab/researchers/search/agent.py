@@ -7,14 +7,20 @@ workspace. It sees no gold label of any split. Each round it
    families, another researcher's posted spec, or a variant of its best), with why;
 2. runs it on the main task and on every suite task, and reads the label-free signals
    (``aarlab.w2s.signals``); specs rank by the suite mean of their selection scores;
-3. submits only when the signals say the spec is promising (above every earlier submission and
+3. submits when the signals say the spec is promising (above every earlier submission and
    not below ``weak_soft`` on any suite task) *and* the server's paired Ladder could resolve the
-   gain (``resolve.LadderView``); a released score is a coarse, noisy answer, and a non-release
-   means "not resolvably better", not "worse";
+   gain (``resolve.LadderView``); or, paced, when the ranking cannot tell it from the best and it
+   departs from every earlier submission on many rows (``spend.py``): then only a scored
+   submission can tell them apart. A released score is a coarse, noisy answer, and a
+   non-release means "not resolvably better", not "worse";
 4. posts the outcome whether it helped or not: a ``result`` pointing at the scored submission,
    or an ``insight`` with the label-free numbers; and writes the round to ``notebook.md`` (prose)
    and ``notebook.jsonl`` (its memory across restarts), then publishes both to the lab (the
    dashboard shows the lab's copy, never the workspace).
+
+Before the first round it asks whether each task's teacher is informative at all
+(``teacher.py``): where it is not, specs are scored without the agreement-with-the-teacher term
+and the label-free families are tried first.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from aarlab.client import BudgetExceeded, LabClient, LabError
 from aarlab.errors import SpecError
 from aarlab.kits.kit import TaskKit
 from aarlab.lab.directions import family_of, load_directions
+from aarlab.researchers.search import spend
 from aarlab.researchers.search import suite as st
 from aarlab.researchers.search.hypotheses import Hypothesis, Planner
 from aarlab.researchers.search.notebook import Journal, Notebook
@@ -47,6 +54,7 @@ from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
 from aarlab.w2s.spec import parse_spec
 
+TIE = "tie: "  # _decide's reason when it submits an informative tie (spend.py)
 PROCESS_ID = uuid.uuid4().hex[:12]  # tells this process's events from a restarted one's
 SPEC_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
 SPEC_BYTES = 64_000  # a posted spec.json larger than this is not a spec
@@ -68,6 +76,10 @@ class SearchResearcher:
         self.direction, self.budget = direction, budget
         self.suite = st.Suite(kit, suite, eval_seeds)
         self.seeds = self.suite.seeds(kit.name)
+        # Is each teacher informative at all? Decided once, from the kits, before any round
+        # (so restored scores were computed the same way).
+        self.teacher = self.suite.teacher_checks()
+        self.suite.teacher_free = {t for t, c in self.teacher.items() if c.uninformative}
         self.submit_margin = submit_margin
         self.notebook = Notebook(workspace / "notebook.jsonl")
         self.journal = Journal(workspace / "notebook.md")
@@ -80,6 +92,8 @@ class SearchResearcher:
         self.policy = SearchPolicy(described, family, rng)
         fam = {m["name"]: family_of(m["name"], directions, described) for m in described}
         self.planner = Planner(self.policy, direction, family, fam, rng)
+        if kit.name in self.suite.teacher_free:
+            self.planner.teacher_note = self.teacher[kit.name].text()
         # The Ladder as the researcher models it, per task; the reference is what a new
         # submission must beat: the teacher's predictions, then my best released submission.
         self.ladders = {t: LadderView.for_task(len(k.ids("test")), _weak_test(k), **(ladder or {}))
@@ -92,7 +106,10 @@ class SearchResearcher:
         self.submissions = 0
         self.rounds = 0
         self.forum_seen: set[int] = set()
-        self.submitted: list[np.ndarray] = []
+        self.submitted: list[np.ndarray] = []  # my main-task submissions' predictions
+        self.ties: list[float] = []  # when I submitted a tie the Ladder could not resolve
+        self.started = time.time()
+        self.n_heldout = len(kit.ids("train_unlabel"))
         self.adopt_per_read = 2  # a few of the best others' specs, not their whole history
         self.name: str | None = None
         self.canon_tried: set[str] = set()  # specs run, defaults filled in
@@ -110,15 +127,22 @@ class SearchResearcher:
                     self.base.update(e.get("per_task", {}))
             elif e.get("spec", {}).get("steps"):
                 self.policy.tried.add(key(e["spec"]))
+            if e.get("time"):
+                self.started = min(self.started, float(e["time"]))
             if e.get("submission_id"):
                 self.submissions += 1
                 self.best_submitted = max(self.best_submitted, e["score"])
                 self.policy.record_release(e["spec"], e.get("released_pgr"),
                                            bool(e.get("new_best")))
+                if e.get("tie"):
+                    self.ties.append(float(e.get("time", 0.0)))
                 ref = self.workspace / "submitted" / f"{e['submission_id']}.npy"
-                if e.get("new_best") and ref.is_file() and not ref.is_symlink():
-                    self.reference[self.kit.name] = np.load(ref, allow_pickle=False)
-                    self.reference_score[self.kit.name] = e["score"]
+                if ref.is_file() and not ref.is_symlink():
+                    pred = np.load(ref, allow_pickle=False)
+                    self.submitted.append(pred)
+                    if e.get("new_best"):
+                        self.reference[self.kit.name] = pred
+                        self.reference_score[self.kit.name] = e["score"]
             self.forum_seen.update(e.get("forum_seen", []))
 
     @property
@@ -164,7 +188,14 @@ class SearchResearcher:
                 f"each task, and the paired Ladder could resolve the gain (on {self.kit.name}: "
                 f"{self.ladders[self.kit.name].n_feedback} feedback rows, so I must depart "
                 f"from my reference on at least "
-                f"{self.ladders[self.kit.name].min_disagreement():.1%} of rows).")
+                f"{self.ladders[self.kit.name].min_disagreement():.1%} of rows); a candidate "
+                f"it cannot resolve goes in, paced, when my ranking cannot tell it from the "
+                f"best and it departs from every earlier submission on at least "
+                f"{spend.DISTINCT_SHARE:.0%} of rows.\n\nTeacher check: "
+                + "; ".join(c.text() for c in self.teacher.values())
+                + (". Where it looks uninformative, I score specs by smoothness alone (agreement "
+                   "with a coin says nothing) and try the label-free families first."
+                   if self.suite.teacher_free else "."))
         self.journal.write(text)
         with contextlib.suppress(LabError):
             self.client.post_finding(
@@ -212,12 +243,16 @@ class SearchResearcher:
         verdict = self._verdict(h, score, per_task)
         decision, why_not = self._decide(score, outcomes, first_ok=(
             h.move != "baseline" and not h.lab_best))
+        tie = why_not[len(TIE):] if decision and why_not.startswith(TIE) else ""
         entry.update(score=score, signals=main.signals, per_task=per_task, verdict=verdict,
                      seconds=main.seconds)
         receipt: dict = {}
         if decision:
             receipt = self.submit(spec, h, outcomes, score, verdict)
             why_not = receipt.pop("why_not", "")
+            if tie and receipt.get("submission_id"):
+                self.ties.append(time.time())
+                entry.update(tie=True, why_submitted=tie)
         entry.update(receipt, decision=("submitted" if receipt.get("submission_id") else
                                         "not submitted: " + why_not))
         if not receipt.get("submission_id"):
@@ -226,8 +261,9 @@ class SearchResearcher:
         self.journal.write(
             f"{head}.\n\n**Evidence** (label-free, {len(self.seeds)} seeds):\n\n"
             f"{_task_lines(outcomes, self.base)}\n\n**Verdict.** {verdict}\n\n**Decision.** "
-            + (f"submitted as #{receipt['submission_id']}; the server "
-               f"{_release_text(receipt)}." if receipt.get("submission_id") else
+            + (f"submitted as #{receipt['submission_id']}"
+               + (f" ({tie})" if tie else "")
+               + f"; the server {_release_text(receipt)}." if receipt.get("submission_id") else
                f"not submitted: {why_not}."))
 
     def _verdict(self, h: Hypothesis, score: float, per_task: dict[str, float]) -> str:
@@ -250,26 +286,43 @@ class SearchResearcher:
 
     def _decide(self, score: float, outcomes: dict[str, st.TaskOutcome],
                 first_ok: bool = False) -> tuple[bool, str]:
-        """Promising by the signals, and resolvable by the Ladder on the main task.
+        """(submit?, why not): promising by the signals, and resolvable by the Ladder on the
+        main task; or an informative tie. Never below weak_soft on any task (the guard).
 
         A researcher's first candidate of its own that passes the regression guard goes in even
         when the Ladder could not resolve its gain: without one scored submission the server,
         the leaderboard and the lab's headline know nothing of this researcher (on a small test
-        set no gain is ever resolvable, and a lab would end with no pick at all).
+        set no gain is ever resolvable, and a lab would end with no pick at all). Later own
+        candidates the Ladder cannot resolve go in when ``spend.decide`` calls them informative
+        ties; the second item then starts with ``TIE`` and says why.
         """
         if self.submissions >= self.budget.max_submissions:
             return False, "submission budget spent"
-        if score <= self.best_submitted + self.submit_margin:
-            return False, (f"suite score {score:.4f} does not clear my best submitted "
-                           f"{self.best_submitted:.4f} by the margin {self.submit_margin}")
         worse = st.regressions(outcomes, self.base)
         if worse:
             return False, ("regression guard: below weak_soft's signals on "
                            + ", ".join(worse))
         r = self._resolvability(self.kit.name, outcomes[self.kit.name])
-        if not r.resolvable and not (first_ok and self.submissions == 0):
-            return False, f"the Ladder could not resolve it ({r.text()})"
-        return True, ""
+        clears = score > self.best_submitted + self.submit_margin
+        if clears and (r.resolvable or (first_ok and self.submissions == 0)):
+            return True, ""
+        why = (f"the Ladder could not resolve it ({r.text()})" if clears else
+               f"suite score {score:.4f} does not clear my best submitted "
+               f"{self.best_submitted:.4f} by the margin {self.submit_margin}")
+        if not first_ok:  # the baseline and a reproduced release are never ties worth a try
+            return False, why
+        t = self._tie(score, outcomes[self.kit.name])
+        return (True, TIE + t.why) if t.ok else (False, f"{why}; {t.why}")
+
+    def _tie(self, score: float, main: st.TaskOutcome) -> spend.Spend:
+        best = max(c.score for c in self.policy.known)
+        band = spend.tie_band(main.signals, len(main.pred), self.n_heldout,
+                              self.kit.name in self.suite.teacher_free)
+        now = time.time()
+        used = sum(t > now - spend.HOUR for t in self.ties)
+        allowed = min(spend.allowance(now - self.started, self.budget.deadline - self.started),
+                      self.budget.max_submissions - self.submissions)
+        return spend.decide(score, best, band, main.pred, self.submitted, used, allowed)
 
     def _resolvability(self, task: str, o: st.TaskOutcome):
         ladder, ref_score = self.ladders[task], self.reference_score[task]
@@ -299,6 +352,7 @@ class SearchResearcher:
         self.best_submitted = max(self.best_submitted, score)
         released, new_best = sub.get("released_pgr"), bool(sub.get("new_best"))
         self.policy.record_release(spec, released, new_best)
+        self._keep(main.pred, sub["id"])
         if new_best:
             self._set_reference(self.kit.name, main, score, sub["id"])
         others = self._submit_suite(spec, outcomes, snap["id"])
@@ -350,10 +404,13 @@ class SearchResearcher:
 
     def _set_reference(self, task: str, o: st.TaskOutcome, score: float, sub_id: int) -> None:
         self.reference[task], self.reference_score[task] = o.pred, o.score
-        if task == self.kit.name:  # kept so a restarted researcher knows what to beat
-            folder = self.workspace / "submitted"
-            folder.mkdir(exist_ok=True)
-            np.save(folder / f"{sub_id}.npy", o.pred.astype(np.int64), allow_pickle=False)
+
+    def _keep(self, pred: np.ndarray, sub_id: int) -> None:
+        """Each main-task submission's predictions, so that a restarted researcher knows what
+        to beat and what it already sent."""
+        folder = self.workspace / "submitted"
+        folder.mkdir(exist_ok=True)
+        np.save(folder / f"{sub_id}.npy", pred.astype(np.int64), allow_pickle=False)
 
     def _post_insight(self, spec: dict, h: Hypothesis, outcomes: dict[str, st.TaskOutcome],
                       score: float, verdict: str, why_not: str) -> None:

@@ -4,6 +4,9 @@ Moves, in the order a person would make them:
 
 - ``baseline``: plain W2S on soft weak labels, the yardstick every later round is read against
   (preceded by the lab's best released spec when the forum has one: the bar to beat);
+- ``label-free``: only when the teacher looks uninformative (``teacher.py``): the label-free
+  families first (``LABEL_FREE``), which use the teacher only for a sign or a permutation,
+  a choice that a scored submission settles;
 - ``family``: a method of this researcher's own family (its direction) at its defaults, then
   with sampled parameters: "does this family help here at all?";
 - ``adopt``: another researcher's posted spec (forum finding or code snapshot), re-run here as a
@@ -24,6 +27,17 @@ from dataclasses import dataclass, field
 from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 
 BASELINE = {"steps": [{"method": "weak_soft", "params": {}}]}
+
+# Specs that read the concept off the strong features and ask the teacher for one choice only
+# (which direction and sign, or which orientation), defaults first, then each algorithm.
+LABEL_FREE: tuple[tuple[str, dict], ...] = (
+    ("strong_prior", {}),
+    ("strong_prior", {"algorithm": "kmeans"}),
+    ("strong_prior", {"n_directions": 1}),  # fully unsupervised up to the sign
+    ("paired_direction", {}),
+    ("paired_direction", {"algorithm": "pca"}),
+    ("consistency", {}),
+)
 
 
 @dataclass
@@ -46,6 +60,7 @@ class Planner:
         self.family_of = family_of  # method name -> family name
         self.weights = weights  # compose, tune, family, explore
         self.queue: list[Hypothesis] = []  # adoptions read on the forum go first
+        self.teacher_note: str | None = None  # set when the teacher looks uninformative
 
     def spec_family(self, spec: dict) -> str:
         """A spec's family: that of its first step other than the plain weak labels."""
@@ -70,6 +85,9 @@ class Planner:
             return Hypothesis("baseline", "baseline", normalise(BASELINE),
                               "the yardstick: plain W2S on the teacher's soft labels; every "
                               "later round is read against its label-free signals")
+        free = self.label_free()
+        if free is not None:  # if the teacher is at chance, all that fits it is moot: first
+            return free
         while self.queue:
             h = self.queue.pop(0)
             if key(h.spec) not in self.policy.tried or h.lab_best:
@@ -102,6 +120,21 @@ class Planner:
         spec = self.policy.random_spec()
         return Hypothesis("explore", self.spec_family(spec), spec,
                           "exploration outside the usual moves, against tunnel vision")
+
+    def label_free(self) -> Hypothesis | None:
+        """The next untried ``LABEL_FREE`` spec, when the teacher looks uninformative."""
+        if self.teacher_note is None:
+            return None
+        for name, params in LABEL_FREE:
+            spec = normalise({"steps": [{"method": name, "params": params}]})
+            if name in self.policy.by_name and key(spec) not in self.policy.tried:
+                return Hypothesis(
+                    "label-free", self.family_of.get(name, "other"), spec,
+                    f"{self.teacher_note}. If so, what fits its labels learns its biases, "
+                    f"while `{_label(spec)}` reads the concept off the strong features and "
+                    "uses the teacher only to choose a sign or orientation, a coin flip here "
+                    "that a scored submission settles")
+        return None
 
     def _guarded_family(self) -> list[dict]:
         """My family's label sources that the library can guard (issue 18: results that

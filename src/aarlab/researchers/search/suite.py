@@ -2,7 +2,9 @@
 
 A spec that only helps one task is a quirk of that task, not a research result: the researcher
 ranks specs by the *suite mean* of their selection scores, and refuses to submit one whose
-selection score is below ``weak_soft``'s on any suite task (the plain W2S baseline there).
+selection score is below ``weak_soft``'s on any suite task (the plain W2S baseline there). On a
+task whose teacher looks uninformative (``teacher.py``) the score drops the term that measures
+agreement with that teacher.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aarlab.kits.kit import TaskKit
-from aarlab.w2s import signals as sig
+from aarlab.researchers.search import teacher as tc
 from aarlab.w2s.runner import run_experiment
 
 
@@ -41,6 +43,7 @@ class Suite:
                                          if k != main.name}}
         self.main = main.name
         self.eval_seeds = eval_seeds
+        self.teacher_free: set[str] = set()  # tasks scored without the teacher's agreement
 
     @property
     def tasks(self) -> list[str]:
@@ -49,13 +52,23 @@ class Suite:
     def seeds(self, task: str) -> list[int]:
         return self.kits[task].seeds[:self.eval_seeds]
 
+    def teacher_checks(self) -> dict[str, tc.TeacherCheck]:
+        """Is each task's teacher informative? (Its soft labels averaged over my seeds.)"""
+        out = {}
+        for task, kit in self.kits.items():
+            weak = np.mean([kit.weak_probs("train_unlabel", s) for s in self.seeds(task)], 0)
+            out[task] = tc.check(task, kit.features("train_unlabel"), weak,
+                                 kit.format == "pairwise")
+        return out
+
     def evaluate(self, spec: dict) -> dict[str, TaskOutcome]:
         """Run ``spec`` with signals on every task (raises SpecError for an invalid spec)."""
         out = {}
         for task, kit in self.kits.items():
             seeds = self.seeds(task)
             result = run_experiment(kit, spec, seeds, signals=True)
-            out[task] = TaskOutcome(task, result.signals, sig.selection_score(result.signals),
+            score = tc.task_score(result.signals, task in self.teacher_free)
+            out[task] = TaskOutcome(task, result.signals, score,
                                     vote([result[s] for s in seeds], kit.n_classes),
                                     result.seconds, seeds)
         return out
