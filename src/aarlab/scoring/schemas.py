@@ -6,12 +6,17 @@ Nothing researcher-facing carries the final part, a per-row result, a label coun
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SHA256 = r"^[0-9a-f]{64}$"
+# A method label is printed on the lab owner's terminal and written into markdown tables
+# (reports): one line, no control or bidirectional-override character, no '|' (splits a table
+# cell) or '`' (closes the code span it is shown in).
+_METHOD_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069|`]")
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
@@ -31,6 +36,15 @@ class SubmissionIn(BaseModel):
         default=None, max_length=256,
         description="Weak-teacher seeds behind these predictions (e.g. the seeds voted over). "
                     "Replication re-runs the method on seeds outside this list.")
+
+    @field_validator("method")
+    @classmethod
+    def _one_plain_line(cls, v: str | None) -> str | None:
+        bad = _METHOD_REFUSED.search(v) if v is not None else None
+        if bad:
+            raise ValueError(f"expected one line of text without control characters, '|' or "
+                             f"'`' (found U+{ord(bad.group()):04X} at character {bad.start()})")
+        return v
 
 
 class Budget(BaseModel):
