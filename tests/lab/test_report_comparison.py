@@ -15,8 +15,9 @@ TUNED = {"method": "logconf", "vote": {"seeds": [0, 1, 2]},
                     "submitted": 5}}
 
 
-def _submission(pred: np.ndarray) -> Submission:
-    return Submission(id=7, n_rows=len(pred), predictions=pack(pred), seeds=[0, 1, 2])
+def _submission(pred: np.ndarray, scorer: Scorer, build: str | None = None) -> Submission:
+    return Submission(id=7, n_rows=len(pred), predictions=pack(pred), seeds=[0, 1, 2],
+                      build_fingerprint=build or scorer.fingerprint)
 
 
 def _flip(pred: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -29,7 +30,7 @@ def test_a_clear_gain_is_a_win(tiny_snli):
     kit, key = tiny_snli
     scorer = Scorer(key, kit.ids("test"))
     weak = kit.weak_probs("test", 0).argmax(1)
-    out = comparison(scorer, _submission(scorer.truth.copy()), TUNED, weak)
+    out = comparison(scorer, _submission(scorer.truth.copy(), scorer), TUNED, weak)
     d = out["diff_vs_tuned_baseline"]
     assert d["ci95"][0] > 0 and out["win"] is True
     assert d["n_rows"] == int(scorer.masks["final"].sum())
@@ -47,7 +48,7 @@ def test_an_interval_straddling_zero_is_no_win(tiny_snli):
     base = _flip(scorer.truth, final[::4])  # 75 % right on final
     # the lab's pick: two more rows right and two others wrong — the same score, other rows
     pick = _flip(_flip(base, final[::4][:2]), final[1::4][:2])
-    out = comparison(scorer, _submission(pick), TUNED, base)
+    out = comparison(scorer, _submission(pick, scorer), TUNED, base)
     d = out["diff_vs_tuned_baseline"]
     assert d["ci95"][0] < 0 < d["ci95"][1]
     assert out["win"] is False
@@ -57,3 +58,14 @@ def test_an_interval_straddling_zero_is_no_win(tiny_snli):
 
 def test_no_submission_no_comparison():
     assert "no scored submission" in verdict({"diff_vs_tuned_baseline": None})
+
+
+def test_a_submission_of_another_build_is_not_compared(tiny_snli):
+    """A task rebuilt with as many test rows: the old pick's predictions belong to other rows,
+    so they are neither scored on this answer key nor called a win."""
+    kit, key = tiny_snli
+    scorer = Scorer(key, kit.ids("test"))
+    weak = kit.weak_probs("test", 0).argmax(1)
+    out = comparison(scorer, _submission(scorer.truth.copy(), scorer, build="0" * 64), TUNED,
+                     weak)
+    assert "diff_vs_tuned_baseline" not in out and "another build" in out["comparison_note"]

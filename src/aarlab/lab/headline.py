@@ -45,6 +45,7 @@ class Parts:
     truth: np.ndarray
     weak: np.ndarray
     masks: dict[str, np.ndarray]
+    scorer: object | None = None  # this build's Scorer (None: builds told apart by size only)
 
     def check(self, pred: np.ndarray, z: float = Z) -> Check:
         gain, var = {}, {}
@@ -72,9 +73,12 @@ def pick(candidates: list, check) -> tuple[object | None, list[tuple[object, Che
 
 def task_parts(kit, key) -> Parts:
     """``Parts`` of a built task (``kit``: TaskKit, ``key``: AnswerKey; lab-owner code only)."""
+    from aarlab.tasks.scorer import Scorer
+
     ids = kit.ids("test")
     masks = {p: np.isin(ids, key.parts[p]) for p in ("feedback", "final")}
-    return Parts(key.labels("test", ids), kit.weak_probs("test", 0).argmax(1), masks)
+    return Parts(key.labels("test", ids), kit.weak_probs("test", 0).argmax(1), masks,
+                 Scorer(key, ids))
 
 
 def rank(sub) -> tuple:
@@ -89,6 +93,7 @@ def rank(sub) -> tuple:
 def choose(subs: list, parts: Parts | None, z: float = Z) -> tuple[object | None, list[dict]]:
     """A researcher's pick among their submissions (probes excluded), and the vetoed ones as
     audit rows. Without ``parts`` (no answer key) nothing can be checked or vetoed."""
+    from aarlab.scoring.builds import same_build
     from aarlab.scoring.probes import unpack
 
     candidates = sorted((x for x in subs if not x.is_probe), key=rank, reverse=True)
@@ -96,7 +101,8 @@ def choose(subs: list, parts: Parts | None, z: float = Z) -> tuple[object | None
         return (candidates[0] if candidates else None), []
 
     def check(x) -> Check:
-        if x.n_rows != len(parts.truth):  # the task was rebuilt since: nothing to compare
+        if not (same_build(x, parts.scorer) if parts.scorer is not None
+                else x.n_rows == len(parts.truth)):  # rebuilt since: scored on other rows
             return Check(0.0, 0.0, 0.0, False)
         return parts.check(unpack(x.predictions, x.n_rows), z)
 

@@ -31,6 +31,7 @@ from aarlab.lab.baselines import best_baseline, tuned_baseline
 from aarlab.lab.status import lab_costs, lab_submissions, member_rows, progress_points
 from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.lab.tuned import researcher_submissions
+from aarlab.scoring.builds import same_build
 from aarlab.scoring.probes import unpack
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
@@ -117,9 +118,9 @@ def _base(row: dict) -> dict:
 
 def comparison(scorer: Scorer, chosen: Submission, tuned: dict, tuned_vote) -> dict:
     """The pick's final PGR interval, the tuned baseline's, and their paired difference."""
-    if chosen.n_rows != len(scorer.test_ids):
-        return {"comparison_note": f"submission {chosen.id} has {chosen.n_rows} rows, the "
-                                   f"task now {len(scorer.test_ids)} (rebuilt since)"}
+    if not same_build(chosen, scorer):
+        return {"comparison_note": f"submission {chosen.id} was scored on another build of the "
+                                   "task (rebuilt since): not comparable with this one"}
     pred = unpack(chosen.predictions, chosen.n_rows)
     mine = scorer.pgr_interval([pred], "final")
     base = scorer.pgr_interval([tuned_vote], "final")
@@ -158,7 +159,7 @@ def suite_section(store: Store, settings: Settings, lab_id: int, tasks: list[str
         base = scorer.pgr_interval([tuned_vote], "final")
         row = {"tuned_method": tuned["method"], "tuned": base.as_dict(), "pick": None,
                "diff": None}
-        if x is not None and x.n_rows == len(scorer.test_ids):
+        if x is not None and same_build(x, scorer):
             pred = unpack(x.predictions, x.n_rows)
             row["pick"] = scorer.pgr_interval([pred], "final").as_dict()
             row["diff"] = scorer.pgr_diff([pred], [tuned_vote], "final").as_dict()

@@ -20,6 +20,7 @@ from aarlab.lab.tables import LabRun
 from aarlab.replication.audit import audit_lab, render_audit
 from aarlab.replication.method import ReplicationError, load_method
 from aarlab.replication.replicate import replicate, targets_for
+from aarlab.scoring.builds import same_build
 from aarlab.scoring.probes import unpack
 from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
@@ -44,7 +45,7 @@ def leaderboard(store: Store, lab_id: int, top: int = 10,
             continue
         seen.add(key)
         ci = None
-        if scorer is not None and x.n_rows == len(scorer.test_ids):
+        if scorer is not None and same_build(x, scorer):
             iv = scorer.pgr_interval([unpack(x.predictions, x.n_rows)], "final")
             ci = [iv.lo, iv.hi]
         out.append({"submission_id": x.id, "researcher": names.get(x.researcher_id),

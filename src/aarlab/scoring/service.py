@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aarlab.config import Settings
-from aarlab.errors import AarlabError
+from aarlab.errors import AarlabError, retry_after_s
 from aarlab.kits.kit import TaskKit
 from aarlab.scoring.budgets import BudgetState, budget_state
+from aarlab.scoring.builds import adopt_legacy, same_build
 from aarlab.scoring.ladder import PairedLadder
 from aarlab.scoring.probes import ProbeIndex, pack, threshold, unpack
 from aarlab.scoring.schemas import SubmissionIn
@@ -96,6 +97,10 @@ class ServedTask:
     def n(self) -> int:
         return len(self.test_ids)
 
+    @property
+    def fingerprint(self) -> str:
+        return self.scorer.fingerprint
+
 
 class ScoringService:
     def __init__(self, settings: Settings, store: Store):
@@ -154,18 +159,24 @@ class ScoringService:
                                       self.settings.ladder_safety,
                                       self.settings.ladder_min_step_se)
                 floor = kit.weak_probs("test", 0).argmax(1)
+                with self.store.session() as s:  # rows stored before builds were told apart
+                    adopt_legacy(s, name, scorer)
                 self._tasks[name] = ServedTask(name, kit.format, kit.label_names, ids, scorer,
                                                ladder, floor, id_set=frozenset(ids))
         return self._tasks[name]
 
+    @staticmethod
+    def _this_build(t: ServedTask):
+        """The SQL condition "a submission scored on the served build of ``t``"."""
+        return (Submission.task == t.name) & (Submission.build_fingerprint == t.fingerprint)
+
     def _probe_index(self, s: Session, t: ServedTask) -> ProbeIndex:
         if t.probes is None:
             idx = ProbeIndex(t.n)
-            # A task rebuilt with another test size keeps its old submissions in the store;
-            # they were scored on other rows, so they are neither copies nor probes of these.
+            # A rebuilt task keeps its old submissions in the store; they were scored on
+            # other rows (even when as many), so they are neither copies nor probes of these.
             rows = s.execute(select(Submission.id, Submission.predictions)
-                             .where(Submission.task == t.name, Submission.n_rows == t.n)
-                             .order_by(Submission.id))
+                             .where(self._this_build(t)).order_by(Submission.id))
             for sid, blob in rows:
                 idx.add(sid, blob)
             t.probes = idx
@@ -252,7 +263,7 @@ class ScoringService:
         limit = threshold(t.n, self.settings.probe_min_rows, self.settings.probe_min_fraction)
         copy_of = match.submission_id if match is not None and match.distance == 0 else None
         is_probe = copy_of is None and match is not None and match.distance < limit
-        ref_id, shown = self._ladder_state(s, t, researcher.id)
+        ref_id, shown = self._ladder_state(s, t, self._this_build(t), researcher.id)
         new_best = False
         if copy_of is not None:  # honest reuse: what that submission's author was told
             released = s.scalar(select(Submission.released_pgr).where(Submission.id == copy_of))
@@ -266,6 +277,7 @@ class ScoringService:
         acc, pgr = p.score.accuracy, p.score.pgr
         row = Submission(
             researcher_id=researcher.id, task=t.name, created_at=datetime.now(UTC), n_rows=t.n,
+            build_fingerprint=t.fingerprint,
             predictions=p.blob, method=p.sub.method, snapshot_id=p.sub.snapshot_id,
             seeds=p.sub.seeds,
             acc_test=acc["test"], acc_feedback=acc["feedback"], acc_final=acc["final"],
@@ -285,24 +297,23 @@ class ScoringService:
                 "budget": budget.as_dict()}, budget
 
     @staticmethod
-    def _ladder_state(s: Session, t: ServedTask, researcher_id: int) -> tuple[int | None,
-                                                                            float | None]:
+    def _ladder_state(s: Session, t: ServedTask, this_build,
+                      researcher_id: int) -> tuple[int | None, float | None]:
         """(submission to beat, score to answer with when nothing new is released).
 
         Each researcher climbs their own Ladder: their last release. One who has none starts
         from the lab's, the highest release on the task by anyone (so a fresh token, or a
         deliberately bad first submission, learns nothing), and an empty lab starts from the
-        weak teacher's own predictions (``None``: nothing released yet).
+        weak teacher's own predictions (``None``: nothing released yet). Only releases of
+        this build count (``this_build``): another build's were scored on other rows.
         """
         mine = s.execute(select(Submission.id, Submission.released_pgr)
-                         .where(Submission.task == t.name, Submission.new_best,
-                                Submission.n_rows == t.n,
+                         .where(this_build, Submission.new_best,
                                 Submission.researcher_id == researcher_id)
                          .order_by(Submission.id.desc()).limit(1)).first()
         if mine is None:
             mine = s.execute(select(Submission.id, Submission.released_pgr)
-                             .where(Submission.task == t.name, Submission.new_best,
-                                    Submission.n_rows == t.n)
+                             .where(this_build, Submission.new_best)
                              .order_by(Submission.released_pgr.desc(), Submission.id)
                              .limit(1)).first()
         return (mine[0], mine[1]) if mine else (None, None)
@@ -313,9 +324,10 @@ class ScoringService:
         if b.total_remaining == 0:
             return OverBudget(f"budget: all {b.total} submissions used",
                               hint="ask the lab for a larger budget", headers=headers)
-        headers["Retry-After"] = str(int(b.retry_after or 1))
+        wait = retry_after_s(b.retry_after)  # every 429's one rule (aarlab.errors)
+        headers["Retry-After"] = str(wait)
         return OverBudget(f"budget: {b.per_hour} submissions per hour used",
-                          hint=f"retry after {int(b.retry_after or 1)} s", headers=headers)
+                          hint=f"retry after {wait} s", headers=headers)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -347,15 +359,17 @@ class ScoringService:
 
         Per method counts only submissions that raised a release (``new_best``): a method's
         number is always one the Ladder already showed its author, never a hidden score.
+        Only the served build's submissions are ranked: a rebuilt task's old ones were scored
+        on other rows.
         """
         t = self.task(task)
-        base = select(Submission, Researcher.name).join(Researcher).where(
-            Submission.task == task)
+        this_build = self._this_build(t)
+        base = select(Submission, Researcher.name).join(Researcher).where(this_build)
         counts = dict(s.execute(select(Submission.researcher_id, func.count())
-                                .where(Submission.task == task)
+                                .where(this_build)
                                 .group_by(Submission.researcher_id)).all())
         probes = dict(s.execute(select(Submission.researcher_id, func.count())
-                                .where(Submission.task == task, Submission.is_probe)
+                                .where(this_build, Submission.is_probe)
                                 .group_by(Submission.researcher_id)).all())
         by_r: dict[int, tuple[Submission, str]] = {}
         by_m: dict[str, tuple[Submission, set]] = {}
@@ -381,9 +395,9 @@ class ScoringService:
 
 
 def _admin_cols(sub: Submission, t: ServedTask) -> dict:
-    # the final PGR's paired-bootstrap interval (test rows; a task rebuilt since has none)
+    # the final PGR's paired-bootstrap interval (test rows; another build's have none)
     ci = None
-    if sub.n_rows == t.n:
+    if same_build(sub, t.scorer):
         iv = t.scorer.pgr_interval([unpack(sub.predictions, t.n)], "final", n_boot=1000)
         ci = [iv.lo, iv.hi]
     return {"submission_id": sub.id, "feedback_pgr": sub.pgr_feedback,

@@ -30,6 +30,9 @@ class Submission(Base):
     task: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     n_rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    # ``Scorer.fingerprint`` of the build it was scored on (NULL: stored before it was kept;
+    # ``aarlab.scoring.builds`` says when such a row still counts).
+    build_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     predictions: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # probes.pack
     method: Mapped[str | None] = mapped_column(String(500), nullable=True)
     snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)

@@ -6,6 +6,8 @@ only code path from predictions to a number; researchers never run it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,6 +42,21 @@ class Scorer:
         self.masks = {p: np.isin(self.test_ids, key.parts[p]) for p in PARTS}
         self.weak = {p: key.reference_estimate("weak", p) for p in ("test", *PARTS)}
         self.ceiling = {p: key.reference_estimate("ceiling", p) for p in ("test", *PARTS)}
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Which build of the task this scores on: sha256 of the ordered test ids, their gold
+        labels, the feedback rows and the weak and ceiling reference accuracies.
+
+        Two builds agree on it only when a prediction vector gets the same scores on both, so
+        submissions of one build are never compared with (or scored as) those of another, even
+        when both have as many test rows (another build seed, other data, another teacher).
+        """
+        ref = {w: {p: self.key.reference[w][p] for p in ("test", *PARTS)}
+               for w in ("weak", "ceiling")}
+        body = {"ids": self.test_ids, "truth": self.truth.tolist(),
+                "feedback": np.flatnonzero(self.masks["feedback"]).tolist(), "reference": ref}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def score(self, pred: np.ndarray) -> Score:
         """``pred``: class indices aligned with ``test_ids``."""
