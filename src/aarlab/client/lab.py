@@ -48,7 +48,8 @@ class LabAPI:
     def publish_notebook(self, name: str, data: bytes | str) -> dict:
         """Hand the lab my notebook ``name`` (``notebook.md`` or ``notebook.jsonl``): its newest
         ``NOTEBOOK_MAX_BYTES``, whole JSON lines only for ``.jsonl``. Returns
-        ``{"name", "bytes", "changed"}``; a publish right after another is refused (429)."""
+        ``{"name", "bytes", "changed"}``; a publish is a write: past the lab's
+        ``writes_per_minute`` it is refused (429, ``BudgetExceeded`` with ``retry_after``)."""
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         if name.endswith(".jsonl"):
             raw = whole_json_lines(newest_part(raw))

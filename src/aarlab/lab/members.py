@@ -152,25 +152,21 @@ class NotebookPublisher:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join(timeout=self.every + 30)
-        self.publish(final=True)
+        self.publish()  # the last word
 
     def _loop(self) -> None:
         while not self.stop.wait(self.every):
             self.publish()
 
-    def publish(self, final: bool = False) -> None:
+    def publish(self) -> None:
         sandbox = getattr(self.member, "sandbox", None)
         if sandbox is None:
             return
         try:
             data = newest_part(sandbox.read_file(self.NAME, text=False))
-            try:
-                notebooks.publish(self.store, self.member.researcher_id, self.NAME, data)
-            except notebooks.TooSoon:
-                if not final:
-                    return  # the next tick publishes it
-                time.sleep(notebooks.MIN_INTERVAL_S)  # the last word must not be lost
-                notebooks.publish(self.store, self.member.researcher_id, self.NAME, data)
+            # Not rate-limited: this thread's timer (``every``) sets the pace, not the
+            # researcher (whose own publishes over HTTP count in its writes_per_minute).
+            notebooks.publish(self.store, self.member.researcher_id, self.NAME, data)
         except FileNotFoundError:
             return
         except Exception as e:  # noqa: BLE001 - a notebook must never stop the member

@@ -7,8 +7,12 @@ and keeps them only as checked text: at most ``NOTEBOOK_MAX_BYTES``, UTF-8, no c
 character but tab and newline (C1 and bidirectional overrides too, escaped in JSON or not), and
 for ``notebook.jsonl`` one JSON object per line with finite numbers, stored as we re-serialise
 it. A refusal names what is wrong and never echoes the bytes. Latest wins, one row per
-researcher and notebook; a change sooner than ``MIN_INTERVAL_S`` after the last is refused
-(429), so a loop cannot make the store churn.
+researcher and notebook.
+
+How often is not decided here: a publish over HTTP is a write like a forum post, counted by
+the researcher's one write limiter (``writes_per_minute``, ``aarlab.server.limits.WriteRate``),
+so a loop cannot make the store churn; the LLM member's lab-side publisher keeps the lab's own
+timer.
 """
 
 from __future__ import annotations
@@ -17,19 +21,17 @@ import hashlib
 import json
 import math
 import re
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aarlab.client.lab import NOTEBOOK_MAX_BYTES, NOTEBOOKS
-from aarlab.clock import as_utc, utcnow
+from aarlab.clock import utcnow
 from aarlab.errors import AarlabError
 from aarlab.lab.tables import LabNotebook
 from aarlab.store.db import Store
 
-MIN_INTERVAL_S = 1.0
 # C0 and C1 controls (\r is dropped first; \t and \n stay: U+009B is a terminal's CSI) and the
 # bidirectional embeddings, overrides and isolates, which make a page show text reordered.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -46,14 +48,6 @@ class NotebookTooLarge(NotebookError):
 
 class UnknownNotebook(NotebookError):
     status = 404
-
-
-class TooSoon(NotebookError):
-    status = 429
-
-    def __init__(self, message: str, retry_after: float):
-        super().__init__(message)
-        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
 
 
 def check_name(name: str) -> None:
@@ -155,10 +149,6 @@ def _keep(s: Session, researcher_id: int, name: str, text: str, digest: str) -> 
         return out
     if row.sha256 == digest:
         return out | {"changed": False}
-    wait = MIN_INTERVAL_S - (utcnow() - as_utc(row.updated_at)) / timedelta(seconds=1)
-    if wait > 0:
-        raise TooSoon(f"{name}: published {MIN_INTERVAL_S - wait:.1f} s ago; at most one "
-                      f"change every {MIN_INTERVAL_S:g} s", wait)
     row.text, row.sha256, row.updated_at = text, digest, utcnow()
     row.revisions += 1
     return out

@@ -70,10 +70,11 @@ class NotebookOut(BaseModel):
             responses={413: {"description": "Larger than the cap: publish the newest part"},
                        422: {"description": "Not UTF-8 text, or a .jsonl line that is not a "
                                             "JSON object"},
-                       429: {"description": "Changed again too soon (see Retry-After)"}},
+                       429: {"description": "Over the researcher's writes_per_minute (see "
+                                            "Retry-After)"}},
             summary="Publish my notebook (the body is its text): the dashboard shows this copy")
 async def put_notebook(request: Request, name: str = PathParam(max_length=32),
-                       me: Researcher = Depends(current_researcher),
+                       me: Researcher = Depends(writing_researcher),
                        store: Store = Depends(get_store)) -> NotebookOut:
     notebooks.check_name(name)
     body = bytearray()

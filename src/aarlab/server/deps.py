@@ -48,8 +48,9 @@ def current_researcher(
 
 def writing_researcher(request: Request,
                        researcher: Researcher = Depends(current_researcher)) -> Researcher:
-    """``current_researcher`` for routes that store what the caller writes (telemetry, forum):
-    at most ``writes_per_minute`` of them, so a sandbox posting in a loop cannot fill the store."""
+    """``current_researcher`` for routes that store what the caller writes (telemetry, forum,
+    notebooks): at most ``writes_per_minute`` of them, so a sandbox posting in a loop cannot
+    fill the store or make it churn."""
     state = request.app.state
     rate = getattr(state, "write_rate", None)
     if rate is None:

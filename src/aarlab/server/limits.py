@@ -1,15 +1,17 @@
-"""An app-wide cap on request bodies, enforced before any route parses them.
+"""The app's two limits: a cap on request bodies, and one rate of writes per researcher.
 
-FastAPI reads a whole JSON body before validating it, so without this a single request could
+FastAPI reads a whole JSON body before validating it, so without the cap a single request could
 make the server buffer gigabytes. Declared lengths are refused up front; streamed (chunked)
 bodies are counted as they arrive and cut off at the cap.
+
+``WriteRate`` is the one limiter on what a researcher stores (telemetry, forum writes, notebook
+publishes): a sandbox writing in a loop is refused with 429 and a ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import threading
 import time
 from collections import deque
@@ -17,7 +19,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aarlab.errors import AarlabError
+from aarlab.errors import TooManyRequests
 
 
 class _TooLarge(Exception):
@@ -75,8 +77,8 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class TooManyWrites(AarlabError):
-    status = 429
+class TooManyWrites(TooManyRequests):
+    pass
 
 
 class WriteRate:
@@ -96,9 +98,6 @@ class WriteRate:
             while q and q[0] <= now - 60:
                 q.popleft()
             if len(q) >= self.per_minute:
-                wait = max(1, math.ceil(q[0] + 60 - now))
-                e = TooManyWrites(f"writes: {self.per_minute} per minute used "
-                                  f"(writes_per_minute)", hint=f"retry after {wait} s")
-                e.headers = {"Retry-After": str(wait)}
-                raise e
+                raise TooManyWrites(f"writes: {self.per_minute} per minute used "
+                                    f"(writes_per_minute)", q[0] + 60 - now)
             q.append(now)
