@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import json
-import random
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,9 +24,17 @@ from aarlab.kits.kit import SPLITS, TaskKit
 from aarlab.tasks.answer_key import PARTS, AnswerKey
 from aarlab.tasks.features import encode_cached, row_features, row_texts
 from aarlab.tasks.kit_guard import check_kit_has_no_gold
-from aarlab.tasks.lm_build import lm_builders, lm_encoder, lm_manifest, lm_reference
+from aarlab.tasks.lm_build import (
+    derived_splits,
+    lm_builders,
+    lm_encoder,
+    lm_manifest,
+    lm_reference,
+    source_split,
+)
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import Sizes, TaskSpec
+from aarlab.tasks.splits import ALL_SPLITS, split_parts, split_rows
 from aarlab.w2s.backends.lm_models import ResolvedLM
 from aarlab.w2s.backends.registry import load_encoder
 from aarlab.w2s.ceiling import Member
@@ -37,14 +44,13 @@ from aarlab.w2s.reference import reference_runs
 from aarlab.w2s.weak import TfidfTeacher
 
 # The path helpers live in aarlab.tasks.paths; re-exported for callers that build tasks.
-__all__ = ["BuildOptions", "answer_key_dir", "build_task", "is_built", "kit_dir", "write_task"]
+# The split helpers live in aarlab.tasks.splits (a derived LM task draws with them too).
+__all__ = ["ALL_SPLITS", "BuildOptions", "answer_key_dir", "build_task", "is_built", "kit_dir",
+           "split_parts", "split_rows", "write_task"]
 
 # Rows per feature-cache entry: a split grown by whole blocks (a larger test set drawn from the
 # same shuffled order) re-encodes only its new blocks.
 ENCODE_BLOCK = 7000
-
-# Every split a build draws; the kit holds only SPLITS (train_label's rows are answer-key only).
-ALL_SPLITS = ("train_label", *SPLITS)
 
 # stage(description, total) -> context manager yielding advance(n)
 StageFn = Callable[[str, int | None], "contextmanager[Callable[[int], None]]"]
@@ -87,12 +93,17 @@ def build_task(
         with stage(f"{spec.name}: locate {weak_lm_name} and {strong}", None):
             lms = {"weak": resolve_lm(weak_lm_name, settings.sources_dir),
                    "strong": resolve_lm(strong, settings.sources_dir)}
+    # A task derived from another (an LM task) keeps its source's rows and test split.
+    src = source_split(spec.source, settings) if getattr(spec, "source", "") else None
     with stage(f"{spec.name}: fetch and shape data", None):
-        rows, provenance = spec.load(settings.sources_dir, opts.seed)
+        rows, provenance = spec.load(settings.sources_dir, src.build_seed if src else opts.seed)
     _validate_rows(spec, rows)
-    sizes = sizes.scaled(len(rows))
-    splits = split_rows(rows, sizes, opts.seed)
-    parts = split_parts(splits["test"], opts.seed)
+    if src is not None:
+        splits, parts = derived_splits(rows, src, sizes, opts.seed)
+    else:
+        sizes = sizes.scaled(len(rows))
+        splits = split_rows(rows, sizes, opts.seed)
+        parts = split_parts(splits["test"], opts.seed)
 
     kit_final, key_final = kit_dir(settings, spec.name), answer_key_dir(settings, spec.name)
     kit_tmp, key_tmp = _fresh(kit_final.with_name("kit.partial")), _fresh(
@@ -133,6 +144,7 @@ def build_task(
         "weak_seeds": opts.weak_seeds,
         "student_head": asdict(head),
         "build_seed": opts.seed,
+        **({"source_split": src.record()} if src else {}),
         "provenance": provenance,
         "notice": spec.notice,
     }
@@ -248,46 +260,6 @@ def _groups(rows: list[dict]) -> np.ndarray:
 def _save(path: Path, x: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, np.asarray(x, dtype=np.float32))
-
-
-def split_rows(rows: list[dict], sizes: Sizes, seed: int) -> dict[str, list[dict]]:
-    """Shuffle whole consistency groups, then fill train_label, train_unlabel and test."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r.get("consistency_id", r["id"]), []).append(r)
-    order = sorted(groups)
-    random.Random(seed).shuffle(order)
-    out: dict[str, list[dict]] = {s: [] for s in ALL_SPLITS}
-    want = {"train_label": sizes.train_label, "train_unlabel": sizes.train_unlabel,
-            "test": sizes.test}
-    current = iter(ALL_SPLITS)
-    split = next(current)
-    for gid in order:
-        while split and len(out[split]) >= want[split]:
-            split = next(current, None)
-        if split is None:
-            break
-        out[split].extend(groups[gid])
-    return out
-
-
-def split_parts(test_rows: list[dict], seed: int) -> dict[str, list[str]]:
-    """50/50 split of test into feedback and final, stratified by label, groups kept whole."""
-    groups: dict[str, list[dict]] = {}
-    for r in test_rows:
-        groups.setdefault(r.get("consistency_id", r["id"]), []).append(r)
-    by_label: dict[str, list[str]] = {}
-    for gid, members in groups.items():
-        by_label.setdefault(json.dumps(members[0]["label"]), []).append(gid)
-    rng = random.Random(seed + 1)
-    parts: dict[str, list[str]] = {"feedback": [], "final": []}
-    for stratum in sorted(by_label):
-        gids = sorted(by_label[stratum])
-        rng.shuffle(gids)
-        half = len(gids) // 2
-        for i, gid in enumerate(gids):
-            parts["feedback" if i < half else "final"].extend(r["id"] for r in groups[gid])
-    return parts
 
 
 def _validate_rows(spec: TaskSpec, rows: list[dict]) -> None:

@@ -1,4 +1,4 @@
-"""The language-model branch of a task build: LM teacher, LM ceiling, and what the kit says.
+"""The language-model branch of a task build: its split, LM teacher, LM ceiling, the manifest.
 
 ``build_task`` calls these when a task names a weak LM (``aarlab.tasks.lm_tasks``): the kit
 still carries the strong LM's frozen features (every head method works unchanged) and the
@@ -9,15 +9,88 @@ they were fine-tuned, so a LoRA student (``aarlab.w2s.lm_student``) can find the
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from aarlab.config import Settings
+from aarlab.errors import AarlabError
 from aarlab.kits.formats import LABELS, label_index
-from aarlab.kits.kit import SPLITS
+from aarlab.kits.kit import SPLITS, TaskKit
+from aarlab.tasks.answer_key import PARTS, AnswerKey
+from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
+from aarlab.tasks.spec import TASKS, Sizes
+from aarlab.tasks.splits import split_parts, split_rows
 from aarlab.w2s import lm_fit
 from aarlab.w2s.backends.lm_models import ResolvedLM, encoder
 from aarlab.w2s.reference import gap_summary, per_seed_accuracies
+
+DEFAULT_SEED = 0  # the builder's default build seed (``BuildOptions.seed``)
+
+
+@dataclass(frozen=True)
+class SourceSplit:
+    """The test split of a derived task's source: its built answer key's, or (not built yet)
+    the one `aarlab task build SOURCE` would draw (seed 0, its own sizes)."""
+
+    task: str
+    build_seed: int  # the source's rows are loaded with it (it fixes e.g. a pair's A/B order)
+    parts: dict[str, list[str]] | None  # feedback/final ids; None: draw the source's default
+    sizes: Sizes
+
+    def record(self) -> dict:
+        return {"task": self.task, "build_seed": self.build_seed,
+                "from": "its answer key" if self.parts else "its default build (not built)"}
+
+
+def source_split(source: str, settings: Settings) -> SourceSplit:
+    if is_built(settings, source):
+        kit = TaskKit(kit_dir(settings, source))
+        parts = AnswerKey(answer_key_dir(settings, source), kit.format).parts
+        return SourceSplit(source, int(kit.manifest.get("build_seed", 0)),
+                           {p: list(parts[p]) for p in PARTS}, TASKS[source].sizes)
+    return SourceSplit(source, DEFAULT_SEED, None, TASKS[source].sizes)
+
+
+def derived_splits(rows: list[dict], src: SourceSplit, sizes: Sizes,
+                   seed: int) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """Splits and parts of a task derived from ``src``'s rows.
+
+    A derived task keeps its source's test split, so no row is final in one task of a lab and
+    feedback (or training data) in another: its test rows are drawn from the source's test
+    rows, each keeping its part (as many from each part as the source's own proportion), and
+    its training splits only from rows outside the source's test set.
+    """
+    parts = src.parts
+    if parts is None:
+        drawn = split_rows(rows, src.sizes.scaled(len(rows)), src.build_seed)["test"]
+        parts = split_parts(drawn, src.build_seed)
+    part_of = {i: p for p in PARTS for i in parts[p]}
+    have = {r["id"] for r in rows}
+    lost = [i for i in part_of if i not in have]
+    if lost:
+        raise AarlabError(f"{src.task}: {len(lost)} of its test rows are not in its data any "
+                          f"more, e.g. {lost[:3]}", hint=f"rebuild {src.task} first")
+    by_part = {p: [r for r in rows if part_of.get(r["id"]) == p] for p in PARTS}
+    n_test = sum(map(len, by_part.values()))
+    if sizes.test > n_test:
+        raise AarlabError(f"--sizes: TEST must be at most {n_test} here: a task derived from "
+                          f"{src.task} tests on {src.task}'s test rows only, got {sizes.test}")
+    want = {"feedback": round(sizes.test * len(by_part["feedback"]) / n_test)}
+    want["final"] = sizes.test - want["feedback"]
+    chosen = {r["id"] for p in PARTS
+              for r in split_rows(by_part[p], Sizes(0, 0, want[p]), seed)["test"]}
+    # Test rows in a shuffled order of whole groups, so the order says nothing of the parts.
+    test = [r for r in split_rows(by_part["feedback"] + by_part["final"],
+                                  Sizes(0, 0, n_test), seed)["test"] if r["id"] in chosen]
+    rest = [r for r in rows if r["id"] not in part_of]
+    if sizes.train_label + sizes.train_unlabel > len(rest):
+        raise AarlabError(f"--sizes: LABEL + UNLABEL must be at most {len(rest)} here (the rows "
+                          f"outside {src.task}'s test set), got "
+                          f"{sizes.train_label + sizes.train_unlabel}")
+    splits = split_rows(rest, Sizes(sizes.train_label, sizes.train_unlabel, 0), seed)
+    splits["test"] = test
+    return splits, {p: [r["id"] for r in test if part_of[r["id"]] == p] for p in PARTS}
 
 
 def lm_encoder(lm: ResolvedLM):
