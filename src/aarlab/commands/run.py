@@ -17,7 +17,7 @@ from aarlab.errors import AarlabError
 if TYPE_CHECKING:
     from aarlab.lab.backends import BackendOptions
 
-from .ui import print_json, progress_stages
+from .ui import plain, print_json, progress_stages
 
 err = Console(stderr=True)
 
@@ -315,7 +315,7 @@ def status_table(lab_id: int, task: str, rows: list[dict], left: float) -> Table
                 f"{c['tokens'] / 1000:.0f}k tok") if c else "–"
         t.add_row(r["researcher"], r["direction"], r["status"] + ("" if r["sandboxed"]
                                                                    else " [red](unsandboxed)[/]"),
-                  r["current_idea"][:60], str(r["experiments"]), str(r["submissions"]),
+                  plain(r["current_idea"], 60), str(r["experiments"]), str(r["submissions"]),
                   "–" if best is None else f"{best:.3f}", str(r["restarts"]),
                   *((cost,) if llm else ()), *((r.get("node", ""),) if remote else ()))
     return t
@@ -352,11 +352,13 @@ def summary_table(s: dict) -> Table:
         ("best released feedback PGR", fmt(s["best_released_pgr"])),
         ("lab's final-part PGR (pick by feedback) [95%]",
          fmt(s["best_final_pgr"], s.get("best_final_pgr_ci95"))),
-        (f"tuned classical baseline final-part PGR ({s.get('tuned_baseline_method') or '–'})",
+        (f"tuned classical baseline final-part PGR "
+         f"({plain(s.get('tuned_baseline_method')) or '–'})",
          fmt(s.get("tuned_baseline_final_pgr"), s.get("tuned_baseline_final_pgr_ci95"))),
         ("lab − tuned baseline [95%]", fmt(d["mean"], d["ci95"]) if d else "–"),
         ("win (interval above 0)", "yes" if s.get("win") else "no"),
-        (f"best default classical final-part PGR ({s.get('best_baseline_method') or '–'})",
+        (f"best default classical final-part PGR "
+         f"({plain(s.get('best_baseline_method')) or '–'})",
          fmt(s["best_baseline_pgr"], s.get("best_baseline_pgr_ci95"))),
     ] + [(label, fmt(s[key])) for label, key in (
         ("experiments", "experiments"), ("submissions", "submissions"),
@@ -365,7 +367,8 @@ def summary_table(s: dict) -> Table:
     if su:
         def est(e):
             return fmt(e["mean"], e.get("ci95")) if e else "–"
-        rows.append((f"suite pick (best mean feedback PGR): {su['method'] or '–'}", ""))
+        rows.append((f"suite pick (best mean feedback PGR): {plain(su['method']) or '–'}",
+                     ""))
         for task_name, r in su["per_task"].items():
             rows.append((f"  {task_name}: final PGR / tuned / pick − tuned",
                          f"{est(r.get('pick'))} / {est(r.get('tuned'))} / {est(r.get('diff'))}"))

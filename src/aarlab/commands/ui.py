@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +20,19 @@ from rich.progress import (
 )
 
 console = Console()
+
+# Control characters (ESC starts a terminal's escape sequences, U+009B is CSI) and bidirectional
+# overrides: dropped from any text a researcher wrote before it reaches the owner's terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: object, limit: int | None = None) -> str:
+    """Researcher-written ``text`` as rich shows it literally: markup escaped (``[/]`` raised,
+    ``[link=…]`` made a hyperlink), controls dropped, anything but a string shown as nothing;
+    cut to ``limit`` characters before escaping (a cut escape could be markup again)."""
+    if not isinstance(text, str):
+        return ""
+    return escape(_UNPRINTABLE.sub("", text)[:limit])
 
 
 def print_json(obj) -> None:
