@@ -18,6 +18,7 @@ its experiments) not spent inside ``run_experiment``.
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import time
 
@@ -26,6 +27,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from aarlab.commands.run import parse_duration
+from aarlab.commands.ui import plain
 from aarlab.config import get_settings
 from aarlab.kits.kit import TaskKit
 from aarlab.lab.baselines import tuned_baseline
@@ -51,13 +53,22 @@ def own_cpu_seconds() -> float:
 
 
 def researcher_cpu(events: list[dict]) -> tuple[float, float]:
-    """(CPU inside experiments, CPU of the researcher processes) from experiment events."""
-    inside = sum(float(e.get("cpu_s", 0)) for e in events)
+    """(CPU inside experiments, CPU of the researcher processes) from experiment events.
+
+    Self-reported by sandboxes: only finite non-negative numbers count (a string, a list or
+    1e400 in one event crashed the bench after its lab had run), and the result is only as
+    honest as the researchers."""
+    inside = sum(_seconds(e.get("cpu_s")) for e in events)
     per_process: dict[str, float] = {}
     for e in events:
-        p = e.get("process", "?")
-        per_process[p] = max(per_process.get(p, 0.0), float(e.get("process_cpu_s", 0)))
+        p = str(e.get("process", "?"))[:64]
+        per_process[p] = max(per_process.get(p, 0.0), _seconds(e.get("process_cpu_s")))
     return inside, sum(per_process.values())
+
+
+def _seconds(v: object) -> float:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return float(v) if ok else 0.0
 
 
 def one_run(settings, store, args, seed: int) -> dict:
@@ -143,18 +154,19 @@ def print_run(r: dict, args) -> None:
     diff = summary.get("diff_vs_tuned_baseline")
     t.add_row("lab best final-part PGR [95%]",
               _ci(summary["best_final_pgr"], summary.get("best_final_pgr_ci95")))
-    t.add_row(f"tuned classical final-part PGR ({summary.get('tuned_baseline_method')}) [95%]",
+    t.add_row(f"tuned classical final-part PGR ({plain(summary.get('tuned_baseline_method'))}) "
+              "[95%]",
               _ci(summary.get("tuned_baseline_final_pgr"),
                   summary.get("tuned_baseline_final_pgr_ci95")))
     t.add_row("lab − tuned classical [95%]", _ci(diff["mean"], diff["ci95"]) if diff else "–")
     t.add_row("win (interval above 0)", "yes" if summary.get("win") else "no")
-    t.add_row(f"best default classical final-part PGR ({summary['best_baseline_method']}) "
+    t.add_row(f"best default classical final-part PGR ({plain(summary['best_baseline_method'])}) "
               "[95%]", _ci(summary["best_baseline_pgr"], summary.get("best_baseline_pgr_ci95")))
-    t.add_row("pick's method", str(summary.get("best_method")))
+    t.add_row("pick's method", plain(summary.get("best_method")))
     if summary.get("suite"):
         su = summary["suite"]
         e = su.get("final_mean")
-        t.add_row(f"suite pick `{su['method']}`: mean final PGR [95%]",
+        t.add_row(f"suite pick `{plain(su['method'])}`: mean final PGR [95%]",
                   _ci(e["mean"], e["ci95"]) if e else "–")
     t.add_row("best released feedback PGR", f"{summary['best_released_pgr']}")
     t.add_row("experiments", str(summary["experiments"]))

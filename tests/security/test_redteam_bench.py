@@ -1,0 +1,56 @@
+"""``bench/lab.py`` runs labs and then reads the researchers' experiment telemetry back from
+the store for its CPU accounting: sandbox-written numbers. One event with ``cpu_s`` a string, a
+list or ``1e400`` (kept as infinity) crashed the bench after its 30-minute lab had run, losing
+the pooled result; a negative one made the overhead share exceed 1. Only finite non-negative
+numbers count now. Events go in over HTTP to the real app on a real SQLite file and come back
+the way the bench reads them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from aarlab.lab.tables import LabEvent
+from aarlab.server.app import create_app
+from aarlab.store.db import Store
+
+ADMIN = "bench-redteam-admin"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "lab.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_lab", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hostile_cpu_telemetry_neither_crashes_nor_skews_the_bench(settings, tmp_path):
+    s = settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'lab.db'}",
+                                    "admin_token": ADMIN})
+    store = Store(s.database_url)
+    bodies = [b'{"cpu_s": 2.5, "process_cpu_s": 3.0, "process": "p1"}',  # honest
+              b'{"cpu_s": "lots", "process_cpu_s": [1], "process": ["unhashable"]}',
+              b'{"cpu_s": 1e400, "process_cpu_s": 1e400, "process": {"a": 1}}',
+              b'{"cpu_s": -1e9, "process_cpu_s": -5, "process": "p1"}',
+              b'{"cpu_s": true, "process_cpu_s": null}',
+              b'{"cpu_s": 1.5, "process_cpu_s": 4.0, "process": "p1"}']  # honest
+    with TestClient(create_app(s, store, role="researcher"), base_url="http://lab") as c, \
+            TestClient(create_app(s, store, role="all"), base_url="http://lab") as admin:
+        r = admin.post("/v1/admin/researchers", json={"name": "mallory"},
+                       headers={"Authorization": f"Bearer {ADMIN}"})
+        me = {"Authorization": f"Bearer {r.json()['token']}",
+              "Content-Type": "application/json"}
+        for body in bodies:
+            r = c.post("/v1/lab/events", headers=me,
+                       content=b'{"kind": "experiment", "payload": ' + body + b"}")
+            assert r.status_code == 201, r.text
+    with store.session() as db:
+        events = [e.payload for e in db.scalars(select(LabEvent).where(
+            LabEvent.kind == "experiment"))]
+    store.engine.dispose()
+    inside, processes = _bench().researcher_cpu(events)  # raised ValueError before
+    assert inside == 4.0 and processes == 4.0
