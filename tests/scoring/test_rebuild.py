@@ -95,6 +95,13 @@ async def test_a_same_size_rebuilds_old_submissions_neither_copy_nor_steer_new_o
         assert [x["researcher"] for x in board.json()["by_researcher"]] == ["bob"]
         row = board.json()["by_researcher"][0]
         assert row["final_pgr_ci95"] is not None and row["submissions"] == 2
+        # so does the dashboard: its best, counts and curves are this build's
+        live = (await c.get("/api/live", params={"task": "tweets"})).json()
+        assert live["best_released_pgr"] == r["released_pgr"] < first["released_pgr"]
+        assert live["counts"]["submissions"] == 2
+        assert {x["researcher"] for x in live["submissions"]} == {"bob"}
+        chart = (await c.get("/fragments/progress", params={"task": "tweets"})).text
+        assert "bob" in chart and "alice" not in chart
 
 
 async def test_unstamped_rows_count_only_when_they_score_the_same_here(

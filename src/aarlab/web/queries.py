@@ -75,9 +75,17 @@ class Scope:
     task: str | None
     lab: LabRun | None
     ids: list[int] | None  # the lab's researchers; None = everyone
+    # The served build's fingerprint: a rebuilt task's old submissions were scored on other
+    # rows, so they are not shown against this build's references (None: task not served).
+    build: str | None = None
 
     def where(self, column) -> list:  # noqa: ANN001
         return [] if self.ids is None else [column.in_(self.ids)]
+
+    def on_task(self) -> list:
+        """Conditions for this task's submissions of the served build, by these researchers."""
+        return [Submission.task == self.task, *self.where(Submission.researcher_id),
+                *([Submission.build_fingerprint == self.build] if self.build else [])]
 
 
 def task_names(s: Session, scoring: ScoringService) -> list[str]:
@@ -97,13 +105,21 @@ def pick_task(s: Session, scoring: ScoringService, requested: str | None) -> str
     return names[0] if names else None
 
 
-def scope_for(s: Session, task: str | None) -> Scope:
+def _served_build(scoring: ScoringService, task: str) -> str | None:
+    try:
+        return scoring.task(task).fingerprint
+    except UnknownTask:  # scores stored, task not served here: no build to tell apart
+        return None
+
+
+def scope_for(s: Session, task: str | None, scoring: ScoringService | None = None) -> Scope:
+    build = _served_build(scoring, task) if task and scoring is not None else None
     lab = latest_lab(s, task=task) if task else None
     if lab is None:
-        return Scope(task, None, None)
+        return Scope(task, None, None, build)
     ids = s.scalars(select(LabMember.researcher_id).where(LabMember.lab_id == lab.id)
                     .order_by(LabMember.id))
-    return Scope(task, lab, list(ids))
+    return Scope(task, lab, list(ids), build)
 
 
 def members(s: Session, lab: LabRun) -> list[dict]:
@@ -185,7 +201,7 @@ def chart_refs(refs: dict | None) -> list[Ref]:
     return lines
 
 
-def rises(s: Session, task: str, ids: list[int] | None) -> list[dict]:
+def rises(s: Session, task: str, ids: list[int] | None, build: str | None = None) -> list[dict]:
     """Submissions that raised their author's released PGR, in time order.
 
     Same shape as ``aarlab.lab.status.progress_points`` and, fed to ``best_so_far``, the same
@@ -198,6 +214,8 @@ def rises(s: Session, task: str, ids: list[int] | None) -> list[dict]:
          .order_by(Submission.created_at, Submission.id))
     if ids is not None:
         q = q.where(Submission.researcher_id.in_(ids))
+    if build is not None:  # the served build's only (``Scope.build``)
+        q = q.where(Submission.build_fingerprint == build)
     return [{"time": t, "researcher": name, "released_pgr": v, "submission_id": i,
              "is_probe": False} for t, name, v, i in s.execute(q)]
 
@@ -214,8 +232,7 @@ def llm_sessions(s: Session, researcher_id: int) -> list:
 
 def _recent_submissions(s: Session, sc: Scope, admin: bool, limit: int = RECENT) -> list[dict]:
     q = (select(Submission, Researcher.name).join(Researcher)
-         .where(Submission.task == sc.task, *sc.where(Submission.researcher_id))
-         .order_by(Submission.id.desc()).limit(limit))
+         .where(*sc.on_task()).order_by(Submission.id.desc()).limit(limit))
     return [_sub_view(sub, name, admin) for sub, name in s.execute(q)]
 
 
@@ -258,35 +275,32 @@ def live(s: Session, sc: Scope, admin: bool, since: str | None = None) -> dict:
     now = version(s)
     if since == now:
         return {"task": sc.task, "version": now, "changed": False}
-    subs = _count(s, Submission.id, Submission.task == sc.task, *sc.where(Submission.researcher_id))
+    subs = _count(s, Submission.id, *sc.on_task())
     # Every finding posted, hidden ones included (as the lab report counts them): the count
     # comes from the author index alone, and the audit page already says how many were hidden.
     findings = _count(s, Finding.id, *sc.where(Finding.author_id))
     experiments = _count(s, LabEvent.id, LabEvent.kind == "experiment",
                          *sc.where(LabEvent.researcher_id))
-    best = s.scalar(select(func.max(RELEASED_PGR)).where(
-        Submission.task == sc.task, *sc.where(Submission.researcher_id)))
+    best = s.scalar(select(func.max(RELEASED_PGR)).where(*sc.on_task()))
     out = {"task": sc.task, "version": now, "changed": True,
            "counts": {"experiments": experiments, "submissions": subs, "findings": findings},
            "best_released_pgr": best,
            "submissions": _recent_submissions(s, sc, admin=False),
            "findings": _recent_findings(s, sc, admin)}
     if admin:
-        out["counts"]["probes"] = _count(s, Submission.id, Submission.task == sc.task,
-                                         Submission.is_probe,
-                                         *sc.where(Submission.researcher_id))
+        out["counts"]["probes"] = _count(s, Submission.id, Submission.is_probe, *sc.on_task())
     return out
 
 
 def progress(s: Session, scoring: ScoringService, sc: Scope, admin: bool) -> dict:
     """The progress curves and their reference lines (the chart alone, for live refreshes)."""
     refs = references(scoring, sc.task, admin)
-    curves = best_so_far(rises(s, sc.task, sc.ids)) if sc.task else {}
+    curves = best_so_far(rises(s, sc.task, sc.ids, sc.build)) if sc.task else {}
     return {"refs": refs, "chart_refs": chart_refs(refs), "curves": curves}
 
 
 def overview(s: Session, scoring: ScoringService, task: str | None, admin: bool) -> dict:
-    sc = scope_for(s, task)
+    sc = scope_for(s, task, scoring)
     data = live(s, sc, admin) | progress(s, scoring, sc, admin)
     curves = data["curves"]
     team = members(s, sc.lab) if sc.lab is not None else []

@@ -138,7 +138,7 @@ def live(request: Request, task: str | None = Query(None, pattern=TASK),
     admin, scoring = auth.is_admin(request), get_service(request)
     with _store(request).session() as s:
         t = queries.pick_task(s, scoring, task)
-        data = (queries.live(s, queries.scope_for(s, t), admin, since) if t
+        data = (queries.live(s, queries.scope_for(s, t, scoring), admin, since) if t
                 else {"version": "0", "changed": False})
     return JSONResponse(jsonable_encoder(data), headers=SECURITY_HEADERS
                         | {"Cache-Control": "no-store"})
@@ -148,7 +148,7 @@ def live(request: Request, task: str | None = Query(None, pattern=TASK),
 def progress_fragment(request: Request, task: str = Query(..., pattern=TASK)):
     admin, scoring = auth.is_admin(request), get_service(request)
     with _store(request).session() as s:
-        data = queries.progress(s, scoring, queries.scope_for(s, task), admin)
+        data = queries.progress(s, scoring, queries.scope_for(s, task, scoring), admin)
     return page(request, "_chart.html", task=task,
                 chart=progress_svg(data["curves"], data["chart_refs"]))
 
