@@ -168,3 +168,22 @@ def test_suite_headline_picks_the_best_suite_mean_of_feedback(tmp_path, tiny_tas
                           "best_baseline_method": None, "researchers": {}, "suite": su},
                          "p.png")
     assert "## Suite" in md and "**suite mean**" in md and "`steady`" in md
+
+
+def _row(method: str, task: str, feedback: float, sid: int):
+    from types import SimpleNamespace
+    return SimpleNamespace(id=sid, method=method, task=task, pgr_feedback=feedback,
+                           is_probe=False, new_best=False, probe_of=None, released_pgr=None)
+
+
+def test_suite_pick_prefers_a_method_never_below_the_teacher():
+    from aarlab.lab.suite import pick_method
+    tasks = ["a", "b", "c"]
+    # "tilted" has the best mean (0.4) but loses to the teacher on c; "even" never does.
+    subs = [_row("tilted", "a", 0.8, 1), _row("tilted", "b", 0.6, 2), _row("tilted", "c", -0.2, 3),
+            _row("even", "a", 0.3, 4), _row("even", "b", 0.3, 5), _row("even", "c", 0.1, 6)]
+    method, by = pick_method(subs, tasks)
+    assert method == "even" and [x.id for x in by.values()] == [4, 5, 6]
+    # when every method loses somewhere, the floor is dropped rather than picking nothing
+    worse = [_row("even", "c", -0.5, 7) if x.id == 6 else x for x in subs]
+    assert pick_method(worse, tasks)[0] == "tilted"

@@ -2,8 +2,12 @@
 
 The pick is the method (its submitted ``method`` string) whose mean *feedback*-half PGR over the
 suite's tasks is highest, among methods submitted on every task (if none covers all of them,
-those covering the most); on each task its submission is the best by the Ladder's rank
-(``headline.rank``). It is reported on the *final* halves, which played no part in choosing.
+those covering the most) and at least as good as the weak teacher (feedback PGR >= 0) on each
+of them when any such method exists: a method that beats the teacher on average but loses to it
+on one task is what does not travel (``bench/suite_select.py``: with that floor the rule's pick
+beat ``weak_soft`` on every held-out task). On each task its submission is the best by the
+Ladder's rank (``headline.rank``). It is reported on the *final* halves, which played no part
+in choosing.
 
 The suite mean's interval combines the per-task paired bootstraps: the tasks' test rows are
 independent draws, so the mean of T per-task PGRs has SE = sqrt(sum of the tasks' SE^2) / T, and
@@ -44,6 +48,8 @@ def pick_method(subs: Sequence, tasks: Sequence[str]) -> tuple[str | None, dict]
         return sum(by[t].pgr_feedback for t in tasks if t in by) / cover
 
     candidates = [(m, by) for m, by in table.items() if sum(t in by for t in tasks) == cover]
+    candidates = [(m, by) for m, by in candidates
+                  if all(x.pgr_feedback >= 0 for x in by.values())] or candidates
     method, by = max(candidates, key=lambda mb: (feedback_mean(mb[1]), mb[0]))
     return method, {t: by[t] for t in tasks if t in by}
 
@@ -77,7 +83,8 @@ def suite_summary(subs: Sequence, tasks: Sequence[str],
         "tasks": list(tasks), "method": method,
         "covered": [t for t in tasks if t in by_task],
         "rule": "the method with the best mean feedback-half PGR over the suite's tasks "
-                "(among those submitted on every task), reported on the final halves",
+                "(among those submitted on every task, and not below the weak teacher on any "
+                "task's feedback half when one such exists), reported on the final halves",
         "feedback_mean": (sum(feedback) / len(feedback)) if None not in feedback else None,
         "per_task": per_task,
         "final_mean": combine([per_task[t].get("pick") for t in tasks]),
