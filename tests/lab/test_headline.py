@@ -78,3 +78,22 @@ def test_lab_summary_picks_the_honest_release_and_reports_the_vetoed_one(tiny_tw
     assert summary["researchers"]["climber"]["best_method"] is None  # nothing left to pick
     md = render_markdown(summary | {"llm_costs": []}, "plot.png")
     assert "1 release(s) vetoed" in md and "How the lab's pick is made" in md
+
+
+def test_a_submission_of_another_build_is_neither_checked_nor_vetoed_here(tiny_tweets):
+    """As many rows, another build (a rebuilt task): its predictions belong to other rows, so
+    this build's halves say nothing about it, for or against."""
+    kit, key = tiny_tweets
+    parts = headline.task_parts(kit, key)
+    _, _, climber = vectors(kit, key)
+    row = Submission(id=1, researcher_id=1, n_rows=len(climber), predictions=pack(climber),
+                     is_probe=False, new_best=True, released_pgr=0.9, pgr_feedback=0.9,
+                     build_fingerprint="0" * 64)
+    chosen, vetoed = headline.choose([row], parts)
+    assert chosen is row and vetoed == []
+    same = Submission(**{c: getattr(row, c) for c in ("id", "researcher_id", "n_rows",
+                                                      "predictions", "is_probe", "new_best",
+                                                      "released_pgr", "pgr_feedback")},
+                      build_fingerprint=parts.scorer.fingerprint)
+    chosen, vetoed = headline.choose([same], parts)  # the same vector on this build: vetoed
+    assert chosen is None and [v["submission_id"] for v in vetoed] == [1]
