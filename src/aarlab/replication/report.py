@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 
 from sqlalchemy import select
@@ -221,17 +222,37 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
 
 
 def measured_seconds(store: Store, lab_id: int) -> dict[str, float]:
-    """{spec text: seconds of the lab's experiment with it} from the researchers' telemetry."""
+    """{spec text: seconds of the lab's experiment with it} from the researchers' telemetry.
+
+    The seconds are the sandbox's own claim, and a job estimated not to fit the budget is
+    skipped: a researcher claiming 1e12 s for its own spec dodged the replication of its
+    result, and one claiming it for another's spec sabotaged theirs. So a claim counts only up
+    to the server's own clock, the time since that researcher's previous event (or the lab's
+    start); a spec run more than once keeps its shortest time; a non-number counts not at all.
+    """
+    from aarlab.clock import as_utc
     from aarlab.lab.tables import LabEvent, LabMember
 
     with store.session() as s:
+        start = as_utc(s.get(LabRun, lab_id).started_at)
         ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id)
-        events = [e.payload for e in s.scalars(select(LabEvent).where(
-            LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment"))]
-    out = {}
-    for e in events:
-        if isinstance(e, dict) and e.get("spec") and isinstance(e.get("seconds"), int | float):
-            out[str(e["spec"])] = float(e["seconds"])
+        events = s.execute(select(LabEvent.researcher_id, LabEvent.kind, LabEvent.created_at,
+                                  LabEvent.payload).where(
+            LabEvent.researcher_id.in_(ids)).order_by(LabEvent.id)).all()
+    out: dict[str, float] = {}
+    previous: dict[int, object] = {}
+    for rid, kind, at, e in events:
+        at = as_utc(at)
+        since = (at - previous.get(rid, start)).total_seconds()
+        previous[rid] = at
+        if kind != "experiment" or not isinstance(e, dict) or not e.get("spec"):
+            continue
+        claim = e.get("seconds")
+        if isinstance(claim, bool) or not isinstance(claim, int | float) \
+                or not math.isfinite(claim) or claim < 0:
+            continue
+        spec = str(e["spec"])
+        out[spec] = min(out.get(spec, math.inf), float(claim), max(since, 0.0))
     return out
 
 
