@@ -27,6 +27,7 @@ from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import all_tasks
 from aarlab.tasks.scorer import Scorer
+from aarlab.tasks.spec import TASKS
 
 SHORTFALL_SE = 2.0
 
@@ -86,9 +87,23 @@ def open_task(settings: Settings, name: str) -> tuple[TaskKit, AnswerKey]:
     return kit, AnswerKey(answer_key_dir(settings, name), kit.format)
 
 
+def same_rows(a: str, b: str) -> bool:
+    """Whether tasks ``a`` and ``b`` are drawn from the same rows (an LM task and its source, or
+    two LM tasks of one source): the one is no new data for a method made on the other."""
+    def root(name: str) -> str:
+        return getattr(TASKS.get(name), "source", "") or name
+
+    return root(a) == root(b)
+
+
 def targets_for(method: Method, settings: Settings, redraw_seeds: tuple[int, ...] = (101,),
-                other_tasks: list[str] | None = None) -> list[Target]:
-    """Fresh seeds, re-drawn splits and other built tasks (``None``: every built one)."""
+                other_tasks: list[str] | None = None,
+                developed_on: tuple[str, ...] = ()) -> list[Target]:
+    """Fresh seeds, re-drawn splits and other built tasks (``None``: every built one).
+
+    An "other task" is data the method was not developed on: never the method's task, a task
+    of the same rows, or one the researchers had (``developed_on``: a suite lab's tasks, whose
+    kits every sandbox mounted and whose feedback halves answered their submissions)."""
     if method.task is None:
         raise ReplicationError(f"{method.ref}: no submission tells which task it was made on")
     kit, key = open_task(settings, method.task)
@@ -99,8 +114,9 @@ def targets_for(method: Method, settings: Settings, redraw_seeds: tuple[int, ...
         out.append(Target(f"{method.task}-seed{k}", "redrawn", rk, rkey, rk.seeds))
     names = other_tasks if other_tasks is not None else [
         t.name for t in all_tasks() if is_built(settings, t.name)]
+    had = {method.task, *developed_on}
     for name in names:
-        if name != method.task:
+        if not any(same_rows(name, t) for t in had):
             okit, okey = open_task(settings, name)
             out.append(Target(name, "other-task", okit, okey, okit.seeds))
     return out

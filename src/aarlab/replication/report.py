@@ -67,10 +67,11 @@ def replicate_top(store: Store, settings: Settings, board: list[dict], n: int = 
 
 
 def top_methods(store: Store, settings: Settings, board: list[dict], n: int,
-                redraw_seeds: tuple[int, ...], other_tasks: list[str] | None
-                ) -> tuple[list[tuple], list[dict]]:
+                redraw_seeds: tuple[int, ...], other_tasks: list[str] | None,
+                developed_on: tuple[str, ...] = ()) -> tuple[list[tuple], list[dict]]:
     """The first ``n`` leaderboard entries as (method, replication targets), and a record
-    saying why for each that cannot be replicated."""
+    saying why for each that cannot be replicated. ``developed_on``: the lab's own tasks (a
+    suite's), never an "other task" target."""
     methods, not_replicable = [], []
     for row in board[:n]:
         method = load_method(store, settings, row["submission_id"])
@@ -78,7 +79,8 @@ def top_methods(store: Store, settings: Settings, board: list[dict], n: int,
             not_replicable.append({"ref": method.ref, "claim": method.claim, "results": [],
                                    "falls_short": False, "not_replicable": method.why_not})
             continue
-        methods.append((method, targets_for(method, settings, redraw_seeds, other_tasks)))
+        methods.append((method, targets_for(method, settings, redraw_seeds, other_tasks,
+                                            developed_on)))
     return methods, not_replicable
 
 
@@ -185,12 +187,14 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
     from aarlab.replication.budgeted import estimate_jobs, run_jobs
 
     with store.session() as s:
-        if s.get(LabRun, lab_id) is None:
+        run = s.get(LabRun, lab_id)
+        if run is None:
             raise ReplicationError(f"--lab: no lab {lab_id}", hint="see the dashboard's labs")
+        lab_tasks = (run.task, *((run.config or {}).get("suite") or []))
     summary = summary or write_report(store, settings, lab_id, report_dir, threads=threads)
     board = leaderboard(store, lab_id, scorer=_scorer(settings, summary["task"]))
     methods, not_replicable = top_methods(store, settings, board, n_replicate, redraw_seeds,
-                                          other_tasks)
+                                          other_tasks, tuple(lab_tasks))
     jobs = estimate_jobs(methods, measured_seconds(store, lab_id),
                          _unlabelled_rows(settings, summary["task"]))
     with store.session() as s:
