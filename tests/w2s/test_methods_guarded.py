@@ -9,7 +9,8 @@ import torch
 
 from aarlab.errors import SpecError
 from aarlab.w2s.heads import HeadConfig
-from aarlab.w2s.methods.guarded import FoldView, Guarded, decide, fold_views
+from aarlab.w2s.methods.base import weak_train_set
+from aarlab.w2s.methods.guarded import FoldView, Guarded, decide, fold_views, heldout_drop
 from aarlab.w2s.spec import parse_spec
 from synthetic_w2s import context, flip, soft, two_clusters
 
@@ -58,6 +59,31 @@ def test_falls_back_when_the_source_follows_another_structure():
     from aarlab.w2s.methods.label_prop import LabelProp
     q = LabelProp().labels(context(x, weak, head=HEAD)).targets.argmax(1)
     assert (q == y).mean() < (weak.argmax(1) == y).mean()
+
+
+class Majority:
+    """A label source that collapses to the majority class (noisy_em did on vader-tweets)."""
+
+    def labels(self, view):
+        t = np.zeros_like(view.weak["train_unlabel"])
+        t[:, 1] = 1.0
+        return weak_train_set(view, t)
+
+
+def test_a_source_collapsing_to_the_majority_class_is_dropped_on_an_imbalanced_task():
+    # 85 % positive: a constant "positive" student agrees with most held-out weak labels, so
+    # plain agreement barely separates it from the teacher's student; balanced agreement
+    # (each class the teacher uses weighs the same) puts it at 1/K.
+    rng = np.random.default_rng(0)
+    y = (rng.random(1600) < 0.85).astype(int)
+    x = rng.normal(size=(1600, 10)).astype(np.float32)
+    x[:, 0] += np.where(y == 1, 1.5, -1.5)
+    weak = soft(flip(y, 0.15))
+    h = heldout_drop(context(x, weak, head=HEAD), Majority())
+    assert h["agree_source"] == pytest.approx(0.5)
+    assert h["agree_teacher"] > 0.5 and not decide(h["drop"], 0.01, h["se"], 2.0)
+    plain = (weak.argmax(1) == 1).mean()  # the constant student's plain agreement
+    assert plain > 0.7
 
 
 def test_decision_rule_and_tolerance():

@@ -10,10 +10,11 @@ kit, per seed, which case it is in:
     folds A, B of train_unlabel (consistency groups kept whole; fixed across seeds)
     q_A  = source.labels(A only)               ω = the teacher's soft labels
     s_q  = student fit to q_A;  s_ω = student fit to ω_A
-    drop = agree(s_ω(B), ω_B) − agree(s_q(B), ω_B)        averaged over both directions
+    drop = bagree(s_ω(B), ω_B) − bagree(s_q(B), ω_B)      pooled over both directions
+    bagree = agreement averaged per class of ω_B (balanced; see ``heldout_drop``)
     keep the source's labels  iff  drop ≤ tolerance + z · SE(drop)
 
-SE(drop) is the standard error of the mean of the paired per-row differences
+SE(drop) is the standard error of that class-weighted mean of the paired per-row differences
 1[s_ω(i) = ω_i] − 1[s_q(i) = ω_i]: a source is dropped only when its loss of agreement is
 beyond the tolerance by more than the noise of one seed's estimate (a fixed cut-off alone fell
 back on 2 of 3 fresh teacher seeds of snli-pref, where noisy_em holds up on average).
@@ -101,9 +102,18 @@ def fold_views(ctx: Context, n_folds: int) -> list[FoldView]:
 
 
 def heldout_drop(ctx: Context, source: Step, n_folds: int = 2) -> dict[str, float]:
-    """Held-out agreement with the teacher of students fit to ω and to the source's labels:
-    ``drop`` (ω minus source), its standard error ``se``, and both agreements."""
-    diffs, agree_w, agree_q = [], [], []
+    """Held-out *balanced* agreement with the teacher of students fit to ω and to the source's
+    labels: ``drop`` (ω minus source), its standard error ``se``, and both agreements.
+
+    Balanced: each held-out row counts 1 / (K · n_c), n_c the held-out rows the teacher puts in
+    class c, so every class the teacher uses weighs the same. With plain agreement a student
+    that collapses to the majority class keeps nearly all of its agreement on an imbalanced task
+    (vader-tweets, ~80 % positive weak labels: noisy_em predicted every row positive, its plain
+    agreement fell 0.013–0.018 and the guard kept it, final PGR −0.81); its balanced agreement is
+    1/K. On a balanced task (pairwise tasks by A/B symmetry) both are the same, so the tolerance
+    fitted on plain agreement still applies.
+    """
+    diffs, classes, agree_w, agree_q = [], [], [], []
     for view in fold_views(ctx, n_folds):
         held_weak = view.weak["test"].argmax(1)
         hit = {}
@@ -111,12 +121,20 @@ def heldout_drop(ctx: Context, source: Step, n_folds: int = 2) -> dict[str, floa
                          ("q", source.labels(view))):
             hit[name] = view.fit(ts).predict_proba(view.x["test"]).argmax(1) == held_weak
         diffs.append(hit["w"].astype(float) - hit["q"])
+        classes.append(held_weak)
         agree_w.append(hit["w"])
         agree_q.append(hit["q"])
-    d = np.concatenate(diffs)
-    return {"drop": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))),
-            "agree_teacher": float(np.concatenate(agree_w).mean()),
-            "agree_source": float(np.concatenate(agree_q).mean())}
+    d, c = np.concatenate(diffs), np.concatenate(classes)
+    present, counts = np.unique(c, return_counts=True)
+    weight = {k: 1.0 / (len(present) * n) for k, n in zip(present, counts, strict=True)}
+    w = np.array([weight[k] for k in c])
+    drop = float(np.sum(w * d))
+    # Var of a sum of per-class means: sum_c (1/K)^2 var_c(d) / n_c.
+    var = sum(np.var(d[c == k], ddof=1) / n if n > 1 else 0.0
+              for k, n in zip(present, counts, strict=True)) / len(present) ** 2
+    return {"drop": drop, "se": float(np.sqrt(var)),
+            "agree_teacher": float(np.sum(w * np.concatenate(agree_w))),
+            "agree_source": float(np.sum(w * np.concatenate(agree_q)))}
 
 
 def decide(drop: float, tolerance: float, se: float = 0.0, z: float = 0.0) -> bool:
