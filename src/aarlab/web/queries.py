@@ -182,21 +182,37 @@ def references(scoring: ScoringService, task: str | None, admin: bool = False) -
            "ceiling": {p: t.scorer.ceiling[p] for p in parts},
            "baseline": None, "baselines": []}
     path = t.scorer.key.dir / "baselines.json"  # written by `aarlab baseline`; never made here
-    if path.exists():
-        data = json.loads(path.read_text())
-        rows = data.get("all") or [data["best"]]
-        out["baselines"] = [{"method": r["method"], "pgr": r["pgr"]}
-                            | ({"pgr_final": r.get("pgr_final")} if admin else {})
-                            for r in rows]
-        out["baseline"] = out["baselines"][0] if out["baselines"] else None
+    try:
+        text = path.read_text()
+    except OSError:  # none yet
+        text = ""
+    out["baselines"] = _baselines(text, admin)
+    out["baseline"] = out["baselines"][0] if out["baselines"] else None
     return out
+
+
+def _baselines(text: str, admin: bool) -> list[dict]:
+    """The default-parameter rows ``aarlab baseline`` caches (``lab.baselines.BaselineCache``;
+    never made here), best feedback-half PGR first; each row's PGR is its feedback half's (the
+    final half only for the admin). A cache in a form this page does not know shows none: it
+    must never take a page down (the ``{"best", "all"}`` form read here before made every page
+    of a task with a cache a 500)."""
+    try:
+        rows = (json.loads(text).get("defaults") or []) if text else []
+        out = [{"method": str(r["method"]), "pgr": r["pgr_feedback"]}
+               | ({"pgr_final": r.get("pgr_final")} if admin else {})
+               for r in rows if isinstance(r.get("pgr_feedback"), dict)
+               and isinstance(r["pgr_feedback"].get("mean"), int | float)]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return sorted(out, key=lambda r: -r["pgr"]["mean"])
 
 
 def chart_refs(refs: dict | None) -> list[Ref]:
     lines = [Ref(0.0, "weak floor (PGR 0)", "ref-weak"), Ref(1.0, "ceiling (PGR 1)", "ref-ceil")]
     if refs and refs["baseline"]:
         b = refs["baseline"]
-        lines.append(Ref(b["pgr"]["mean"], f"best classical: {b['method']} (test PGR)",
+        lines.append(Ref(b["pgr"]["mean"], f"best classical: {b['method']} (feedback PGR)",
                          "ref-base"))
     return lines
 
