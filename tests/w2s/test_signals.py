@@ -126,3 +126,13 @@ def test_signals_need_no_answer_key(tiny_snli, tmp_path, monkeypatch):
         out = run_experiment(copy, spec, seeds=[0], signals=True)
     assert touched == []
     assert set(out.signals) == {*sig.SIGNALS, "selection"}
+
+
+def test_balanced_agreement_scores_a_majority_collapse_at_one_over_k():
+    weak = np.zeros((10, 2))
+    weak[:8, 1] = 1.0  # 80 % of the teacher's labels are class 1
+    weak[8:, 0] = 1.0
+    collapsed = np.ones(10, dtype=int)
+    assert sig.agreement(collapsed, weak) == pytest.approx(0.8)
+    assert sig.balanced_agreement(collapsed, weak) == pytest.approx(0.5)
+    assert sig.balanced_agreement(weak.argmax(1), weak) == pytest.approx(1.0)

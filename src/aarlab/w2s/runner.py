@@ -183,6 +183,7 @@ def _signals(ctx: Context, spec: MethodSpec, pred: np.ndarray, predict: Predict,
     out["smoothness"] = sig.smoothness(pred, ctx.x["test"], ctx.n_classes,
                                        ctx.format == "pairwise", cache=ctx.shared)
     out["heldout_agree"] = sig.agreement(held.argmax(1), weak_tu)
+    out["heldout_balanced_agree"] = sig.balanced_agreement(held.argmax(1), weak_tu)
     out["heldout_loglik"] = sig.soft_loglik(held, weak_tu)
     conf = sig.confident_rows(weak_tu)
     out["heldout_confident_agree"] = sig.agreement(held.argmax(1)[conf], weak_tu[conf])
