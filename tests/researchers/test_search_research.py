@@ -192,6 +192,19 @@ def test_suite_mean_ranks_a_one_task_wonder_below_a_broad_gain():
     assert st.regressions(wonder, base) == ["b"] and st.regressions(broad, base) == []
 
 
+def test_guard_refuses_a_spec_that_loses_balanced_teacher_agreement_though_it_scores_higher():
+    # nyt, 3 seeds: label_prop+product scores above weak_soft (1.654 vs 1.305) while its held-out
+    # agreement balanced over the teacher's classes falls from 0.605 to 0.500 (a collapse).
+    base_score, base_bal = {"nyt": 1.305, "snli": 1.539}, {"nyt": 0.605, "snli": 0.755}
+    knn = {"nyt": st.TaskOutcome("nyt", {st.BALANCED: 0.500}, 1.654, np.zeros(4, int), 0, [0]),
+           "snli": st.TaskOutcome("snli", {st.BALANCED: 0.752}, 1.631, np.zeros(4, int), 0, [0])}
+    assert st.regressions(knn, base_score) == []  # the selection score does not see it
+    assert st.collapses(knn, base_bal) == ["nyt"]
+    assert st.collapses(knn, base_bal, skip={"nyt"}) == []  # an uninformative teacher: not judged
+    mild = {"nyt": st.TaskOutcome("nyt", {st.BALANCED: 0.584}, 1.22, np.zeros(4, int), 0, [0])}
+    assert st.collapses(mild, base_bal) == []  # a small loss (logconf-like) is allowed
+
+
 # -- end to end ----------------------------------------------------------------------------------
 
 

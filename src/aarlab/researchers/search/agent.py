@@ -101,6 +101,7 @@ class SearchResearcher:
         self.reference = {t: k.weak_probs("test", 0).argmax(1) for t, k in self.suite.kits.items()}
         self.reference_score: dict[str, float | None] = dict.fromkeys(self.suite.kits)
         self.base: dict[str, float] = {}  # weak_soft's selection score per task
+        self.base_balanced: dict[str, float] = {}  # and its held-out balanced agreement
         self.closed: set[str] = set()  # tasks the server would not score for me
         self.best_submitted = -math.inf
         self.submissions = 0
@@ -125,6 +126,7 @@ class SearchResearcher:
                 self.canon_tried.add(_canon(e["spec"]))
                 if e.get("move") == "baseline":
                     self.base.update(e.get("per_task", {}))
+                    self.base_balanced.update(e.get("per_task_balanced", {}))
             elif e.get("spec", {}).get("steps"):
                 self.policy.tried.add(key(e["spec"]))
             if e.get("time"):
@@ -232,8 +234,11 @@ class SearchResearcher:
             self.reference[self.kit.name] = main.pred
             self.reference_score[self.kit.name] = main.score
             entry["reference"] = True
+        balanced = {t: o.signals[st.BALANCED] for t, o in outcomes.items()
+                    if st.BALANCED in o.signals}
         if h.move == "baseline":
             self.base.update(per_task)
+            self.base_balanced.update(balanced)
         self.policy.record(spec, score, h.source)
         self.canon_tried.add(_canon(spec))
         self._event("experiment", {"spec": label, "signal": score, "signals": main.signals,
@@ -244,7 +249,8 @@ class SearchResearcher:
         decision, why_not = self._decide(score, outcomes, first_ok=(
             h.move != "baseline" and not h.lab_best))
         tie = why_not[len(TIE):] if decision and why_not.startswith(TIE) else ""
-        entry.update(score=score, signals=main.signals, per_task=per_task, verdict=verdict,
+        entry.update(score=score, signals=main.signals, per_task=per_task,
+                     per_task_balanced=balanced, verdict=verdict,
                      seconds=main.seconds)
         receipt: dict = {}
         if decision:
@@ -302,6 +308,11 @@ class SearchResearcher:
         if worse:
             return False, ("regression guard: below weak_soft's signals on "
                            + ", ".join(worse))
+        lost = st.collapses(outcomes, self.base_balanced, self.suite.teacher_free)
+        if lost:
+            return False, ("regression guard: loses more than "
+                           f"{st.BALANCED_DROP} of weak_soft's held-out balanced agreement "
+                           "with the teacher on " + ", ".join(lost))
         r = self._resolvability(self.kit.name, outcomes[self.kit.name])
         clears = score > self.best_submitted + self.submit_margin
         if clears and (r.resolvable or (first_ok and self.submissions == 0)):
