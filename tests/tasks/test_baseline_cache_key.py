@@ -5,29 +5,16 @@ and rows cached before the key existed (the 25-minute answer-key caches) are sti
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from pydantic import Field, create_model
 
-from aarlab.kits.kit import TaskKit
 from aarlab.lab import baselines
-from aarlab.tasks.answer_key import AnswerKey
 from aarlab.w2s.methods import METHODS
 from aarlab.w2s.spec import parse_spec
 
 FAST = {"head": {"epochs": 3, "min_steps": 10}}
 LIBRARY = ("weak_soft", "confidence_filter", "logconf")
-
-
-@pytest.fixture
-def task_copy(tiny_snli, tmp_path):
-    kit, key = tiny_snli
-    shutil.copytree(kit.dir, tmp_path / "kit")
-    shutil.copytree(key.dir, tmp_path / "key")
-    for p in (tmp_path / "key").glob("baselines*"):
-        p.unlink()
-    return TaskKit(tmp_path / "kit"), AnswerKey(tmp_path / "key", kit.format)
 
 
 @pytest.fixture

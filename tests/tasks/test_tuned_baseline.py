@@ -3,12 +3,9 @@ baseline spends a researcher's submission budget on the Ladder; the cache follow
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
-from aarlab.kits.kit import TaskKit
 from aarlab.lab import baselines, tuned
 from aarlab.lab.baselines import majority_vote, pick_on_feedback, score_preds
 from aarlab.scoring.ladder import Ladder
@@ -104,16 +101,6 @@ def test_researcher_budget_follows_the_server_and_the_lab(settings):
     assert tuned.researcher_submissions(s) == 7
     assert tuned.researcher_submissions(s, lab_budget_s=2.5 * 3600) == 20
     assert tuned.researcher_submissions(s, 600, max_submissions=3) == 3
-
-
-@pytest.fixture
-def task_copy(tiny_snli, tmp_path):
-    kit, key = tiny_snli
-    shutil.copytree(kit.dir, tmp_path / "kit")
-    shutil.copytree(key.dir, tmp_path / "key")
-    for p in (tmp_path / "key").glob("baselines*"):
-        p.unlink()
-    return TaskKit(tmp_path / "kit"), AnswerKey(tmp_path / "key", kit.format)
 
 
 def test_tuned_baseline_row_cache_and_invalidation(task_copy, settings, monkeypatch):
