@@ -8,9 +8,11 @@ lab in AARLAB_HOME), re-runs its spec from scratch on fresh seeds of its task (t
 the build kept out of every kit), on a re-drawn split, and on every other built task (opt-in
 and imported ones included), and prints original vs replicated final-part PGR with its 95%
 interval (test rows and seeds resampled), the fraction of the original final PGR it keeps, and
-``weak_soft`` (copying the teacher) on the same target and seeds: a method that generalises
-keeps most of its PGR and never falls below ``weak_soft``. All measured in this one run, on
-every core (``aarlab.replication.budgeted``).
+``weak_soft`` (copying the teacher) on the same target and seeds, with the paired difference
+(the same rows resampled for both) that says whether the method is above it, below it or tied:
+a method that generalises keeps most of its PGR and is never below ``weak_soft``. All measured
+in this one run (each replication row carries its weak_soft comparison), on every core
+(``aarlab.replication.budgeted``).
 
 ``--spec``: replicate a method spec instead of a submission (e.g. the lab's best library
 composition), developed on ``--task`` where its final PGR (mean of seeds) was ``--claim``; no
@@ -77,13 +79,11 @@ def main() -> None:
             methods.append(Method(ref=f"spec {spec.label}", task=args.task,
                                   spec=spec.model_dump(exclude_defaults=True), seeds_used=[],
                                   claim={"method": spec.label, "pgr_final": claim}))
-        soft = Method(ref="spec weak_soft", task=args.task, seeds_used=[])
     else:
         sub = args.submission or best_search_submission(store, args.lab)
         if sub is None:
             sys.exit("no search-researcher submission found: run a lab first (bench/lab.py)")
         methods = [load_method(store, settings, sub)]
-        soft = load_method(store, settings, sub)
     for m in methods:
         if not m.replicable:
             sys.exit(f"{m.ref} cannot be replicated: {m.why_not}")
@@ -92,18 +92,16 @@ def main() -> None:
     t0 = time.monotonic()
     targets = targets_for(methods[0], settings,
                           tuple(int(x) for x in args.redraw_seeds.split(",") if x), others)
-    soft.spec, soft.claim = {"method": "weak_soft"}, {**soft.claim, "method": "weak_soft"}
-    plan = [*((m, targets) for m in methods), (soft, targets)]
+    plan = [(m, targets) for m in methods]
     home_rows = len(targets[0].kit.ids("train_unlabel")) if targets else 1
     reps, _ = run_jobs(plan, estimate_jobs(plan, {}, home_rows), settings, None,
                        lambda *a: None, Console(stderr=True))
-    floor = {r["target"]: r for r in reps[-1]["results"]}
-    for method, rep in zip(methods, reps, strict=False):
-        _print(method, rep, targets, floor)
+    for method, rep in zip(methods, reps, strict=True):
+        _print(method, rep, targets)
     print(f"\n{time.monotonic() - t0:.0f} s wall for the replication")
 
 
-def _print(method: Method, rep: dict, targets: list, floor: dict) -> None:
+def _print(method: Method, rep: dict, targets: list) -> None:
     c = method.claim
     print(f"\n{method.ref} on {method.task}: `{c.get('method')}`")
     used = rep["seeds_used"]
@@ -113,22 +111,25 @@ def _print(method: Method, rep: dict, targets: list, floor: dict) -> None:
           f"{rep['replication_seeds']} ({'fresh' if rep['fresh_seeds'] else 'NOT surely fresh'})"
           "\n")
     print("| target | kind | seeds | replicated final PGR [95%] | vote of 3 [95%] | "
-          "kept (replicated / original) | weak_soft there [95%] | above weak_soft | gap ok "
-          "| short |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "kept (replicated / original) | weak_soft there [95%] | − weak_soft, paired [95%] | "
+          "above weak_soft | gap ok | short |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     order = {t.name: i for i, t in enumerate(targets)}
     for r in sorted(rep["results"], key=lambda r: order.get(r["target"], 99)):
         p, v = r["pgr_final"], r.get("pgr_final_vote")
         ratio = p["mean"] / c["pgr_final"] if abs(c["pgr_final"]) > 1e-9 else float("nan")
-        w = floor.get(r["target"], {}).get("pgr_final")
+        # the paired verdict (diff interval above / below 0), not a comparison of two means
+        soft = r.get("vs_weak_soft")
+        w, d = (soft["weak_soft"], soft["diff"]) if soft else (None, None)
+        above = {"above": "yes", "below": "NO", "tie": "tie"}[soft["verdict"]] if soft else "–"
         print(f"| {r['target']} | {r['kind']} | {','.join(map(str, r['seeds']))} | "
               f"{_ci(p)} | {_ci(v) if v else '–'} | {ratio:.2f} | {_ci(w) if w else '–'} | "
-              f"{'–' if not w else 'yes' if p['mean'] > w['mean'] else 'NO'} | "
+              f"{_ci(d, '+') if d else '–'} | {above} | "
               f"{'yes' if r.get('gap_ok') else 'no'} | {'yes' if r['falls_short'] else 'no'} |")
 
 
-def _ci(e: dict) -> str:
-    return f"{e['mean']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]"
+def _ci(e: dict, sign: str = "") -> str:
+    return f"{e['mean']:{sign}.3f} [{e['ci95'][0]:{sign}.3f}, {e['ci95'][1]:{sign}.3f}]"
 
 
 if __name__ == "__main__":

@@ -114,6 +114,12 @@ def test_audit_flags_the_cheat_and_replication_shows_the_gap(tiny_snli, settings
     final = render_final({}, board, reps, audit, [], "# Lab 1\n")
     cheat_line = next(x for x in final.splitlines() if x.startswith(f"| {bad} |"))
     assert f"{redrawn['pgr_final']['mean']:.3f}" in cheat_line and "**short**" in cheat_line
+    # each replicated row says where it stands against weak_soft, by the paired difference
+    honest_line = next(x for x in final.splitlines() if x.startswith(f"| {good} |"))
+    for x in honest_rep["results"]:
+        v = x["vs_weak_soft"]
+        assert f"{v['verdict']}: {v['diff']['mean']:+.3f}" in honest_line
+    assert "paired difference from weak_soft" in final
     assert '"method": "weak_soft"' in final and "## Audit" in final
 
 
@@ -177,3 +183,32 @@ def test_audit_scans_every_session_and_lists_ceiling_and_new_tokens(tiny_snli, s
     assert audit["counts"]["researchers_added"] == 1
     md = render_audit(audit)
     assert "### above ceiling" in md and "### researchers added" in md and "stolen" in md
+
+
+def test_replicate_cli_prints_the_paired_verdict_against_weak_soft(tiny_tweets, settings,
+                                                                   tmp_path, monkeypatch):
+    from aarlab.cli import app
+
+    kit, _ = tiny_tweets
+    local = _local(settings, tmp_path)
+    store = Store(local.database_url)
+    store.create_all()
+    blobs, limits = BlobStore(local.snapshots_dir), ArchiveLimits.from_settings(local)
+    with store.session() as s:
+        r, _ = add_researcher(s, "someone")
+        snap, _ = upload(s, blobs, limits, r.id, targz_files({"spec.json": json.dumps(
+            {"method": "weak_soft", "head": {"kind": "linear", "epochs": 3}}).encode()}))
+        sub = _submit(s, r.id, kit, 0.3, snap.id, "weak_soft", released=0.3)
+    monkeypatch.setenv("AARLAB_DB_URL", local.database_url)
+    monkeypatch.setenv("AARLAB_SNAPSHOTS_ROOT", str(local.snapshots_dir))
+    monkeypatch.setenv("COLUMNS", "220")
+    args = ["replicate", str(sub), "--redraw-seeds", "", "--task", kit.name]
+    out = CliRunner().invoke(app, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    row = json.loads(out.output)["results"][0]
+    v = row["vs_weak_soft"]
+    assert v["verdict"] in {"above", "below", "tie"} and v["diff"]["ci95"]
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "weak_soft, paired" in table.output
+    assert f"{v['verdict']}: {v['diff']['mean']:+.3f}" in table.output

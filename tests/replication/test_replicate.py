@@ -140,3 +140,93 @@ def test_without_reserved_seeds_replication_says_whether_its_seeds_are_fresh(tin
     assert seeds == kit.seeds and not fresh  # not told which seeds were used: not fresh
     _, seeds, fresh = fresh_seeds(Method(ref="c", seeds_used=list(kit.seeds)), kit, old)
     assert seeds == kit.seeds and not fresh
+
+
+# -- against weak_soft: the paired difference, not two means ---------------------------------
+
+
+def test_verdict_against_weak_soft_is_the_paired_interval_on_a_real_scorer(tiny_tweets):
+    import numpy as np
+    import pytest
+
+    from aarlab.replication.replicate import compare_weak_soft, verdict
+    from aarlab.tasks.scorer import Scorer
+
+    kit, key = tiny_tweets
+    assert key.gap_ok  # PGR grows with accuracy only where ceiling is above weak
+    scorer = Scorer(key, kit.ids("test"))
+    truth = scorer.truth
+    wrong = (truth + 1) % kit.n_classes
+    rows = np.arange(truth.size)
+    # a stand-in for weak_soft's two seeds: each wrong on a different third of the rows
+    soft = np.stack([np.where(rows % 3 == k, wrong, truth) for k in (0, 1)])
+
+    below = compare_weak_soft(scorer, wrong, soft)  # worse than weak_soft on every row
+    assert below["verdict"] == "below" and below["diff"]["ci95"][1] < 0
+    assert below["diff"]["seeds"] == 1 and below["weak_soft"]["seeds"] == 2
+    own = scorer.pgr_interval([wrong], "final").mean
+    assert below["diff"]["mean"] == pytest.approx(own - below["weak_soft"]["mean"])
+
+    above = compare_weak_soft(scorer, truth, soft)
+    assert above["verdict"] == "above" and above["diff"]["ci95"][0] > 0
+    same = compare_weak_soft(scorer, soft, soft)
+    assert same["verdict"] == "tie" and same["diff"]["mean"] == 0
+    # The pairing is what decides: wrong on weak_soft's wrong rows and six more is below it
+    # on (almost) every resample of the rows, while the two PGR intervals overlap widely
+    # (comparing the two, or their means, would not tell).
+    one = soft[:1]
+    extra = np.flatnonzero(scorer.masks["final"] & (rows % 3 != 0))[:6]
+    worse_by_six = one.copy()
+    worse_by_six[:, extra] = wrong[extra]
+    close = compare_weak_soft(scorer, worse_by_six, one)
+    mine = scorer.pgr_interval(list(worse_by_six), "final").as_dict()
+    assert close["verdict"] == "below"
+    assert mine["ci95"][1] > close["weak_soft"]["ci95"][0]  # the two intervals overlap
+
+    assert verdict({"ci95": [0.01, 0.2]}) == "above"
+    assert verdict({"ci95": [-0.2, -0.01]}) == "below"
+    assert verdict({"ci95": [0.0, 0.2]}) == verdict({"ci95": [-0.1, 0.1]}) == "tie"
+
+
+def test_a_spec_re_run_reports_its_paired_difference_from_weak_soft(tiny_tweets):
+    import pytest
+
+    from aarlab.replication.replicate import run_on, verdict
+
+    kit, key = tiny_tweets
+    target = Target(kit.name, "fresh-seeds", kit, key, [0, 1])
+    # weak_soft plus something harmless: a linear head trained a little longer
+    spec = {"method": "weak_soft", "head": {"kind": "linear", "epochs": 12}}
+    row = run_on(Method(ref="m", task=kit.name, spec=spec), target)
+    v = row["vs_weak_soft"]
+    d = v["diff"]
+    assert d["ci95"][0] <= d["mean"] <= d["ci95"][1]
+    assert d["mean"] == pytest.approx(row["pgr_final"]["mean"] - v["weak_soft"]["mean"])
+    assert v["verdict"] == verdict(d)
+    assert (v["verdict"] == "above") == (d["ci95"][0] > 0)
+    assert (v["verdict"] == "below") == (d["ci95"][1] < 0)
+    assert d["seeds"] == v["weak_soft"]["seeds"] == 2  # the same seeds as the method
+
+    # weak_soft itself: nothing to compare, and nothing run twice
+    soft = run_on(Method(ref="w", task=kit.name, spec={"method": "weak_soft"}), target)
+    assert "vs_weak_soft" not in soft
+    # ... and the weak_soft the row compared with is that very run (same kit, same seeds)
+    assert v["weak_soft"]["mean"] == pytest.approx(soft["pgr_final"]["mean"])
+
+
+def test_recorded_predictions_wrong_on_every_row_are_below_weak_soft(tiny_tweets):
+    from aarlab.replication.replicate import run_on
+
+    kit, key = tiny_tweets
+    gold = json.loads((key.dir / "labels.json").read_text())["test"]
+    assert all(isinstance(v, bool) for v in gold.values())
+    inverted = {i: not v for i, v in gold.items()}
+    target = Target(kit.name, "fresh-seeds", kit, key, [0, 1])
+    row = run_on(Method(ref="bad", task=kit.name, predictions=inverted), target)
+    v = row["vs_weak_soft"]
+    assert v["verdict"] == "below" and v["diff"]["ci95"][1] < 0
+    assert v["weak_soft"]["seeds"] == 2 and v["diff"]["seeds"] == 1  # one vector vs its seeds
+
+    # predictions that cover no row of the target: nothing to compare (weak_soft is not run)
+    none = run_on(Method(ref="elsewhere", task="x", predictions={"other-row": True}), target)
+    assert none["covered"] == 0 and "vs_weak_soft" not in none

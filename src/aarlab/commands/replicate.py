@@ -42,10 +42,12 @@ def replicate_cmd(
     """Re-run a result's method outside any sandbox and compare with its claim.
 
     Fresh seeds (teacher seeds kept out of every kit), a re-drawn split and other tasks, each
-    with final-part PGR and its 95% interval.
+    with final-part PGR and its 95% interval, and its paired difference from weak_soft (copying
+    the teacher) on the same kit and seeds: above, below or tie.
     """
     from aarlab.replication.method import ReplicationError, load_method
     from aarlab.replication.replicate import replicate, targets_for
+    from aarlab.replication.report import vs_weak_soft_cell
 
     settings = get_settings()
     method = load_method(_store(), settings, ref)
@@ -63,17 +65,23 @@ def replicate_cmd(
                   f"{claim.get('released_pgr')}); seeds it used: "
                   f"{'not recorded' if used is None else ','.join(map(str, used))}",
                   highlight=False)
-    table = Table("target", "kind", "seeds", "final PGR [95%]", "short by (SE)", "how")
+    table = Table("target", "kind", "seeds", "final PGR [95%]", "short by (SE)",
+                  "weak_soft [95%]", "− weak_soft, paired [95%]", "how")
     for r in report["results"]:
         p = r["pgr_final"]
         short = "–" if r["shortfall_se"] is None else f"{r['shortfall_se']:+.1f}"
         seeds = ",".join(map(str, r["seeds"])) + ("" if r.get("fresh", True) or
                                                    r["kind"] != "fresh-seeds" else " (not fresh)")
         ci = p.get("ci95")
+        soft = r.get("vs_weak_soft")
+        w = soft["weak_soft"] if soft else None
+        vs = vs_weak_soft_cell(r)
         table.add_row(r["target"], r["kind"], seeds,
                       f"{p['mean']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci
                       else f"{p['mean']:.3f} ± {p['se']:.3f}",
-                      f"[red]{short}[/]" if r["falls_short"] else short, r["how"])
+                      f"[red]{short}[/]" if r["falls_short"] else short,
+                      f"{w['mean']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}]" if w else "–",
+                      f"[red]{vs}[/]" if soft and soft["verdict"] == "below" else vs, r["how"])
     console.print(table)
 
 

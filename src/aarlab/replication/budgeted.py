@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aarlab.config import Settings
 from aarlab.replication.method import Method
-from aarlab.replication.replicate import Target, assemble, replicate_one
+from aarlab.replication.replicate import Target, assemble, is_weak_soft, replicate_one
 
 KIND_ORDER = {"fresh-seeds": 0, "other-task": 1, "redrawn": 2}
 DEFAULT_JOB_S = 60.0  # a job's estimate when the lab measured nothing
@@ -58,11 +58,15 @@ def estimate_jobs(methods: list[tuple[Method, list[Target]]], measured: dict[str
     """Jobs in the order they should run, each with its estimated seconds.
 
     ``measured``: {spec text: seconds of one lab experiment (a vote of 3 seeds)} on the lab's
-    task of ``home_rows`` unlabelled rows."""
+    task of ``home_rows`` unlabelled rows. A job also runs weak_soft on its target to compare
+    with (``vs_weak_soft``), unless the method is weak_soft: about one more run."""
     fallback = statistics.median(measured.values()) if measured else DEFAULT_JOB_S
     jobs = []
     for i, (method, targets) in enumerate(methods):
         base = measured.get(method.claim.get("method") or "", fallback)
+        soft = measured.get("weak_soft", fallback)
+        if method.spec is None or not is_weak_soft(method.spec):
+            base += soft
         for t in targets:
             scale = _rows(t.kit) / max(home_rows, 1) * max(len(t.seeds), 1) / 3
             jobs.append(Job(i, t, base * scale))

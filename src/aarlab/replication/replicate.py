@@ -5,6 +5,11 @@ Targets: (a) fresh seeds of the same task, (b) re-drawn splits of the same rows
 gets final-part PGR with its bootstrap ``ci95`` beside the original claim. A spec is re-run from
 scratch; recorded predictions are scored as they are, and rows they do not cover count as wrong.
 
+Each target also says whether the method beats simply copying the teacher: ``weak_soft`` is run
+on the same kit and seeds, and ``vs_weak_soft`` holds the paired-bootstrap difference (method −
+weak_soft, final half, the same resampled rows for both) and its verdict. Comparing two means
+each with its own interval would miss the pairing: most row noise is shared by the two.
+
 Fresh seeds are weak teachers no researcher ever saw: the build trains extra teacher seeds and
 keeps them in the answer key (``replication-weak/``), never in the kit. A task built before that
 falls back to the kit's seeds the submission did not record using, and says so (``fresh``).
@@ -20,7 +25,7 @@ import numpy as np
 from aarlab.config import Settings, get_settings
 from aarlab.kits.formats import label_index
 from aarlab.kits.kit import TaskKit
-from aarlab.lab.baselines import evaluate
+from aarlab.lab.baselines import run_spec
 from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
@@ -28,8 +33,10 @@ from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
 from aarlab.tasks.registry import all_tasks
 from aarlab.tasks.scorer import Scorer
 from aarlab.tasks.spec import TASKS
+from aarlab.w2s.spec import parse_spec
 
 SHORTFALL_SE = 2.0
+WEAK_SOFT = {"method": "weak_soft"}  # copying the teacher, with the kit's default head
 
 
 @dataclass
@@ -122,14 +129,21 @@ def targets_for(method: Method, settings: Settings, redraw_seeds: tuple[int, ...
     return out
 
 
-def score_predictions(preds: dict[str, object], kit: TaskKit, key: AnswerKey) -> dict:
-    """Final-part PGR of a recorded id -> label table on ``kit``; uncovered rows are wrong."""
+def prediction_vector(preds: dict[str, object], kit: TaskKit) -> np.ndarray:
+    """A recorded id -> label table as class indices on ``kit``'s test rows (-1: none)."""
     ids = kit.ids("test")
     vec = np.full(len(ids), -1)  # -1 matches no class: a row without a prediction is wrong
     for i, row_id in enumerate(ids):
         if row_id in preds:
             with contextlib.suppress(ValueError):  # a malformed label is as wrong as none
                 vec[i] = label_index(kit.format, preds[row_id])
+    return vec
+
+
+def score_predictions(preds: dict[str, object], kit: TaskKit, key: AnswerKey) -> dict:
+    """Final-part PGR of a recorded id -> label table on ``kit``; uncovered rows are wrong."""
+    ids = kit.ids("test")
+    vec = prediction_vector(preds, kit)
     scorer = Scorer(key, ids)
     acc = scorer.score(vec).accuracy["final"]
     est = scorer.pgr_interval([vec], "final")
@@ -138,27 +152,58 @@ def score_predictions(preds: dict[str, object], kit: TaskKit, key: AnswerKey) ->
             "n_test": len(ids), "how": "recorded predictions"}
 
 
+def verdict(diff: dict) -> str:
+    """"above" / "below" weak_soft when the paired difference's 95% interval excludes 0."""
+    lo, hi = diff["ci95"]
+    return "above" if lo > 0 else "below" if hi < 0 else "tie"
+
+
+def compare_weak_soft(scorer: Scorer, preds: np.ndarray, soft_preds: np.ndarray) -> dict:
+    """``vs_weak_soft`` of per-seed predictions (S, N) against weak_soft's on the same rows."""
+    preds, soft_preds = np.atleast_2d(preds), np.atleast_2d(soft_preds)
+    diff = scorer.pgr_diff(list(preds), list(soft_preds), "final").as_dict()
+    return {"weak_soft": scorer.pgr_interval(list(soft_preds), "final").as_dict(),
+            "diff": diff, "verdict": verdict(diff)}
+
+
+def is_weak_soft(spec: dict) -> bool:
+    return parse_spec(spec).canonical() == parse_spec(WEAK_SOFT).canonical()
+
+
+def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None) -> np.ndarray:
+    _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
+    return np.stack([out[k] for k in t.seeds])
+
+
 def run_on(method: Method, t: Target, threads: int | None = None,
            settings: Settings | None = None) -> dict:
     """Spec first (re-run from scratch), then the snapshot's code (re-run in a sandbox on the
-    target's kit), then recorded predictions (scored as they are)."""
+    target's kit), then recorded predictions (scored as they are); each beside weak_soft on the
+    same kit and seeds (``vs_weak_soft``), except a spec that is weak_soft itself and
+    predictions that cover no row of the target (nothing to compare: every row is wrong)."""
+    scorer = Scorer(t.key, t.kit.ids("test"))
     if method.spec is not None:
-        r = evaluate(t.kit, Scorer(t.key, t.kit.ids("test")), method.spec, t.seeds,
-                     threads=threads)
+        r, out = run_spec(t.kit, scorer, method.spec, t.seeds, threads=threads)
         res = {"pgr_final": r["pgr_final"], "pgr_test": r["pgr"],
                # a submission is a vote of seeds: the like-for-like replicated number
                "pgr_final_vote": r["vote"]["pgr_final"] if "vote" in r else None,
                "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
+        preds = None if is_weak_soft(method.spec) else np.stack([out[k] for k in t.seeds])
     elif method.runnable:
         from aarlab.replication.sandbox_run import rerun_snapshot
 
         # The snapshot's code picks its own seeds from the kit: none of them is fresh.
-        preds, how = rerun_snapshot(method.archive, t.kit.dir, settings or get_settings())
-        res = {**score_predictions(preds, t.kit, t.key), "how": how, "fresh": False}
+        recorded, how = rerun_snapshot(method.archive, t.kit.dir, settings or get_settings())
+        res = {**score_predictions(recorded, t.kit, t.key), "how": how, "fresh": False}
+        preds = prediction_vector(recorded, t.kit)
     elif method.predictions is not None:
         res = {**score_predictions(method.predictions, t.kit, t.key), "fresh": False}
+        preds = prediction_vector(method.predictions, t.kit)
     else:
         raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
+    if preds is not None and (preds >= 0).any():
+        res["vs_weak_soft"] = compare_weak_soft(scorer, preds,
+                                                _weak_soft_preds(t, scorer, threads))
     # PGR on a target whose gap is not clearly above 0 means little: say so beside it
     return {"target": t.name, "kind": t.kind, "seeds": t.seeds, "fresh": t.fresh,
             "gap_ok": t.key.gap_ok, **res}

@@ -96,6 +96,15 @@ def _fmt(v) -> str:
     return f"{v:.3f}"
 
 
+def vs_weak_soft_cell(row: dict) -> str:
+    """The paired verdict against weak_soft: ``above: +0.052 [+0.010, +0.090]`` (Δ, 95%)."""
+    v = row.get("vs_weak_soft")
+    if not v:
+        return "–"
+    d = v["diff"]
+    return f"{v['verdict']}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+
+
 def _run_note(info: dict | None) -> list[str]:
     """How far the replication got: done, skipped for the budget, stopped, interrupted."""
     if not info:
@@ -115,6 +124,10 @@ def _run_note(info: dict | None) -> list[str]:
             f"{x['target']} ({x['kind']}) of {x['method']}: {x['why']}" for x in left[:12])
             + (f" and {len(left) - 12} more" if len(left) > 12 else "") + ".")
     return [*out, ""]
+
+
+def _soft(x: dict) -> str:
+    return f" ({vs_weak_soft_cell(x)} vs weak_soft)" if x.get("vs_weak_soft") else ""
 
 
 def _seeds(r: dict | None) -> str:
@@ -140,12 +153,12 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
         r = by_sub.get(b["submission_id"])
         res = {k: [x for x in (r or {}).get("results", []) if x["kind"] == k]
                for k in ("fresh-seeds", "redrawn", "other-task")}
-        cell = {k: "; ".join(f"{_fmt(x['pgr_final'])}" + (" **short**" if x["falls_short"]
-                                                           else "") for x in v) or "–"
+        cell = {k: "; ".join(f"{_fmt(x['pgr_final'])}" + _soft(x) + (
+            " **short**" if x["falls_short"] else "") for x in v) or "–"
                 for k, v in res.items()}
         if res["fresh-seeds"]:
             cell["fresh-seeds"] += _seeds(r)
-        cell["other-task"] = "; ".join(f"{x['target']}: {_fmt(x['pgr_final'])}"
+        cell["other-task"] = "; ".join(f"{x['target']}: {_fmt(x['pgr_final'])}{_soft(x)}"
                                        for x in res["other-task"]) or "–"
         if r and r.get("not_replicable"):
             cell["fresh-seeds"] = f"cannot replicate: {r['not_replicable']}"
@@ -157,7 +170,10 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
               "resampled]: a spec re-run from scratch outside any sandbox (fresh seeds are weak "
               "teachers kept out of every kit), a snapshot's code re-run in a fresh sandbox, or "
               "recorded predictions scored as they are (rows they miss count as wrong); "
-              "**short** marks a result more than 2 SE below its claim.", ""]
+              "**short** marks a result more than 2 SE below its claim. In parentheses, the "
+              "paired difference from weak_soft (copying the teacher) run on the same kit and "
+              "seeds, final half [95%, the same rows resampled for both]: above or below when "
+              "its interval excludes 0, else tie.", ""]
     lines.append(render_audit(audit))
     if costs:
         lines += ["## Cost", "", "| researcher | " + " | ".join(
