@@ -38,6 +38,28 @@ def _home_with_task(tmp_path, tiny_tweets, sources) -> Settings:
 
 
 @needs_bwrap
+def test_a_failing_progress_display_does_not_end_the_lab(tmp_path, tiny_tweets, settings):
+    s = _home_with_task(tmp_path, tiny_tweets, settings.sources_dir)
+    store = Store(s.database_url)
+    warnings, ticks = [], []
+    lab = Lab(s, store, LabOptions(task="tweets", researchers=1, budget_s=60,
+                                   max_experiments=2, max_submissions=1),
+              on_warning=warnings.append)
+
+    def broken(status, remaining):
+        ticks.append(remaining)
+        raise BrokenPipeError("terminal closed")
+
+    lab_id = lab.create()
+    assert lab.run(on_tick=broken) == lab_id
+    with store.session() as db:
+        assert db.get(LabRun, lab_id).status == "finished"
+        assert db.scalar(select(func.count()).select_from(LabNotebook)) >= 1
+    assert len(ticks) == 1  # called once, then left alone
+    assert any("progress display failed (BrokenPipeError" in w for w in warnings)
+
+
+@needs_bwrap
 def test_tiny_lab_runs_end_to_end(tmp_path, tiny_tweets, settings):
     s = _home_with_task(tmp_path, tiny_tweets, settings.sources_dir)
     store = Store(s.database_url)

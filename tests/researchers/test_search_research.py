@@ -177,6 +177,46 @@ def test_recombination_takes_steps_from_two_families():
     assert {"confidence_filter", "gce"} <= seen
 
 
+def test_stack_takes_each_stage_from_the_best_spec_the_guard_passed():
+    p = _planner(weights=(1.0, 0.0, 0.0, 0.0))
+    p.policy.record(BASELINE, 1.5)
+    # The top scorer lost to the teacher on some task: no stage of it may be stacked.
+    p.policy.record({"steps": [{"method": "label_prop"}, {"method": "product"}]}, 1.9,
+                    passed=False)
+    p.policy.record({"steps": [{"method": "guarded"}]}, 1.7)
+    p.policy.record({"steps": [{"method": "confidence_filter", "params": {"threshold": 0.7}},
+                               {"method": "gce"}]}, 1.65)
+    p.policy.record({"steps": [{"method": "logconf"}]}, 1.68)
+    h = p.stack()
+    assert h is not None and h.move == "stack" and len(h.parents) == 3
+    assert [s["method"] for s in h.spec["steps"]] == ["guarded", "confidence_filter", "logconf"]
+    assert h.spec["steps"][1]["params"] == {"threshold": 0.7}
+    assert "label_prop" not in h.why
+    parse_spec(h.spec)
+    # The refused spec ranks below every spec that passed, whatever its score.
+    assert p.policy.best(5)[-1].spec["steps"][0]["method"] == "label_prop"
+
+
+def test_stack_needs_two_specs_and_two_stages():
+    p = _planner()
+    p.policy.record(BASELINE, 1.5)
+    p.policy.record({"steps": [{"method": "guarded"}, {"method": "logconf"}]}, 1.7)
+    assert p.stack() is None  # one parent only: that spec is already known
+
+
+def test_a_refused_source_is_retried_behind_its_guard():
+    p = _planner()
+    spec = {"steps": [{"method": "noisy_em", "params": {"k": 40}},
+                      {"method": "product", "params": {}}]}
+    h = p.guard_followup(spec, ["nyt", "tweets"])
+    assert h is not None and h.move == "guard" and "nyt, tweets" in h.why
+    assert h.spec["steps"][0] == {"method": "guarded", "params": {"source": "noisy_em"}}
+    assert h.spec["steps"][1]["method"] == "product"
+    parse_spec(h.spec)
+    assert p.guard_followup({"steps": [{"method": "gce"}]}, ["nyt"]) is None
+    assert p.guard_followup(h.spec, ["nyt"]) is None  # guarded already
+
+
 # -- suite ranking and the regression guard ------------------------------------------------------
 
 

@@ -86,6 +86,7 @@ class Lab:
     def __post_init__(self) -> None:
         self.store.create_all()
         self.stop_event = threading.Event()
+        self._tick_failed = False  # a progress display that raised is not called again
         self.lab_id: int | None = None
         self.started = 0.0
         self.elapsed_before = 0.0
@@ -206,22 +207,33 @@ class Lab:
                 m.thread.start()
             while any(m.thread.is_alive() for m in self.members):
                 self._save_elapsed()
-                if on_tick:
-                    on_tick(self.status(), max(0.0, self.remaining()))
+                self._tick(on_tick, max(0.0, self.remaining()))
                 if self.remaining() <= -30:  # a researcher ignoring its deadline: stop it
                     self.stop()
                 time.sleep(1.0)
             self._save_elapsed()
             with self.store.session() as s:
                 s.get(LabRun, self.lab_id).status = "finished"
-            if on_tick:
-                on_tick(self.status(), 0.0)
+            self._tick(on_tick, 0.0)
         finally:
             self.stop()
             self.backend.close()
             server.stop()
             self._retire_tokens()
         return self.lab_id
+
+    def _tick(self, on_tick: Callable[[list[dict], float], None] | None,
+              remaining: float) -> None:
+        """Show progress; a display that fails (a closed terminal, a bug in a caller's table)
+        must not end a lab whose researchers are mid-run: warn once, then run without it."""
+        if on_tick is None or self._tick_failed:
+            return
+        try:
+            on_tick(self.status(), remaining)
+        except Exception as e:  # noqa: BLE001 - any display error; the lab itself is fine
+            self._tick_failed = True
+            self.on_warning(f"progress display failed ({type(e).__name__}: {e}); the lab "
+                            "runs on without it")
 
     def _retire_tokens(self) -> None:
         """Kill the members' tokens: a sandbox may have published its own (in a snapshot or a

@@ -122,7 +122,8 @@ class SearchResearcher:
             if e.get("round"):
                 self.rounds = max(self.rounds, int(e["round"]))
             if e.get("score") is not None:
-                self.policy.record(e["spec"], e["score"], e.get("source", "own"))
+                self.policy.record(e["spec"], e["score"], e.get("source", "own"),
+                                   passed=not e.get("guard_failed"))
                 self.canon_tried.add(_canon(e["spec"]))
                 if e.get("move") == "baseline":
                     self.base.update(e.get("per_task", {}))
@@ -239,7 +240,8 @@ class SearchResearcher:
         if h.move == "baseline":
             self.base.update(per_task)
             self.base_balanced.update(balanced)
-        self.policy.record(spec, score, h.source)
+        failed = self._guard_failures(outcomes)
+        self.policy.record(spec, score, h.source, passed=not failed)
         self.canon_tried.add(_canon(spec))
         self._event("experiment", {"spec": label, "signal": score, "signals": main.signals,
                                    "seconds": sum(o.seconds for o in outcomes.values()),
@@ -250,7 +252,7 @@ class SearchResearcher:
             h.move != "baseline" and not h.lab_best))
         tie = why_not[len(TIE):] if decision and why_not.startswith(TIE) else ""
         entry.update(score=score, signals=main.signals, per_task=per_task,
-                     per_task_balanced=balanced, verdict=verdict,
+                     per_task_balanced=balanced, verdict=verdict, guard_failed=failed,
                      seconds=main.seconds)
         receipt: dict = {}
         if decision:
@@ -263,6 +265,9 @@ class SearchResearcher:
                                         "not submitted: " + why_not))
         if not receipt.get("submission_id"):
             self._post_insight(spec, h, outcomes, score, verdict, why_not)
+        follow = self.planner.guard_followup(spec, failed) if failed else None
+        if follow is not None and key(follow.spec) not in self.policy.tried:
+            self.planner.queue.append(follow)
         self.notebook.append(entry)
         self.journal.write(
             f"{head}.\n\n**Evidence** (label-free, {len(self.seeds)} seeds):\n\n"
@@ -324,6 +329,11 @@ class SearchResearcher:
             return False, why
         t = self._tie(score, outcomes[self.kit.name])
         return (True, TIE + t.why) if t.ok else (False, f"{why}; {t.why}")
+
+    def _guard_failures(self, outcomes: dict[str, st.TaskOutcome]) -> list[str]:
+        """Tasks on which the regression guard refuses these outcomes (both of its tests)."""
+        lost = st.collapses(outcomes, self.base_balanced, self.suite.teacher_free)
+        return list(dict.fromkeys(st.regressions(outcomes, self.base) + lost))
 
     def _tie(self, score: float, main: st.TaskOutcome) -> spend.Spend:
         best = max(c.score for c in self.policy.known)

@@ -14,6 +14,11 @@ Moves, in the order a person would make them:
 - ``compose``: recombination across families, stage by stage (a labels step from one family,
   a select step or a robust loss from another, a post step from a third): the best results
   come from composing steps, not from single methods;
+- ``stack``: the best step of every stage at once, each from the best spec that cleared the
+  regression guard and has one (a guarded source, a filter and a robust loss: the shape of the
+  composition that travelled across tasks in ``bench/suite_select.py``);
+- ``guard``: after the regression guard refused a spec whose labels come from a source that
+  overrules the teacher, the same spec with that source behind its held-out guard;
 - ``tune``: a parameter mutation of the best spec so far (the incumbent first);
 - ``explore``: a random spec from any family, now and then, against tunnel vision.
 """
@@ -54,11 +59,13 @@ class Hypothesis:
 class Planner:
     def __init__(self, policy: SearchPolicy, family: str, family_methods: list[str],
                  family_of: dict[str, str], rng: random.Random,
-                 weights: tuple[float, float, float, float] = (0.35, 0.3, 0.25, 0.1)):
+                 weights: tuple[float, float, float, float] = (0.35, 0.3, 0.25, 0.1),
+                 stack_share: float = 0.4):
         self.policy, self.family, self.rng = policy, family, rng
         self.family_methods = [m for m in family_methods if m in policy.by_name]
         self.family_of = family_of  # method name -> family name
         self.weights = weights  # compose, tune, family, explore
+        self.stack_share = stack_share  # of the compose moves, those that stack every stage
         self.queue: list[Hypothesis] = []  # adoptions read on the forum go first
         self.teacher_note: str | None = None  # set when the teacher looks uninformative
 
@@ -112,7 +119,8 @@ class Planner:
         r = self.rng.random()
         compose, tune, fam, _ = self.weights
         if r < compose:
-            return self.compose()
+            stacked = self.stack() if self.rng.random() < self.stack_share else None
+            return stacked or self.compose()
         if r < compose + tune:
             return self.tune()
         if r < compose + tune + fam:
@@ -181,6 +189,60 @@ class Planner:
                           f"`{give['method']}` of the best {fb} spec (score {b.score:.4f}); "
                           "if the families fix different errors, their steps should add up",
                           parents=[key(a.spec), key(b.spec)])
+
+    def stack(self) -> Hypothesis | None:
+        """One step per stage, each from the best-ranked spec that cleared the regression guard
+        and has a step of that stage; ``None`` unless it draws on at least two specs and two
+        stages (else it is a spec already known or a plain compose)."""
+        stage = {m["name"]: m["stage"] for m in self.policy.methods}
+        chosen: dict[str, tuple[dict, object]] = {}
+        for c in sorted(self.policy.known, key=self.policy.rank):
+            if not c.passed:
+                continue
+            for s in c.spec.get("steps", []):
+                st = stage.get(s["method"])
+                if s["method"] != "weak_soft" and st is not None and st not in chosen:
+                    chosen[st] = (s, c)
+        parents = {key(c.spec): c for _, c in chosen.values()}
+        if len(chosen) < 2 or len(parents) < 2:
+            return None
+        order = ["labels", "select", "loss", "train", "post"]
+        steps = [copy.deepcopy(chosen[s][0]) for s in order if s in chosen]
+        top = chosen[next(s for s in order if s in chosen)][1]
+        spec = normalise({"steps": steps, "head": copy.deepcopy(top.spec.get("head", {}))})
+        parts = ", ".join(f"{st} `{chosen[st][0]['method']}` (from `{_label(chosen[st][1].spec)}`,"
+                          f" {chosen[st][1].score:.4f})" for st in order if st in chosen)
+        return Hypothesis("stack", "+".join(dict.fromkeys(self.spec_family(c.spec)
+                                                          for c in parents.values())), spec,
+                          f"every stage at its best so far, among specs the regression guard "
+                          f"passed: {parts}. Steps that fix different errors (which labels, "
+                          "which rows, how hard to trust them) should add up; if the stack "
+                          "scores below its parts they interfere",
+                          parents=list(parents))
+
+    def guard_followup(self, spec: dict, failed_on: list[str]) -> Hypothesis | None:
+        """``spec`` with its labels source behind the held-out guard, or ``None`` when it has
+        no guardable source (or is guarded already)."""
+        guarded = self.policy.by_name.get("guarded")
+        if guarded is None:
+            return None
+        sources = next((p.get("choices", []) for p in guarded["params"]
+                        if p["name"] == "source"), [])
+        steps = copy.deepcopy(spec.get("steps", []))
+        i = next((i for i, s in enumerate(steps) if s["method"] in sources), None)
+        if i is None:
+            return None
+        m = steps[i]["method"]
+        steps[i] = {"method": "guarded", "params": {"source": m}}
+        new = normalise({"steps": steps, "head": copy.deepcopy(spec.get("head", {}))})
+        return Hypothesis("guard", self.spec_family(new), new,
+                          f"`{_label(spec)}` lost to the teacher's own student on "
+                          f"{', '.join(failed_on)}: its source `{m}` overrules the teacher "
+                          "where the strong features carry the concept and where they do not. "
+                          "Behind its held-out guard it should keep its gain where its "
+                          "departures hold up and fall back to the teacher elsewhere (the "
+                          "guard runs the source at its defaults)",
+                          parents=[key(spec)])
 
     def tune(self) -> Hypothesis | None:
         best = self.policy.best(3)

@@ -31,6 +31,7 @@ class Candidate:
     source: str = "own"  # "own" or "forum:<finding id>"
     released: float | None = None  # Ladder-released feedback PGR, when this spec raised it
     submitted: bool = False
+    passed: bool = True  # cleared the regression guard (not below weak_soft on any task)
 
 
 @dataclass
@@ -50,9 +51,10 @@ class SearchPolicy:
         self.direction_methods = [m for m in self.direction_methods if m in self.by_name]
 
     # -- bookkeeping -------------------------------------------------------------------------
-    def record(self, spec: dict, score: float, source: str = "own") -> None:
+    def record(self, spec: dict, score: float, source: str = "own",
+               passed: bool = True) -> None:
         self.tried.add(key(spec))
-        self.known.append(Candidate(spec, score, source))
+        self.known.append(Candidate(spec, score, source, passed=passed))
 
     def record_release(self, spec: dict, released: float | None, new_best: bool) -> None:
         """What the scorer said about a submitted spec: ``new_best`` makes it the incumbent."""
@@ -66,10 +68,13 @@ class SearchPolicy:
             self.incumbent = k
 
     def rank(self, c: Candidate) -> tuple:
-        """Sort key: the incumbent, then unsubmitted specs and then submissions that did not
-        raise the released score, each by selection score."""
+        """Sort key: the incumbent, then specs the regression guard passed before those it
+        refused (a spec that loses to the teacher on some task is no parent to build on), then
+        unsubmitted specs and then submissions that did not raise the released score, each by
+        selection score."""
         k = key(c.spec)
-        return (k != self.incumbent, c.submitted and k != self.incumbent, -c.score)
+        return (k != self.incumbent, not c.passed, c.submitted and k != self.incumbent,
+                -c.score)
 
     def best(self, k: int = 5) -> list[Candidate]:
         return sorted(self.known, key=self.rank)[:k]
