@@ -85,6 +85,24 @@ def test_difference_is_paired_on_rows():
     assert same.mean == same.lo == same.hi == 0.0 and not same.above_zero
 
 
+def test_difference_is_paired_on_seeds_when_both_sides_have_the_same_seeds():
+    rng, truth, weak, ceil = _setup()
+    a = _preds(rng, truth, 0.8, 3)  # three seeds that differ from each other
+    same = bootstrap_pgr_diff(truth, weak, ceil, a, a.copy(), n_boot=300)
+    assert same.mean == same.lo == same.hi == 0.0  # not the spread of two seed draws
+    # b = a with 20 right answers turned wrong on every seed: a wins on every paired resample,
+    # though the seeds alone spread each side's PGR far more than the difference.
+    b = a.copy()
+    for s in range(3):
+        right = np.flatnonzero(a[s] == truth)[:20]
+        b[s, right] = 1 - truth[right]
+    d = bootstrap_pgr_diff(truth, weak, ceil, a, b, n_boot=300)
+    assert d.lo > 0
+    # Unequal seed counts cannot be paired: resampled independently, still a valid interval.
+    u = bootstrap_pgr_diff(truth, weak, ceil, a, b[:2], n_boot=300)
+    assert u.lo < u.mean < u.hi and u.seeds == 2
+
+
 def test_groups_resample_whole_groups():
     # Every row duplicated: a row bootstrap thinks it has twice the data it has.
     rng, truth, weak, ceil = _setup(n=400)
