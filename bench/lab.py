@@ -123,8 +123,9 @@ def main() -> None:
         build_task(get_task(args.task), settings, BuildOptions())
     store = Store(settings.database_url)
     runs = []
-    for i in range(args.runs):  # different lab seeds: the researchers' seeds differ per run
-        runs.append(one_run(settings, store, args, seed=1000 * (i + 1)))
+    for i in range(args.runs):  # lab seed i: the researchers' seeds differ per run, and
+        # successive seeds hand out successive blocks of directions (lab.directions)
+        runs.append(one_run(settings, store, args, seed=i))
         print_run(runs[-1], args)
     pool = pooled(settings, runs, args.task, parse_duration(args.budget))
     t = Table("", "pick final-part PGR [95%]", "tuned classical [95%]",

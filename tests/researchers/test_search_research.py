@@ -15,7 +15,7 @@ import pytest
 
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
-from aarlab.lab.directions import Direction, family_of, load_directions
+from aarlab.lab.directions import Direction, direction_for, family_of, load_directions
 from aarlab.researchers.search import suite as st
 from aarlab.researchers.search.hypotheses import BASELINE, Hypothesis, Planner
 from aarlab.researchers.search.policy import SearchPolicy, key
@@ -107,6 +107,18 @@ def test_a_new_library_method_joins_its_family_by_keyword_or_stage():
     assert losses.resolve(new) == ("tsallis",)
     assert family_of("tsallis", [graph, losses], new) == "losses"
     assert family_of("nothing", [graph, losses], new) == "other"
+
+
+def test_successive_lab_seeds_hand_out_successive_blocks_of_directions():
+    dirs = load_directions()
+    first = [direction_for(dirs, i, 3, 0).name for i in range(3)]
+    second = [direction_for(dirs, i, 3, 1).name for i in range(3)]
+    assert len(set(first)) == 3 and set(first).isdisjoint(second)
+    assert set(first) | set(second) == {d.name for d in dirs}  # two labs try every family
+    # a default lab of three does not spend everyone on replacing the teacher's labels
+    assert "robust-losses" in first
+    assert [direction_for(dirs, i, 4, 2).name for i in range(4)] == \
+        [dirs[(8 + i) % len(dirs)].name for i in range(4)]
 
 
 def test_bad_directions_file_names_the_field(tmp_path):

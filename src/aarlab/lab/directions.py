@@ -5,6 +5,11 @@ losses, self-training, ensembles), so researchers divide the work by idea, not o
 point. Its methods are the listed library names plus any library method whose stage is in
 ``stages`` or whose name or docstring mentions a ``match`` keyword: a method added to the
 library later joins its family without editing the list (``Direction.resolve``).
+
+The shipped order puts families that act at different stages first (label sources that
+overrule the teacher, robust losses, graph propagation, self-training), so a lab of three
+researchers does not spend all three on ways of replacing the teacher's labels; the families
+that share a stage with those come after.
 """
 
 from __future__ import annotations
@@ -38,6 +43,16 @@ class Direction:
                                          any(k.lower() in text for k in self.match)):
                 out.append(m["name"])
         return tuple(out)
+
+
+def direction_for(directions: list[Direction], i: int, researchers: int, lab_seed: int
+                  ) -> Direction:
+    """Researcher ``i``'s direction. Lab seed s hands out the s-th block of ``researchers``
+    directions (wrapping), so labs with successive seeds cover different families: with 3
+    researchers and the 6 shipped families, seeds 0 and 1 between them try all six (with seed
+    0 alone, the families that overrule the teacher's labels were the only ones any lab ran,
+    and the loss-side families that travel across tasks had no researcher)."""
+    return directions[(lab_seed * researchers + i) % len(directions)]
 
 
 def family_of(method: str, directions: Iterable[Direction], described: Iterable[dict]) -> str:

@@ -24,7 +24,7 @@ from aarlab import redact
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.lab.backends import Backend, BackendOptions, make_backend
-from aarlab.lab.directions import Direction, load_directions
+from aarlab.lab.directions import Direction, direction_for, load_directions
 from aarlab.lab.members import MemberContext, check_policy, runner_for
 from aarlab.lab.server_thread import ServerThread
 from aarlab.lab.status import latest_lab, member_rows
@@ -123,7 +123,7 @@ class Lab:
             s.flush()
             self.lab_id = lab.id
             for i in range(self.options.researchers):
-                d = directions[i % len(directions)]
+                d = direction_for(directions, i, self.options.researchers, self.options.seed)
                 researcher, token = add_researcher(s, f"lab{lab.id}-{i}-{d.name}"[:64].lower())
                 policy = self.options.policies[i % len(self.options.policies)]
                 m = LabMember(lab_id=lab.id, researcher_id=researcher.id, policy=policy,
