@@ -214,7 +214,7 @@ class Planner:
                           f" {chosen[st][1].score:.4f})" for st in order if st in chosen)
         return Hypothesis("stack", "+".join(dict.fromkeys(self.spec_family(c.spec)
                                                           for c in parents.values())), spec,
-                          f"every stage at its best so far, among specs the regression guard "
+                          f"Every stage at its best so far, among specs the regression guard "
                           f"passed: {parts}. Steps that fix different errors (which labels, "
                           "which rows, how hard to trust them) should add up; if the stack "
                           "scores below its parts they interfere",
