@@ -187,3 +187,19 @@ def test_suite_pick_prefers_a_method_never_below_the_teacher():
     # when every method loses somewhere, the floor is dropped rather than picking nothing
     worse = [_row("even", "c", -0.5, 7) if x.id == 6 else x for x in subs]
     assert pick_method(worse, tasks)[0] == "tilted"
+
+
+def test_suite_pick_floor_is_weak_soft_where_it_was_submitted():
+    from aarlab.lab.suite import pick_method
+    tasks = ["a", "b"]
+    # "lossy" beats the teacher (PGR > 0) everywhere and has the best mean, but is below plain
+    # W2S on b: a suite lab picked such a method, 0.06 under weak_soft on reviews' final half.
+    subs = [_row("weak_soft", "a", 0.0, 1), _row("weak_soft", "b", 0.3, 2),
+            _row("lossy", "a", 0.9, 3), _row("lossy", "b", 0.2, 4),
+            _row("safe", "a", 0.5, 5), _row("safe", "b", 0.3, 6)]
+    assert pick_method(subs, tasks)[0] == "safe"
+    # where weak_soft itself is below the teacher, the floor is the teacher (PGR 0)
+    below = [_row("weak_soft", "a", -0.2, 1), _row("weak_soft", "b", 0.3, 2),
+             _row("lossy", "a", -0.1, 3), _row("lossy", "b", 0.9, 4),
+             _row("safe", "a", 0.0, 5), _row("safe", "b", 0.3, 6)]
+    assert pick_method(below, tasks)[0] == "safe"

@@ -2,10 +2,13 @@
 
 The pick is the method (its submitted ``method`` string) whose mean *feedback*-half PGR over the
 suite's tasks is highest, among methods submitted on every task (if none covers all of them,
-those covering the most) and at least as good as the weak teacher (feedback PGR >= 0) on each
-of them when any such method exists: a method that beats the teacher on average but loses to it
-on one task is what does not travel (``bench/suite_select.py``: with that floor the rule's pick
-beat ``weak_soft`` on every held-out task). On each task its submission is the best by the
+those covering the most) and not below copying the teacher on any of them when any such method
+exists: the floor on a task is the feedback PGR of ``weak_soft`` there (the plain W2S student
+every search researcher submits first), or 0 (the teacher) where it was not submitted. A method
+that beats the teacher on average but loses to it on one task is what does not travel
+(``bench/suite_select.py``: with the ``weak_soft`` floor the rule's pick beat ``weak_soft`` on
+every held-out task; with only PGR >= 0 a suite lab picked a method 0.06 below ``weak_soft`` on
+reviews' final half). On each task its submission is the best by the
 Ladder's rank (``headline.rank``). It is reported on the *final* halves, which played no part
 in choosing.
 
@@ -23,6 +26,7 @@ from collections.abc import Callable, Sequence
 from aarlab.lab import headline
 
 Z95 = 1.96
+BASELINE = "weak_soft"  # the method string of plain W2S on the teacher's soft labels
 
 
 def best_per_task(subs: Sequence) -> dict[str, dict[str, object]]:
@@ -48,8 +52,11 @@ def pick_method(subs: Sequence, tasks: Sequence[str]) -> tuple[str | None, dict]
         return sum(by[t].pgr_feedback for t in tasks if t in by) / cover
 
     candidates = [(m, by) for m, by in table.items() if sum(t in by for t in tasks) == cover]
+    floor = {t: max(0.0, x.pgr_feedback) if x.pgr_feedback is not None else 0.0
+             for t, x in table.get(BASELINE, {}).items()}
     candidates = [(m, by) for m, by in candidates
-                  if all(x.pgr_feedback >= 0 for x in by.values())] or candidates
+                  if all(x.pgr_feedback >= floor.get(t, 0.0) for t, x in by.items())] \
+        or candidates
     method, by = max(candidates, key=lambda mb: (feedback_mean(mb[1]), mb[0]))
     return method, {t: by[t] for t in tasks if t in by}
 
