@@ -244,6 +244,15 @@ def test_suite_mean_ranks_a_one_task_wonder_below_a_broad_gain():
     assert st.regressions(wonder, base) == ["b"] and st.regressions(broad, base) == []
 
 
+def test_a_loss_within_the_selection_scores_noise_is_not_a_regression():
+    # Suite lab, nyt (3 seeds): weak_soft 1.305, logconf 1.258 (it beats weak_soft on nyt's
+    # final half), a noisy_em spec 1.164 (below it there).
+    base = {"nyt": 1.305}
+    assert st.regressions({"nyt": _outcome("nyt", 1.258)}, base) == []
+    assert st.regressions({"nyt": _outcome("nyt", 1.164)}, base) == ["nyt"]
+    assert st.regressions({"nyt": _outcome("nyt", 1.258)}, base, tolerance=0.0) == ["nyt"]
+
+
 def test_guard_refuses_a_spec_that_loses_balanced_teacher_agreement_though_it_scores_higher():
     # nyt, 3 seeds: label_prop+product scores above weak_soft (1.654 vs 1.305) while its held-out
     # agreement balanced over the teacher's classes falls from 0.605 to 0.500 (a collapse).

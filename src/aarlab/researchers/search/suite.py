@@ -2,7 +2,8 @@
 
 A spec that only helps one task is a quirk of that task, not a research result: the researcher
 ranks specs by the *suite mean* of their selection scores, and refuses to submit one whose
-selection score is below ``weak_soft``'s on any suite task (the plain W2S baseline there). On a
+selection score is below ``weak_soft``'s on any suite task by more than that score's noise, or
+that loses held-out balanced agreement with the teacher there (the plain W2S baseline). On a
 task whose teacher looks uninformative (``teacher.py``) the score drops the term that measures
 agreement with that teacher.
 """
@@ -78,9 +79,21 @@ def suite_mean(outcomes: dict[str, TaskOutcome]) -> float:
     return float(np.mean([o.score for o in outcomes.values()]))
 
 
+# How far below weak_soft's selection score a spec may fall on a task before the guard calls it
+# a regression: the score's own noise between near-identical specs. Measured in a suite lab
+# (3 seeds): weak_soft with a different head scored 0.041 below weak_soft on nyt (0.012
+# reviews, 0.017 tweets). With no tolerance the guard refused every robust loss on nyt (logconf
+# −0.047, gce −0.029, window −0.018, bootstrap −0.008), methods that beat weak_soft on nyt's
+# final half (methods README), while the selection score ranks methods at ρ ≈ 0 there: a
+# difference inside the noise of an uninformative signal is no evidence of harm. Collapses
+# are caught by ``collapses`` below, which does separate them.
+SELECTION_NOISE = 0.05
+
+
 def regressions(outcomes: dict[str, TaskOutcome], base: dict[str, float],
-                tolerance: float = 0.0) -> list[str]:
-    """Tasks where the spec's selection score is below the ``base`` (weak_soft) score."""
+                tolerance: float = SELECTION_NOISE) -> list[str]:
+    """Tasks where the spec's selection score is more than ``tolerance`` below the ``base``
+    (weak_soft) score."""
     return [t for t, o in outcomes.items() if t in base and o.score < base[t] - tolerance]
 
 
