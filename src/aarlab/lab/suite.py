@@ -90,8 +90,9 @@ def suite_summary(subs: Sequence, tasks: Sequence[str],
         "tasks": list(tasks), "method": method,
         "covered": [t for t in tasks if t in by_task],
         "rule": "the method with the best mean feedback-half PGR over the suite's tasks "
-                "(among those submitted on every task, and not below the weak teacher on any "
-                "task's feedback half when one such exists), reported on the final halves",
+                "(among those submitted on every task, and not below weak_soft, nor the weak "
+                "teacher, on any task's feedback half when one such exists), reported on the "
+                "final halves",
         "feedback_mean": (sum(feedback) / len(feedback)) if None not in feedback else None,
         "per_task": per_task,
         "final_mean": combine([per_task[t].get("pick") for t in tasks]),
