@@ -240,7 +240,8 @@ class SearchResearcher:
         if h.move == "baseline":
             self.base.update(per_task)
             self.base_balanced.update(balanced)
-        failed = self._guard_failures(outcomes)
+        guard = self._guard(outcomes)
+        failed = guard[0]
         self.policy.record(spec, score, h.source, passed=not failed)
         self.canon_tried.add(_canon(spec))
         self._event("experiment", {"spec": label, "signal": score, "signals": main.signals,
@@ -249,7 +250,7 @@ class SearchResearcher:
                                    "process": PROCESS_ID})
         verdict = self._verdict(h, score, per_task)
         decision, why_not = self._decide(score, outcomes, first_ok=(
-            h.move != "baseline" and not h.lab_best))
+            h.move != "baseline" and not h.lab_best), guard=guard)
         tie = why_not[len(TIE):] if decision and why_not.startswith(TIE) else ""
         entry.update(score=score, signals=main.signals, per_task=per_task,
                      per_task_balanced=balanced, verdict=verdict, guard_failed=failed,
@@ -296,7 +297,8 @@ class SearchResearcher:
         return "; ".join(parts) + "."
 
     def _decide(self, score: float, outcomes: dict[str, st.TaskOutcome],
-                first_ok: bool = False) -> tuple[bool, str]:
+                first_ok: bool = False, guard: tuple[list[str], str] | None = None
+                ) -> tuple[bool, str]:
         """(submit?, why not): promising by the signals, and resolvable by the Ladder on the
         main task; or an informative tie. Never below weak_soft on any task (the guard).
 
@@ -309,15 +311,9 @@ class SearchResearcher:
         """
         if self.submissions >= self.budget.max_submissions:
             return False, "submission budget spent"
-        worse = st.regressions(outcomes, self.base)
-        if worse:
-            return False, ("regression guard: below weak_soft's signals on "
-                           + ", ".join(worse))
-        lost = st.collapses(outcomes, self.base_balanced, self.suite.teacher_free)
-        if lost:
-            return False, ("regression guard: loses more than "
-                           f"{st.BALANCED_DROP} of weak_soft's held-out balanced agreement "
-                           "with the teacher on " + ", ".join(lost))
+        failed, refused = guard if guard is not None else self._guard(outcomes)
+        if failed:
+            return False, refused
         r = self._resolvability(self.kit.name, outcomes[self.kit.name])
         clears = score > self.best_submitted + self.submit_margin
         if clears and (r.resolvable or (first_ok and self.submissions == 0)):
@@ -330,10 +326,16 @@ class SearchResearcher:
         t = self._tie(score, outcomes[self.kit.name])
         return (True, TIE + t.why) if t.ok else (False, f"{why}; {t.why}")
 
-    def _guard_failures(self, outcomes: dict[str, st.TaskOutcome]) -> list[str]:
-        """Tasks on which the regression guard refuses these outcomes (both of its tests)."""
+    def _guard(self, outcomes: dict[str, st.TaskOutcome]) -> tuple[list[str], str]:
+        """The regression guard: (tasks on which it refuses these outcomes, by either of its
+        tests; why, for the notebook; "" when it passes them)."""
+        worse = st.regressions(outcomes, self.base)
         lost = st.collapses(outcomes, self.base_balanced, self.suite.teacher_free)
-        return list(dict.fromkeys(st.regressions(outcomes, self.base) + lost))
+        why = (f"regression guard: below weak_soft's signals on {', '.join(worse)}" if worse
+               else f"regression guard: loses more than {st.BALANCED_DROP} of weak_soft's "
+                    f"held-out balanced agreement with the teacher on {', '.join(lost)}"
+               if lost else "")
+        return list(dict.fromkeys(worse + lost)), why
 
     def _tie(self, score: float, main: st.TaskOutcome) -> spend.Spend:
         best = max(c.score for c in self.policy.known)

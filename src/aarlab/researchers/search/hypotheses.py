@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 
 BASELINE = {"steps": [{"method": "weak_soft", "params": {}}]}
+STAGES = ("labels", "select", "loss", "train", "post")  # the order steps run in a spec
 
 # Specs that read the concept off the strong features and ask the teacher for one choice only
 # (which direction and sign, or which orientation), defaults first, then each algorithm.
@@ -147,13 +148,15 @@ class Planner:
     def _guarded_family(self) -> list[dict]:
         """My family's label sources that the library can guard (issue 18: results that
         generalise), each as a guarded spec."""
-        guarded = self.policy.by_name.get("guarded")
-        if guarded is None:
-            return []
-        sources = next((p.get("choices", []) for p in guarded["params"]
-                        if p["name"] == "source"), [])
+        sources = self._guard_sources()
         return [normalise({"steps": [{"method": "guarded", "params": {"source": m}}]})
                 for m in self.family_methods if m in sources]
+
+    def _guard_sources(self) -> list[str]:
+        """The label sources the library's ``guarded`` step can wrap (none without it)."""
+        guarded = self.policy.by_name.get("guarded")
+        return next((p.get("choices", []) for p in guarded["params"]
+                     if p["name"] == "source"), []) if guarded else []
 
     def best_by_family(self) -> dict[str, object]:
         """The best known candidate of each family (by the policy's ranking)."""
@@ -179,9 +182,8 @@ class Planner:
         give = self.rng.choice(donated)
         merged = dict(steps_a)
         merged[stage.get(give["method"])] = copy.deepcopy(give)
-        order = ["labels", "select", "loss", "train", "post"]
-        steps = [merged[s] for s in order if s in merged] + \
-            [v for k, v in merged.items() if k not in order]
+        steps = [merged[s] for s in STAGES if s in merged] + \
+            [v for k, v in merged.items() if k not in STAGES]
         spec = normalise({"steps": steps, "head": copy.deepcopy(a.spec.get("head", {}))})
         return Hypothesis("compose", f"{fa}+{fb}", spec,
                           f"recombination: the best {fa} spec `{_label(a.spec)}` (score "
@@ -206,12 +208,12 @@ class Planner:
         parents = {key(c.spec): c for _, c in chosen.values()}
         if len(chosen) < 2 or len(parents) < 2:
             return None
-        order = ["labels", "select", "loss", "train", "post"]
-        steps = [copy.deepcopy(chosen[s][0]) for s in order if s in chosen]
-        top = chosen[next(s for s in order if s in chosen)][1]
+        order = [s for s in STAGES if s in chosen]
+        steps = [copy.deepcopy(chosen[s][0]) for s in order]
+        top = chosen[order[0]][1]
         spec = normalise({"steps": steps, "head": copy.deepcopy(top.spec.get("head", {}))})
         parts = ", ".join(f"{st} `{chosen[st][0]['method']}` (from `{_label(chosen[st][1].spec)}`,"
-                          f" {chosen[st][1].score:.4f})" for st in order if st in chosen)
+                          f" {chosen[st][1].score:.4f})" for st in order)
         return Hypothesis("stack", "+".join(dict.fromkeys(self.spec_family(c.spec)
                                                           for c in parents.values())), spec,
                           f"Every stage at its best so far, among specs the regression guard "
@@ -223,11 +225,7 @@ class Planner:
     def guard_followup(self, spec: dict, failed_on: list[str]) -> Hypothesis | None:
         """``spec`` with its labels source behind the held-out guard, or ``None`` when it has
         no guardable source (or is guarded already)."""
-        guarded = self.policy.by_name.get("guarded")
-        if guarded is None:
-            return None
-        sources = next((p.get("choices", []) for p in guarded["params"]
-                        if p["name"] == "source"), [])
+        sources = self._guard_sources()
         steps = copy.deepcopy(spec.get("steps", []))
         i = next((i for i, s in enumerate(steps) if s["method"] in sources), None)
         if i is None:
