@@ -232,8 +232,10 @@ class Lab:
             on_tick(self.status(), remaining)
         except Exception as e:  # noqa: BLE001 - any display error; the lab itself is fine
             self._tick_failed = True
-            self.on_warning(f"progress display failed ({type(e).__name__}: {e}); the lab "
-                            "runs on without it")
+            # Only the type: the message may quote researcher-written text the display was
+            # rendering (a markup error), which must not reach the terminal raw.
+            self.on_warning(f"progress display failed ({type(e).__name__}); the lab runs on "
+                            "without it")
 
     def _retire_tokens(self) -> None:
         """Kill the members' tokens: a sandbox may have published its own (in a snapshot or a
