@@ -57,7 +57,8 @@ def _home(tmp_path: Path, tiny_tweets, sources: Path, name: str) -> Settings:
 
 def _layout(settings: Settings, lab_id: int) -> set[str]:
     """The lab's files, with researcher names made generic (they carry the lab id) and so are
-    the snapshot ids of adopted specs (content hashes of notebooks that hold times)."""
+    the snapshot ids of adopted specs (content hashes of notebooks that hold times) and the
+    submission ids of submitted predictions."""
     root = settings.home / "labs" / str(lab_id)
     out = set()
     for p in root.rglob("*"):
@@ -66,6 +67,10 @@ def _layout(settings: Settings, lab_id: int) -> set[str]:
             parts[1] = "<researcher>"
             if len(parts) > 3 and parts[2] == "adopted":
                 parts[3] = "<snapshot>"
+            # How many submissions a researcher makes depends on what the other one has posted
+            # by then (timing), so the copies are compared by kind, not by submission id.
+            if len(parts) > 3 and parts[2] == "submitted":
+                parts[3] = "<submission>" + Path(parts[3]).suffix
         if p.is_file() and p.suffix != ".sock":
             out.add("/".join(parts))
     return out
