@@ -230,3 +230,74 @@ def test_recorded_predictions_wrong_on_every_row_are_below_weak_soft(tiny_tweets
     # predictions that cover no row of the target: nothing to compare (weak_soft is not run)
     none = run_on(Method(ref="elsewhere", task="x", predictions={"other-row": True}), target)
     assert none["covered"] == 0 and "vs_weak_soft" not in none
+
+
+def test_weak_soft_runs_once_per_target_and_a_changed_kit_runs_it_again(tiny_tweets, tmp_path,
+                                                                       monkeypatch):
+    """The end-of-run replication compares every method with weak_soft on the same targets:
+    weak_soft runs once per target (kept beside its answer key, never in the kit), and a
+    target whose files, seeds or cache differ runs it again."""
+    import shutil
+
+    import numpy as np
+
+    import aarlab.replication.replicate as rep
+    from aarlab.kits.kit import TaskKit
+    from aarlab.tasks.answer_key import AnswerKey
+
+    kit0, key0 = tiny_tweets
+    shutil.copytree(kit0.dir, tmp_path / "kit")
+    shutil.copytree(key0.dir, tmp_path / "key")
+    kit = TaskKit(tmp_path / "kit")
+    key = AnswerKey(tmp_path / "key", kit.format)
+    ran: list[str] = []
+    real = rep.run_spec
+
+    def counting(kit_, scorer, spec, seeds, **kw):
+        ran.append(rep.parse_spec(spec).label)
+        return real(kit_, scorer, spec, seeds, **kw)
+
+    monkeypatch.setattr(rep, "run_spec", counting)
+    target = Target(kit.name, "other-task", kit, key, [0, 1])
+    a = rep.run_on(Method(ref="a", task="x", spec={"method": "logconf"}), target)
+    b = rep.run_on(Method(ref="b", task="x", spec={"method": "gce"}), target)
+    assert ran == ["logconf", "weak_soft", "gce"]  # weak_soft once for both
+    assert a["vs_weak_soft"]["weak_soft"] == b["vs_weak_soft"]["weak_soft"]
+    cached = rep.soft_cache_path(target)
+    assert cached.parent == key.dir and cached.is_file()
+    assert not any(p.name.startswith("baselines") for p in kit.dir.rglob("*"))
+
+    # Other seeds, or the fresh-seeds view of the same files, are other targets.
+    ran.clear()
+    rep.run_on(Method(ref="a", task="x", spec={"method": "logconf"}),
+               Target(kit.name, "other-task", kit, key, [0, 2]))
+    assert ran == ["logconf", "weak_soft"]
+
+    # A cache file that is not the predictions it should be is recomputed, not trusted.
+    for junk in (b"not an array", None):
+        if junk is None:
+            np.save(cached, np.zeros((5, 3)), allow_pickle=False)  # wrong shape and dtype
+        else:
+            cached.write_bytes(junk)
+        ran.clear()
+        again = rep.run_on(Method(ref="b", task="x", spec={"method": "gce"}), target)
+        assert ran == ["gce", "weak_soft"]
+        assert again["vs_weak_soft"]["weak_soft"] == b["vs_weak_soft"]["weak_soft"]
+
+    # A rebuilt teacher (another file in the kit) misses the cache.
+    path = kit.dir / "weak" / "seed0.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["test"] = arrays["test"][:, ::-1].copy()  # the teacher's classes swapped
+    np.savez(path, **arrays)
+    assert rep.soft_cache_path(target) != cached
+    ran.clear()
+    rep.run_on(Method(ref="b", task="x", spec={"method": "gce"}), target)
+    assert ran == ["gce", "weak_soft"]
+
+    # Replicating weak_soft itself keeps its run for the methods after it.
+    fresh = Target(kit.name, "redrawn", kit, key, [1, 2])
+    ran.clear()
+    rep.run_on(Method(ref="w", task="x", spec={"method": "weak_soft"}), fresh)
+    rep.run_on(Method(ref="a", task="x", spec={"method": "logconf"}), fresh)
+    assert ran == ["weak_soft", "logconf"]

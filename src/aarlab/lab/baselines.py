@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -182,12 +183,15 @@ class BaselineCache:
                 self.record, self.arrays = rec, arrays
 
     def save(self) -> None:
-        _atomic(self.npz_path, lambda f: np.savez_compressed(f, **self.arrays))
-        _atomic(self.json_path, lambda f: f.write(json.dumps(self.record, indent=1).encode()))
+        atomic_write(self.npz_path, lambda f: np.savez_compressed(f, **self.arrays))
+        atomic_write(self.json_path,
+                     lambda f: f.write(json.dumps(self.record, indent=1).encode()))
 
 
-def _atomic(path: Path, write: Callable) -> None:
-    tmp = path.with_name(path.name + ".partial")
+def atomic_write(path: Path, write: Callable) -> None:
+    """``write(file)`` into a sibling of this process's own, then rename it over ``path``:
+    readers never see half a file, and two processes writing the same path do not mix."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     with open(tmp, "wb") as f:
         write(f)
     tmp.replace(path)

@@ -18,14 +18,17 @@ falls back to the kit's seeds the submission did not record using, and says so (
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from aarlab.config import Settings, get_settings
 from aarlab.kits.formats import label_index
 from aarlab.kits.kit import TaskKit
-from aarlab.lab.baselines import run_spec
+from aarlab.lab.baselines import atomic_write, fingerprint, run_spec
 from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
@@ -170,9 +173,35 @@ def is_weak_soft(spec: dict) -> bool:
     return parse_spec(spec).canonical() == parse_spec(WEAK_SOFT).canonical()
 
 
-def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None) -> np.ndarray:
-    _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
-    return np.stack([out[k] for k in t.seeds])
+def soft_cache_path(t: Target) -> Path:
+    """Where weak_soft's predictions on ``t`` are kept: beside its answer key (never in a kit),
+    named by everything they depend on — the target's files (a rebuilt task misses), its kind
+    and kit view (fresh seeds read the teacher from the answer key), its seeds and the spec.
+    The ``baselines`` prefix keeps them out of the baseline cache's own fingerprint."""
+    h = hashlib.sha256(json.dumps(
+        [fingerprint(t.kit, t.key), t.kind, type(t.kit).__name__, list(t.seeds),
+         parse_spec(WEAK_SOFT).canonical()], sort_keys=True).encode())
+    return t.key.dir / f"baselines-weak_soft-{h.hexdigest()[:32]}.npy"
+
+
+def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None,
+                     run: dict | None = None) -> np.ndarray:
+    """weak_soft's per-seed predictions on ``t``, run once per target: an end-of-run
+    replication compares every method it replicates with them on the same targets. ``run``:
+    predictions of weak_soft itself just made on ``t`` (kept, not run again)."""
+    path = soft_cache_path(t)
+    shape = (len(t.seeds), len(t.kit.ids("test")))
+    if run is None:
+        with contextlib.suppress(OSError, ValueError, EOFError):
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == shape and cached.dtype.kind in "iu":
+                return cached
+        _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
+        run = {k: out[k] for k in t.seeds}
+    preds = np.stack([run[k] for k in t.seeds])
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs a rerun
+        atomic_write(path, lambda f: np.save(f, preds, allow_pickle=False))
+    return preds
 
 
 def run_on(method: Method, t: Target, threads: int | None = None,
@@ -188,7 +217,10 @@ def run_on(method: Method, t: Target, threads: int | None = None,
                # a submission is a vote of seeds: the like-for-like replicated number
                "pgr_final_vote": r["vote"]["pgr_final"] if "vote" in r else None,
                "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
-        preds = None if is_weak_soft(method.spec) else np.stack([out[k] for k in t.seeds])
+        preds = np.stack([out[k] for k in t.seeds])
+        if is_weak_soft(method.spec):  # nothing to compare with; kept for the methods to come
+            _weak_soft_preds(t, scorer, threads, run={k: out[k] for k in t.seeds})
+            preds = None
     elif method.runnable:
         from aarlab.replication.sandbox_run import rerun_snapshot
 
