@@ -83,6 +83,33 @@ def test_jobs_that_do_not_fit_the_budget_are_skipped_and_said(tiny_tweets, setti
     assert info["workers"] == min(2, info["workers"])
 
 
+def test_estimates_count_weak_soft_once_per_target(tiny_tweets):
+    """Every method is compared with weak_soft on each target, but weak_soft runs there once
+    (kept beside the answer key): only the first method's job on a target pays for it."""
+    kit, key = tiny_tweets
+    rows = len(kit.ids("train_unlabel"))
+    targets = [Target(kit.name, "fresh-seeds", kit, key, [0, 1, 2]),
+               Target("other", "other-task", kit, key, [0, 1, 2])]
+    logconf = Method(ref="1", task=kit.name, spec={"method": "logconf"},
+                     claim={"method": "logconf"})
+    gce = Method(ref="2", task=kit.name, spec={"method": "gce"}, claim={"method": "gce"})
+    soft = Method(ref="3", task=kit.name, spec={"method": "weak_soft"},
+                  claim={"method": "weak_soft"})
+    measured = {"logconf": 10.0, "gce": 20.0, "weak_soft": 5.0}
+    jobs = estimate_jobs([(logconf, targets), (gce, targets)], measured, rows)
+    by = {(j.method_index, j.target.kind): j.estimate_s for j in jobs}
+    assert by[(0, "fresh-seeds")] == by[(0, "other-task")] == 15.0  # logconf + weak_soft
+    assert by[(1, "fresh-seeds")] == by[(1, "other-task")] == 20.0  # gce alone
+    # weak_soft replicated first: it is the comparison, and no method after it pays again
+    jobs = estimate_jobs([(soft, targets), (gce, targets)], measured, rows)
+    assert sorted(j.estimate_s for j in jobs) == [5.0, 5.0, 20.0, 20.0]
+    # other seeds of one task are another target
+    jobs = estimate_jobs([(logconf, targets[:1]),
+                          (gce, [Target(kit.name, "fresh-seeds", kit, key, [3, 4, 5])])],
+                         measured, rows)
+    assert sorted(j.estimate_s for j in jobs) == [15.0, 25.0]
+
+
 def _finished_lab(s: Settings, tiny_tasks) -> int:
     """A finished lab with one replicable pick (a bare method label is a spec)."""
     kit, key = tiny_tasks["tweets"]

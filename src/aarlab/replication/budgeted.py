@@ -58,18 +58,21 @@ def estimate_jobs(methods: list[tuple[Method, list[Target]]], measured: dict[str
     """Jobs in the order they should run, each with its estimated seconds.
 
     ``measured``: {spec text: seconds of one lab experiment (a vote of 3 seeds)} on the lab's
-    task of ``home_rows`` unlabelled rows. A job also runs weak_soft on its target to compare
-    with (``vs_weak_soft``), unless the method is weak_soft: about one more run."""
+    task of ``home_rows`` unlabelled rows. The first job on a target also runs weak_soft there
+    to compare with (``vs_weak_soft``), about one more run; later methods on that target reuse
+    it (``replicate.soft_cache_path``), and so does every method after weak_soft itself."""
     fallback = statistics.median(measured.values()) if measured else DEFAULT_JOB_S
-    jobs = []
+    soft = measured.get("weak_soft", fallback)
+    jobs, soft_done = [], set()
     for i, (method, targets) in enumerate(methods):
         base = measured.get(method.claim.get("method") or "", fallback)
-        soft = measured.get("weak_soft", fallback)
-        if method.spec is None or not is_weak_soft(method.spec):
-            base += soft
         for t in targets:
             scale = _rows(t.kit) / max(home_rows, 1) * max(len(t.seeds), 1) / 3
-            jobs.append(Job(i, t, base * scale))
+            seen = (t.name, t.kind, tuple(t.seeds)) in soft_done
+            soft_done.add((t.name, t.kind, tuple(t.seeds)))
+            extra = 0.0 if seen or (method.spec is not None and is_weak_soft(method.spec)) \
+                else soft
+            jobs.append(Job(i, t, (base + extra) * scale))
     jobs.sort(key=lambda j: (KIND_ORDER.get(j.target.kind, 9), j.method_index))
     return jobs
 
