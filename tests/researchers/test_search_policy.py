@@ -149,3 +149,33 @@ def test_search_researcher_chooses_without_any_gold_label(tiny_snli, tmp_path, m
     assert results and all("selection" in b and "accuracy" not in b for b in results)
     assert all("val_acc" not in e and "signal" in e for e in
                (ev["payload"] for ev in client.events if ev["kind"] == "experiment"))
+
+
+def test_a_parameter_that_changed_no_prediction_is_not_tuned_again_in_its_context():
+    policy = _policy(5)
+
+    def canon(params, head=None):
+        return parse_spec({"steps": [{"method": "probe_filter", "params": params}],
+                           "head": head or {}}).canonical()
+
+    knn = canon({"probe": "knn"})
+    idle = policy.inert_params(knn, canon({"probe": "knn", "c": 25.0, "folds": 4}))
+    assert {(m, n) for m, n, _ in idle} == {("probe_filter", "c"), ("probe_filter", "folds")}
+    # No clean comparison: a switch, the head or the methods differ.
+    assert policy.inert_params(knn, canon({"probe": "logistic", "c": 25.0})) == []
+    assert policy.inert_params(knn, canon({"probe": "knn", "c": 25.0}, {"kind": "linear"})) == []
+    assert policy.inert_params(knn, parse_spec({"method": "label_prop"}).canonical()) == []
+
+    policy.inert.update(idle)
+    changed = set()
+    for spec in (knn, canon({"probe": "logistic"})):
+        for _ in range(300):
+            child = policy.mutate(spec)
+            before, after = spec["steps"][0]["params"], child["steps"][0]["params"]
+            if len(child["steps"]) == 1 and child.get("head", {}) == spec.get("head", {}):
+                changed |= {(before["probe"], n) for n in ("c", "folds")
+                            if after.get(n, before[n]) != before[n] and
+                            after.get("probe", before["probe"]) == before["probe"]}
+    # idle with a kNN probe, still tuned with a logistic one
+    assert not {("knn", "c"), ("knn", "folds")} & changed
+    assert {("logistic", "c"), ("logistic", "folds")} <= changed

@@ -405,3 +405,27 @@ def test_a_posted_spec_that_only_spells_out_defaults_is_not_rerun(tiny_snli, tmp
     r.canon_tried.add(_canon({"steps": [{"method": "label_prop"}]}))
     r.read_forum()
     assert r.planner.queue == []
+
+
+def test_a_round_that_repeats_an_earlier_outcome_says_so_and_its_idle_parameter_is_learnt(
+        tiny_snli, tmp_path):
+    """Tuning a parameter a method ignores in its setting (a kNN probe's ``c``) gives the very
+    outcome of its parent: the round says so, and the policy stops tuning that parameter
+    there, across a restart too."""
+    r = _researcher([tiny_snli[0]], Client(), tmp_path, experiments=10)
+    first = {"steps": [{"method": "probe_filter", "params": {"probe": "knn"}}]}
+    idle = {"steps": [{"method": "probe_filter", "params": {"probe": "knn", "c": 20.0}}]}
+    r.round(Hypothesis("family", "graph", first, "defaults"))
+    r.round(Hypothesis("tune", "graph", idle, "a nearby variant"))
+    rounds = [e for e in r.notebook.entries() if e.get("round")]
+    assert rounds[0]["outcome"] == rounds[1]["outcome"] and "same_as" not in rounds[0]
+    assert key(rounds[1]["same_as"]) == key(first)
+    assert [x[:2] for x in rounds[1]["inert"]] == [["probe_filter", "c"]]
+    assert "Same predictions as `probe_filter" in rounds[1]["verdict"]
+    assert "`probe_filter.c` changed nothing here" in (tmp_path / "notebook.md").read_text()
+    learnt = set(r.policy.inert)
+    assert {(m, n) for m, n, _ in learnt} == {("probe_filter", "c")}
+
+    again = _researcher([tiny_snli[0]], Client(), tmp_path, experiments=10)
+    assert again.policy.inert == learnt
+    assert set(again.outcomes_seen) == {rounds[0]["outcome"]}

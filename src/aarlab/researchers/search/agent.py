@@ -26,6 +26,7 @@ and the label-free families are tried first.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -114,6 +115,7 @@ class SearchResearcher:
         self.adopt_per_read = 2  # a few of the best others' specs, not their whole history
         self.name: str | None = None
         self.canon_tried: set[str] = set()  # specs run, defaults filled in
+        self.outcomes_seen: dict[str, dict] = {}  # a round's outcome digest -> its first spec
         self._restore()
 
     # -- memory --------------------------------------------------------------------------------
@@ -130,6 +132,13 @@ class SearchResearcher:
                     self.base_balanced.update(e.get("per_task_balanced", {}))
             elif e.get("spec", {}).get("steps"):
                 self.policy.tried.add(key(e["spec"]))
+            if isinstance(e.get("outcome"), str) and isinstance(e.get("spec"), dict):
+                self.outcomes_seen.setdefault(e["outcome"], e["spec"])
+            inert = e.get("inert")
+            if isinstance(inert, list):
+                self.policy.inert.update(tuple(x) for x in inert
+                                         if isinstance(x, list) and len(x) == 3
+                                         and all(isinstance(v, str) for v in x))
             if e.get("time"):
                 self.started = min(self.started, float(e["time"]))
             if e.get("submission_id"):
@@ -248,13 +257,17 @@ class SearchResearcher:
                                    "seconds": sum(o.seconds for o in outcomes.values()),
                                    "cpu_s": cpu, "process_cpu_s": time.process_time(),
                                    "process": PROCESS_ID})
-        verdict = self._verdict(h, score, per_task)
+        digest = _outcome_digest(outcomes, score)
+        earlier, idle = self._same_outcome(spec, digest)
+        verdict = self._verdict(h, score, per_task) + _same_text(earlier, idle)
         decision, why_not = self._decide(score, outcomes, first_ok=(
             h.move != "baseline" and not h.lab_best), guard=guard)
         tie = why_not[len(TIE):] if decision and why_not.startswith(TIE) else ""
         entry.update(score=score, signals=main.signals, per_task=per_task,
                      per_task_balanced=balanced, verdict=verdict, guard_failed=failed,
-                     seconds=main.seconds)
+                     seconds=main.seconds, outcome=digest)
+        if earlier is not None:
+            entry.update(same_as=earlier, inert=[list(x) for x in idle])
         receipt: dict = {}
         if decision:
             receipt = self.submit(spec, h, outcomes, score, verdict)
@@ -277,6 +290,17 @@ class SearchResearcher:
                + (f" ({tie})" if tie else "")
                + f"; the server {_release_text(receipt)}." if receipt.get("submission_id") else
                f"not submitted: {why_not}."))
+
+    def _same_outcome(self, spec: dict, digest: str) -> tuple[dict | None, list[tuple]]:
+        """The earlier spec of mine that gave this very outcome (None if none), and the
+        parameters the pair shows idle: the policy learns them, so tuning leaves them alone
+        (tuning ``guarded``'s tolerance, or a kNN probe's ``c``, otherwise repeats a round)."""
+        earlier = self.outcomes_seen.setdefault(digest, spec)
+        if earlier is spec or key(earlier) == key(spec):
+            return None, []
+        idle = self.policy.inert_params(_canonical(earlier), _canonical(spec))
+        self.policy.inert.update(idle)
+        return earlier, idle
 
     def _verdict(self, h: Hypothesis, score: float, per_task: dict[str, float]) -> str:
         if h.move == "baseline":
@@ -569,11 +593,35 @@ def _valid(text: str) -> dict | None:
         return None
 
 
-def _canon(spec: dict) -> str:
+def _canonical(spec: dict) -> dict:
     try:
-        return key(parse_spec(spec).canonical())
+        return parse_spec(spec).canonical()
     except SpecError:
-        return key(spec)
+        return spec
+
+
+def _canon(spec: dict) -> str:
+    return key(_canonical(spec))
+
+
+def _outcome_digest(outcomes: dict[str, st.TaskOutcome], score: float) -> str:
+    """What a round produced on every task (voted test predictions) and its score."""
+    h = hashlib.sha256(f"{score:.9f}".encode())
+    for t in sorted(outcomes):
+        h.update(t.encode())
+        h.update(np.asarray(outcomes[t].pred, dtype=np.int64).tobytes())
+    return h.hexdigest()[:24]
+
+
+def _same_text(earlier: dict | None, idle: list[tuple]) -> str:
+    if earlier is None:
+        return ""
+    text = f" Same predictions as `{_label(earlier)}` on every task"
+    if idle:
+        names = ", ".join(f"`{m}.{n}`" for m, n, _ in idle)
+        text += (f": {names} changed nothing here, so my tuning leaves "
+                 f"{'it' if len(idle) == 1 else 'them'} alone")
+    return text + "."
 
 
 def _label(spec: dict) -> str:

@@ -45,6 +45,8 @@ class SearchPolicy:
     known: list[Candidate] = field(default_factory=list)
     tried: set[str] = field(default_factory=set)
     incumbent: str | None = None  # key of the spec behind the best released score
+    # (method, parameter, the step's switches) whose changes left every prediction as it was
+    inert: set[tuple[str, str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.by_name = {m["name"]: m for m in self.methods}
@@ -78,6 +80,27 @@ class SearchPolicy:
 
     def best(self, k: int = 5) -> list[Candidate]:
         return sorted(self.known, key=self.rank)[:k]
+
+    def inert_params(self, a: dict, b: dict) -> list[tuple[str, str, str]]:
+        """What two canonical specs with the same outcome say did nothing: the numeric
+        parameters in which they differ, each in the context of its step's switches (choice
+        and bool parameters: ``probe_filter``'s ``c`` is idle with ``probe=knn`` and not with a
+        logistic probe). Nothing when their methods, heads or switches differ: then the
+        comparison does not isolate a parameter."""
+        sa, sb = a.get("steps", []), b.get("steps", [])
+        if a.get("head", {}) != b.get("head", {}) or \
+                [s["method"] for s in sa] != [s["method"] for s in sb]:
+            return []
+        found = []
+        for x, y in zip(sa, sb, strict=True):
+            params = {p["name"]: p for p in self.by_name.get(x["method"], {}).get("params", [])}
+            px, py = x.get("params", {}), y.get("params", {})
+            differ = [n for n, p in params.items()
+                      if px.get(n, p.get("default")) != py.get(n, p.get("default"))]
+            if any(params[n].get("type") in ("choice", "bool") for n in differ):
+                return []
+            found += [(x["method"], n, self._switches(x)) for n in differ]
+        return found
 
     def explore_rate(self) -> float:
         n = len(self.known)
@@ -127,7 +150,8 @@ class SearchPolicy:
         steps = spec.setdefault("steps", [])
         move = self.rng.random()
         tunable = [(s, p) for s in steps
-                   for p in self.by_name.get(s["method"], {}).get("params", [])]
+                   for p in self.by_name.get(s["method"], {}).get("params", [])
+                   if (s["method"], p["name"], self._switches(s)) not in self.inert]
         if tunable and move < 0.6:
             step, p = self.rng.choice(tunable)
             current = step.setdefault("params", {}).get(p["name"], p["default"])
@@ -161,6 +185,13 @@ class SearchPolicy:
         return normalise({"steps": steps, "head": head})
 
     # -- helpers -----------------------------------------------------------------------------
+    def _switches(self, step: dict) -> str:
+        """A step's choice and bool parameters, defaults filled in, as one sorted string."""
+        given = step.get("params", {})
+        return json.dumps({p["name"]: given.get(p["name"], p.get("default"))
+                           for p in self.by_name.get(step["method"], {}).get("params", [])
+                           if p.get("type") in ("choice", "bool")}, sort_keys=True)
+
     def _method_of_other_stage(self, spec: dict) -> str | None:
         used = {self.by_name[s["method"]]["stage"] for s in spec["steps"] if s["method"] in
                 self.by_name}
