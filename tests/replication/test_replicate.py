@@ -264,7 +264,13 @@ def test_weak_soft_runs_once_per_target_and_a_changed_kit_runs_it_again(tiny_twe
     assert ran == ["logconf", "weak_soft", "gce"]  # weak_soft once for both
     assert a["vs_weak_soft"]["weak_soft"] == b["vs_weak_soft"]["weak_soft"]
     cached = rep.soft_cache_path(target)
-    assert cached.parent == key.dir and cached.is_file()
+    assert cached.parent.parent == key.dir and cached.is_file()
+    # beside the answer key, and out of the baseline cache's fingerprint
+    from aarlab.lab.baselines import fingerprint
+    print_before = fingerprint(kit, key)
+    cached.with_name("other.npy").write_bytes(b"x")
+    assert fingerprint(kit, key) == print_before
+    cached.with_name("other.npy").unlink()
     assert not any(p.name.startswith("baselines") for p in kit.dir.rglob("*"))
 
     # Other seeds, or the fresh-seeds view of the same files, are other targets.

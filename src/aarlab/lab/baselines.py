@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from aarlab.w2s.spec import MethodSpec, parse_spec
 
 VOTE_SEEDS = 3  # as the search researcher votes (SearchResearcher eval_seeds)
 VERSION = 2  # bump when what is cached changes meaning
+CACHE_PREFIX = "baselines"  # what lives beside an answer key under this name is a cache
 PARTS = ("feedback", "final")
 Progress = Callable[[str], None]
 
@@ -152,11 +152,12 @@ def _keyed(rows: list[dict]) -> list[str | None]:
 
 
 def fingerprint(kit: TaskKit, key: AnswerKey) -> str:
-    """sha256 over every file of the kit and of the answer key (but our own cache)."""
+    """sha256 over every file of the kit and of the answer key, but the caches kept beside it
+    (``baselines*``: this one, and the replication's weak_soft runs)."""
     h = hashlib.sha256(f"v{VERSION}".encode())
     for tag, root in (("kit", kit.dir), ("key", key.dir)):
         for p in sorted(x for x in root.rglob("*") if x.is_file()):
-            if tag == "key" and p.name.startswith("baselines"):
+            if tag == "key" and p.relative_to(root).parts[0].startswith(CACHE_PREFIX):
                 continue
             h.update(f"{tag}/{p.relative_to(root).as_posix()}".encode())
             h.update(hashlib.sha256(p.read_bytes()).digest())
@@ -183,15 +184,12 @@ class BaselineCache:
                 self.record, self.arrays = rec, arrays
 
     def save(self) -> None:
-        atomic_write(self.npz_path, lambda f: np.savez_compressed(f, **self.arrays))
-        atomic_write(self.json_path,
-                     lambda f: f.write(json.dumps(self.record, indent=1).encode()))
+        _atomic(self.npz_path, lambda f: np.savez_compressed(f, **self.arrays))
+        _atomic(self.json_path, lambda f: f.write(json.dumps(self.record, indent=1).encode()))
 
 
-def atomic_write(path: Path, write: Callable) -> None:
-    """``write(file)`` into a sibling of this process's own, then rename it over ``path``:
-    readers never see half a file, and two processes writing the same path do not mix."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+def _atomic(path: Path, write: Callable) -> None:
+    tmp = path.with_name(path.name + ".partial")
     with open(tmp, "wb") as f:
         write(f)
     tmp.replace(path)

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from aarlab.atomic import write_atomic
 from aarlab.config import Settings, get_settings
 from aarlab.kits.formats import label_index
 from aarlab.kits.kit import TaskKit
-from aarlab.lab.baselines import atomic_write, fingerprint, run_spec
+from aarlab.lab.baselines import CACHE_PREFIX, fingerprint, run_spec
 from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
@@ -177,11 +179,11 @@ def soft_cache_path(t: Target) -> Path:
     """Where weak_soft's predictions on ``t`` are kept: beside its answer key (never in a kit),
     named by everything they depend on — the target's files (a rebuilt task misses), its kind
     and kit view (fresh seeds read the teacher from the answer key), its seeds and the spec.
-    The ``baselines`` prefix keeps them out of the baseline cache's own fingerprint."""
+    Under the baseline cache's prefix, which keeps them out of its fingerprint."""
     h = hashlib.sha256(json.dumps(
         [fingerprint(t.kit, t.key), t.kind, type(t.kit).__name__, list(t.seeds),
          parse_spec(WEAK_SOFT).canonical()], sort_keys=True).encode())
-    return t.key.dir / f"baselines-weak_soft-{h.hexdigest()[:32]}.npy"
+    return t.key.dir / f"{CACHE_PREFIX}-replication" / f"weak_soft-{h.hexdigest()[:32]}.npy"
 
 
 def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None,
@@ -199,8 +201,11 @@ def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None,
         _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
         run = {k: out[k] for k in t.seeds}
     preds = np.stack([run[k] for k in t.seeds])
+    buf = io.BytesIO()
+    np.save(buf, preds, allow_pickle=False)
     with contextlib.suppress(OSError):  # a cache that cannot be written costs a rerun
-        atomic_write(path, lambda f: np.save(f, preds, allow_pickle=False))
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, buf.getvalue())
     return preds
 
 
