@@ -18,8 +18,8 @@ SRC = Path(aarlab.__file__).parent
 # A few single modules sit apart from their folder's layer; each says why.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground", ("aarlab.__init__", "aarlab.errors", "aarlab.config", "aarlab.clock",
-                "aarlab.atomic", "aarlab.file_modes", "aarlab.redact", "aarlab.safe_files",
-                "aarlab.archive", "aarlab.sources")),
+                "aarlab.atomic", "aarlab.cores", "aarlab.file_modes", "aarlab.redact",
+                "aarlab.safe_files", "aarlab.archive", "aarlab.sources")),
     ("sandbox", ("aarlab.sandbox",)),
     ("store", ("aarlab.store",)),
     # FastAPI dependencies (settings, store, bearer auth) that every router uses.

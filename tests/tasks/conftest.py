@@ -16,6 +16,6 @@ def task_copy(tiny_snli, tmp_path):
     kit, key = tiny_snli
     shutil.copytree(kit.dir, tmp_path / "kit")
     shutil.copytree(key.dir, tmp_path / "key")
-    for p in (tmp_path / "key").glob("baselines*"):
-        p.unlink()
+    for p in (tmp_path / "key").glob("baselines*"):  # the caches: files, and folders
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
     return TaskKit(tmp_path / "kit"), AnswerKey(tmp_path / "key", kit.format)

@@ -166,3 +166,51 @@ def test_server_release_is_the_paired_ladder_from_the_weak_floor(tiny_snli, sett
     worse = scorer.truth.copy()
     worse[np.flatnonzero(scorer.masks["feedback"])[:3]] ^= 1
     assert release(cand(2, worse)) == (shown, False)  # below the last release: told it again
+
+
+def test_worker_processes_give_the_rows_of_one_process_and_a_stop_keeps_what_finished(
+        task_copy, settings, monkeypatch):
+    """The first report on a task runs every baseline spec: in one worker process per core
+    they must give what one process gives, and each finished spec is cached at once, so a
+    stopped report reruns only what it had not finished."""
+    kit, key = task_copy
+    specs = [parse_spec({"method": "weak_soft", **FAST}),
+             parse_spec({"method": "logconf", **FAST}),
+             parse_spec({"method": "confidence_filter", "params": {"threshold": 0.8}, **FAST})]
+    # a spec sent to a worker is rebuilt from its canonical form: the same cache key
+    assert all(baselines.spec_key(parse_spec(s.canonical())) == baselines.spec_key(s)
+               for s in specs)
+    monkeypatch.setattr(baselines, "default_specs", lambda: specs[:2])
+
+    def without_seconds(recs):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in recs]
+
+    par_recs, par_preds = baselines.candidates(kit, key, specs=specs, settings=settings,
+                                               workers=2)
+    par_rows = baselines.default_rows(kit, key)
+    for p in key.dir.glob("baselines*"):
+        p.unlink()
+
+    seen = []
+
+    def stop_at_second(label):
+        seen.append(label)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        baselines.default_rows(kit, key, progress=stop_at_second)
+    kept = baselines.BaselineCache(kit, key).record["defaults"]
+    assert [r["method"] for r in kept] == [specs[0].label]  # the finished one, cached
+
+    ran = []
+    real = baselines.run_spec
+    monkeypatch.setattr(baselines, "run_spec",
+                        lambda k, sc, spec, *a, **kw: ran.append(spec.label) or
+                        real(k, sc, spec, *a, **kw))
+    recs, preds = baselines.candidates(kit, key, specs=specs, settings=settings)
+    assert ran == [specs[1].label, specs[2].label]  # only what the stop had not finished
+    rows = baselines.default_rows(kit, key)
+    assert without_seconds(rows) == without_seconds(par_rows)
+    assert without_seconds(recs) == without_seconds(par_recs)
+    assert (preds == par_preds).all()

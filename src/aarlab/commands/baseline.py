@@ -78,6 +78,7 @@ def baseline(
     Rows are ordered by feedback-half PGR, the half a researcher may choose on; the first row
     is the best classical method, to be judged on the final half.
     """
+    from aarlab.cores import usable_cores
     from aarlab.kits.kit import TaskKit
     from aarlab.lab.baselines import default_rows, evaluate, pick_on_feedback, tuned_baseline
     from aarlab.tasks.answer_key import AnswerKey
@@ -104,7 +105,8 @@ def baseline(
         if run_all and seeds is None:  # every kit seed: the cached rows the lab compares with
             with stage(f"{task}: every method, defaults (cached after)", None):
                 results = [dict(r, defaults=True) for r in
-                           default_rows(kit, key, threads=settings.torch_threads)]
+                           default_rows(kit, key, threads=settings.torch_threads,
+                                        workers=usable_cores())]
         else:
             for s in specs:
                 with stage(f"{task}: {s.label}", len(seed_list)) as advance:
@@ -115,7 +117,8 @@ def baseline(
             pick_on_feedback(results)["chosen"] = True
         if tuned:
             with stage(f"{task}: tuned baseline (cached after)", None):
-                row, _ = tuned_baseline(kit, key, settings, threads=settings.torch_threads)
+                row, _ = tuned_baseline(kit, key, settings, threads=settings.torch_threads,
+                                        workers=usable_cores())
             results.append({**row, "method": f"tuned: {row['method']}"})
     results.sort(key=lambda r: -_feedback(r))
     if as_json:

@@ -18,9 +18,11 @@ defaults, so a changed default re-runs exactly the methods it changes.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +103,54 @@ def evaluate(kit: TaskKit, scorer: Scorer, spec: MethodSpec | dict, seeds: list[
              on_seed: Callable[[int], None] | None = None, threads: int | None = None) -> dict:
     """Run ``spec`` for ``seeds`` and score it: transfer, PGR per part with ci95, the vote."""
     return run_spec(kit, scorer, spec, seeds, on_seed, threads)[0]
+
+
+Measured = tuple[dict, np.ndarray, dict, float]  # row, per-seed predictions, signals, seconds
+
+
+def _measure(kit: TaskKit, scorer: Scorer, spec: MethodSpec, seeds: list[int],
+             signal_seeds: list[int], threads: int | None) -> Measured:
+    row, res = run_spec(kit, scorer, spec, seeds, threads=threads, signal_seeds=signal_seeds)
+    preds = np.stack([res[k] for k in seeds]).astype(np.int8)
+    return row, preds, _signals(res, signal_seeds), res.seconds
+
+
+def _measure_in_worker(kit_dir: str, spec: dict, seeds: list[int], signal_seeds: list[int],
+                       key_dir: str, threads: int | None) -> Measured:
+    kit = TaskKit(Path(kit_dir))
+    key = AnswerKey(Path(key_dir), kit.format)
+    return _measure(kit, Scorer(key, kit.ids("test")), parse_spec(spec), seeds, signal_seeds,
+                    threads)
+
+
+def measure_all(kit: TaskKit, key: AnswerKey, jobs: list[tuple[MethodSpec, list[int]]],
+                signal_seeds: list[int], threads: int | None = None,
+                progress: Progress | None = None, workers: int = 1
+                ) -> Iterator[tuple[int, Measured]]:
+    """``(index, measured)`` of each ``(spec, seeds)`` job as it finishes: one after another
+    here, or in ``workers`` processes (the first report on a task runs ~100 specs, one core
+    each). The caller keeps each result as it comes, so a stopped run loses only the jobs in
+    flight."""
+    if workers <= 1 or len(jobs) <= 1:
+        scorer = Scorer(key, kit.ids("test"))
+        for i, (spec, seeds) in enumerate(jobs):
+            if progress:
+                progress(spec.label)
+            yield i, _measure(kit, scorer, spec, seeds, signal_seeds, threads)
+        return
+    ex = cf.ProcessPoolExecutor(min(workers, len(jobs)),
+                                mp_context=multiprocessing.get_context("spawn"))
+    try:
+        running = {ex.submit(_measure_in_worker, str(kit.dir), spec.canonical(), list(seeds),
+                             list(signal_seeds), str(key.dir), threads): i
+                   for i, (spec, seeds) in enumerate(jobs)}
+        for f in cf.as_completed(running):
+            i = running[f]
+            if progress:
+                progress(jobs[i][0].label)
+            yield i, f.result()
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
 
 
 def default_specs() -> list[MethodSpec]:
@@ -195,14 +245,10 @@ def _atomic(path: Path, write: Callable) -> None:
     tmp.replace(path)
 
 
-def _setup(kit: TaskKit, key: AnswerKey) -> tuple[BaselineCache, Scorer]:
-    return BaselineCache(kit, key), Scorer(key, kit.ids("test"))
-
-
 def default_rows(kit: TaskKit, key: AnswerKey, threads: int | None = None,
-                 progress: Progress | None = None) -> list[dict]:
-    """Every default-parameter method on every kit seed, scored (cached)."""
-    cache, scorer = _setup(kit, key)
+                 progress: Progress | None = None, workers: int = 1) -> list[dict]:
+    """Every default-parameter method on every kit seed, scored (cached, as each finishes)."""
+    cache = BaselineCache(kit, key)
     specs = default_specs()
     want = [spec_key(s) for s in specs]
     old = cache.record.get("defaults", [])
@@ -211,33 +257,31 @@ def default_rows(kit: TaskKit, key: AnswerKey, threads: int | None = None,
         # Only specs not measured yet run: a new method, or one whose defaults changed.
         have = {r["key"]: (r, cache.arrays[f"default{i}"]) for i, r in enumerate(old)
                 if "key" in r and f"default{i}" in cache.arrays}
-        rows, arrays = [], []
-        for spec, sk in zip(specs, want, strict=True):
-            if sk in have:
-                row, arr = have[sk]
-                row = {**row, "method": spec.label}
-            else:
-                if progress:
-                    progress(spec.label)
-                vote = vote_seeds_for(kit.seeds) or kit.seeds
-                row, res = run_spec(kit, scorer, spec, kit.seeds, threads=threads,
-                                    signal_seeds=vote)
-                row["signals"], row["key"] = _signals(res, vote), sk
-                arr = np.stack([res[k] for k in kit.seeds]).astype(np.int8)
-            rows.append(row)
-            arrays.append(arr)
-        for k in [k for k in cache.arrays if k.startswith("default")]:
-            del cache.arrays[k]
-        cache.arrays.update({f"default{i}": a for i, a in enumerate(arrays)})
-        cache.record["defaults"] = rows
-        cache.save()
+
+        def keep() -> None:
+            """The rows measured so far, in the library's order."""
+            done = [(spec, have[sk]) for spec, sk in zip(specs, want, strict=True) if sk in have]
+            for k in [k for k in cache.arrays if k.startswith("default")]:
+                del cache.arrays[k]
+            cache.arrays.update({f"default{i}": a for i, (_, (_, a)) in enumerate(done)})
+            cache.record["defaults"] = [{**r, "method": spec.label} for spec, (r, _) in done]
+            cache.save()
+
+        missing = [s for s, sk in zip(specs, want, strict=True) if sk not in have]
+        vote = vote_seeds_for(kit.seeds) or kit.seeds
+        for i, (row, arr, signals, _) in measure_all(kit, key, [(s, kit.seeds) for s in missing],
+                                                     vote, threads, progress, workers):
+            row["signals"], row["key"] = signals, spec_key(missing[i])
+            have[row["key"]] = (row, arr)
+            keep()
+        keep()
     return cache.record["defaults"]
 
 
 def best_baseline(kit: TaskKit, key: AnswerKey, threads: int | None = None,
-                  progress: Progress | None = None) -> dict:
+                  progress: Progress | None = None, workers: int = 1) -> dict:
     """The best default-parameter method, chosen on the feedback half (cached)."""
-    return pick_on_feedback(default_rows(kit, key, threads, progress))
+    return pick_on_feedback(default_rows(kit, key, threads, progress, workers))
 
 
 def _signals(res: ExperimentResult, seeds: Sequence[int]) -> dict[str, float]:
@@ -247,13 +291,15 @@ def _signals(res: ExperimentResult, seeds: Sequence[int]) -> dict[str, float]:
 
 def candidates(kit: TaskKit, key: AnswerKey, threads: int | None = None,
                progress: Progress | None = None, specs: list[MethodSpec] | None = None,
-               settings: Settings | None = None) -> tuple[list[dict], np.ndarray]:
-    """Every tuning candidate run on the vote seeds with its signals (cached): records and
-    their per-seed predictions (C, S, N). Defaults reuse the default rows' runs."""
+               settings: Settings | None = None, workers: int = 1
+               ) -> tuple[list[dict], np.ndarray]:
+    """Every tuning candidate run on the vote seeds with its signals (cached, as each
+    finishes): records and their per-seed predictions (C, S, N). Defaults reuse the default
+    rows' runs."""
     vote = vote_seeds_for(kit.seeds) or kit.seeds
     defaults = {r["key"]: (i, r) for i, r in enumerate(default_rows(kit, key, threads,
-                                                                    progress))}
-    cache, scorer = _setup(kit, key)
+                                                                    progress, workers))}
+    cache = BaselineCache(kit, key)
     if specs is None:
         specs = (default_specs() if (settings or get_settings()).baseline_grid == "defaults"
                  else tuned.candidate_specs())
@@ -266,40 +312,44 @@ def candidates(kit: TaskKit, key: AnswerKey, threads: int | None = None,
         have = ({c["key"]: (c, p) for c, p in zip(old, cache.arrays["candidates"],
                                                   strict=False) if "key" in c}
                 if "candidates" in cache.arrays else {})
-        recs, preds = [], []
         for spec, sk in zip(specs, want, strict=True):
-            if sk in have:
-                rec, p = have[sk]
-                recs.append({**rec, "method": spec.label})
-                preds.append(p)
-                continue
-            if sk in defaults:
+            if sk not in have and sk in defaults:
                 i, r = defaults[sk]
-                p = cache.arrays[f"default{i}"][: len(vote)]
-                signals, seconds = r["signals"], r["seconds"] * len(vote) / len(kit.seeds)
-            else:
-                if progress:
-                    progress(spec.label)
-                _, res = run_spec(kit, scorer, spec, vote, threads=threads, signal_seeds=vote)
-                p = np.stack([res[k] for k in vote]).astype(np.int8)
-                signals, seconds = _signals(res, vote), res.seconds
-            recs.append({"method": spec.label, "spec": spec.canonical(), "key": sk,
-                         "signals": signals, "seconds": round(seconds, 3)})
-            preds.append(p)
-        cache.record["candidates"] = recs
-        cache.arrays["candidates"] = np.stack(preds)
-        cache.save()
+                have[sk] = (_record(spec, r["signals"],
+                                    r["seconds"] * len(vote) / len(kit.seeds)),
+                            cache.arrays[f"default{i}"][: len(vote)])
+
+        def keep() -> None:
+            """The candidates measured so far, in the grid's order."""
+            done = [(spec, have[sk]) for spec, sk in zip(specs, want, strict=True) if sk in have]
+            cache.record["candidates"] = [{**r, "method": spec.label} for spec, (r, _) in done]
+            if done:
+                cache.arrays["candidates"] = np.stack([p for _, (_, p) in done])
+            cache.save()
+
+        missing = [s for s, sk in zip(specs, want, strict=True) if sk not in have]
+        for i, (_, p, signals, seconds) in measure_all(kit, key, [(s, vote) for s in missing],
+                                                       vote, threads, progress, workers):
+            have[spec_key(missing[i])] = (_record(missing[i], signals, seconds), p)
+            keep()
+        keep()
     return cache.record["candidates"], cache.arrays["candidates"]
+
+
+def _record(spec: MethodSpec, signals: dict, seconds: float) -> dict:
+    return {"method": spec.label, "spec": spec.canonical(), "key": spec_key(spec),
+            "signals": signals, "seconds": round(seconds, 3)}
 
 
 def tuned_baseline(kit: TaskKit, key: AnswerKey, settings: Settings | None = None,
                    submissions: int | None = None, threads: int | None = None,
                    progress: Progress | None = None,
-                   specs: list[MethodSpec] | None = None) -> tuple[dict, np.ndarray]:
+                   specs: list[MethodSpec] | None = None,
+                   workers: int = 1) -> tuple[dict, np.ndarray]:
     """The tuned classical baseline (see :mod:`aarlab.lab.tuned`): its row, reported on the
     final half, and its vote's test predictions (for a paired difference)."""
     settings = settings or get_settings()
-    recs, preds = candidates(kit, key, threads, progress, specs, settings)
+    recs, preds = candidates(kit, key, threads, progress, specs, settings, workers)
     scorer = Scorer(key, kit.ids("test"))
     budget = submissions if submissions is not None else tuned.researcher_submissions(settings)
     votes = [majority_vote(p, kit.n_classes) for p in preds]

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from aarlab.clock import as_utc
 from aarlab.config import Settings
+from aarlab.cores import usable_cores
 from aarlab.errors import AarlabError
 from aarlab.forum.tables import Finding
 from aarlab.kits.kit import TaskKit
@@ -154,7 +155,8 @@ def suite_section(store: Store, settings: Settings, lab_id: int, tasks: list[str
             tkit = TaskKit(kit_dir(settings, task))
             tkey = AnswerKey(answer_key_dir(settings, task), tkit.format)
             known[task] = (Scorer(tkey, tkit.ids("test")),
-                           *tuned_baseline(tkit, tkey, settings, budget, threads=threads))
+                           *tuned_baseline(tkit, tkey, settings, budget, threads=threads,
+                                           workers=usable_cores()))
         scorer, tuned, tuned_vote = known[task]
         base = scorer.pgr_interval([tuned_vote], "final")
         row = {"tuned_method": tuned["method"], "tuned": base.as_dict(), "pick": None,
@@ -182,10 +184,12 @@ def write_report(store: Store, settings: Settings, lab_id: int, report_dir: Path
         return _write(store, lab_id, report_dir, summary)
     kit = TaskKit(kit_dir(settings, task))
     key = AnswerKey(answer_key_dir(settings, task), kit.format)
-    baseline = best_baseline(kit, key, threads=threads)
+    # The researchers are gone: the baselines (the first time, ~100 specs) take every core.
+    baseline = best_baseline(kit, key, threads=threads, workers=usable_cores())
     budget = researcher_submissions(settings, config.get("budget_s"),
                                     config.get("max_submissions"))
-    tuned, tuned_vote = tuned_baseline(kit, key, settings, budget, threads=threads)
+    tuned, tuned_vote = tuned_baseline(kit, key, settings, budget, threads=threads,
+                                       workers=usable_cores())
     scorer = Scorer(key, kit.ids("test"))
     summary = lab_summary(store, settings, lab_id, baseline,
                           lambda chosen: comparison(scorer, chosen, tuned, tuned_vote))

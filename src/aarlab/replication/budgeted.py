@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aarlab.config import Settings
+from aarlab.cores import usable_cores
 from aarlab.replication.method import Method
 from aarlab.replication.replicate import Target, assemble, is_weak_soft, replicate_one
 
@@ -37,13 +37,6 @@ class Job:
     method_index: int
     target: Target
     estimate_s: float
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _rows(kit) -> int:
