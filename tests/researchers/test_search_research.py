@@ -358,9 +358,12 @@ def test_starts_from_the_lab_best_posted_snapshot_as_its_reference(tiny_snli, ti
     r.run()
     rounds = [e for e in r.notebook.entries() if e.get("round")]
     assert [e["move"] for e in rounds] == ["adopt", "baseline"]
-    # The reproduced best is its own reference (nothing to resolve); what was submitted went to
-    # the main task first, and each result points at its submission.
-    assert rounds[0]["decision"].startswith("not submitted")
+    # The reproduced best is its own reference (nothing to resolve), and it is this
+    # researcher's first submission: otherwise a lab that starts from a release it cannot beat
+    # reports a worse pick. What was submitted went to the main task first, and each result
+    # points at its submission.
+    assert rounds[0]["decision"] == "submitted"
+    assert client.submitted[0] == tiny_snli[0].name
     assert set(client.submitted) <= {tiny_snli[0].name, tiny_tweets[0].name}
     results = [p for p in client.posted if p["kind"] == "result"]
     assert len(results) == sum(e["decision"] == "submitted" for e in rounds)

@@ -260,8 +260,10 @@ class SearchResearcher:
         digest = _outcome_digest(outcomes, score)
         earlier, idle = self._same_outcome(spec, digest)
         verdict = self._verdict(h, score, per_task) + _same_text(earlier, idle)
+        # A reproduced lab best may be my first submission (an exact copy is not a probe): else a
+        # lab that reads a better spec than it can beat reports a worse one as its pick.
         decision, why_not = self._decide(score, outcomes, first_ok=(
-            h.move != "baseline" and not h.lab_best), guard=guard)
+            h.move != "baseline" and (not h.lab_best or self.submissions == 0)), guard=guard)
         tie = why_not[len(TIE):] if decision and why_not.startswith(TIE) else ""
         entry.update(score=score, signals=main.signals, per_task=per_task,
                      per_task_balanced=balanced, verdict=verdict, guard_failed=failed,
@@ -326,10 +328,12 @@ class SearchResearcher:
         """(submit?, why not): promising by the signals, and resolvable by the Ladder on the
         main task; or an informative tie. Never below weak_soft on any task (the guard).
 
-        A researcher's first candidate of its own that passes the regression guard goes in even
-        when the Ladder could not resolve its gain: without one scored submission the server,
-        the leaderboard and the lab's headline know nothing of this researcher (on a small test
-        set no gain is ever resolvable, and a lab would end with no pick at all). Later own
+        A researcher's first candidate (of its own, or the lab's best release it has just
+        reproduced) that passes the regression guard goes in even when the Ladder could not
+        resolve its gain: without one scored submission the server, the leaderboard and the
+        lab's headline know nothing of this researcher (on a small test set no gain is ever
+        resolvable, and a lab would end with no pick at all), and a lab whose researchers all
+        started from a better release than they could beat reported a worse pick. Later own
         candidates the Ladder cannot resolve go in when ``spend.decide`` calls them informative
         ties; the second item then starts with ``TIE`` and says why.
         """
