@@ -61,10 +61,10 @@ def estimate_jobs(methods: list[tuple[Method, list[Target]]], measured: dict[str
         base = measured.get(method.claim.get("method") or "", fallback)
         for t in targets:
             scale = _rows(t.kit) / max(home_rows, 1) * max(len(t.seeds), 1) / 3
-            seen = (t.name, t.kind, tuple(t.seeds)) in soft_done
-            soft_done.add((t.name, t.kind, tuple(t.seeds)))
-            extra = 0.0 if seen or (method.spec is not None and is_weak_soft(method.spec)) \
-                else soft
+            target = (t.name, t.kind, tuple(t.seeds))
+            extra = 0.0 if target in soft_done or (
+                method.spec is not None and is_weak_soft(method.spec)) else soft
+            soft_done.add(target)
             jobs.append(Job(i, t, (base + extra) * scale))
     jobs.sort(key=lambda j: (KIND_ORDER.get(j.target.kind, 9), j.method_index))
     return jobs

@@ -187,20 +187,19 @@ def soft_cache_path(t: Target) -> Path:
 
 
 def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None,
-                     run: dict | None = None) -> np.ndarray:
-    """weak_soft's per-seed predictions on ``t``, run once per target: an end-of-run
-    replication compares every method it replicates with them on the same targets. ``run``:
-    predictions of weak_soft itself just made on ``t`` (kept, not run again)."""
+                     preds: np.ndarray | None = None) -> np.ndarray:
+    """weak_soft's per-seed predictions (S, N) on ``t``, run once per target: an end-of-run
+    replication compares every method it replicates with them on the same targets. ``preds``:
+    those of weak_soft itself just run on ``t`` (kept, not run again)."""
     path = soft_cache_path(t)
-    shape = (len(t.seeds), len(t.kit.ids("test")))
-    if run is None:
+    if preds is None:
         with contextlib.suppress(OSError, ValueError, EOFError):
             cached = np.load(path, allow_pickle=False)
-            if cached.shape == shape and cached.dtype.kind in "iu":
+            if cached.shape == (len(t.seeds), len(t.kit.ids("test"))) and \
+                    cached.dtype.kind in "iu":
                 return cached
         _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
-        run = {k: out[k] for k in t.seeds}
-    preds = np.stack([run[k] for k in t.seeds])
+        preds = np.stack([out[k] for k in t.seeds])
     buf = io.BytesIO()
     np.save(buf, preds, allow_pickle=False)
     with contextlib.suppress(OSError):  # a cache that cannot be written costs a rerun
@@ -224,7 +223,7 @@ def run_on(method: Method, t: Target, threads: int | None = None,
                "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
         preds = np.stack([out[k] for k in t.seeds])
         if is_weak_soft(method.spec):  # nothing to compare with; kept for the methods to come
-            _weak_soft_preds(t, scorer, threads, run={k: out[k] for k in t.seeds})
+            _weak_soft_preds(t, scorer, threads, preds)
             preds = None
     elif method.runnable:
         from aarlab.replication.sandbox_run import rerun_snapshot
