@@ -209,6 +209,30 @@ def test_stack_takes_each_stage_from_the_best_spec_the_guard_passed():
     assert p.policy.best(5)[-1].spec["steps"][0]["method"] == "label_prop"
 
 
+def test_stack_puts_a_default_source_that_overrules_the_teacher_behind_its_guard():
+    # Issue 18: lab 1's stack `noisy_em + confident_learning + gce` (snli-pref 0.66) fell
+    # below copying the teacher elsewhere; `guarded(noisy_em)` gives snli-pref the same
+    # predictions, so the stack guards its source.
+    p = _planner()
+    p.policy.record(BASELINE, 1.5)
+    p.policy.record({"steps": [{"method": "noisy_em", "params": {"k": 25}}]}, 1.8)
+    p.policy.record({"steps": [{"method": "confident_learning"}, {"method": "gce"}]}, 1.7)
+    h = p.stack()
+    assert h is not None and h.move == "stack"
+    assert h.spec["steps"][0] == {"method": "guarded", "params": {"source": "noisy_em"}}
+    assert [s["method"] for s in h.spec["steps"][1:]] == ["confident_learning", "gce"]
+    assert "held-out guard" in h.why
+    parse_spec(h.spec)
+    # A tuned source stays as it is: the guard would run it at its defaults.
+    p = _planner()
+    p.policy.record(BASELINE, 1.5)
+    p.policy.record({"steps": [{"method": "noisy_em", "params": {"k": 40}}]}, 1.8)
+    p.policy.record({"steps": [{"method": "gce"}]}, 1.7)
+    h = p.stack()
+    assert h.spec["steps"][0] == {"method": "noisy_em", "params": {"k": 40}}
+    assert "held-out guard" not in h.why
+
+
 def test_stack_needs_two_specs_and_two_stages():
     p = _planner()
     p.policy.record(BASELINE, 1.5)

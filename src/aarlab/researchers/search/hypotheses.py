@@ -210,6 +210,7 @@ class Planner:
             return None
         order = [s for s in STAGES if s in chosen]
         steps = [copy.deepcopy(chosen[s][0]) for s in order]
+        guarded = self._guard_default_source(steps)
         top = chosen[order[0]][1]
         spec = normalise({"steps": steps, "head": copy.deepcopy(top.spec.get("head", {}))})
         parts = ", ".join(f"{st} `{chosen[st][0]['method']}` (from `{_label(chosen[st][1].spec)}`,"
@@ -219,8 +220,34 @@ class Planner:
                           f"Every stage at its best so far, among specs the regression guard "
                           f"passed: {parts}. Steps that fix different errors (which labels, "
                           "which rows, how hard to trust them) should add up; if the stack "
-                          "scores below its parts they interfere",
+                          "scores below its parts they interfere"
+                          + (f". Its source `{guarded}` goes behind its held-out guard: the "
+                             "same labels wherever its departures from the teacher hold up "
+                             "(so the same outcome here if they do), the teacher's where they "
+                             "do not, so that the stack stays safe on a task this lab never "
+                             "saw" if guarded else ""),
                           parents=list(parents))
+
+    def _guard_default_source(self, steps: list[dict]) -> str | None:
+        """Put a labels source that overrules the teacher behind ``guarded``, in place; return
+        its name (``None`` if there is none to guard). Only a source at its defaults: the
+        guard runs its source at its defaults, so a tuned one would change here.
+
+        Why: a single-task lab's best stacks were ``noisy_em`` compositions (snli-pref final
+        PGR 0.71) that fell below copying the teacher on most other tasks, while ``guarded``
+        gives snli-pref the very same predictions on every kit seed (issue 18).
+        """
+        sources = self._guard_sources()
+        for i, s in enumerate(steps):
+            defaults = self._defaults(s["method"]) if s["method"] in sources else None
+            if defaults is not None and {**defaults, **s.get("params", {})} == defaults:
+                steps[i] = {"method": "guarded", "params": {"source": s["method"]}}
+                return s["method"]
+        return None
+
+    def _defaults(self, name: str) -> dict:
+        return {p["name"]: p["default"] for p in self.policy.by_name[name]["params"]
+                if "default" in p}
 
     def guard_followup(self, spec: dict, failed_on: list[str]) -> Hypothesis | None:
         """``spec`` with its labels source behind the held-out guard, or ``None`` when it has
