@@ -179,3 +179,22 @@ def test_a_parameter_that_changed_no_prediction_is_not_tuned_again_in_its_contex
     # idle with a kNN probe, still tuned with a logistic one
     assert not {("knn", "c"), ("knn", "folds")} & changed
     assert {("logistic", "c"), ("logistic", "folds")} <= changed
+
+
+def test_a_head_change_is_never_to_the_value_the_kit_already_uses():
+    # Lab 3 of the empty-forum bench tuned `head: {"kind": "mlp"}` on an MLP kit: the same spec
+    # under another key, a round that repeated its parent's outcome.
+    p = SearchPolicy(describe(), ["gce"], random.Random(0),
+                     default_head={"kind": "mlp", "epochs": 10, "lr": 3e-3})
+    parent = {"steps": [{"method": "gce", "params": {}}]}
+    seen = 0
+    for _ in range(400):
+        child = p.mutate(parent)
+        head = child.get("head", {})
+        assert head.get("kind") != "mlp" and head.get("epochs") != 10 and head.get("lr") != 3e-3
+        seen += bool(head)
+        assert p.random_spec().get("head", {}).get("kind") != "mlp"
+    assert seen > 0  # head changes still happen
+    # From a non-default head, going back to the default drops the field (one key per spec).
+    back = [p.mutate({"steps": parent["steps"], "head": {"kind": "linear"}}) for _ in range(400)]
+    assert any("kind" not in b.get("head", {}) for b in back)

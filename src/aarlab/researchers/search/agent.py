@@ -34,7 +34,7 @@ import random
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,7 @@ from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 from aarlab.researchers.search.resolve import LadderView
 from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
-from aarlab.w2s.spec import parse_spec
+from aarlab.w2s.spec import HeadSpec, parse_spec
 
 TIE = "tie: "  # _decide's reason when it submits an informative tie (spend.py)
 PROCESS_ID = uuid.uuid4().hex[:12]  # tells this process's events from a restarted one's
@@ -90,7 +90,8 @@ class SearchResearcher:
         family = list(direction_methods) + [m for m in (own.resolve(described) if own else ())
                                             if m not in direction_methods]
         rng = random.Random(seed)
-        self.policy = SearchPolicy(described, family, rng)
+        self.policy = SearchPolicy(described, family, rng, default_head=asdict(
+            HeadSpec().config(kit.manifest.get("student_head"))))
         fam = {m["name"]: family_of(m["name"], directions, described) for m in described}
         self.planner = Planner(self.policy, direction, family, fam, rng)
         if kit.name in self.suite.teacher_free:

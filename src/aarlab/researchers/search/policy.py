@@ -24,6 +24,11 @@ import random
 from dataclasses import dataclass, field
 
 
+# The head changes a search may try; a mutation always moves to another value than the current.
+HEAD_OPTIONS: dict[str, tuple] = {"kind": ("linear", "mlp"), "epochs": (5, 10, 20, 30, 40),
+                                  "lr": (3e-4, 1e-3, 3e-3)}
+
+
 @dataclass
 class Candidate:
     spec: dict
@@ -47,6 +52,9 @@ class SearchPolicy:
     incumbent: str | None = None  # key of the spec behind the best released score
     # (method, parameter, the step's switches) whose changes left every prediction as it was
     inert: set[tuple[str, str, str]] = field(default_factory=set)
+    # The kit's student head with every field filled: a head change to these values is none
+    # (a tuned `head: {"kind": "mlp"}` on an MLP kit repeated its parent's outcome exactly).
+    default_head: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_name = {m["name"]: m for m in self.methods}
@@ -138,7 +146,8 @@ class SearchPolicy:
             if other:
                 spec["steps"].append({"method": other, "params": self.random_params(other)})
         if self.rng.random() < 0.3:
-            spec["head"] = {"kind": self.rng.choice(["linear", "mlp"])}
+            spec["head"] = {}
+            self._set_head(spec["head"], "kind", self.rng.choice(list(HEAD_OPTIONS["kind"])))
         return normalise(spec)
 
     def random_params(self, name: str) -> dict:
@@ -165,13 +174,19 @@ class SearchPolicy:
         else:
             head = spec.setdefault("head", {})
             choice = self.rng.random()
-            if choice < 0.4:
-                head["kind"] = "linear" if head.get("kind") == "mlp" else "mlp"
-            elif choice < 0.7:
-                head["epochs"] = self.rng.choice([5, 10, 20, 30, 40])
-            else:
-                head["lr"] = self.rng.choice([3e-4, 1e-3, 3e-3])
+            name = "kind" if choice < 0.4 else "epochs" if choice < 0.7 else "lr"
+            current = head.get(name, self.default_head.get(name))
+            self._set_head(head, name, self.rng.choice(
+                [v for v in HEAD_OPTIONS[name] if v != current] or list(HEAD_OPTIONS[name])))
         return normalise(spec)
+
+    def _set_head(self, head: dict, name: str, value: object) -> None:
+        """Set a head field, leaving out a value that is the kit's default (it changes nothing,
+        and the same spec must have one key)."""
+        if name in self.default_head and value == self.default_head[name]:
+            head.pop(name, None)
+        else:
+            head[name] = value
 
     def crossover(self, a: dict, b: dict) -> dict:
         """One step per stage, each taken from either parent."""
