@@ -29,6 +29,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from aarlab.config import get_settings
+from aarlab.errors import AarlabError
 from aarlab.lab.tables import LabMember, LabRun
 from aarlab.replication.budgeted import estimate_jobs, run_jobs
 from aarlab.replication.method import Method, load_method
@@ -133,4 +134,7 @@ def _ci(e: dict, sign: str = "") -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AarlabError as e:  # e.g. a target that is not built: say so, no traceback
+        sys.exit(f"error: {e}")

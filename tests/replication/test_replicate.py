@@ -307,3 +307,45 @@ def test_weak_soft_runs_once_per_target_and_a_changed_kit_runs_it_again(tiny_twe
     rep.run_on(Method(ref="w", task="x", spec={"method": "weak_soft"}), fresh)
     rep.run_on(Method(ref="a", task="x", spec={"method": "logconf"}), fresh)
     assert ran == ["weak_soft", "logconf"]
+
+
+def test_two_jobs_on_one_target_at_once_run_weak_soft_once(tiny_tweets, tmp_path, monkeypatch):
+    """A budgeted replication runs jobs of several methods at once; two on the same target
+    used to both run weak_soft (the cache only helped jobs that started later)."""
+    import shutil
+    import threading
+    import time
+
+    import numpy as np
+
+    import aarlab.replication.replicate as rep
+    from aarlab.kits.kit import TaskKit
+    from aarlab.tasks.answer_key import AnswerKey
+    from aarlab.tasks.scorer import Scorer
+
+    kit0, key0 = tiny_tweets
+    shutil.copytree(kit0.dir, tmp_path / "kit")
+    shutil.copytree(key0.dir, tmp_path / "key")
+    kit = TaskKit(tmp_path / "kit")
+    key = AnswerKey(tmp_path / "key", kit.format)
+    target = Target(kit.name, "other-task", kit, key, [0, 1])
+    ran, real = [], rep.run_spec
+
+    def slow(kit_, scorer, spec, seeds, **kw):
+        ran.append(rep.parse_spec(spec).label)
+        time.sleep(1.0)  # long enough for the other job to arrive while this one runs
+        return real(kit_, scorer, spec, seeds, **kw)
+
+    monkeypatch.setattr(rep, "run_spec", slow)
+    got: list = [None, None]
+
+    def job(i: int) -> None:
+        got[i] = rep._weak_soft_preds(target, Scorer(key, kit.ids("test")), threads=1)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert ran == ["weak_soft"]
+    np.testing.assert_array_equal(got[0], got[1])

@@ -209,7 +209,7 @@ def test_stack_takes_each_stage_from_the_best_spec_the_guard_passed():
     assert p.policy.best(5)[-1].spec["steps"][0]["method"] == "label_prop"
 
 
-def test_stack_puts_a_default_source_that_overrules_the_teacher_behind_its_guard():
+def test_stack_puts_a_source_that_overrules_the_teacher_behind_its_guard():
     # Issue 18: lab 1's stack `noisy_em + confident_learning + gce` (snli-pref 0.66) fell
     # below copying the teacher elsewhere; `guarded(noisy_em)` gives snli-pref the same
     # predictions, so the stack guards its source.
@@ -223,13 +223,23 @@ def test_stack_puts_a_default_source_that_overrules_the_teacher_behind_its_guard
     assert [s["method"] for s in h.spec["steps"][1:]] == ["confident_learning", "gce"]
     assert "held-out guard" in h.why
     parse_spec(h.spec)
-    # A tuned source stays as it is: the guard would run it at its defaults.
+    # A tuned source is guarded with its own parameters.
     p = _planner()
     p.policy.record(BASELINE, 1.5)
-    p.policy.record({"steps": [{"method": "noisy_em", "params": {"k": 40}}]}, 1.8)
+    p.policy.record({"steps": [{"method": "noisy_em", "params": {"k": 40, "epsilon": 0.1}}]},
+                    1.8)
     p.policy.record({"steps": [{"method": "gce"}]}, 1.7)
     h = p.stack()
-    assert h.spec["steps"][0] == {"method": "noisy_em", "params": {"k": 40}}
+    assert h.spec["steps"][0] == {"method": "guarded", "params": {
+        "source": "noisy_em", "source_params": {"epsilon": 0.1, "k": 40}}}
+    parse_spec(h.spec)
+    # Nothing to guard: a stack of a filter and a loss stays as it is.
+    p = _planner()
+    p.policy.record(BASELINE, 1.5)
+    p.policy.record({"steps": [{"method": "confident_learning"}]}, 1.8)
+    p.policy.record({"steps": [{"method": "gce"}]}, 1.7)
+    h = p.stack()
+    assert [s["method"] for s in h.spec["steps"]] == ["confident_learning", "gce"]
     assert "held-out guard" not in h.why
 
 
@@ -246,7 +256,8 @@ def test_a_refused_source_is_retried_behind_its_guard():
                       {"method": "product", "params": {}}]}
     h = p.guard_followup(spec, ["nyt", "tweets"])
     assert h is not None and h.move == "guard" and "nyt, tweets" in h.why
-    assert h.spec["steps"][0] == {"method": "guarded", "params": {"source": "noisy_em"}}
+    assert h.spec["steps"][0] == {"method": "guarded", "params": {
+        "source": "noisy_em", "source_params": {"k": 40}}}  # its own parameters kept
     assert h.spec["steps"][1]["method"] == "product"
     parse_spec(h.spec)
     assert p.guard_followup({"steps": [{"method": "gce"}]}, ["nyt"]) is None

@@ -88,6 +88,8 @@ def test_every_parameter_is_described_with_a_range_or_choices():
                 assert p["min"] <= p["default"] <= p["max"]
             elif p["type"] == "choice":
                 assert p["default"] in p["choices"]
+            elif p["type"] == "mapping":  # another step's parameters: guarded's source_params
+                assert (m["name"], p["name"]) == ("guarded", "source_params") and p["default"] == {}
             else:
                 assert p["type"] == "bool", (m["name"], p["name"])
             # The listed default is itself a valid spec value.

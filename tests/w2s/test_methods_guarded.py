@@ -115,6 +115,31 @@ def test_spec_names_a_bad_source():
     assert [s.name for s in spec.build()] == ["guarded", "gce"]
 
 
+def test_the_source_runs_with_its_own_parameters():
+    x, y = two_clusters(n=800, gap=5.0)
+    weak = soft(flip(y, 0.2))
+    from aarlab.w2s.methods.label_prop import LabelProp
+    tuned = {"alpha": 0.3, "k_scale": 0.25}
+    own = LabelProp(LabelProp.Params(**tuned)).labels(context(x, weak, head=HEAD)).targets
+    default = LabelProp().labels(context(x, weak, head=HEAD)).targets
+    assert not np.allclose(own, default)  # the parameters matter on this data
+    ts = Guarded(Guarded.Params(source="label_prop", source_params=tuned)).labels(
+        context(x, weak, head=HEAD))
+    assert ts.info["guard"]["kept"]
+    np.testing.assert_allclose(ts.targets, own, atol=1e-6)  # the tuned source's labels
+
+
+def test_spec_names_source_params_that_do_not_fit_the_source():
+    for bad, says in (({"k": 0}, "source_params: expected parameters of noisy_em"),
+                      ({"kk": 1}, "kk"), ([1], "source_params: expected an object")):
+        with pytest.raises(SpecError, match=says):
+            parse_spec({"method": "guarded", "params": {"source": "noisy_em",
+                                                        "source_params": bad}})
+    spec = parse_spec({"method": "guarded", "params": {"source": "noisy_em",
+                                                       "source_params": {"k": 40}}})
+    assert spec.label == "guarded(source=noisy_em,source_params=(k=40))"
+
+
 def test_search_researcher_proposes_its_family_source_guarded():
     import random
 

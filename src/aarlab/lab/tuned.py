@@ -57,6 +57,8 @@ def candidate_specs() -> list[MethodSpec]:
 
 def _alternatives(p: dict) -> list:
     d = p["default"]
+    if p["type"] not in ("choice", "bool", "int", "float"):  # a mapping: not one parameter
+        return []
     if p["type"] == "choice":
         return [c for c in p["choices"] if c != d]
     if p["type"] == "bool":

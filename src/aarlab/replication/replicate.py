@@ -18,9 +18,11 @@ falls back to the kit's seeds the submission did not record using, and says so (
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,19 +195,45 @@ def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None,
     those of weak_soft itself just run on ``t`` (kept, not run again)."""
     path = soft_cache_path(t)
     if preds is None:
-        with contextlib.suppress(OSError, ValueError, EOFError):
-            cached = np.load(path, allow_pickle=False)
-            if cached.shape == (len(t.seeds), len(t.kit.ids("test"))) and \
-                    cached.dtype.kind in "iu":
-                return cached
-        _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
-        preds = np.stack([out[k] for k in t.seeds])
+        # Jobs of two methods on one target run at once on a budgeted replication's workers:
+        # the later one waits for the first's run instead of repeating it.
+        with _locked(path):
+            with contextlib.suppress(OSError, ValueError, EOFError):
+                cached = np.load(path, allow_pickle=False)
+                if cached.shape == (len(t.seeds), len(t.kit.ids("test"))) and \
+                        cached.dtype.kind in "iu":
+                    return cached
+            _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
+            preds = np.stack([out[k] for k in t.seeds])
+            _keep(path, preds)
+        return preds
+    _keep(path, preds)
+    return preds
+
+
+def _keep(path: Path, preds: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, preds, allow_pickle=False)
     with contextlib.suppress(OSError):  # a cache that cannot be written costs a rerun
         path.parent.mkdir(exist_ok=True)
         write_atomic(path, buf.getvalue())
-    return preds
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path``'s cache entry (a file lock, so worker processes share it);
+    none where the folder cannot be written (then each job runs weak_soft itself)."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def run_on(method: Method, t: Target, threads: int | None = None,

@@ -96,7 +96,7 @@ class MethodSpec(BaseModel):
         """A short human name: ``confidence_filter(threshold=0.8)+logconf``."""
         parts = []
         for _, s in self.all_steps():
-            args = ",".join(f"{k}={v}" for k, v in s.params.items())
+            args = ",".join(f"{k}={_arg(v)}" for k, v in s.params.items() if v != {})
             parts.append(f"{s.method}({args})" if args else s.method)
         head = ",".join(f"{k}={v}" for k, v in self.head.model_dump(exclude_none=True).items())
         student = ",".join(f"{k}={v}" for k, v in
@@ -107,12 +107,22 @@ class MethodSpec(BaseModel):
 
     def canonical(self) -> dict:
         """Every step with every parameter (defaults filled in): what was actually run."""
-        return {"steps": [{"method": st.name, "params": st.p.model_dump()}
+        # An empty mapping (guarded's source_params: the source at its defaults) is left out,
+        # so specs measured before the parameter existed keep their identity (baseline caches).
+        return {"steps": [{"method": st.name, "params": {k: v for k, v in st.p.model_dump().items()
+                                                         if v != {}}}
                           for st in self.build()],
                 "head": self.head.model_dump(exclude_none=True),
                 # Only a non-default student is named, so head specs keep their old identity.
                 **({"student": self.student.model_dump()} if self.student.kind != "head"
                    else {})}
+
+
+def _arg(v: Any) -> str:
+    """A parameter value in a label; another step's parameters as ``(k=40,prior=knn)``."""
+    if isinstance(v, dict):
+        return "(" + ",".join(f"{k}={x}" for k, x in v.items()) + ")"
+    return str(v)
 
 
 def parse_spec(obj: MethodSpec | dict | str) -> MethodSpec:
@@ -182,6 +192,8 @@ def _message(e: dict, prefix: str, model: type[BaseModel], method: str | None) -
                     "string": "a string", "dict": "an object", "list": "a list",
                     "model": "an object"}.get(kind.split("_")[0], kind)
         return f"{loc}: expected {expected}, got {value!r}"
+    if kind == "value_error":  # a validator's own sentence, without pydantic's prefix
+        return f"{loc}: {e['msg'].removeprefix('Value error, ')}"
     return f"{loc}: {e['msg']}"
 
 

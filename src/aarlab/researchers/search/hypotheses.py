@@ -210,7 +210,7 @@ class Planner:
             return None
         order = [s for s in STAGES if s in chosen]
         steps = [copy.deepcopy(chosen[s][0]) for s in order]
-        guarded = self._guard_default_source(steps)
+        guarded = self._guard_source(steps)
         top = chosen[order[0]][1]
         spec = normalise({"steps": steps, "head": copy.deepcopy(top.spec.get("head", {}))})
         parts = ", ".join(f"{st} `{chosen[st][0]['method']}` (from `{_label(chosen[st][1].spec)}`,"
@@ -228,45 +228,50 @@ class Planner:
                              "saw" if guarded else ""),
                           parents=list(parents))
 
-    def _guard_default_source(self, steps: list[dict]) -> str | None:
-        """Put a labels source that overrules the teacher behind ``guarded``, in place; return
-        its name (``None`` if there is none to guard). Only a source at its defaults: the
-        guard runs its source at its defaults, so a tuned one would change here.
+    def _guard_source(self, steps: list[dict]) -> str | None:
+        """Put the labels source that overrules the teacher behind ``guarded``, in place, with
+        its own parameters; return its name (``None`` if there is none to guard).
 
         Why: a single-task lab's best stacks were ``noisy_em`` compositions (snli-pref final
-        PGR 0.71) that fell below copying the teacher on most other tasks, while ``guarded``
-        gives snli-pref the very same predictions on every kit seed (issue 18).
+        PGR 0.71) that fell below copying the teacher on four of seven other tasks, while
+        ``guarded`` gives snli-pref the very same predictions on every kit seed and the same
+        stack was below the teacher on none of them (README, issue 18).
         """
-        sources = self._guard_sources()
-        for i, s in enumerate(steps):
-            defaults = self._defaults(s["method"]) if s["method"] in sources else None
-            if defaults is not None and {**defaults, **s.get("params", {})} == defaults:
-                steps[i] = {"method": "guarded", "params": {"source": s["method"]}}
-                return s["method"]
-        return None
+        i = self._source_index(steps)
+        if i is None:
+            return None
+        steps[i] = self._guarded(steps[i])
+        return steps[i]["params"]["source"]
 
-    def _defaults(self, name: str) -> dict:
-        return {p["name"]: p["default"] for p in self.policy.by_name[name]["params"]
-                if "default" in p}
+    def _guarded(self, step: dict) -> dict:
+        """A labels source step behind ``guarded``, with those of its own parameters that are
+        not its defaults (so the same guarded source has one key)."""
+        defaults = {p["name"]: p.get("default")
+                    for p in self.policy.by_name[step["method"]]["params"]}
+        own = {k: v for k, v in sorted(step.get("params", {}).items()) if defaults.get(k) != v}
+        return {"method": "guarded", "params": {"source": step["method"],
+                                                **({"source_params": own} if own else {})}}
+
+    def _source_index(self, steps: list[dict]) -> int | None:
+        sources = self._guard_sources()
+        return next((i for i, s in enumerate(steps) if s["method"] in sources), None)
 
     def guard_followup(self, spec: dict, failed_on: list[str]) -> Hypothesis | None:
         """``spec`` with its labels source behind the held-out guard, or ``None`` when it has
         no guardable source (or is guarded already)."""
-        sources = self._guard_sources()
         steps = copy.deepcopy(spec.get("steps", []))
-        i = next((i for i, s in enumerate(steps) if s["method"] in sources), None)
+        i = self._source_index(steps)
         if i is None:
             return None
         m = steps[i]["method"]
-        steps[i] = {"method": "guarded", "params": {"source": m}}
+        steps[i] = self._guarded(steps[i])
         new = normalise({"steps": steps, "head": copy.deepcopy(spec.get("head", {}))})
         return Hypothesis("guard", self.spec_family(new), new,
                           f"`{_label(spec)}` lost to the teacher's own student on "
                           f"{', '.join(failed_on)}: its source `{m}` overrules the teacher "
                           "where the strong features carry the concept and where they do not. "
                           "Behind its held-out guard it should keep its gain where its "
-                          "departures hold up and fall back to the teacher elsewhere (the "
-                          "guard runs the source at its defaults)",
+                          "departures hold up and fall back to the teacher elsewhere",
                           parents=[key(spec)])
 
     def tune(self) -> Hypothesis | None:

@@ -24,6 +24,9 @@ import random
 from dataclasses import dataclass, field
 
 
+# Parameter types a search samples and perturbs (a mapping, such as guarded's source_params,
+# is set by the moves that build it, never drawn at random).
+SCALARS = ("choice", "bool", "int", "float")
 # The head changes a search may try; a mutation always moves to another value than the current.
 HEAD_OPTIONS: dict[str, tuple] = {"kind": ("linear", "mlp"), "epochs": (5, 10, 20, 30, 40),
                                   "lr": (3e-4, 1e-3, 3e-3)}
@@ -152,7 +155,7 @@ class SearchPolicy:
 
     def random_params(self, name: str) -> dict:
         return {p["name"]: self._sample(p) for p in self.by_name[name]["params"]
-                if self.rng.random() < 0.6}
+                if p.get("type") in SCALARS and self.rng.random() < 0.6}
 
     def mutate(self, spec: dict) -> dict:
         spec = copy.deepcopy(spec)
@@ -160,7 +163,8 @@ class SearchPolicy:
         move = self.rng.random()
         tunable = [(s, p) for s in steps
                    for p in self.by_name.get(s["method"], {}).get("params", [])
-                   if (s["method"], p["name"], self._switches(s)) not in self.inert]
+                   if p.get("type") in SCALARS
+                   and (s["method"], p["name"], self._switches(s)) not in self.inert]
         if tunable and move < 0.6:
             step, p = self.rng.choice(tunable)
             current = step.setdefault("params", {}).get(p["name"], p["default"])

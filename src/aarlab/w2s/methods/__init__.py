@@ -53,8 +53,12 @@ def param_info(model: type[Params]) -> list[dict[str, Any]]:
 
 
 def _field_info(name: str, f: FieldInfo) -> dict[str, Any]:
-    info: dict[str, Any] = {"name": name, "default": f.default, "doc": f.description or ""}
+    info: dict[str, Any] = {"name": name, "default": f.get_default(call_default_factory=True),
+                            "doc": f.description or ""}
     ann = f.annotation
+    if typing.get_origin(ann) is dict:  # another step's parameters (guarded's source_params)
+        info["type"] = "mapping"
+        return info
     if typing.get_origin(ann) in (typing.Union, types.UnionType):  # X | None: describe X
         ann = next(a for a in typing.get_args(ann) if a is not type(None))
     if typing.get_origin(ann) is typing.Literal:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from aarlab.w2s.methods import METHODS, register
 from aarlab.w2s.methods.base import Context, Params, Step, TrainSet, fingerprint, weak_train_set
@@ -55,12 +55,34 @@ SOURCES = ("noisy_em", "label_prop", "strong_prior", "paired_direction")
 
 class GuardParams(Params):
     source: Literal["noisy_em", "label_prop", "strong_prior", "paired_direction"] = Field(
-        "noisy_em", description="label source to guard (run with its defaults)")
+        "noisy_em", description="label source to guard")
+    source_params: dict[str, bool | int | float | str] = Field(
+        default_factory=dict,
+        description="the source's own parameters, as in its step (its defaults where unset)")
     tolerance: float = Field(0.01, ge=0.0, le=1.0,
                              description="largest held-out teacher-agreement drop kept")
     z: float = Field(2.0, ge=0.0, le=10.0,
                      description="standard errors of the drop allowed beyond the tolerance")
     folds: int = Field(2, ge=2, le=5, description="cross-fitting folds of train_unlabel")
+
+    @field_validator("source_params")
+    @classmethod
+    def _fit_the_source(cls, v: dict, info: ValidationInfo) -> dict:
+        # Checked here so a spec error names this field, not a crash in the middle of a run.
+        source = info.data.get("source")
+        if source is None:  # the source itself was refused; that error is reported
+            return v
+        try:
+            METHODS[source].Params.model_validate(v)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}"
+                                 for err in e.errors())
+            raise ValueError(f"expected parameters of {source} ({problems})") from None
+        return v
+
+    def source_step(self) -> Step:
+        cls = METHODS[self.source]
+        return cls(cls.Params.model_validate(self.source_params))
 
 
 @dataclass
@@ -152,7 +174,7 @@ class Guarded(Step):
     Params = GuardParams
 
     def labels(self, ctx: Context) -> TrainSet:
-        source = METHODS[self.p.source]()
+        source = self.p.source_step()
         h = heldout_drop(ctx, source, self.p.folds)
         keep = decide(h["drop"], self.p.tolerance, h["se"], self.p.z)
         ts = source.labels(ctx) if keep else weak_train_set(ctx, ctx.weak["train_unlabel"])
