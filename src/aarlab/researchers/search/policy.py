@@ -110,7 +110,8 @@ class SearchPolicy:
                       if px.get(n, p.get("default")) != py.get(n, p.get("default"))]
             if any(params[n].get("type") in ("choice", "bool") for n in differ):
                 return []
-            found += [(x["method"], n, self._switches(x)) for n in differ]
+            found += [(x["method"], n, self._switches(x)) for n in differ
+                      if params[n].get("type") in SCALARS]  # a mapping is never tuned
         return found
 
     def explore_rate(self) -> float:
