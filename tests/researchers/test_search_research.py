@@ -18,7 +18,7 @@ from aarlab.errors import AarlabError
 from aarlab.lab.directions import Direction, direction_for, family_of, load_directions
 from aarlab.researchers.search import suite as st
 from aarlab.researchers.search.hypotheses import BASELINE, Hypothesis, Planner
-from aarlab.researchers.search.policy import SearchPolicy, key
+from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 from aarlab.researchers.search.resolve import LadderView
 from aarlab.scoring.ladder import PairedLadder
 from aarlab.w2s.methods import describe
@@ -467,3 +467,34 @@ def test_a_round_that_repeats_an_earlier_outcome_says_so_and_its_idle_parameter_
     again = _researcher([tiny_snli[0]], Client(), tmp_path, experiments=10)
     assert again.policy.inert == learnt
     assert set(again.outcomes_seen) == {rounds[0]["outcome"]}
+
+
+def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_snli, tmp_path,
+                                                                           monkeypatch):
+    """Issue 18: the unguarded noisy_em stack fell below copying the teacher on four of seven
+    other tasks; its guarded form gave its own task the same predictions. Whatever move made a
+    spec, it is submitted guarded when that changes nothing here, and as found when it does."""
+    import aarlab.w2s.methods.guarded as guarded
+    from aarlab.researchers.search.agent import _outcome_digest
+
+    r = _researcher([tiny_snli[0]], Client(), tmp_path)
+    spec = normalise({"steps": [{"method": "noisy_em", "params": {"k": 10}},
+                                {"method": "gce", "params": {}}]})
+    outcomes = r.suite.evaluate(spec)
+    digest = _outcome_digest(outcomes, st.suite_mean(outcomes))
+
+    monkeypatch.setattr(guarded, "decide", lambda *a, **k: True)  # the guard keeps the source
+    sent, note = r._travel_form(spec, outcomes, digest)
+    assert sent["steps"][0] == {"method": "guarded", "params": {
+        "source": "noisy_em", "source_params": {"k": 10}}}
+    assert sent["steps"][1]["method"] == "gce" and "same predictions" in note
+    assert key(sent) in r.policy.tried  # known to the policy, so its release makes it incumbent
+
+    monkeypatch.setattr(guarded, "decide", lambda *a, **k: False)  # it falls back here
+    (tmp_path / "again").mkdir()
+    r = _researcher([tiny_snli[0]], Client(), tmp_path / "again")
+    sent, note = r._travel_form(spec, outcomes, digest)
+    assert sent == spec and "goes in as found" in note
+
+    plain = normalise({"steps": [{"method": "gce", "params": {}}]})  # nothing to guard
+    assert r._travel_form(plain, outcomes, digest) == (plain, "")

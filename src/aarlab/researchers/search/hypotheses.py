@@ -210,7 +210,7 @@ class Planner:
             return None
         order = [s for s in STAGES if s in chosen]
         steps = [copy.deepcopy(chosen[s][0]) for s in order]
-        guarded = self._guard_source(steps)
+        guarded = self.guard_source(steps)
         top = chosen[order[0]][1]
         spec = normalise({"steps": steps, "head": copy.deepcopy(top.spec.get("head", {}))})
         parts = ", ".join(f"{st} `{chosen[st][0]['method']}` (from `{_label(chosen[st][1].spec)}`,"
@@ -228,7 +228,7 @@ class Planner:
                              "saw" if guarded else ""),
                           parents=list(parents))
 
-    def _guard_source(self, steps: list[dict]) -> str | None:
+    def guard_source(self, steps: list[dict]) -> str | None:
         """Put the labels source that overrules the teacher behind ``guarded``, in place, with
         its own parameters; return its name (``None`` if there is none to guard).
 
