@@ -498,3 +498,5 @@ def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_
 
     plain = normalise({"steps": [{"method": "gce", "params": {}}]})  # nothing to guard
     assert r._travel_form(plain, outcomes, digest) == (plain, "")
+    r.suite.teacher_free.add(tiny_snli[0].name)  # a chance teacher: no guard against it
+    assert r._travel_form(spec, outcomes, digest) == (spec, "")

@@ -308,9 +308,11 @@ class SearchResearcher:
         it never saw, and the unguarded ``noisy_em`` stacks fell below copying the teacher on
         four of seven other tasks where the guarded one fell below on none (README, issue 18).
         When the guard falls back here on some seed, the predictions differ and ``spec`` goes
-        in as found."""
+        in as found. Not where the teacher looks uninformative: the guard measures agreement
+        with it, and a label-free source departs from a chance teacher everywhere."""
         steps = copy.deepcopy(spec.get("steps", []))
-        if self.planner.guard_source(steps) is None:
+        if set(outcomes) & set(self.suite.teacher_free) or \
+                self.planner.guard_source(steps) is None:
             return spec, ""
         guarded = normalise({"steps": steps, "head": copy.deepcopy(spec.get("head", {}))})
         try:
