@@ -23,7 +23,6 @@ import math
 import random
 from dataclasses import dataclass, field
 
-
 # Parameter types a search samples and perturbs (a mapping, such as guarded's source_params,
 # is set by the moves that build it, never drawn at random).
 SCALARS = ("choice", "bool", "int", "float")
