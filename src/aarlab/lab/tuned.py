@@ -21,7 +21,7 @@ from aarlab.config import Settings
 from aarlab.errors import SpecError
 from aarlab.scoring.ladder import Ladder, PairedLadder
 from aarlab.scoring.probes import threshold
-from aarlab.w2s.methods import describe
+from aarlab.w2s.methods import SCALAR_TYPES, describe
 from aarlab.w2s.spec import MethodSpec, parse_spec
 
 # The signal the candidates are ranked by: the search researcher's own selection score
@@ -57,7 +57,7 @@ def candidate_specs() -> list[MethodSpec]:
 
 def _alternatives(p: dict) -> list:
     d = p["default"]
-    if p["type"] not in ("choice", "bool", "int", "float"):  # a mapping: not one parameter
+    if p["type"] not in SCALAR_TYPES:  # a mapping: not one parameter
         return []
     if p["type"] == "choice":
         return [c for c in p["choices"] if c != d]

@@ -255,10 +255,7 @@ class SearchResearcher:
         failed = guard[0]
         self.policy.record(spec, score, h.source, passed=not failed)
         self.canon_tried.add(_canon(spec))
-        self._event("experiment", {"spec": label, "signal": score, "signals": main.signals,
-                                   "seconds": sum(o.seconds for o in outcomes.values()),
-                                   "cpu_s": cpu, "process_cpu_s": time.process_time(),
-                                   "process": PROCESS_ID})
+        self._experiment_event(label, outcomes, score, cpu)
         digest = _outcome_digest(outcomes, score)
         earlier, idle = self._same_outcome(spec, digest)
         verdict = self._verdict(h, score, per_task) + _same_text(earlier, idle)
@@ -298,6 +295,16 @@ class SearchResearcher:
                + f"; the server {_release_text(receipt)}." if receipt.get("submission_id") else
                f"not submitted: {why_not}."))
 
+    def _experiment_event(self, label: str, outcomes: dict[str, st.TaskOutcome], score: float,
+                          cpu: float) -> None:
+        """One run of ``suite.evaluate`` for the lab's telemetry (its CPU counts as experiment
+        time, not overhead)."""
+        self._event("experiment", {"spec": label, "signal": score,
+                                   "signals": outcomes[self.kit.name].signals,
+                                   "seconds": sum(o.seconds for o in outcomes.values()),
+                                   "cpu_s": cpu, "process_cpu_s": time.process_time(),
+                                   "process": PROCESS_ID})
+
     def _travel_form(self, spec: dict, outcomes: dict[str, st.TaskOutcome],
                      digest: str) -> tuple[dict, str]:
         """What to submit for ``spec``, and a sentence saying why when it is not ``spec``.
@@ -322,11 +329,7 @@ class SearchResearcher:
         except SpecError:
             return spec, ""
         g_score = st.suite_mean(got)
-        self._event("experiment", {"spec": _label(guarded), "signal": g_score,
-                                   "signals": got[self.kit.name].signals,
-                                   "seconds": sum(o.seconds for o in got.values()),
-                                   "cpu_s": cpu, "process_cpu_s": time.process_time(),
-                                   "process": PROCESS_ID})
+        self._experiment_event(_label(guarded), got, g_score, cpu)
         if _outcome_digest(got, g_score) != digest:
             return spec, (f" Its guarded form `{_label(guarded)}` predicts otherwise here (the "
                           "guard fell back to the teacher on some seed), so it goes in as found.")

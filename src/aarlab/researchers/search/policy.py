@@ -23,9 +23,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
-# Parameter types a search samples and perturbs (a mapping, such as guarded's source_params,
-# is set by the moves that build it, never drawn at random).
-SCALARS = ("choice", "bool", "int", "float")
+from aarlab.w2s.methods import SCALAR_TYPES
+
 # The head changes a search may try; a mutation always moves to another value than the current.
 HEAD_OPTIONS: dict[str, tuple] = {"kind": ("linear", "mlp"), "epochs": (5, 10, 20, 30, 40),
                                   "lr": (3e-4, 1e-3, 3e-3)}
@@ -110,7 +109,7 @@ class SearchPolicy:
             if any(params[n].get("type") in ("choice", "bool") for n in differ):
                 return []
             found += [(x["method"], n, self._switches(x)) for n in differ
-                      if params[n].get("type") in SCALARS]  # a mapping is never tuned
+                      if params[n].get("type") in SCALAR_TYPES]  # a mapping is never tuned
         return found
 
     def explore_rate(self) -> float:
@@ -155,7 +154,7 @@ class SearchPolicy:
 
     def random_params(self, name: str) -> dict:
         return {p["name"]: self._sample(p) for p in self.by_name[name]["params"]
-                if p.get("type") in SCALARS and self.rng.random() < 0.6}
+                if p.get("type") in SCALAR_TYPES and self.rng.random() < 0.6}
 
     def mutate(self, spec: dict) -> dict:
         spec = copy.deepcopy(spec)
@@ -163,7 +162,7 @@ class SearchPolicy:
         move = self.rng.random()
         tunable = [(s, p) for s in steps
                    for p in self.by_name.get(s["method"], {}).get("params", [])
-                   if p.get("type") in SCALARS
+                   if p.get("type") in SCALAR_TYPES
                    and (s["method"], p["name"], self._switches(s)) not in self.inert]
         if tunable and move < 0.6:
             step, p = self.rng.choice(tunable)

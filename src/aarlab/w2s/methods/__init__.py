@@ -43,6 +43,11 @@ def all_methods() -> list[type[Step]]:
     return sorted(METHODS.values(), key=lambda c: (STAGES.index(c.stage), c.name))
 
 
+# The parameter types that are one value each (what a search samples and a tuning grid moves);
+# "mapping" (another step's parameters, guarded's source_params) is not one of them.
+SCALAR_TYPES = ("choice", "bool", "int", "float")
+
+
 def param_info(model: type[Params]) -> list[dict[str, Any]]:
     """Each parameter's name, type, default, range or choices and doc, from its pydantic field.
 
@@ -84,5 +89,5 @@ def describe() -> list[dict[str, Any]]:
 
 _discover()
 
-__all__ = ["METHODS", "Context", "Params", "Step", "TrainSet", "all_methods", "describe",
-           "get_method", "param_info", "register"]
+__all__ = ["METHODS", "SCALAR_TYPES", "Context", "Params", "Step", "TrainSet", "all_methods",
+           "describe", "get_method", "param_info", "register"]
