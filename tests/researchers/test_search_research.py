@@ -243,6 +243,44 @@ def test_stack_puts_a_source_that_overrules_the_teacher_behind_its_guard():
     assert "held-out guard" not in h.why
 
 
+def test_the_loss_behind_a_guard_is_the_best_alone_on_the_teachers_labels():
+    p = _planner()
+    p.policy.record(BASELINE, 1.5)
+    assert p.hedge_survey() is None  # no spec takes its labels from a source yet
+    p.policy.record({"steps": [{"method": "noisy_em"}]}, 1.8)
+    surveyed = []
+    while (h := p.hedge_survey()) is not None:  # every library loss alone, then no more
+        assert h.move == "hedge" and "teacher's own labels" in h.why
+        surveyed.append(h.spec["steps"][0]["method"])
+        p.policy.record(h.spec, {"logconf": 1.7, "gce": 1.6}.get(surveyed[-1], 1.55))
+    assert {"logconf", "gce", "window", "product"} <= set(surveyed)
+    assert all(p.policy.by_name[m]["stage"] == "loss" for m in surveyed)
+    step, c = p.teacher_loss()
+    assert step == {"method": "logconf", "params": {}} and c.score == 1.7
+
+    # A stack whose source goes behind its guard carries that loss, not the source's best.
+    p.policy.record({"steps": [{"method": "noisy_em"}, {"method": "gce", "params": {"q": 0.7}}]},
+                    1.9)
+    p.policy.record({"steps": [{"method": "confidence_weight"}]}, 1.6)
+    h = p.stack()
+    assert [s["method"] for s in h.spec["steps"]] == ["guarded", "confidence_weight", "logconf"]
+    assert "best alone on the teacher's own labels" in h.why
+    parse_spec(h.spec)
+
+    # Already that loss: nothing to change. The plain loss best of all: the loss step goes.
+    steps = [{"method": "guarded", "params": {"source": "noisy_em"}},
+             {"method": "logconf", "params": {}}]
+    assert p.hedge(steps) is None
+    p.policy.record(BASELINE | {"head": {"hidden": 64}}, 9.0)  # another head: not comparable
+    assert p.teacher_loss()[0]["method"] == "logconf"
+    p.policy.known[0].score = 2.0  # the baseline
+    assert "the plain loss" in p.hedge(steps) and [s["method"] for s in steps] == ["guarded"]
+    steps = [{"method": "guarded"}, {"method": "gce"}, {"method": "ensemble"}]
+    p.policy.known[0].score = 1.5
+    p.hedge(steps)
+    assert [s["method"] for s in steps] == ["guarded", "logconf", "ensemble"]  # stage order
+
+
 def test_stack_needs_two_specs_and_two_stages():
     p = _planner()
     p.policy.record(BASELINE, 1.5)
@@ -481,22 +519,71 @@ def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_
     spec = normalise({"steps": [{"method": "noisy_em", "params": {"k": 10}},
                                 {"method": "gce", "params": {}}]})
     outcomes = r.suite.evaluate(spec)
-    digest = _outcome_digest(outcomes, st.suite_mean(outcomes))
+    score = st.suite_mean(outcomes)
+    digest = _outcome_digest(outcomes, score)
+    found = Hypothesis("compose", "graph", spec, "why")
 
     monkeypatch.setattr(guarded, "decide", lambda *a, **k: True)  # the guard keeps the source
-    sent, note = r._travel_form(spec, outcomes, digest)
+    sent, got, sent_score, note = r._travel_form(spec, found, outcomes, score, digest)
     assert sent["steps"][0] == {"method": "guarded", "params": {
         "source": "noisy_em", "source_params": {"k": 10}}}
     assert sent["steps"][1]["method"] == "gce" and "same predictions" in note
+    assert (got, sent_score) == (outcomes, score)
     assert key(sent) in r.policy.tried  # known to the policy, so its release makes it incumbent
 
     monkeypatch.setattr(guarded, "decide", lambda *a, **k: False)  # it falls back here
     (tmp_path / "again").mkdir()
     r = _researcher([tiny_snli[0]], Client(), tmp_path / "again")
-    sent, note = r._travel_form(spec, outcomes, digest)
+    sent, _, _, note = r._travel_form(spec, found, outcomes, score, digest)
     assert sent == spec and "goes in as found" in note
 
     plain = normalise({"steps": [{"method": "gce", "params": {}}]})  # nothing to guard
-    assert r._travel_form(plain, outcomes, digest) == (plain, "")
+    assert r._travel_form(plain, found, outcomes, score, digest) == (plain, outcomes, score, "")
+    best = Hypothesis("adopt", "graph", spec, "the lab's best", lab_best=True)
+    assert r._travel_form(spec, best, outcomes, score, digest)[0] == spec  # an exact copy
     r.suite.teacher_free.add(tiny_snli[0].name)  # a chance teacher: no guard against it
-    assert r._travel_form(spec, outcomes, digest) == (spec, "")
+    assert r._travel_form(spec, found, outcomes, score, digest) == (spec, outcomes, score, "")
+
+
+def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_labels(
+        tiny_snli, tmp_path, monkeypatch):
+    """Issue 18: behind its guard a source falls back to the teacher where it does not hold up,
+    and the loss then trains on the teacher's labels: the guarded stack with `window` kept
+    0.29-0.55 of its PGR on five other tasks, with `logconf` (the best loss alone on the
+    teacher's labels) 0.61-1.01, at the same PGR on its own task. The hedged form goes in when
+    the ranking cannot tell it from the found spec, and not when it can."""
+    import aarlab.researchers.search.agent as agent
+    from aarlab.researchers.search.agent import _outcome_digest
+
+    r = _researcher([tiny_snli[0]], Client(), tmp_path)
+    spec = normalise({"steps": [{"method": "guarded", "params": {"source": "noisy_em"}},
+                                {"method": "window", "params": {}},
+                                {"method": "consistency", "params": {}}]})
+    outcomes = r.suite.evaluate(spec)
+    score = st.suite_mean(outcomes)
+    digest = _outcome_digest(outcomes, score)
+    found = Hypothesis("tune", "graph", spec, "why")
+    # Before any loss was run alone on the teacher's labels there is nothing to hedge with.
+    assert r._travel_form(spec, found, outcomes, score, digest)[0] == spec
+    r.policy.record(BASELINE, 1.0)
+    r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
+    r.policy.record({"steps": [{"method": "gce", "params": {"q": 0.5}}]}, 1.1)
+    r.policy.record({"steps": [{"method": "product"}]}, 1.9, passed=False)  # refused: no parent
+
+    monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: 1e9)  # the ranking can't tell
+    sent, got, sent_score, note = r._travel_form(spec, found, outcomes, score, digest)
+    assert [s["method"] for s in sent["steps"]] == ["guarded", "logconf", "consistency"]
+    assert got[tiny_snli[0].name].pred.shape == outcomes[tiny_snli[0].name].pred.shape
+    assert sent_score == st.suite_mean(got) and "hedged" in note and "`logconf`" in note
+    assert key(sent) in r.policy.tried
+
+    (tmp_path / "again").mkdir()
+    r = _researcher([tiny_snli[0]], Client(), tmp_path / "again")
+    r.policy.record(BASELINE, 1.0)
+    r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
+    monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: -1e9)  # it can: keep the loss
+    sent, got, sent_score, note = r._travel_form(spec, found, outcomes, score, digest)
+    assert (sent, got, sent_score) == (spec, outcomes, score)
+    assert "keeps its loss" in note
+    assert key(normalise({"steps": [spec["steps"][0], {"method": "logconf"},
+                                    spec["steps"][2]]})) in r.policy.tried  # measured, known

@@ -19,6 +19,10 @@ Moves, in the order a person would make them:
   composition that travelled across tasks in ``bench/suite_select.py``);
 - ``guard``: after the regression guard refused a spec whose labels come from a source that
   overrules the teacher, the same spec with that source behind its held-out guard;
+- ``hedge``: once a spec with a labels source is known, each library loss alone on the
+  teacher's own labels, so that a guarded spec can carry the loss that does best there (behind
+  the guard, the teacher's labels are what the loss gets on a task where the source does not
+  hold up);
 - ``tune``: a parameter mutation of the best spec so far (the incumbent first);
 - ``explore``: a random spec from any family, now and then, against tunnel vision.
 """
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 
 BASELINE = {"steps": [{"method": "weak_soft", "params": {}}]}
+TEACHER_LABELS = ("weak_soft", "weak_hard")  # labels steps that hand on the teacher's labels
 STAGES = ("labels", "select", "loss", "train", "post")  # the order steps run in a spec
 
 # Specs that read the concept off the strong features and ask the teacher for one choice only
@@ -117,6 +122,9 @@ class Planner:
                               "others: the same source behind its held-out guard "
                               "(`guarded`), which falls back to the teacher's labels here if "
                               "its departures do not hold up on held-out rows")
+        survey = self.hedge_survey()
+        if survey is not None:
+            return survey
         r = self.rng.random()
         compose, tune, fam, _ = self.weights
         if r < compose:
@@ -211,6 +219,7 @@ class Planner:
         order = [s for s in STAGES if s in chosen]
         steps = [copy.deepcopy(chosen[s][0]) for s in order]
         guarded = self.guard_source(steps)
+        hedged = self.hedge(steps) if guarded or self._has_guard(steps) else None
         top = chosen[order[0]][1]
         spec = normalise({"steps": steps, "head": copy.deepcopy(top.spec.get("head", {}))})
         parts = ", ".join(f"{st} `{chosen[st][0]['method']}` (from `{_label(chosen[st][1].spec)}`,"
@@ -225,7 +234,8 @@ class Planner:
                              "same labels wherever its departures from the teacher hold up "
                              "(so the same outcome here if they do), the teacher's where they "
                              "do not, so that the stack stays safe on a task this lab never "
-                             "saw" if guarded else ""),
+                             "saw" if guarded else "")
+                          + (f". {hedged}" if hedged else ""),
                           parents=list(parents))
 
     def guard_source(self, steps: list[dict]) -> str | None:
@@ -243,18 +253,107 @@ class Planner:
         steps[i] = self._guarded(steps[i])
         return steps[i]["params"]["source"]
 
+    def _own(self, step: dict | None) -> tuple[str, dict] | None:
+        """A step as its method and the parameters it sets away from their defaults."""
+        if step is None:
+            return None
+        defaults = {p["name"]: p.get("default")
+                    for p in self.policy.by_name[step["method"]]["params"]}
+        return step["method"], {k: v for k, v in sorted(step.get("params", {}).items())
+                                if defaults.get(k) != v}
+
     def _guarded(self, step: dict) -> dict:
         """A labels source step behind ``guarded``, with those of its own parameters that are
         not its defaults (so the same guarded source has one key)."""
-        defaults = {p["name"]: p.get("default")
-                    for p in self.policy.by_name[step["method"]]["params"]}
-        own = {k: v for k, v in sorted(step.get("params", {}).items()) if defaults.get(k) != v}
+        own = self._own(step)[1]
         return {"method": "guarded", "params": {"source": step["method"],
                                                 **({"source_params": own} if own else {})}}
 
     def _source_index(self, steps: list[dict]) -> int | None:
         sources = self._guard_sources()
         return next((i for i, s in enumerate(steps) if s["method"] in sources), None)
+
+    def _has_guard(self, steps: list[dict]) -> bool:
+        return any(s["method"] == "guarded" for s in steps)
+
+    def has_source(self, spec: dict) -> bool:
+        """Do ``spec``'s labels come from a source other than the teacher (guarded or not)?"""
+        steps = spec.get("steps", [])
+        return self._has_guard(steps) or self._source_index(steps) is not None
+
+    def _stage_of(self, method: str) -> str | None:
+        return self.policy.by_name.get(method, {}).get("stage")
+
+    def _losses(self) -> list[str]:
+        return [m["name"] for m in self.policy.methods if m.get("stage") == "loss"]
+
+    def _loss_alone(self, spec: dict) -> dict | None | bool:
+        """The loss step of a spec that is one loss on the teacher's own labels (``None``: the
+        plain loss, i.e. the baseline), or ``False`` when the spec is anything else."""
+        steps = [s for s in spec.get("steps", []) if s["method"] not in TEACHER_LABELS]
+        if spec.get("head") or len(steps) > 1:
+            return False
+        if not steps:
+            return None
+        return steps[0] if self._stage_of(steps[0]["method"]) == "loss" else False
+
+    def hedge_survey(self) -> Hypothesis | None:
+        """The next library loss not yet run alone on the teacher's labels, once some spec that
+        cleared the regression guard takes its labels from a source (else ``None``)."""
+        if not any(c.passed and self.has_source(c.spec) for c in self.policy.known):
+            return None
+        for m in self._losses():
+            spec = normalise({"steps": [{"method": m}]})
+            if key(spec) not in self.policy.tried:
+                return Hypothesis(
+                    "hedge", self.family_of.get(m, "other"), spec,
+                    f"a spec of mine takes its labels from a source behind (or for) a held-out "
+                    f"guard, which hands the rest of the spec the teacher's labels on a task "
+                    f"where the source does not hold up. Which loss does best on the "
+                    f"teacher's own labels here? `{m}` alone on them, against the baseline")
+        return None
+
+    def teacher_loss(self) -> tuple[dict | None, object] | None:
+        """The loss that does best alone on the teacher's labels among those run so (``None``
+        as the step: the plain loss beat every one), with its candidate; ``None`` before any
+        loss was run alone."""
+        alone = [(c, self._loss_alone(c.spec)) for c in self.policy.known if c.passed]
+        alone = [(c, s) for c, s in alone if s is not False]
+        if not any(s is not None for _, s in alone):
+            return None
+        c, step = max(alone, key=lambda cs: cs[0].score)
+        return step, c
+
+    def hedge(self, steps: list[dict]) -> str | None:
+        """Give ``steps`` (a spec with a guarded source) the loss that does best on the
+        teacher's own labels, in place; return why (``None`` if unknown or already so).
+
+        Why: behind its guard a source falls back to the teacher on a task where its departures
+        do not hold up, and then the loss trains on the teacher's labels. The guarded stack
+        `guarded(noisy_em) + confidence_weight + window + ensemble + consistency` (snli-pref
+        0.68) kept 0.29-0.55 of that on five of seven other tasks; with `logconf`, the best
+        loss alone on snli-pref's teacher labels, in place of `window`, it kept 0.61-1.01 on
+        all of them at the same snli-pref PGR (README, issue 18)."""
+        best = self.teacher_loss()
+        if best is None:
+            return None
+        step, c = best
+        i = next((j for j, s in enumerate(steps) if self._stage_of(s["method"]) == "loss"), None)
+        current = steps[i] if i is not None else None
+        if self._own(current) == self._own(step):
+            return None
+        if i is not None:
+            del steps[i]
+        if step is not None:
+            after = STAGES.index("loss")
+            at = next((j for j, s in enumerate(steps)
+                       if STAGES.index(self._stage_of(s["method"]) or "post") > after),
+                      len(steps))
+            steps.insert(at, copy.deepcopy(step))
+        name = f"`{step['method']}`" if step else "the plain loss"
+        return (f"Its loss is {name}, the best alone on the teacher's own labels here ("
+                f"`{_label(c.spec)}`, {c.score:.4f}): where its guard falls back to the "
+                "teacher, those labels are what the loss trains on")
 
     def guard_followup(self, spec: dict, failed_on: list[str]) -> Hypothesis | None:
         """``spec`` with its labels source behind the held-out guard, or ``None`` when it has
