@@ -281,6 +281,33 @@ def test_the_loss_behind_a_guard_is_the_best_alone_on_the_teachers_labels():
     assert [s["method"] for s in steps] == ["guarded", "logconf", "ensemble"]  # stage order
 
 
+def test_losses_the_ranking_cannot_tell_apart_are_chosen_by_their_record_on_other_tasks():
+    """With `product` (a tie with `logconf` on snli-pref's signals) in place of `logconf`, the
+    guarded source fell below copying the teacher on nyt: a tie is broken by each loss's record
+    on the teacher's labels of tasks other than the researcher's own."""
+    from aarlab.researchers.search.hypotheses import LOSS_RECORD, loss_record
+
+    assert loss_record(None) == 0.0 and loss_record("no-such-loss") == 0.0
+    assert loss_record("logconf", {"nyt"}) == pytest.approx(
+        np.mean([g for t, g in LOSS_RECORD["logconf"].items() if t != "nyt"]))
+    assert set(LOSS_RECORD) <= {m["name"] for m in describe() if m["stage"] == "loss"}
+    p = _planner()
+    p.own_tasks = {"snli-pref"}
+    p.policy.record(BASELINE, 1.50)
+    p.policy.record({"steps": [{"method": "product"}]}, 1.589)
+    p.policy.record({"steps": [{"method": "logconf"}]}, 1.585)
+    p.policy.record({"steps": [{"method": "window"}]}, 1.552)
+    assert p.teacher_loss()[0]["method"] == "product"  # no band: the best score
+    p.loss_band = 0.017  # the tie band (2 SE of a difference), as on snli-pref
+    step, c = p.teacher_loss()
+    assert step["method"] == "logconf" and c.score == 1.585
+    steps = [{"method": "guarded"}, {"method": "window"}]
+    assert "best record on the teacher's labels of other tasks" in p.hedge(steps)
+    # Out of the band, the task's own evidence wins over any record.
+    p.policy.known[1].score = 1.60
+    assert p.teacher_loss()[0]["method"] == "product"
+
+
 def test_stack_needs_two_specs_and_two_stages():
     p = _planner()
     p.policy.record(BASELINE, 1.5)
