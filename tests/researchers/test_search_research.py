@@ -236,11 +236,30 @@ def test_stack_puts_a_source_that_overrules_the_teacher_behind_its_guard():
     # Nothing to guard: a stack of a filter and a loss stays as it is.
     p = _planner()
     p.policy.record(BASELINE, 1.5)
-    p.policy.record({"steps": [{"method": "confident_learning"}]}, 1.8)
+    p.policy.record({"steps": [{"method": "confidence_filter"}]}, 1.8)
     p.policy.record({"steps": [{"method": "gce"}]}, 1.7)
     h = p.stack()
-    assert [s["method"] for s in h.spec["steps"]] == ["confident_learning", "gce"]
+    assert [s["method"] for s in h.spec["steps"]] == ["confidence_filter", "gce"]
     assert "held-out guard" not in h.why
+    # A select step whose probe of the strong features overrules the teacher is guarded like a
+    # source (probe_relabel + consistency, snli-pref 0.69, fell below the teacher on reviews
+    # and vader-tweets) ...
+    p = _planner()
+    p.policy.record(BASELINE, 1.5)
+    p.policy.record({"steps": [{"method": "probe_relabel", "params": {"k": 50}}]}, 1.8)
+    p.policy.record({"steps": [{"method": "gce"}]}, 1.7)
+    h = p.stack()
+    assert h.spec["steps"] == [
+        {"method": "guarded", "params": {"source": "probe_relabel", "source_params": {"k": 50}}},
+        {"method": "gce", "params": {}}]
+    parse_spec(h.spec)
+    # ... unless a labels source takes the one guard a spec can have.
+    p.policy.record({"steps": [{"method": "noisy_em"}]}, 1.9)
+    h = p.stack()
+    assert [s["method"] for s in h.spec["steps"]] == ["guarded", "probe_relabel", "gce"]
+    assert h.spec["steps"][0]["params"] == {"source": "noisy_em"}
+    parse_spec(h.spec)
+    assert p.guard_followup(h.spec, ["nyt"]) is None  # guarded already
 
 
 def test_the_loss_behind_a_guard_is_the_best_alone_on_the_teachers_labels():

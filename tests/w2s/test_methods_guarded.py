@@ -25,7 +25,8 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def topic_task(n: int = 800, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def topic_task(n: int = 800, seed: int = 0,
+               label_gap: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """Distances dominated by a 'topic' that only correlates with the label (80/20), the label
     itself on one low-variance axis: neighbours share topic, not label (like tweets)."""
     rng = np.random.default_rng(seed)
@@ -33,7 +34,7 @@ def topic_task(n: int = 800, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     y = np.where(rng.random(n) < np.where(topic == 1, 0.8, 0.2), 1, 0)
     x = rng.normal(size=(n, 10)).astype(np.float32)
     x[:, 1:] += np.where(topic == 1, 1.5, -1.5)[:, None]
-    x[:, 0] += np.where(y == 1, 1.5, -1.5)
+    x[:, 0] += np.where(y == 1, label_gap, -label_gap)
     return x, y
 
 
@@ -64,6 +65,8 @@ def test_falls_back_when_the_source_follows_another_structure():
 class Majority:
     """A label source that collapses to the majority class (noisy_em did on vader-tweets)."""
 
+    stage = "labels"
+
     def labels(self, view):
         t = np.zeros_like(view.weak["train_unlabel"])
         t[:, 1] = 1.0
@@ -84,6 +87,33 @@ def test_a_source_collapsing_to_the_majority_class_is_dropped_on_an_imbalanced_t
     assert h["agree_teacher"] > 0.5 and not decide(h["drop"], 0.01, h["se"], 2.0)
     plain = (weak.argmax(1) == 1).mean()  # the constant student's plain agreement
     assert plain > 0.7
+
+
+def test_a_probe_that_overrules_the_teacher_is_guarded_like_a_source():
+    """probe_relabel (a select step: a kNN probe of the strong features relabels rows) fell
+    below copying the teacher on reviews and vader-tweets: the guard takes it as a source,
+    keeping it where neighbours carry the label and falling back where they share topic."""
+    x, y = two_clusters(n=800, gap=5.0)
+    weak = soft(flip(y, 0.2))
+    ts = Guarded(Guarded.Params(source="probe_relabel")).labels(context(x, weak, head=HEAD))
+    assert ts.info["guard"]["kept"] and (ts.targets.argmax(1) == y).mean() > 0.9
+    assert (ts.targets.argmax(1) != weak.argmax(1)).mean() > 0.1  # it did relabel rows
+
+    x, y = topic_task(n=1600, label_gap=0.8)  # a faint label axis: neighbours share topic
+    weak = soft(flip(y, 0.1))
+    ctx = context(x, weak)
+    source = Guarded(Guarded.Params(source="probe_relabel")).p.source_step()
+    own = source.transform(ctx, weak_train_set(ctx, weak)).targets.argmax(1)
+    assert (own == y).mean() < (weak.argmax(1) == y).mean()  # the probe makes labels worse
+    ts = Guarded(Guarded.Params(source="probe_relabel")).labels(context(x, weak))
+    g = ts.info["guard"]
+    assert not g["kept"] and g["drop"] > 0.01 + 2 * g["se"]
+    np.testing.assert_allclose(ts.targets, weak, atol=1e-6)  # weak_soft's labels
+    for name in ("probe_filter", "confident_learning"):  # filters: the rows they keep
+        ts = Guarded(Guarded.Params(source=name)).labels(context(x, weak))
+        g = ts.info["guard"]
+        assert g["kept"] == decide(g["drop"], 0.01, g["se"], 2.0)
+        assert (ts.weights == 0).any() == g["kept"], name
 
 
 def test_decision_rule_and_tolerance():

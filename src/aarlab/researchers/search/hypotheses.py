@@ -301,8 +301,14 @@ class Planner:
                                                 **({"source_params": own} if own else {})}}
 
     def _source_index(self, steps: list[dict]) -> int | None:
+        """Where the step to guard is: a labels source before a probe-based select step (the
+        guard is a labels step, so a spec has one, and none when it is guarded already)."""
+        if self._has_guard(steps):
+            return None
         sources = self._guard_sources()
-        return next((i for i, s in enumerate(steps) if s["method"] in sources), None)
+        found = [i for i, s in enumerate(steps) if s["method"] in sources]
+        return min(found, key=lambda i: (self._stage_of(steps[i]["method"]) != "labels", i),
+                   default=None)
 
     def _has_guard(self, steps: list[dict]) -> bool:
         return any(s["method"] == "guarded" for s in steps)

@@ -32,6 +32,12 @@ neighbours and look better than it is). This is the cross-fitted `heldout_agree`
 ``aarlab.w2s.signals``, used as a relative test against the teacher's own student, not as a
 ranking (as a ranking it carries nothing: README, "Selecting without gold labels").
 
+A select step whose probe of the strong features relabels or drops the teacher's labels
+(``probe_relabel``, ``probe_filter``, ``confident_learning``) makes the same bet and is guarded
+the same way, applied to the teacher's soft labels: `probe_relabel + consistency` (snli-pref
+0.69) fell below copying the teacher on reviews and vader-tweets, and behind the guard it kept
+0.69 on snli-pref and fell back to the teacher on every other task (README, issue 18).
+
 Only kit data is read (features, weak probabilities, consistency groups): no gold label.
 Idea: a "do no harm" fallback, as in safe semi-supervised learning (Li & Zhou 2015, "Towards
 Making Unlabeled Data Never Hurt"), with the cross-fitted teacher agreement as the safety test.
@@ -42,7 +48,7 @@ Cost: the source once on all rows and once per fold, plus 2 × folds student fit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -50,12 +56,17 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from aarlab.w2s.methods import METHODS, register
 from aarlab.w2s.methods.base import Context, Params, Step, TrainSet, fingerprint, weak_train_set
 
-SOURCES = ("noisy_em", "label_prop", "strong_prior", "paired_direction")
+# Label sources, and select steps in which a probe of the strong features overrules (relabels) or
+# drops the teacher's labels: the same bet on the strong features' structure, which travelled as
+# badly (probe_relabel alone: reviews -0.50, vader-tweets -0.54 final PGR; methods README).
+SourceName = Literal["noisy_em", "label_prop", "strong_prior", "paired_direction",
+                     "probe_relabel", "probe_filter", "confident_learning"]
+SOURCES: tuple[str, ...] = get_args(SourceName)
 
 
 class GuardParams(Params):
-    source: Literal["noisy_em", "label_prop", "strong_prior", "paired_direction"] = Field(
-        "noisy_em", description="label source to guard")
+    source: SourceName = Field(
+        "noisy_em", description="label source (or probe-based select step) to guard")
     source_params: dict[str, bool | int | float | str] = Field(
         default_factory=dict,
         description="the source's own parameters, as in its step (its defaults where unset)")
@@ -123,6 +134,14 @@ def fold_views(ctx: Context, n_folds: int) -> list[FoldView]:
     return views
 
 
+def source_labels(source: Step, ctx: Context) -> TrainSet:
+    """The training set ``source`` makes on ``ctx``: a labels step's own, or a select step
+    applied to the teacher's soft labels (what it gets behind the default labels step)."""
+    if source.stage == "labels":
+        return source.labels(ctx)
+    return source.transform(ctx, weak_train_set(ctx, ctx.weak["train_unlabel"]))
+
+
 def heldout_drop(ctx: Context, source: Step, n_folds: int = 2) -> dict[str, float]:
     """Held-out *balanced* agreement with the teacher of students fit to ω and to the source's
     labels: ``drop`` (ω minus source), its standard error ``se``, and both agreements.
@@ -140,7 +159,7 @@ def heldout_drop(ctx: Context, source: Step, n_folds: int = 2) -> dict[str, floa
         held_weak = view.weak["test"].argmax(1)
         hit = {}
         for name, ts in (("w", weak_train_set(view, view.weak["train_unlabel"])),
-                         ("q", source.labels(view))):
+                         ("q", source_labels(source, view))):
             hit[name] = view.fit(ts).predict_proba(view.x["test"]).argmax(1) == held_weak
         diffs.append(hit["w"].astype(float) - hit["q"])
         classes.append(held_weak)
@@ -177,7 +196,8 @@ class Guarded(Step):
         source = self.p.source_step()
         h = heldout_drop(ctx, source, self.p.folds)
         keep = decide(h["drop"], self.p.tolerance, h["se"], self.p.z)
-        ts = source.labels(ctx) if keep else weak_train_set(ctx, ctx.weak["train_unlabel"])
+        ts = source_labels(source, ctx) if keep else \
+            weak_train_set(ctx, ctx.weak["train_unlabel"])
         ts.info["guard"] = {"source": self.p.source, "kept": bool(keep),
                             **{k: round(v, 5) for k, v in h.items()}}
         return ts
