@@ -567,10 +567,9 @@ def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_
     outcomes = r.suite.evaluate(spec)
     score = st.suite_mean(outcomes)
     digest = _outcome_digest(outcomes, score)
-    found = Hypothesis("compose", "graph", spec, "why")
 
     monkeypatch.setattr(guarded, "decide", lambda *a, **k: True)  # the guard keeps the source
-    sent, got, sent_score, note = r._travel_form(spec, found, outcomes, score, digest)
+    sent, got, sent_score, note = r._travel_form(spec, outcomes, score, digest)
     assert sent["steps"][0] == {"method": "guarded", "params": {
         "source": "noisy_em", "source_params": {"k": 10}}}
     assert sent["steps"][1]["method"] == "gce" and "same predictions" in note
@@ -580,15 +579,13 @@ def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_
     monkeypatch.setattr(guarded, "decide", lambda *a, **k: False)  # it falls back here
     (tmp_path / "again").mkdir()
     r = _researcher([tiny_snli[0]], Client(), tmp_path / "again")
-    sent, _, _, note = r._travel_form(spec, found, outcomes, score, digest)
+    sent, _, _, note = r._travel_form(spec, outcomes, score, digest)
     assert sent == spec and "goes in as found" in note
 
     plain = normalise({"steps": [{"method": "gce", "params": {}}]})  # nothing to guard
-    assert r._travel_form(plain, found, outcomes, score, digest) == (plain, outcomes, score, "")
-    best = Hypothesis("adopt", "graph", spec, "the lab's best", lab_best=True)
-    assert r._travel_form(spec, best, outcomes, score, digest)[0] == spec  # an exact copy
+    assert r._travel_form(plain, outcomes, score, digest) == (plain, outcomes, score, "")
     r.suite.teacher_free.add(tiny_snli[0].name)  # a chance teacher: no guard against it
-    assert r._travel_form(spec, found, outcomes, score, digest) == (spec, outcomes, score, "")
+    assert r._travel_form(spec, outcomes, score, digest) == (spec, outcomes, score, "")
 
 
 def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_labels(
@@ -608,16 +605,15 @@ def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_lab
     outcomes = r.suite.evaluate(spec)
     score = st.suite_mean(outcomes)
     digest = _outcome_digest(outcomes, score)
-    found = Hypothesis("tune", "graph", spec, "why")
     # Before any loss was run alone on the teacher's labels there is nothing to hedge with.
-    assert r._travel_form(spec, found, outcomes, score, digest)[0] == spec
+    assert r._travel_form(spec, outcomes, score, digest)[0] == spec
     r.policy.record(BASELINE, 1.0)
     r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
     r.policy.record({"steps": [{"method": "gce", "params": {"q": 0.5}}]}, 1.1)
     r.policy.record({"steps": [{"method": "product"}]}, 1.9, passed=False)  # refused: no parent
 
     monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: 1e9)  # the ranking can't tell
-    sent, got, sent_score, note = r._travel_form(spec, found, outcomes, score, digest)
+    sent, got, sent_score, note = r._travel_form(spec, outcomes, score, digest)
     assert [s["method"] for s in sent["steps"]] == ["guarded", "logconf", "consistency"]
     assert got[tiny_snli[0].name].pred.shape == outcomes[tiny_snli[0].name].pred.shape
     assert sent_score == st.suite_mean(got) and "hedged" in note and "`logconf`" in note
@@ -628,7 +624,7 @@ def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_lab
     r.policy.record(BASELINE, 1.0)
     r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
     monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: -1e9)  # it can: keep the loss
-    sent, got, sent_score, note = r._travel_form(spec, found, outcomes, score, digest)
+    sent, got, sent_score, note = r._travel_form(spec, outcomes, score, digest)
     assert (sent, got, sent_score) == (spec, outcomes, score)
     assert "keeps its loss" in note
     assert key(normalise({"steps": [spec["steps"][0], {"method": "logconf"},

@@ -282,8 +282,8 @@ class SearchResearcher:
             entry.update(same_as=earlier, inert=[list(x) for x in idle])
         receipt: dict = {}
         if decision:
-            sent, sent_outcomes, sent_score, note = self._travel_form(spec, h, outcomes,
-                                                                       score, digest)
+            sent, sent_outcomes, sent_score, note = self._travel_form(spec, outcomes, score,
+                                                                       digest)
             receipt = self.submit(sent, h, sent_outcomes, sent_score, verdict + note)
             if note:
                 entry["submitted_as"] = {"spec": sent, "note": note.strip()}
@@ -317,9 +317,8 @@ class SearchResearcher:
                                    "cpu_s": cpu, "process_cpu_s": time.process_time(),
                                    "process": PROCESS_ID})
 
-    def _travel_form(self, spec: dict, h: Hypothesis, outcomes: dict[str, st.TaskOutcome],
-                     score: float, digest: str
-                     ) -> tuple[dict, dict[str, st.TaskOutcome], float, str]:
+    def _travel_form(self, spec: dict, outcomes: dict[str, st.TaskOutcome], score: float,
+                     digest: str) -> tuple[dict, dict[str, st.TaskOutcome], float, str]:
         """What to submit for ``spec`` (the spec, its outcomes and score), and a sentence saying
         why when it is not ``spec``. A lab's pick is a method others will run on tasks it never
         saw, so a spec whose labels come from a source that overrules the teacher goes in
@@ -336,11 +335,13 @@ class SearchResearcher:
            four of seven other tasks where the guarded one fell below on none. When the guard
            falls back here on some seed, the predictions differ and ``spec`` goes in as found.
 
-        Neither for a reproduced lab best (an exact copy gets its release and is no probe) nor
-        where the teacher looks uninformative: the guard measures agreement with it, and a
-        label-free source departs from a chance teacher everywhere."""
+        A reproduced lab best too: else a lab that starts from an earlier lab's unguarded
+        release reports it as its own pick (a form that departs from it on many rows is no
+        probe, and gets its own release). Not where the teacher looks uninformative: the guard
+        measures agreement with it, and a label-free source departs from a chance teacher
+        everywhere."""
         steps = copy.deepcopy(spec.get("steps", []))
-        if h.lab_best or set(outcomes) & set(self.suite.teacher_free) or \
+        if set(outcomes) & set(self.suite.teacher_free) or \
                 not self.planner.has_source(spec):
             return spec, outcomes, score, ""
         guarded_now = self.planner.guard_source(steps) is not None
