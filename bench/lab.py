@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--researchers", type=int, default=3)
     ap.add_argument("--budget", default="30m", help="per run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="lab seed of the first run (continue a bench after its run N: N)")
     ap.add_argument("--suite", default="", help="other tasks every researcher also gets")
     args = ap.parse_args()
     settings = get_settings()
@@ -123,7 +125,8 @@ def main() -> None:
         build_task(get_task(args.task), settings, BuildOptions())
     store = Store(settings.database_url)
     runs = []
-    for i in range(args.runs):  # lab seed i: the researchers' seeds differ per run, and
+    for i in range(args.first_seed, args.first_seed + args.runs):  # lab seed i: the
+        # researchers' seeds differ per run, and
         # successive seeds hand out successive blocks of directions (lab.directions)
         runs.append(one_run(settings, store, args, seed=i))
         print_run(runs[-1], args)
