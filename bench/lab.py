@@ -125,9 +125,9 @@ def main() -> None:
         build_task(get_task(args.task), settings, BuildOptions())
     store = Store(settings.database_url)
     runs = []
-    for i in range(args.first_seed, args.first_seed + args.runs):  # lab seed i: the
-        # researchers' seeds differ per run, and
-        # successive seeds hand out successive blocks of directions (lab.directions)
+    # Lab seed i: the researchers' seeds differ per run, and successive seeds hand out
+    # successive blocks of directions (lab.directions).
+    for i in range(args.first_seed, args.first_seed + args.runs):
         runs.append(one_run(settings, store, args, seed=i))
         print_run(runs[-1], args)
     pool = pooled(settings, runs, args.task, parse_duration(args.budget))
