@@ -56,13 +56,6 @@ from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
 from aarlab.w2s.spec import HeadSpec, parse_spec
 
-# How far below the found spec's selection score its hedged form may score and still go in: the
-# ranking's tie band (``spend.tie_band``, 2 SE of the difference; 0.017-0.022 on snli-pref). A
-# hedge may cost some PGR on the lab's own task, and that is the trade: measured on snli-pref
-# (3 seeds), hedged stacks that keep the found PGR (0.66-0.68 against 0.68) scored 0.003-0.006
-# below, `guarded(noisy_em) + logconf` (0.58) 0.015 below `guarded(noisy_em) + product` (0.65),
-# which fell below copying the teacher on nyt where the hedged form did not (README, issue 18).
-HEDGE_Z = spend.TIE_Z
 TIE = "tie: "  # _decide's reason when it submits an informative tie (spend.py)
 PROCESS_ID = uuid.uuid4().hex[:12]  # tells this process's events from a restarted one's
 SPEC_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
@@ -259,9 +252,8 @@ class SearchResearcher:
         if h.move == "baseline":
             self.base.update(per_task)
             self.base_balanced.update(balanced)
-        self.planner.loss_band = spend.tie_band(
-            main.signals, len(main.pred), self.n_heldout,
-            self.kit.name in self.suite.teacher_free, z=HEDGE_Z)
+        self.planner.loss_band = spend.tie_band(main.signals, len(main.pred), self.n_heldout,
+                                                self.kit.name in self.suite.teacher_free)
         guard = self._guard(outcomes)
         failed = guard[0]
         self.policy.record(spec, score, h.source, passed=not failed)
@@ -325,11 +317,14 @@ class SearchResearcher:
 
         1. *hedged* when that costs nothing the ranking can see: guarded, with the loss that
            does best alone on the teacher's own labels (``Planner.hedge``), if its selection
-           score is within ``HEDGE_Z`` standard errors of ``spec``'s and it passes the
-           regression guard. Behind the guard the loss gets the teacher's labels wherever the
-           source does not hold up; the guarded stack with `window` kept 0.29-0.55 of its
-           snli-pref PGR on five of seven other tasks, with `logconf` 0.61-1.01 on all of them
-           at the same snli-pref PGR (README, issue 18);
+           score is within the ranking's tie band of ``spec``'s (``spend.tie_band``, 2 SE of
+           the difference; 0.017-0.022 on snli-pref) and it passes the regression guard.
+           Behind the guard the loss gets the teacher's labels wherever the source does not
+           hold up; the guarded stack with `window` kept 0.29-0.55 of its snli-pref PGR on
+           five of seven other tasks, with `logconf` 0.61-1.01 on all of them at the same
+           snli-pref PGR (README, issue 18). A hedge may cost some PGR here, and that is the
+           trade: `guarded(noisy_em) + logconf` (0.58) scored 0.015 below `guarded(noisy_em)
+           + product` (0.65), which fell below copying the teacher on nyt;
         2. else *guarded* when the guarded form gives these very predictions on every task (so
            the same score): the unguarded ``noisy_em`` stacks fell below copying the teacher on
            four of seven other tasks where the guarded one fell below on none. When the guard
@@ -355,12 +350,9 @@ class SearchResearcher:
             if got is not None:
                 h_score = st.suite_mean(got)
                 main = outcomes[self.kit.name]
-                band = spend.tie_band(main.signals, len(main.pred), self.n_heldout,
-                                      z=HEDGE_Z)
+                band = spend.tie_band(main.signals, len(main.pred), self.n_heldout)
                 refused = self._guard(got)[0]
-                if key(hedged) not in self.policy.tried:
-                    self.policy.record(hedged, h_score, "own", passed=not refused)
-                self.canon_tried.add(_canon(hedged))
+                self._know(hedged, h_score, passed=not refused)
                 if not refused and h_score >= score - band:
                     return hedged, got, h_score, (
                         f" It goes in hedged, as `{_label(hedged)}` (score {h_score:.4f}, within "
@@ -380,13 +372,17 @@ class SearchResearcher:
             return spec, outcomes, score, note + (
                 f" Its guarded form `{_label(guarded)}` predicts otherwise here (the guard fell "
                 "back to the teacher on some seed), so it goes in as found.")
-        if key(guarded) not in self.policy.tried:
-            self.policy.record(guarded, g_score, "own")
-        self.canon_tried.add(_canon(guarded))
+        self._know(guarded, g_score)
         return guarded, outcomes, score, note + (
             f" It goes in as `{_label(guarded)}`: the same predictions here, and behind its "
             "held-out guard the source falls back to the teacher on a task where its departures "
             "do not hold up.")
+
+    def _know(self, spec: dict, score: float, passed: bool = True) -> None:
+        """A form of a spec, evaluated: known to the policy (once) and never run again."""
+        if key(spec) not in self.policy.tried:
+            self.policy.record(spec, score, "own", passed=passed)
+        self.canon_tried.add(_canon(spec))
 
     def _evaluate_form(self, spec: dict) -> dict[str, st.TaskOutcome] | None:
         """``suite.evaluate`` of a form of a spec about to be submitted (telemetry included);

@@ -350,13 +350,18 @@ class Planner:
                     f"teacher's own labels here? `{m}` alone on them, against the baseline")
         return None
 
+    def _losses_run_alone(self) -> list[tuple[object, dict | None]]:
+        """(candidate, its loss step or None for the plain loss) of every spec that is one loss
+        alone on the teacher's labels and cleared the regression guard."""
+        alone = [(c, self._loss_alone(c.spec)) for c in self.policy.known if c.passed]
+        return [(c, s) for c, s in alone if s is not False]
+
     def teacher_loss(self) -> tuple[dict | None, object] | None:
         """The loss to hedge with, and the candidate that measured it alone on the teacher's
         labels (``None`` as the step: the plain loss); ``None`` before any loss was run alone.
         The best score wins; among those within ``loss_band`` of it, the best record on tasks
         other than mine (``LOSS_RECORD``)."""
-        alone = [(c, self._loss_alone(c.spec)) for c in self.policy.known if c.passed]
-        alone = [(c, s) for c, s in alone if s is not False]
+        alone = self._losses_run_alone()
         if not any(s is not None for _, s in alone):
             return None
         top = max(c.score for c, _ in alone)
@@ -375,10 +380,10 @@ class Planner:
         0.68) kept 0.29-0.55 of that on five of seven other tasks; with `logconf`, the best
         loss alone on snli-pref's teacher labels, in place of `window`, it kept 0.61-1.01 on
         all of them at the same snli-pref PGR (README, issue 18)."""
-        best = self.teacher_loss()
-        if best is None:
+        chosen = self.teacher_loss()
+        if chosen is None:
             return None
-        step, c = best
+        step, c = chosen
         i = next((j for j, s in enumerate(steps) if self._stage_of(s["method"]) == "loss"), None)
         current = steps[i] if i is not None else None
         if self._own(current) == self._own(step):
@@ -392,9 +397,9 @@ class Planner:
                       len(steps))
             steps.insert(at, copy.deepcopy(step))
         name = f"`{step['method']}`" if step else "the plain loss"
-        best = max(x.score for x in self.policy.known if self._loss_alone(x.spec) is not False)
-        tie = (f"; within {self.loss_band:.4f} of the best alone ({best:.4f}), it has the best "
-               "record on the teacher's labels of other tasks" if c.score < best else "")
+        top = max(x.score for x, _ in self._losses_run_alone())
+        tie = (f"; within {self.loss_band:.4f} of the best alone ({top:.4f}), it has the best "
+               "record on the teacher's labels of other tasks" if c.score < top else "")
         return (f"Its loss is {name}, the best alone on the teacher's own labels here ("
                 f"`{_label(c.spec)}`, {c.score:.4f}{tie}): where its guard falls back to the "
                 "teacher, those labels are what the loss trains on")

@@ -39,8 +39,8 @@ HOUR = 3600.0
 
 
 def tie_band(signals: dict[str, float], n_test: int, n_heldout: int,
-             teacher_free: bool = False, z: float = TIE_Z) -> float:
-    """``z`` (TIE_Z) standard errors of the difference of two specs' selection scores.
+             teacher_free: bool = False) -> float:
+    """TIE_Z standard errors of the difference of two specs' selection scores.
 
     smoothness is a share of ``n_test`` rows and heldout_agree of ``n_heldout`` rows, so each
     has a binomial SE sqrt(p(1 − p)/n); a difference of two independent scores has √2 times
@@ -54,7 +54,7 @@ def tie_band(signals: dict[str, float], n_test: int, n_heldout: int,
     a = signals.get("heldout_agree")
     if a is not None and not teacher_free:
         var += a * (1 - a) / max(1, n_heldout)
-    return z * math.sqrt(2 * var)
+    return TIE_Z * math.sqrt(2 * var)
 
 
 def distinct(pred: np.ndarray, submitted: list[np.ndarray], share: float = DISTINCT_SHARE,
