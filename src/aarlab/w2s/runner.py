@@ -24,6 +24,7 @@ from aarlab.w2s.heads import HeadConfig, xent_loss
 from aarlab.w2s.methods.base import Context, Step, TrainSet
 from aarlab.w2s.methods.vanilla import WeakSoft
 from aarlab.w2s.spec import HeadSpec, MethodSpec, parse_spec
+from aarlab.w2s.transductive import joined_features, transductive_context
 
 # The splits a student sees: the kit holds no labelled split at all.
 FEATURE_SPLITS = ("train_unlabel", "test")
@@ -75,15 +76,17 @@ def run_experiment(
         torch.set_num_threads(threads)
     head = spec.head.config(kit.manifest.get("student_head"))
     x = {s: kit.features(s) for s in FEATURE_SPLITS}
+    new_context, cache = _student_backend(kit, spec, x, signals, folds)
+    if spec.transductive:  # the test rows join train_unlabel (aarlab.w2s.transductive)
+        x, new_context = joined_features(x), transductive_context
     shared: dict = {}  # seed-independent work (kNN graphs, PCA) is done once per experiment
     fold_rows: list[np.ndarray] = []
     fold_shared: list[dict] = []
     if signals:
-        fold_rows = sig.crossfit_folds(make_context(kit, seeds[0], head, x=x, shared=shared)
+        fold_rows = sig.crossfit_folds(new_context(kit, seeds[0], head, x=x, shared=shared)
                                        .groups("train_unlabel"), folds)
         fold_shared = [{} for _ in fold_rows]
     result = ExperimentResult(spec)
-    new_context, cache = _student_backend(kit, spec, x, signals, folds)
     for seed in seeds:
         t0 = time.perf_counter()
         hit = cache.get(seed) if cache else None

@@ -13,12 +13,13 @@ signals=True)`` computes them all and puts them into the diagnostics.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from aarlab.w2s.methods._knn import knn_graph, vote
 from aarlab.w2s.methods.base import Context
+from aarlab.w2s.methods.guarded import FoldView
 
 # The teacher's most confident share of rows: a calibrated logistic teacher is mostly right there.
 CONFIDENT_SHARE = 0.3
@@ -172,26 +173,11 @@ def crossfit_folds(groups: np.ndarray, folds: int = 2, seed: int = 0) -> list[np
     return [np.flatnonzero(fold == f) for f in range(folds)]
 
 
-@dataclass
-class HeldOutContext(Context):
-    """A context over part of train_unlabel: ``train_unlabel`` = the other folds' rows, and
-    ``test`` = this fold's rows. Any step runs unchanged on it, and its "test" predictions are
-    predictions on rows the student never trained on, with their weak labels to compare to.
-    """
-
-    rows: dict | None = None  # split -> row indices into the kit's train_unlabel
-
-    def groups(self, split: str) -> np.ndarray:
-        return Context.groups(self._kit_view(), "train_unlabel")[self.rows[split]]
-
-    def answers(self, split: str) -> list[str]:
-        full = Context.answers(self._kit_view(), "train_unlabel")
-        return [full[i] for i in self.rows[split]]
-
-    def _kit_view(self) -> Context:
-        # The kit's own rows, with their group/answer caches kept apart from this view's.
-        return Context(kit=self.kit, seed=self.seed, head=self.head, x={}, weak={},
-                       shared=self.shared.setdefault(("kit rows",), {}))
+# A context over part of train_unlabel: ``train_unlabel`` = the other folds' rows, ``test`` =
+# this fold's rows, groups and answers from the parent's train_unlabel (which holds the test rows
+# too for a transductive spec). Any step runs unchanged on it, and its "test" predictions are on
+# rows the student never trained on, with their weak labels to compare to.
+HeldOutContext = FoldView
 
 
 def crossfit_contexts(ctx: Context, folds: list[np.ndarray],
@@ -201,6 +187,7 @@ def crossfit_contexts(ctx: Context, folds: list[np.ndarray],
     ``shared``: one cache per fold, reused across seeds (the folds do not change with the seed).
     """
     x, weak = ctx.x["train_unlabel"], ctx.weak["train_unlabel"]
+    groups, answers = ctx.groups("train_unlabel"), ctx.answers("train_unlabel")
     n = len(x)
     out = []
     for i, held in enumerate(folds):
@@ -210,6 +197,7 @@ def crossfit_contexts(ctx: Context, folds: list[np.ndarray],
             x={"train_unlabel": x[train], "test": x[held]},
             weak={"train_unlabel": weak[train], "test": weak[held]},
             shared=shared[i] if shared is not None else {},
+            parent_groups=groups, parent_answers=answers,
             rows={"train_unlabel": train, "test": held},
         ))
     return out

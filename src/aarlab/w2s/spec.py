@@ -79,6 +79,9 @@ class MethodSpec(BaseModel):
     steps: list[StepSpec] = Field(default_factory=list)
     head: HeadSpec = Field(default_factory=HeadSpec)
     student: StudentSpec = Field(default_factory=StudentSpec)
+    transductive: bool = Field(
+        False, description="the test rows (features and the teacher's soft labels) join the "
+        "rows every step and the student learn from (aarlab.w2s.transductive)")
 
     def all_steps(self) -> list[tuple[str, StepSpec]]:
         """(field path, step) for the named method and every listed step, in given order."""
@@ -103,7 +106,8 @@ class MethodSpec(BaseModel):
                            self.student.model_dump(exclude_defaults=True).items() if k != "kind")
         lora = (" [lora" + (f" {student}" if student else "") + "]"
                 if self.student.kind == "lora" else "")
-        return "+".join(parts) + (f" [head {head}]" if head else "") + lora
+        return ("+".join(parts) + (f" [head {head}]" if head else "") + lora
+                + (" [transductive]" if self.transductive else ""))
 
     def canonical(self) -> dict:
         """Every step with every parameter (defaults filled in): what was actually run."""
@@ -115,7 +119,8 @@ class MethodSpec(BaseModel):
                 "head": self.head.model_dump(exclude_none=True),
                 # Only a non-default student is named, so head specs keep their old identity.
                 **({"student": self.student.model_dump()} if self.student.kind != "head"
-                   else {})}
+                   else {}),
+                **({"transductive": True} if self.transductive else {})}
 
 
 def _arg(v: Any) -> str:
@@ -142,6 +147,10 @@ def parse_spec(obj: MethodSpec | dict | str) -> MethodSpec:
         except ValidationError as e:
             raise SpecError(_messages(e, "", MethodSpec)) from None
     _check_steps(spec)
+    if spec.transductive and spec.student.kind != "head":
+        raise SpecError("transductive: only the head student learns from the test rows; "
+                        f"student.kind is {spec.student.kind!r}",
+                        hint="drop \"transductive\" or use the default head student")
     return spec
 
 
