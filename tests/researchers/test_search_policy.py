@@ -6,7 +6,7 @@ import random
 
 from aarlab.errors import SpecError
 from aarlab.researchers.search.notebook import Notebook
-from aarlab.researchers.search.policy import SearchPolicy, key
+from aarlab.researchers.search.policy import SearchPolicy, key, normalise
 from aarlab.w2s.methods import describe
 from aarlab.w2s.spec import parse_spec
 from sealed_key import sealed_answer_key
@@ -198,3 +198,14 @@ def test_a_head_change_is_never_to_the_value_the_kit_already_uses():
     # From a non-default head, going back to the default drops the field (one key per spec).
     back = [p.mutate({"steps": parent["steps"], "head": {"kind": "linear"}}) for _ in range(400)]
     assert any("kind" not in b.get("head", {}) for b in back)
+
+
+def test_an_adopted_transductive_spec_stays_transductive():
+    """A forum spec with ``"transductive": true`` is a different experiment from the same
+    steps without it: normalising (adoption, reproduction, the tried-set key) must keep it."""
+    steps = {"steps": [{"method": "noisy_em"}]}
+    trans = {**steps, "transductive": True}
+    assert normalise(trans)["transductive"] is True
+    assert "transductive" not in normalise({**steps, "transductive": False})
+    assert key(trans) != key(steps)
+    assert parse_spec(normalise(trans)).transductive

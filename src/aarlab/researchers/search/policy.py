@@ -270,6 +270,8 @@ def normalise(spec: dict) -> dict:
     head = {k: v for k, v in spec.get("head", {}).items() if v is not None}
     if head:
         out["head"] = dict(sorted(head.items()))
+    if spec.get("transductive"):  # another researcher's transductive spec stays one when adopted
+        out["transductive"] = True
     return out
 
 
