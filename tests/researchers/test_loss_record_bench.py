@@ -4,20 +4,13 @@ tasks whose gap is clear, and nothing else."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import bench_scripts
 from aarlab.researchers.search.hypotheses import LOSS_RECORD
 from aarlab.w2s.methods import describe
 
-TABLE = Path(__file__).resolve().parents[2] / "bench" / "method_table.py"
-
 
 def _table():
-    spec = importlib.util.spec_from_file_location("bench_method_table", TABLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("method_table")
 
 
 def _row(method: str, pgr: float, voted: bool = True) -> dict:

@@ -7,25 +7,15 @@ the way the bench reads them."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+import bench_scripts
 from aarlab.lab.tables import LabEvent
 from aarlab.server.app import create_app
 from aarlab.store.db import Store
 
 ADMIN = "bench-redteam-admin"
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "lab.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_lab", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_hostile_cpu_telemetry_neither_crashes_nor_skews_the_bench(settings, tmp_path):
@@ -52,5 +42,5 @@ def test_hostile_cpu_telemetry_neither_crashes_nor_skews_the_bench(settings, tmp
         events = [e.payload for e in db.scalars(select(LabEvent).where(
             LabEvent.kind == "experiment"))]
     store.engine.dispose()
-    inside, processes = _bench().researcher_cpu(events)  # raised ValueError before
+    inside, processes = bench_scripts.load("lab").researcher_cpu(events)  # raised ValueError before
     assert inside == 4.0 and processes == 4.0
