@@ -18,8 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from aarlab.w2s.methods._knn import knn_graph, vote
-from aarlab.w2s.methods.base import Context
-from aarlab.w2s.methods.guarded import FoldView
+from aarlab.w2s.methods.base import Context, FoldView
 
 # The teacher's most confident share of rows: a calibrated logistic teacher is mostly right there.
 CONFIDENT_SHARE = 0.3
@@ -173,16 +172,13 @@ def crossfit_folds(groups: np.ndarray, folds: int = 2, seed: int = 0) -> list[np
     return [np.flatnonzero(fold == f) for f in range(folds)]
 
 
-# A context over part of train_unlabel: ``train_unlabel`` = the other folds' rows, ``test`` =
-# this fold's rows, groups and answers from the parent's train_unlabel (which holds the test rows
-# too for a transductive spec). Any step runs unchanged on it, and its "test" predictions are on
-# rows the student never trained on, with their weak labels to compare to.
-HeldOutContext = FoldView
-
-
 def crossfit_contexts(ctx: Context, folds: list[np.ndarray],
-                      shared: list[dict] | None = None) -> list[HeldOutContext]:
-    """One :class:`HeldOutContext` per fold (fold = held-out rows), for this seed's weak labels.
+                      shared: list[dict] | None = None) -> list[FoldView]:
+    """One :class:`FoldView` per fold (fold = held-out rows), for this seed's weak labels: the
+    other folds' rows as train_unlabel, this fold's as test, groups and answers from ``ctx``
+    (which holds the test rows too for a transductive spec). Any step runs unchanged on it, and
+    its "test" predictions are on rows the student never trained on, with their weak labels to
+    compare to.
 
     ``shared``: one cache per fold, reused across seeds (the folds do not change with the seed).
     """
@@ -192,7 +188,7 @@ def crossfit_contexts(ctx: Context, folds: list[np.ndarray],
     out = []
     for i, held in enumerate(folds):
         train = np.setdiff1d(np.arange(n), held)
-        out.append(HeldOutContext(
+        out.append(FoldView(
             kit=ctx.kit, seed=ctx.seed, head=ctx.head,
             x={"train_unlabel": x[train], "test": x[held]},
             weak={"train_unlabel": weak[train], "test": weak[held]},

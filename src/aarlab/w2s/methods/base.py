@@ -114,6 +114,24 @@ class Context:
                           weights=None if np.all(w == 1) else w)
 
 
+@dataclass
+class FoldView(Context):
+    """A context over rows ``train`` (as train_unlabel) and ``held`` (as test) of a parent
+    context's train_unlabel. Groups and answers come from the parent, so views nest (the
+    runner's cross-fitted signals and the ``guarded`` step both use it, and a guarded step runs
+    inside a signal's view or a transductive context)."""
+
+    parent_groups: np.ndarray | None = None
+    parent_answers: list[str] | None = None
+    rows: dict | None = None  # split -> row indices into the parent's train_unlabel
+
+    def groups(self, split: str) -> np.ndarray:
+        return self.parent_groups[self.rows[split]]
+
+    def answers(self, split: str) -> list[str]:
+        return [self.parent_answers[i] for i in self.rows[split]]
+
+
 class Step:
     """One pipeline step. Subclasses set ``name``, ``stage``, ``cost``, ``Params`` and a hook.
 

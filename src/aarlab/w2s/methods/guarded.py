@@ -47,14 +47,21 @@ Cost: the source once on all rows and once per fold, plus 2 × folds student fit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from aarlab.w2s.methods import METHODS, register
-from aarlab.w2s.methods.base import Context, Params, Step, TrainSet, fingerprint, weak_train_set
+from aarlab.w2s.methods.base import (
+    Context,
+    FoldView,
+    Params,
+    Step,
+    TrainSet,
+    fingerprint,
+    weak_train_set,
+)
 
 # Label sources, and select steps in which a probe of the strong features overrules (relabels) or
 # drops the teacher's labels: the same bet on the strong features' structure, which travelled as
@@ -94,23 +101,6 @@ class GuardParams(Params):
     def source_step(self) -> Step:
         cls = METHODS[self.source]
         return cls(cls.Params.model_validate(self.source_params))
-
-
-@dataclass
-class FoldView(Context):
-    """A context over rows ``train`` (as train_unlabel) and ``held`` (as test) of a parent
-    context's train_unlabel. Groups and answers come from the parent, so views nest (the
-    runner's own cross-fitted signals run this step inside a held-out view)."""
-
-    parent_groups: np.ndarray | None = None
-    parent_answers: list[str] | None = None
-    rows: dict | None = None  # split -> row indices into the parent's train_unlabel
-
-    def groups(self, split: str) -> np.ndarray:
-        return self.parent_groups[self.rows[split]]
-
-    def answers(self, split: str) -> list[str]:
-        return [self.parent_answers[i] for i in self.rows[split]]
 
 
 def fold_views(ctx: Context, n_folds: int) -> list[FoldView]:
