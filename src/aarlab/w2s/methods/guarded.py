@@ -105,23 +105,12 @@ class GuardParams(Params):
 
 def fold_views(ctx: Context, n_folds: int) -> list[FoldView]:
     """One view per fold (held = the fold), with per-fold caches kept across seeds."""
-    from aarlab.w2s.signals import crossfit_folds  # signals imports methods: import late
+    from aarlab.w2s.signals import crossfit_contexts, crossfit_folds  # signals imports methods
 
-    x, weak = ctx.x["train_unlabel"], ctx.weak["train_unlabel"]
-    groups, answers = ctx.groups("train_unlabel"), ctx.answers("train_unlabel")
-    folds = crossfit_folds(groups, n_folds)
-    caches = ctx.shared.setdefault(("guard folds", fingerprint(x), n_folds),
+    folds = crossfit_folds(ctx.groups("train_unlabel"), n_folds)
+    caches = ctx.shared.setdefault(("guard folds", fingerprint(ctx.x["train_unlabel"]), n_folds),
                                    [{} for _ in folds])
-    views = []
-    for held, cache in zip(folds, caches, strict=True):
-        train = np.setdiff1d(np.arange(len(x)), held)
-        views.append(FoldView(
-            kit=ctx.kit, seed=ctx.seed, head=ctx.head,
-            x={"train_unlabel": x[train], "test": x[held]},
-            weak={"train_unlabel": weak[train], "test": weak[held]}, shared=cache,
-            parent_groups=groups, parent_answers=answers,
-            rows={"train_unlabel": train, "test": held}))
-    return views
+    return crossfit_contexts(ctx, folds, caches)
 
 
 def source_labels(source: Step, ctx: Context) -> TrainSet:
