@@ -40,22 +40,22 @@ from aarlab.w2s.methods import describe
 SKIP = ("snli-lm",)
 
 
+def _kit_and_key(task: str) -> tuple[TaskKit, AnswerKey]:
+    settings = get_settings()
+    kit = TaskKit(kit_dir(settings, task))
+    return kit, AnswerKey(answer_key_dir(settings, task), kit.format)
+
+
 def cached_rows(task: str) -> list[dict] | None:
     """The task's cached default rows, or None (not built, never run, or stale)."""
-    settings = get_settings()
-    if not is_built(settings, task):
+    if not is_built(get_settings(), task):
         return None
-    kit = TaskKit(kit_dir(settings, task))
-    cache = BaselineCache(kit, AnswerKey(answer_key_dir(settings, task), kit.format))
-    return cache.record.get("defaults") or None
+    return BaselineCache(*_kit_and_key(task)).record.get("defaults") or None
 
 
 def clear_gap(task: str) -> bool:
     """Whether the task's final-part gap (ceiling over teacher) has a 95 % interval above 0."""
-    settings = get_settings()
-    kit = TaskKit(kit_dir(settings, task))
-    ref = AnswerKey(answer_key_dir(settings, task), kit.format).reference
-    return ref["gap"]["parts"]["final"]["ci95"][0] > 0
+    return _kit_and_key(task)[1].reference["gap"]["parts"]["final"]["ci95"][0] > 0
 
 
 def all_cached(tasks: list[str] | None = None) -> dict[str, list[dict]]:
