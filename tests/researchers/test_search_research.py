@@ -4,6 +4,7 @@ the server's paired Ladder could resolve the gain."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -629,3 +630,107 @@ def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_lab
     assert "keeps its loss" in note
     assert key(normalise({"steps": [spec["steps"][0], {"method": "logconf"},
                                     spec["steps"][2]]})) in r.policy.tried  # measured, known
+
+
+# -- the transductive switch ---------------------------------------------------------------------
+
+
+def test_transduce_follows_the_first_release_and_its_verdict_sets_every_later_form():
+    """The label-free signals rose with ``transductive`` on every task and PGR only on some
+    (methods README, "Transductive specs"), so the switch is asked once, of the best release,
+    and the server's answer decides the form of every later spec of mine."""
+    p = _planner(family=("noisy_em", "label_prop", "gce"))
+    p.policy.record(BASELINE, 1.5)
+    p.policy.record({"steps": [{"method": "noisy_em"}]}, 1.6)
+    assert p.transduce() is None  # nothing of mine released yet
+    best = {"steps": [{"method": "guarded", "params": {"source": "noisy_em"}},
+                      {"method": "logconf"}]}
+    p.policy.record(best, 1.62)
+    p.policy.record_release(best, 0.6, True)
+    h = p.next()
+    assert h.move == "transduce" and h.parents == [key(best)]
+    assert h.spec == {**normalise(best), "transductive": True}
+    parse_spec(h.spec)
+    assert "Ladder" in h.why
+
+    released = copy.deepcopy(p)
+    released.policy.record(h.spec, 1.7)
+    released.transduction = True
+    # My family's methods again, now in the transductive form: noisy_em, run plain before, is
+    # a new experiment so, then the family's untried methods.
+    for m in ("noisy_em", "label_prop", "gce"):
+        after = released.next()
+        assert after.move == "family" and after.spec == {
+            "steps": [{"method": m, "params": {}}], "transductive": True}
+        released.policy.record(after.spec, 1.7)
+
+    refused = p
+    refused.policy.record(h.spec, 1.7, passed=False)
+    refused.transduction = False
+    assert refused.transduce() is None
+    for _ in range(6):  # no own move of mine is transductive now, a tune of the switch neither
+        g = refused.next()
+        assert "transductive" not in g.spec, g
+        refused.policy.record(g.spec, 1.0)
+    # Another researcher's transductive spec stays one when adopted (its own experiment).
+    adopted = Hypothesis("adopt", "x", {**normalise(best), "transductive": True,
+                                        "steps": [{"method": "noisy_em", "params": {}}]},
+                         "adopting #3", source="forum:3")
+    refused.queue.append(adopted)
+    assert refused.next().spec["transductive"] is True
+
+
+class _SwitchClient(Client):
+    """A server whose Ladder releases every plain submission and no transductive one (or,
+    with ``release_switch``, every submission)."""
+
+    def __init__(self, release_switch):
+        super().__init__()
+        self.release_switch, self.methods = release_switch, []
+
+    def submit(self, task, predictions, method=None, snapshot_id=None, seeds=None):
+        self.submitted.append(task)
+        self.methods.append(method)
+        new = self.release_switch or "[transductive]" not in (method or "") and \
+            "transductive" not in (method or "")
+        return {"id": len(self.submitted), "released_pgr": 0.1, "new_best": new}
+
+
+@pytest.mark.parametrize("release_switch", [True, False])
+def test_the_servers_release_settles_the_switch_end_to_end(tiny_snli, tmp_path, monkeypatch,
+                                                           release_switch):
+    import aarlab.researchers.search.agent as agent
+
+    r = _researcher([tiny_snli[0]], _SwitchClient(release_switch), tmp_path, experiments=5,
+                    ladder={"safety": 0.0, "win_share": 1.0})
+    seen: list[str] = []
+    real = agent.SearchResearcher.submit
+
+    def submit(self, spec, h, *a, **k):
+        seen.append(h.move)
+        return real(self, spec, h, *a, **k)
+
+    monkeypatch.setattr(agent.SearchResearcher, "submit", submit)
+    r.planner.weights = (0.0, 0.0, 1.0, 0.0)  # family variants after the first moves
+    r.run()
+    rounds = [e for e in r.notebook.entries() if e.get("round")]
+    moves = [e["move"] for e in rounds]
+    assert "transduce" in moves, moves
+    i = moves.index("transduce")
+    switch = rounds[i]
+    assert switch["spec"]["transductive"] is True
+    assert switch["decision"] == "submitted"  # whatever its selection score: the server decides
+    assert switch["transduction"] is release_switch
+    assert r.planner.transduction is release_switch
+    later = rounds[i + 1:]
+    assert later, moves
+    assert all(bool(e["spec"].get("transductive")) is release_switch for e in later)
+    md = (tmp_path / "notebook.md").read_text()
+    assert ("every later spec of mine is transductive" if release_switch
+            else "my later specs stay plain") in md
+    if not release_switch:  # the refused switch's inflated score sets no bar for plain specs
+        assert r.best_submitted < switch["score"] or r.best_submitted == max(
+            e["score"] for e in rounds if e.get("submission_id") and e is not switch)
+    # A restarted researcher remembers the verdict.
+    again = _researcher([tiny_snli[0]], _SwitchClient(release_switch), tmp_path)
+    assert again.planner.transduction is release_switch

@@ -89,7 +89,10 @@ def test_candidate_grid_covers_every_method_with_valid_specs():
     methods = {s.all_steps()[0][1].method for s in specs}
     assert methods == set(METHODS)
     assert len({s.label for s in specs}) == len(specs)
-    assert len(specs) < 120  # one parameter at a time, not a product
+    assert len(specs) < 150  # one parameter at a time, not a product
+    # the transductive flag is varied like any parameter: once, at each method's defaults
+    transductive = {s.all_steps()[0][1].method for s in specs if s.transductive}
+    assert transductive == set(METHODS)
     for s in specs:
         parse_spec(s.canonical())  # every candidate is a valid spec
     for name in METHODS:  # every default is there

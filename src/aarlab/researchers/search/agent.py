@@ -128,7 +128,8 @@ class SearchResearcher:
                 self.rounds = max(self.rounds, int(e["round"]))
             if e.get("score") is not None:
                 self.policy.record(e["spec"], e["score"], e.get("source", "own"),
-                                   passed=not e.get("guard_failed"))
+                                   passed=not e.get("guard_failed")
+                                   and e.get("transduction") is not False)
                 self.canon_tried.add(_canon(e["spec"]))
                 if e.get("move") == "baseline":
                     self.base.update(e.get("per_task", {}))
@@ -144,9 +145,12 @@ class SearchResearcher:
                                          and all(isinstance(v, str) for v in x))
             if e.get("time"):
                 self.started = min(self.started, float(e["time"]))
+            if "transduction" in e:  # the switch, as the server settled it
+                self.planner.transduction = bool(e["transduction"])
             if e.get("submission_id"):
                 self.submissions += 1
-                self.best_submitted = max(self.best_submitted, e["score"])
+                if e.get("transduction") is not False:  # a refused switch sets no bar
+                    self.best_submitted = max(self.best_submitted, e["score"])
                 self.policy.record_release(e["spec"], e.get("released_pgr"),
                                            bool(e.get("new_best")))
                 if e.get("tie"):
@@ -265,7 +269,8 @@ class SearchResearcher:
         # A reproduced lab best may be my first submission (an exact copy is not a probe): else a
         # lab that reads a better spec than it can beat reports a worse one as its pick.
         decision, why_not = self._decide(score, outcomes, first_ok=(
-            h.move != "baseline" and (not h.lab_best or self.submissions == 0)), guard=guard)
+            h.move != "baseline" and (not h.lab_best or self.submissions == 0)), guard=guard,
+            server_decides=h.move == "transduce")
         tie = why_not[len(TIE):] if decision and why_not.startswith(TIE) else ""
         entry.update(score=score, signals=main.signals, per_task=per_task,
                      per_task_balanced=balanced, verdict=verdict, guard_failed=failed,
@@ -273,9 +278,12 @@ class SearchResearcher:
         if earlier is not None:
             entry.update(same_as=earlier, inert=[list(x) for x in idle])
         receipt: dict = {}
+        best_before = self.best_submitted
         if decision:
-            sent, sent_outcomes, sent_score, note = self._travel_form(spec, outcomes, score,
-                                                                       digest)
+            # The switch is judged on the spec it switches (already in the form it was sent).
+            sent, sent_outcomes, sent_score, note = (
+                (spec, outcomes, score, "") if h.move == "transduce" else
+                self._travel_form(spec, outcomes, score, digest))
             receipt = self.submit(sent, h, sent_outcomes, sent_score, verdict + note)
             if note:
                 entry["submitted_as"] = {"spec": sent, "note": note.strip()}
@@ -285,6 +293,9 @@ class SearchResearcher:
                 entry.update(tie=True, why_submitted=tie)
         entry.update(receipt, decision=("submitted" if receipt.get("submission_id") else
                                         "not submitted: " + why_not))
+        if h.move == "transduce":
+            verdict += self._settle_transduction(spec, receipt, best_before)
+            entry.update(verdict=verdict, transduction=self.planner.transduction)
         if not receipt.get("submission_id"):
             self._post_insight(spec, h, outcomes, score, verdict, why_not)
         follow = self.planner.guard_followup(spec, failed) if failed else None
@@ -298,6 +309,24 @@ class SearchResearcher:
                + (f" ({tie})" if tie else "")
                + f"; the server {_release_text(receipt)}." if receipt.get("submission_id") else
                f"not submitted: {why_not}."))
+
+    def _settle_transduction(self, spec: dict, receipt: dict, best_before: float) -> str:
+        """What the ``transduce`` round settles (``Planner.transduce``), as a sentence for the
+        verdict. Released: every later spec of mine is transductive. Otherwise none is, the
+        transductive spec is no parent to build on, and its selection score (which the switch
+        inflates) is no bar for my later plain submissions."""
+        released = bool(receipt.get("new_best"))
+        self.planner.transduction = released
+        if released:
+            return (" The Ladder released it: the switch holds on this task, so every later "
+                    "spec of mine is transductive.")
+        self.best_submitted = best_before
+        for c in self.policy.known:
+            if key(c.spec) == key(spec):
+                c.passed = False
+        return (" The switch did not earn a release" + (
+            " (no resolvable paired gain on the feedback rows)" if receipt.get("submission_id")
+            else " (it was not sent)") + ", so my later specs stay plain.")
 
     def _experiment_event(self, label: str, outcomes: dict[str, st.TaskOutcome], score: float,
                           cpu: float) -> None:
@@ -426,8 +455,8 @@ class SearchResearcher:
         return "; ".join(parts) + "."
 
     def _decide(self, score: float, outcomes: dict[str, st.TaskOutcome],
-                first_ok: bool = False, guard: tuple[list[str], str] | None = None
-                ) -> tuple[bool, str]:
+                first_ok: bool = False, guard: tuple[list[str], str] | None = None,
+                server_decides: bool = False) -> tuple[bool, str]:
         """(submit?, why not): promising by the signals, and resolvable by the Ladder on the
         main task; or an informative tie. Never below weak_soft on any task (the guard).
 
@@ -438,13 +467,17 @@ class SearchResearcher:
         resolvable, and a lab would end with no pick at all), and a lab whose researchers all
         started from a better release than they could beat reported a worse pick. Later own
         candidates the Ladder cannot resolve go in when ``spend.decide`` calls them informative
-        ties; the second item then starts with ``TIE`` and says why.
+        ties; the second item then starts with ``TIE`` and says why. ``server_decides``: a
+        question the signals cannot answer (the ``transduce`` switch) goes in whatever its
+        score, once it passes the guard.
         """
         if self.submissions >= self.budget.max_submissions:
             return False, "submission budget spent"
         failed, refused = guard if guard is not None else self._guard(outcomes)
         if failed:
             return False, refused
+        if server_decides:
+            return True, ""
         r = self._resolvability(self.kit.name, outcomes[self.kit.name])
         clears = score > self.best_submitted + self.submit_margin
         if clears and (r.resolvable or (first_ok and self.submissions == 0)):
