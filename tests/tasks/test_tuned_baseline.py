@@ -217,3 +217,25 @@ def test_worker_processes_give_the_rows_of_one_process_and_a_stop_keeps_what_fin
     assert without_seconds(rows) == without_seconds(par_rows)
     assert without_seconds(recs) == without_seconds(par_recs)
     assert (preds == par_preds).all()
+
+
+def test_the_inductive_baseline_is_tuned_on_the_plain_specs_of_the_same_runs(
+        task_copy, settings, monkeypatch):
+    """bench/lab.py reports the baseline as it was before the grid varied ``transductive``
+    beside the full one: from the same cached runs, without the transductive candidates."""
+    kit, key = task_copy
+    specs = [parse_spec({"method": "weak_soft", **FAST}),
+             parse_spec({"method": "logconf", **FAST}),
+             parse_spec({"steps": [{"method": "logconf"}], "transductive": True, **FAST})]
+    monkeypatch.setattr(baselines, "default_specs", lambda: specs[:1])
+    full, _ = baselines.tuned_baseline(kit, key, settings, submissions=3, specs=specs)
+    assert full["tuning"]["candidates"] == 3
+    calls = []
+    monkeypatch.setattr(baselines, "run_spec", lambda *a, **k: calls.append(1))
+    plain, vote = baselines.tuned_baseline(kit, key, settings, submissions=3, specs=specs,
+                                           inductive=True)
+    assert calls == []  # the same runs, from the cache
+    assert plain["tuning"]["candidates"] == 2 and "transductive" not in plain["spec"]
+    assert vote.shape == (len(kit.ids("test")),)
+    # and the cache still holds every candidate of the grid
+    assert len(baselines.candidates(kit, key, specs=specs, settings=settings)[0]) == 3

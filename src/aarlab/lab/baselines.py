@@ -345,11 +345,16 @@ def tuned_baseline(kit: TaskKit, key: AnswerKey, settings: Settings | None = Non
                    submissions: int | None = None, threads: int | None = None,
                    progress: Progress | None = None,
                    specs: list[MethodSpec] | None = None,
-                   workers: int = 1) -> tuple[dict, np.ndarray]:
+                   workers: int = 1, inductive: bool = False) -> tuple[dict, np.ndarray]:
     """The tuned classical baseline (see :mod:`aarlab.lab.tuned`): its row, reported on the
-    final half, and its vote's test predictions (for a paired difference)."""
+    final half, and its vote's test predictions (for a paired difference). ``inductive``: tuned
+    on the grid's specs that are not transductive only (what the baseline was before the grid
+    varied that flag), from the same cached runs."""
     settings = settings or get_settings()
     recs, preds = candidates(kit, key, threads, progress, specs, settings, workers)
+    if inductive:
+        keep = [i for i, r in enumerate(recs) if not r["spec"].get("transductive")]
+        recs, preds = [recs[i] for i in keep], preds[keep]
     scorer = Scorer(key, kit.ids("test"))
     budget = submissions if submissions is not None else tuned.researcher_submissions(settings)
     votes = [majority_vote(p, kit.n_classes) for p in preds]
