@@ -643,6 +643,12 @@ def test_transduce_follows_the_first_release_and_its_verdict_sets_every_later_fo
     p.policy.record(BASELINE, 1.5)
     p.policy.record({"steps": [{"method": "noisy_em"}]}, 1.6)
     assert p.transduce() is None  # nothing of mine released yet
+    gce = {"steps": [{"method": "gce"}]}
+    p.policy.record(gce, 1.58)
+    p.policy.record_release(gce, 0.2, True)
+    # A release on the teacher's own labels is not asked: transduction there only copies the
+    # teacher on the scored rows, and its refusal would settle the switch for every source.
+    assert p.transduce() is None and p.transduction is None
     best = {"steps": [{"method": "guarded", "params": {"source": "noisy_em"}},
                       {"method": "logconf"}]}
     p.policy.record(best, 1.62)
@@ -734,3 +740,22 @@ def test_the_servers_release_settles_the_switch_end_to_end(tiny_snli, tmp_path, 
     # A restarted researcher remembers the verdict.
     again = _researcher([tiny_snli[0]], _SwitchClient(release_switch), tmp_path)
     assert again.planner.transduction is release_switch
+
+
+def test_a_higher_release_for_an_adopted_transductive_spec_settles_the_switch(tiny_snli,
+                                                                            tmp_path):
+    r = _researcher([tiny_snli[0]], Client(), tmp_path)
+    plain = normalise({"steps": [{"method": "guarded", "params": {"source": "noisy_em"}}]})
+    r.policy.record(plain, 1.6)
+    r.policy.record_release(plain, 0.68, True)
+    adopted = {**plain, "transductive": True}
+    sub = {"submission_id": 3, "new_best": False}
+    # an exact copy of another's lower release, a plain spec, or no release say nothing
+    assert not r._adopted_switch(adopted, {**sub, "released_pgr": 0.5}, 0.68)
+    assert not r._adopted_switch(plain, {**sub, "released_pgr": 0.95}, 0.68)
+    assert not r._adopted_switch(adopted, {"why_not": "budget"}, 0.68)
+    assert r.planner.transduction is None
+    assert r._adopted_switch(adopted, {**sub, "released_pgr": 0.95}, 0.68)
+    assert r.planner.transduction is True
+    r.planner.transduction = False  # settled already: an adoption does not overturn it
+    assert not r._adopted_switch(adopted, {**sub, "released_pgr": 0.99, "new_best": True}, 0.9)

@@ -279,6 +279,8 @@ class SearchResearcher:
             entry.update(same_as=earlier, inert=[list(x) for x in idle])
         receipt: dict = {}
         best_before = self.best_submitted
+        released_before = max((c.released for c in self.policy.known
+                               if c.released is not None), default=None)
         if decision:
             # The switch is judged on the spec it switches (already in the form it was sent).
             sent, sent_outcomes, sent_score, note = (
@@ -296,6 +298,10 @@ class SearchResearcher:
         if h.move == "transduce":
             verdict += self._settle_transduction(spec, receipt, best_before)
             entry.update(verdict=verdict, transduction=self.planner.transduction)
+        elif self._adopted_switch(sent if decision else spec, receipt, released_before):
+            verdict += (" A transductive spec, and the server released more for it than for "
+                        "anything of mine: every later spec of mine is transductive.")
+            entry.update(verdict=verdict, transduction=True)
         if not receipt.get("submission_id"):
             self._post_insight(spec, h, outcomes, score, verdict, why_not)
         follow = self.planner.guard_followup(spec, failed) if failed else None
@@ -327,6 +333,19 @@ class SearchResearcher:
         return (" The switch did not earn a release" + (
             " (no resolvable paired gain on the feedback rows)" if receipt.get("submission_id")
             else " (it was not sent)") + ", so my later specs stay plain.")
+
+    def _adopted_switch(self, spec: dict, receipt: dict, released_before: float | None) -> bool:
+        """Does a submission of someone else's transductive spec settle the switch (True, and
+        set)? Only while it is unsettled, and only if the server released more for it than for
+        any spec of mine (a new best of mine, or an exact copy of a higher release)."""
+        shown = receipt.get("released_pgr")
+        if self.planner.transduction is not None or not spec.get("transductive") or \
+                not receipt.get("submission_id") or shown is None:
+            return False
+        if not (receipt.get("new_best") or released_before is None or shown > released_before):
+            return False
+        self.planner.transduction = True
+        return True
 
     def _experiment_event(self, label: str, outcomes: dict[str, st.TaskOutcome], score: float,
                           cpu: float) -> None:
