@@ -759,3 +759,25 @@ def test_a_higher_release_for_an_adopted_transductive_spec_settles_the_switch(ti
     assert r.planner.transduction is True
     r.planner.transduction = False  # settled already: an adoption does not overturn it
     assert not r._adopted_switch(adopted, {**sub, "released_pgr": 0.99, "new_best": True}, 0.9)
+    # The lab's best release, reproduced, is transductive: the server released it over every
+    # plain spec on this task (it is my reference, so I do not submit it again).
+    r.planner.transduction = None
+    assert not r._adopted_switch(plain, {}, 0.68, lab_best=True)
+    assert r._adopted_switch(adopted, {}, 0.68, lab_best=True) and r.planner.transduction
+
+
+def test_a_transductive_spec_goes_in_transductive_in_its_travel_form(tiny_snli, tmp_path,
+                                                                    monkeypatch):
+    """Hedged or guarded, the submitted form changes a spec's steps, never its flag (a form
+    that dropped it sent the plain spec in the transductive one's place)."""
+    import aarlab.w2s.methods.guarded as guarded
+    from aarlab.researchers.search.agent import _outcome_digest
+
+    r = _researcher([tiny_snli[0]], Client(), tmp_path)
+    spec = normalise({"steps": [{"method": "noisy_em", "params": {"k": 10}}],
+                      "transductive": True})
+    outcomes = r.suite.evaluate(spec)
+    score = st.suite_mean(outcomes)
+    monkeypatch.setattr(guarded, "decide", lambda *a, **k: True)
+    sent = r._travel_form(spec, outcomes, score, _outcome_digest(outcomes, score))[0]
+    assert sent["steps"][0]["method"] == "guarded" and sent["transductive"] is True

@@ -298,9 +298,11 @@ class SearchResearcher:
         if h.move == "transduce":
             verdict += self._settle_transduction(spec, receipt, best_before)
             entry.update(verdict=verdict, transduction=self.planner.transduction)
-        elif self._adopted_switch(sent if decision else spec, receipt, released_before):
+        elif self._adopted_switch(spec, receipt, released_before, h.lab_best):
             verdict += (" A transductive spec, and the server released more for it than for "
-                        "anything of mine: every later spec of mine is transductive.")
+                        "anything of mine" + (" (the lab's best release on this task)"
+                                              if h.lab_best else "")
+                        + ": every later spec of mine is transductive.")
             entry.update(verdict=verdict, transduction=True)
         if not receipt.get("submission_id"):
             self._post_insight(spec, h, outcomes, score, verdict, why_not)
@@ -334,16 +336,22 @@ class SearchResearcher:
             " (no resolvable paired gain on the feedback rows)" if receipt.get("submission_id")
             else " (it was not sent)") + ", so my later specs stay plain.")
 
-    def _adopted_switch(self, spec: dict, receipt: dict, released_before: float | None) -> bool:
-        """Does a submission of someone else's transductive spec settle the switch (True, and
-        set)? Only while it is unsettled, and only if the server released more for it than for
-        any spec of mine (a new best of mine, or an exact copy of a higher release)."""
-        shown = receipt.get("released_pgr")
-        if self.planner.transduction is not None or not spec.get("transductive") or \
-                not receipt.get("submission_id") or shown is None:
+    def _adopted_switch(self, spec: dict, receipt: dict, released_before: float | None,
+                        lab_best: bool = False) -> bool:
+        """Does someone else's transductive spec settle the switch (True, and set)? Only while
+        it is unsettled, and only if the server released more for it than for any spec of
+        mine: it is the lab's best release on this task (``lab_best``: reproduced, it is my
+        reference whether or not I submit it), or my submission of it was a new best of mine
+        or an exact copy of a higher release."""
+        if self.planner.transduction is not None or not spec.get("transductive"):
             return False
-        if not (receipt.get("new_best") or released_before is None or shown > released_before):
-            return False
+        if not lab_best:
+            shown = receipt.get("released_pgr")
+            if not receipt.get("submission_id") or shown is None:
+                return False
+            if not (receipt.get("new_best") or released_before is None
+                    or shown > released_before):
+                return False
         self.planner.transduction = True
         return True
 
@@ -389,11 +397,13 @@ class SearchResearcher:
             return spec, outcomes, score, ""
         guarded_now = self.planner.guard_source(steps) is not None
         head = copy.deepcopy(spec.get("head", {}))
+        # A form keeps the spec's own head and transductive flag: only its steps change.
+        head = {"head": head, **({"transductive": True} if spec.get("transductive") else {})}
         hedged_steps = copy.deepcopy(steps)
         why = self.planner.hedge(hedged_steps)
         note = ""
         if why is not None:
-            hedged = normalise({"steps": hedged_steps, "head": head})
+            hedged = normalise({"steps": hedged_steps, **head})
             got = self._evaluate_form(hedged)
             if got is not None:
                 h_score = st.suite_mean(got)
@@ -411,7 +421,7 @@ class SearchResearcher:
                         + ", so it keeps its loss.")
         if not guarded_now:
             return spec, outcomes, score, note
-        guarded = normalise({"steps": steps, "head": head})
+        guarded = normalise({"steps": steps, **head})
         got = self._evaluate_form(guarded)
         if got is None:
             return spec, outcomes, score, note
