@@ -662,6 +662,11 @@ def test_transduce_follows_the_first_release_and_its_verdict_sets_every_later_fo
     released = copy.deepcopy(p)
     released.policy.record(h.spec, 1.7)
     released.transduction = True
+    # The yardstick is re-measured in the new form first (the regression guard then compares
+    # transductive specs with transductive weak_soft), once.
+    base = released.next()
+    assert base.move == "baseline" and base.spec == {**normalise(BASELINE), "transductive": True}
+    released.policy.record(base.spec, 1.55)
     # My family's methods again, now in the transductive form: noisy_em, run plain before, is
     # a new experiment so, then the family's untried methods.
     for m in ("noisy_em", "label_prop", "gce"):

@@ -396,14 +396,14 @@ class SearchResearcher:
                 not self.planner.has_source(spec):
             return spec, outcomes, score, ""
         guarded_now = self.planner.guard_source(steps) is not None
-        head = copy.deepcopy(spec.get("head", {}))
         # A form keeps the spec's own head and transductive flag: only its steps change.
-        head = {"head": head, **({"transductive": True} if spec.get("transductive") else {})}
+        kept = {"head": copy.deepcopy(spec.get("head", {})),
+                **({"transductive": True} if spec.get("transductive") else {})}
         hedged_steps = copy.deepcopy(steps)
         why = self.planner.hedge(hedged_steps)
         note = ""
         if why is not None:
-            hedged = normalise({"steps": hedged_steps, **head})
+            hedged = normalise({"steps": hedged_steps, **kept})
             got = self._evaluate_form(hedged)
             if got is not None:
                 h_score = st.suite_mean(got)
@@ -421,7 +421,7 @@ class SearchResearcher:
                         + ", so it keeps its loss.")
         if not guarded_now:
             return spec, outcomes, score, note
-        guarded = normalise({"steps": steps, **head})
+        guarded = normalise({"steps": steps, **kept})
         got = self._evaluate_form(guarded)
         if got is None:
             return spec, outcomes, score, note

@@ -147,10 +147,14 @@ class Planner:
         if best is not None:  # reproduce the lab's best release first: it is the bar
             self.queue.remove(best)
             return best
-        if key(BASELINE) not in self.policy.tried:
-            return Hypothesis("baseline", "baseline", normalise(BASELINE),
+        base = self.form(BASELINE)  # once the switch holds, the yardstick is transductive too
+        if key(base) not in self.policy.tried:
+            return Hypothesis("baseline", "baseline", base,
                               "the yardstick: plain W2S on the teacher's soft labels; every "
-                              "later round is read against its label-free signals")
+                              "later round is read against its label-free signals"
+                              + ("; transductive, like every spec of mine since the switch, "
+                                 "whose selection score it inflates" if self.transduction
+                                 else ""))
         free = self.label_free()
         if free is not None:  # if the teacher is at chance, all that fits it is moot: first
             return free
