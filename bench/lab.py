@@ -9,7 +9,9 @@ and the tuned classical baseline's (library parameters tuned with a label-free s
 researcher's submission budget, chosen on feedback, a 3-seed vote like the pick), each with its
 95% interval, and their paired difference with its interval; a win is an interval above 0.
 Pooled intervals bootstrap over runs and test rows together: the runs' picks are resampled like
-seeds while the final-half rows are resampled once for all of them (``Scorer.pgr_diff``).
+seeds while the final-half rows are resampled once for all of them (``Scorer.pgr_diff``). The
+pooled picks are also compared with the baseline tuned on the grid's plain (not transductive)
+specs, as it was before the grid varied that flag: a reference line, never the win.
 Per run it also prints the experiments and the lab's overhead: the share of CPU time (the lab
 process + every researcher process, as each researcher reports its own process CPU time with
 its experiments) not spent inside ``run_experiment``.
