@@ -23,11 +23,11 @@ Moves, in the order a person would make them:
   teacher's own labels, so that a guarded spec can carry the loss that does best there (behind
   the guard, the teacher's labels are what the loss gets on a task where the source does not
   hold up);
-- ``transduce``: once a submission of mine was released, the same spec with the test rows
-  among the rows the student learns from (``aarlab.w2s.transductive``). The label-free signals
-  cannot say where that helps (they rose with it on every task, PGR only on some: methods
-  README), so the server's paired Ladder decides: released, every later spec of mine is
-  transductive; not released, none is;
+- ``transduce``: once a submission of mine whose labels come from a source was released, the
+  same spec with the test rows among the rows the student learns from
+  (``aarlab.w2s.transductive``). The label-free signals cannot say where that helps (they
+  rose with it on every task, PGR only on some: methods README), so the server's paired
+  Ladder decides: released, every later spec of mine is transductive; not released, none is;
 - ``tune``: a parameter mutation of the best spec so far (the incumbent first);
 - ``explore``: a random spec from any family, now and then, against tunnel vision.
 """
