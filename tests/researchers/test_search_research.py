@@ -592,44 +592,64 @@ def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_
 def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_labels(
         tiny_snli, tmp_path, monkeypatch):
     """Issue 18: behind its guard a source falls back to the teacher where it does not hold up,
-    and the loss then trains on the teacher's labels: the guarded stack with `window` kept
+    and the student then trains on the teacher's labels: the guarded stack with `window` kept
     0.29-0.55 of its PGR on five other tasks, with `logconf` (the best loss alone on the
-    teacher's labels) 0.61-1.01, at the same PGR on its own task. The hedged form goes in when
-    the ranking cannot tell it from the found spec, and not when it can."""
+    teacher's labels) 0.61-1.01. The hedged loss goes behind the guard as its fallback, so
+    where the source holds up the spec runs as found: that form goes in when it gives the same
+    predictions here or the ranking cannot tell it from the found spec, and not when it can."""
     import aarlab.researchers.search.agent as agent
+    import aarlab.w2s.methods.guarded as guarded
     from aarlab.researchers.search.agent import _outcome_digest
 
-    r = _researcher([tiny_snli[0]], Client(), tmp_path)
     spec = normalise({"steps": [{"method": "guarded", "params": {"source": "noisy_em"}},
                                 {"method": "window", "params": {}},
                                 {"method": "consistency", "params": {}}]})
-    outcomes = r.suite.evaluate(spec)
-    score = st.suite_mean(outcomes)
-    digest = _outcome_digest(outcomes, score)
+    hedged = normalise({"steps": [
+        {"method": "guarded", "params": {"source": "noisy_em", "fallback": [
+            {"method": "logconf"}, {"method": "consistency"}]}},
+        *spec["steps"][1:]]})
+
+    def researcher(where: str, kept: bool):
+        monkeypatch.setattr(guarded, "decide", lambda *a, **k: kept)
+        (tmp_path / where).mkdir()
+        r = _researcher([tiny_snli[0]], Client(), tmp_path / where)
+        outcomes = r.suite.evaluate(spec)
+        score = st.suite_mean(outcomes)
+        return r, outcomes, score, _outcome_digest(outcomes, score)
+
+    r, outcomes, score, digest = researcher("kept", kept=True)
     # Before any loss was run alone on the teacher's labels there is nothing to hedge with.
     assert r._travel_form(spec, outcomes, score, digest)[0] == spec
     r.policy.record(BASELINE, 1.0)
     r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
     r.policy.record({"steps": [{"method": "gce", "params": {"q": 0.5}}]}, 1.1)
     r.policy.record({"steps": [{"method": "product"}]}, 1.9, passed=False)  # refused: no parent
-
-    monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: 1e9)  # the ranking can't tell
+    # The guard keeps its source here: the same predictions, whatever the ranking's band.
+    monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: -1e9)
     sent, got, sent_score, note = r._travel_form(spec, outcomes, score, digest)
-    assert [s["method"] for s in sent["steps"]] == ["guarded", "logconf", "consistency"]
-    assert got[tiny_snli[0].name].pred.shape == outcomes[tiny_snli[0].name].pred.shape
-    assert sent_score == st.suite_mean(got) and "hedged" in note and "`logconf`" in note
+    assert sent == hedged and sent_score == score
+    assert _outcome_digest(got, sent_score) == digest
+    assert "hedged" in note and "same predictions" in note and "`logconf`" in note
     assert key(sent) in r.policy.tried
+    parse_spec(sent)  # a spec the library runs
 
-    (tmp_path / "again").mkdir()
-    r = _researcher([tiny_snli[0]], Client(), tmp_path / "again")
+    # The guard drops the source here: the form differs, and the band decides.
+    r, outcomes, score, digest = researcher("dropped", kept=False)
     r.policy.record(BASELINE, 1.0)
     r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
-    monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: -1e9)  # it can: keep the loss
+    monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: 1e9)  # the ranking can't tell
+    sent, got, sent_score, note = r._travel_form(spec, outcomes, score, digest)
+    assert sent == hedged and "cannot tell them apart" in note
+    assert sent_score == st.suite_mean(got) and _outcome_digest(got, sent_score) != digest
+
+    r, outcomes, score, digest = researcher("apart", kept=False)
+    r.policy.record(BASELINE, 1.0)
+    r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
+    monkeypatch.setattr(agent.spend, "tie_band", lambda *a, **k: -1e9)  # it can: as found
     sent, got, sent_score, note = r._travel_form(spec, outcomes, score, digest)
     assert (sent, got, sent_score) == (spec, outcomes, score)
-    assert "keeps its loss" in note
-    assert key(normalise({"steps": [spec["steps"][0], {"method": "logconf"},
-                                    spec["steps"][2]]})) in r.policy.tried  # measured, known
+    assert "without a fallback" in note
+    assert key(hedged) in r.policy.tried  # measured, known
 
 
 # -- the transductive switch ---------------------------------------------------------------------

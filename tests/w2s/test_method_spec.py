@@ -90,6 +90,8 @@ def test_every_parameter_is_described_with_a_range_or_choices():
                 assert p["default"] in p["choices"]
             elif p["type"] == "mapping":  # another step's parameters: guarded's source_params
                 assert (m["name"], p["name"]) == ("guarded", "source_params") and p["default"] == {}
+            elif p["type"] == "steps":  # steps in place of the spec's: guarded's fallback
+                assert (m["name"], p["name"]) == ("guarded", "fallback") and p["default"] is None
             else:
                 assert p["type"] == "bool", (m["name"], p["name"])
             # The listed default is itself a valid spec value.

@@ -192,3 +192,55 @@ def test_search_researcher_proposes_its_family_source_guarded():
     assert [s["method"] for s in seen[1:3]] == ["label_prop", "probe_relabel"]
     assert seen[3]["method"] == "guarded" and seen[3]["params"]["source"] == "label_prop"
     parse_spec({"steps": [seen[3]]})
+
+
+def _predictions(ctx, spec: dict) -> np.ndarray:
+    from aarlab.w2s.runner import _fit
+    ts, predict = _fit(ctx, parse_spec(spec).build())
+    return ts, predict(ctx, "test")
+
+
+def test_fallback_steps_replace_the_rest_only_where_the_source_is_dropped():
+    guard = {"method": "guarded", "params": {"source": "label_prop"}}
+    fallback = {"method": "guarded", "params": {"source": "label_prop", "fallback": [
+        {"method": "logconf", "params": {"aux_coef": 1.0}}]}}
+    rest = [{"method": "confidence_filter", "params": {"threshold": 0.9}}]
+    # Kept: the fallback is never used, the spec's own steps run (the same predictions).
+    x, y = two_clusters(n=800, gap=5.0)
+    weak = soft(flip(y, 0.2))
+    ts, kept = _predictions(context(x, weak, head=HEAD), {"steps": [fallback, *rest]})
+    assert ts.info["guard"]["kept"] and "fallback" not in ts.info["guard"]
+    np.testing.assert_allclose(kept, _predictions(context(x, weak, head=HEAD),
+                                                  {"steps": [guard, *rest]})[1], atol=1e-6)
+    # Dropped: the fallback's steps in place of the spec's, on the teacher's labels, exactly
+    # what the fallback alone on the teacher's labels gives (not the spec's filter).
+    x, y = topic_task(n=1600)
+    weak = soft(flip(y, 0.2))  # the default (MLP) student, as in the fallback test above
+    ts, dropped = _predictions(context(x, weak), {"steps": [fallback, *rest]})
+    assert not ts.info["guard"]["kept"] and ts.info["guard"]["fallback"]
+    assert ts.weights.min() == 1  # the spec's filter did not run
+    alone = _predictions(context(x, weak), {"steps": fallback["params"]["fallback"]})
+    np.testing.assert_allclose(dropped, alone[1], atol=1e-6)
+    own = _predictions(context(x, weak), {"steps": [guard, *rest]})[1]
+    assert not np.allclose(dropped, own, atol=1e-3)  # the swap made a difference
+
+
+def test_fallback_is_normalised_and_its_mistakes_name_the_field():
+    spec = parse_spec({"method": "guarded", "params": {"fallback": [
+        {"method": "ensemble", "params": {"vary": "head", "members": 4}},
+        {"method": "logconf", "params": {"aux_coef": 0.75}}]}})
+    # stage order, defaults left out: one fallback has one identity
+    assert spec.canonical()["steps"][0]["params"]["fallback"] == [
+        {"method": "logconf"}, {"method": "ensemble", "params": {"vary": "head"}}]
+    assert "fallback=[" in spec.label
+    unset = parse_spec({"method": "guarded"}).canonical()["steps"][0]["params"]
+    assert "fallback" not in unset  # specs measured before the option keep their cache keys
+    for bad, says in (([{"method": "noisy_em"}], "item 0: 'noisy_em' is a labels step"),
+                      ([{"method": "nope"}], "item 0: unknown method 'nope'"),
+                      ([{"method": "logconf", "params": {"aux_coef": 7}}],
+                       "item 0: expected parameters of logconf"),
+                      ([{"method": "logconf"}, {"method": "gce"}], "item 1: 'gce' is a loss"),
+                      ([{"method": "logconf", "x": 1}], "item 0: expected"),
+                      ("logconf", "expected a list")):
+        with pytest.raises(SpecError, match=f"params.fallback.*{says}"):
+            parse_spec({"method": "guarded", "params": {"fallback": bad}})

@@ -143,14 +143,15 @@ Predict = Callable[[Context, str], np.ndarray]
 def _fit(ctx: Context, steps: list[Step]) -> tuple[TrainSet, Predict]:
     """Train the student as ``steps`` say; return its training set and ``predict(ctx, split)``
     (class probabilities after the post steps, on ``ctx.x[split]``)."""
+    source = next((st for st in steps if st.stage == "labels"), WeakSoft())
+    ts = source.labels(ctx)
+    # The labels step may swap the rest (guarded's fallback, where its source was dropped).
+    steps = source.rest(ctx, ts, [st for st in steps if st.stage != "labels"])
     by_stage: dict[str, list[Step]] = {}
     for st in steps:
         by_stage.setdefault(st.stage, []).append(st)
-    source = by_stage.get("labels", [WeakSoft()])[0]
-    ts = source.labels(ctx)
     for st in steps:
-        if st.stage != "labels":
-            ts = st.transform(ctx, ts)
+        ts = st.transform(ctx, ts)
     loss_fn = by_stage["loss"][0].loss(ctx) if "loss" in by_stage else xent_loss
     if "train" in by_stage:
         model = by_stage["train"][0].train(ctx, ts, loss_fn)

@@ -99,7 +99,8 @@ class MethodSpec(BaseModel):
         """A short human name: ``confidence_filter(threshold=0.8)+logconf``."""
         parts = []
         for _, s in self.all_steps():
-            args = ",".join(f"{k}={_arg(v)}" for k, v in s.params.items() if v != {})
+            args = ",".join(f"{k}={_arg(v)}" for k, v in s.params.items()
+                            if v != {} and v is not None)
             parts.append(f"{s.method}({args})" if args else s.method)
         head = ",".join(f"{k}={v}" for k, v in self.head.model_dump(exclude_none=True).items())
         student = ",".join(f"{k}={v}" for k, v in
@@ -111,10 +112,11 @@ class MethodSpec(BaseModel):
 
     def canonical(self) -> dict:
         """Every step with every parameter (defaults filled in): what was actually run."""
-        # An empty mapping (guarded's source_params: the source at its defaults) is left out,
-        # so specs measured before the parameter existed keep their identity (baseline caches).
+        # An empty mapping (guarded's source_params: the source at its defaults) or an unset
+        # option (guarded's fallback) is left out, so specs measured before the parameter
+        # existed keep their identity (baseline caches).
         return {"steps": [{"method": st.name, "params": {k: v for k, v in st.p.model_dump().items()
-                                                         if v != {}}}
+                                                         if v != {} and v is not None}}
                           for st in self.build()],
                 "head": self.head.model_dump(exclude_none=True),
                 # Only a non-default student is named, so head specs keep their old identity.
@@ -124,9 +126,13 @@ class MethodSpec(BaseModel):
 
 
 def _arg(v: Any) -> str:
-    """A parameter value in a label; another step's parameters as ``(k=40,prior=knn)``."""
+    """A parameter value in a label; another step's parameters as ``(k=40,prior=knn)``, a
+    list of steps (guarded's fallback) as ``[logconf+ensemble(members=2)]``."""
     if isinstance(v, dict):
         return "(" + ",".join(f"{k}={x}" for k, x in v.items()) + ")"
+    if isinstance(v, list):
+        return "[" + "+".join(s["method"] + (_arg(s["params"]) if s.get("params") else "")
+                              for s in v) + "]"
     return str(v)
 
 

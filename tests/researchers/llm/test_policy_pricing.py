@@ -86,6 +86,7 @@ def test_prompt_template_renders_and_user_templates_are_checked(tmp_path):
     assert "$3.00" in system and "Integrity" in system
     # The switch the signals cannot settle is named, with who decides it (a submission).
     assert '"transductive": true' in system and "a submission decides it" in system
+    assert "`fallback`" in system  # and the guard's fallback, which lets a pick travel
     assert "Session 2" in opening and "tried weak_soft: 0.71" in opening
     assert "#7 logconf" in opening and "$1.2500 of $3.00" in opening
     own = tmp_path / "p.jinja"

@@ -371,16 +371,16 @@ class SearchResearcher:
         why when it is not ``spec``. A lab's pick is a method others will run on tasks it never
         saw, so a spec whose labels come from a source that overrules the teacher goes in
 
-        1. *hedged* when that costs nothing the ranking can see: guarded, with the loss that
-           does best alone on the teacher's own labels (``Planner.hedge``), if its selection
-           score is within the ranking's tie band of ``spec``'s (``spend.tie_band``, 2 SE of
-           the difference; 0.017-0.022 on snli-pref) and it passes the regression guard.
-           Behind the guard the loss gets the teacher's labels wherever the source does not
-           hold up; the guarded stack with `window` kept 0.29-0.55 of its snli-pref PGR on
-           five of seven other tasks, with `logconf` 0.61-1.01 on all of them at the same
-           snli-pref PGR (README, issue 18). A hedge may cost some PGR here, and that is the
-           trade: `guarded(noisy_em) + logconf` (0.58) scored 0.015 below `guarded(noisy_em)
-           + product` (0.65), which fell below copying the teacher on nyt;
+        1. *hedged* when that costs nothing the ranking can see: guarded, with a fallback
+           (``Planner.hedge_fallback``): where the source is dropped, the spec's other steps
+           with the loss that does best alone on the teacher's own labels run on the teacher's
+           labels. It goes in when it passes the regression guard and its guard kept the source
+           on every seed here (the same predictions), or its selection score is within the
+           ranking's tie band of ``spec``'s (``spend.tie_band``, 2 SE of the difference;
+           0.017-0.022 on snli-pref). The loss matters where the source falls back: the guarded
+           stack with `window` kept 0.29-0.55 of its snli-pref PGR on five of seven other
+           tasks, with `logconf` 0.61-1.01 on all of them (README, issue 18); as a fallback
+           it costs nothing where the source holds up;
         2. else *guarded* when the guarded form gives these very predictions on every task (so
            the same score): the unguarded ``noisy_em`` stacks fell below copying the teacher on
            four of seven other tasks where the guarded one fell below on none. When the guard
@@ -400,7 +400,7 @@ class SearchResearcher:
         kept = {"head": copy.deepcopy(spec.get("head", {})),
                 **({"transductive": True} if spec.get("transductive") else {})}
         hedged_steps = copy.deepcopy(steps)
-        why = self.planner.hedge(hedged_steps)
+        why = self.planner.hedge_fallback(hedged_steps)
         note = ""
         if why is not None:
             hedged = normalise({"steps": hedged_steps, **kept})
@@ -411,14 +411,18 @@ class SearchResearcher:
                 band = spend.tie_band(main.signals, len(main.pred), self.n_heldout)
                 refused = self._guard(got)[0]
                 self._know(hedged, h_score, passed=not refused)
-                if not refused and h_score >= score - band:
+                same = _outcome_digest(got, h_score) == digest
+                if not refused and (same or h_score >= score - band):
                     return hedged, got, h_score, (
-                        f" It goes in hedged, as `{_label(hedged)}` (score {h_score:.4f}, within "
-                        f"{band:.4f} of {score:.4f}: the ranking cannot tell them apart). {why}.")
+                        f" It goes in hedged, as `{_label(hedged)}` "
+                        + ("(the same predictions here: its guard kept the source on every "
+                           "seed)" if same else
+                           f"(score {h_score:.4f}, within {band:.4f} of {score:.4f}: the "
+                           "ranking cannot tell them apart)") + f". {why}.")
                 note = (f" Its hedged form `{_label(hedged)}` scored {h_score:.4f}"
                         + (f", refused by the regression guard on {', '.join(refused)}"
                            if refused else f", more than {band:.4f} below {score:.4f}")
-                        + ", so it keeps its loss.")
+                        + ", so it goes in without a fallback.")
         if not guarded_now:
             return spec, outcomes, score, note
         guarded = normalise({"steps": steps, **kept})

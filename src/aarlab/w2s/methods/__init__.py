@@ -44,7 +44,8 @@ def all_methods() -> list[type[Step]]:
 
 
 # The parameter types that are one value each (what a search samples and a tuning grid moves);
-# "mapping" (another step's parameters, guarded's source_params) is not one of them.
+# "mapping" (another step's parameters, guarded's source_params) and "steps" (guarded's
+# fallback) are not among them.
 SCALAR_TYPES = ("choice", "bool", "int", "float")
 
 
@@ -66,6 +67,9 @@ def _field_info(name: str, f: FieldInfo) -> dict[str, Any]:
         return info
     if typing.get_origin(ann) in (typing.Union, types.UnionType):  # X | None: describe X
         ann = next(a for a in typing.get_args(ann) if a is not type(None))
+    if typing.get_origin(ann) is list:  # a list of steps (guarded's fallback)
+        info["type"] = "steps"
+        return info
     if typing.get_origin(ann) is typing.Literal:
         info["type"] = "choice"
         info["choices"] = list(typing.get_args(ann))

@@ -151,6 +151,12 @@ class Step:
     def labels(self, ctx: Context) -> TrainSet:
         raise NotImplementedError
 
+    # labels stage: the steps that follow, once the training set is made. A labels step that
+    # decides per seed (guarded falling back to the teacher) may give the rest of the pipeline
+    # in their place; any other step leaves them alone.
+    def rest(self, ctx: Context, ts: TrainSet, steps: list[Step]) -> list[Step]:
+        return steps
+
     # select stage (also available to steps of other stages, e.g. a post step that augments)
     def transform(self, ctx: Context, ts: TrainSet) -> TrainSet:
         return ts
