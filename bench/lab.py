@@ -1,7 +1,7 @@
 """Several labs with different lab seeds, as one bench, for a fixed wall-clock budget each.
 
     .venv/bin/python bench/lab.py [--task snli-pref] [--researchers 3] [--budget 30m] [--runs 3]
-                                  [--suite tweets,movies]
+                                  [--suite tweets,movies] [--isolate]
 
 For each run and pooled over the runs, prints the pick's final-part PGR (the submission each
 researcher picked by its released feedback score, the lab's best of those; ``aarlab.lab.headline``)
@@ -12,6 +12,9 @@ Pooled intervals bootstrap over runs and test rows together: the runs' picks are
 seeds while the final-half rows are resampled once for all of them (``Scorer.pgr_diff``). The
 pooled picks are also compared with the baseline tuned on the grid's plain (not transductive)
 specs, as it was before the grid varied that flag: a reference line, never the win.
+With ``--isolate`` every run has its own home (a copy of the task's and the suite's kits and
+answer keys with their baseline caches, and a store of its own), so a lab does not start from an
+earlier run's forum posts, snapshots and Ladder: independent runs, not one lab continued.
 Per run it also prints the experiments and the lab's overhead: the share of CPU time (the lab
 process + every researcher process, as each researcher reports its own process CPU time with
 its experiments) not spent inside ``run_experiment``.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import resource
+import shutil
 import time
 
 from rich.console import Console
@@ -71,6 +75,18 @@ def researcher_cpu(events: list[dict]) -> tuple[float, float]:
 def _seconds(v: object) -> float:
     ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
     return float(v) if ok else 0.0
+
+
+def isolated(settings, tasks: list[str], seed: int):
+    """Settings and a store for one run in a home of its own: the tasks' kits and answer keys
+    (baseline caches included) copied from ``settings``'s home, nothing else of it."""
+    home = settings.home / "bench-runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}"
+    own = settings.model_copy(update={"home": home, "answer_key_root": None, "db_url": None,
+                                      "snapshots_root": None})
+    for t in tasks:
+        shutil.copytree(kit_dir(settings, t), kit_dir(own, t))
+        shutil.copytree(answer_key_dir(settings, t), answer_key_dir(own, t))
+    return own, Store(own.database_url)
 
 
 def one_run(settings, store, args, seed: int) -> dict:
@@ -127,16 +143,21 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0,
                     help="lab seed of the first run (continue a bench after its run N: N)")
     ap.add_argument("--suite", default="", help="other tasks every researcher also gets")
+    ap.add_argument("--isolate", action="store_true",
+                    help="each run in a home of its own (no forum, snapshots or Ladder shared)")
     args = ap.parse_args()
     settings = get_settings()
-    if not is_built(settings, args.task):
-        build_task(get_task(args.task), settings, BuildOptions())
+    tasks = [args.task] + [t for t in args.suite.split(",") if t and t != args.task]
+    for t in tasks:
+        if not is_built(settings, t):
+            build_task(get_task(t), settings, BuildOptions())
     store = Store(settings.database_url)
     runs = []
     # Lab seed i: the researchers' seeds differ per run, and successive seeds hand out
     # successive blocks of directions (lab.directions).
     for i in range(args.first_seed, args.first_seed + args.runs):
-        runs.append(one_run(settings, store, args, seed=i))
+        own, own_store = isolated(settings, tasks, i) if args.isolate else (settings, store)
+        runs.append(one_run(own, own_store, args, seed=i))
         print_run(runs[-1], args)
     pool = pooled(settings, runs, args.task, parse_duration(args.budget))
     t = Table("", "pick final-part PGR [95%]", "tuned classical [95%]",
