@@ -767,6 +767,36 @@ def test_the_servers_release_settles_the_switch_end_to_end(tiny_snli, tmp_path, 
     assert again.planner.transduction is release_switch
 
 
+@pytest.mark.parametrize("kept", [True, False])
+def test_the_switch_goes_in_with_its_guards_fallback_only_where_that_changes_nothing(
+        tiny_snli, tmp_path, monkeypatch, kept):
+    """The transduce round is judged on the spec it switches. With a hedge loss known, its
+    guard's fallback goes with it where the guard kept the source on every seed (the same
+    predictions, and a pick that travels); where the guard dropped it, the spec goes as run.
+    A refused switch takes both forms out of the running."""
+    import aarlab.w2s.methods.guarded as guarded
+
+    monkeypatch.setattr(guarded, "decide", lambda *a, **k: kept)
+    r = _researcher([tiny_snli[0]], _SwitchClient(False), tmp_path,
+                    ladder={"safety": 0.0, "win_share": 1.0})
+    r.policy.record(BASELINE, 1.0)
+    r.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
+    spec = {"steps": [{"method": "guarded", "params": {"source": "noisy_em"}}],
+            "transductive": True}
+    r.round(Hypothesis("transduce", "label-noise", spec, "the switch"))
+    entry = [e for e in r.notebook.entries() if e.get("round")][-1]
+    assert entry["decision"] == "submitted" and entry["transduction"] is False
+    sent = entry.get("submitted_as", {}).get("spec")
+    if kept:
+        assert sent["steps"][0]["params"]["fallback"] == [{"method": "logconf"}]
+        assert sent["transductive"] is True and "same predictions" in entry["submitted_as"]["note"]
+        assert r.client.methods[-1] == parse_spec(sent).label
+    else:
+        assert sent is None and r.client.methods[-1] == parse_spec(spec).label
+    refused = {key(spec)} | ({key(sent)} if sent else set())
+    assert all(not c.passed for c in r.policy.known if key(c.spec) in refused)
+
+
 def test_a_higher_release_for_an_adopted_transductive_spec_settles_the_switch(tiny_snli,
                                                                             tmp_path):
     r = _researcher([tiny_snli[0]], Client(), tmp_path)

@@ -282,10 +282,12 @@ class SearchResearcher:
         released_before = max((c.released for c in self.policy.known
                                if c.released is not None), default=None)
         if decision:
-            # The switch is judged on the spec it switches (already in the form it was sent).
-            sent, sent_outcomes, sent_score, note = (
-                (spec, outcomes, score, "") if h.move == "transduce" else
-                self._travel_form(spec, outcomes, score, digest))
+            sent, sent_outcomes, sent_score, note = self._travel_form(spec, outcomes, score,
+                                                                     digest)
+            if h.move == "transduce" and _outcome_digest(sent_outcomes, sent_score) != digest:
+                # The switch is judged on the spec it switches: a form goes in only where it
+                # gives these very predictions (a fallback its guard never used here).
+                sent, sent_outcomes, sent_score, note = spec, outcomes, score, ""
             receipt = self.submit(sent, h, sent_outcomes, sent_score, verdict + note)
             if note:
                 entry["submitted_as"] = {"spec": sent, "note": note.strip()}
@@ -296,7 +298,8 @@ class SearchResearcher:
         entry.update(receipt, decision=("submitted" if receipt.get("submission_id") else
                                         "not submitted: " + why_not))
         if h.move == "transduce":
-            verdict += self._settle_transduction(spec, receipt, best_before)
+            verdict += self._settle_transduction(
+                [spec, entry.get("submitted_as", {}).get("spec", spec)], receipt, best_before)
             entry.update(verdict=verdict, transduction=self.planner.transduction)
         elif self._adopted_switch(spec, receipt, released_before, h.lab_best):
             verdict += (" A transductive spec, and the server released more for it than for "
@@ -318,19 +321,20 @@ class SearchResearcher:
                + f"; the server {_release_text(receipt)}." if receipt.get("submission_id") else
                f"not submitted: {why_not}."))
 
-    def _settle_transduction(self, spec: dict, receipt: dict, best_before: float) -> str:
+    def _settle_transduction(self, specs: list[dict], receipt: dict, best_before: float) -> str:
         """What the ``transduce`` round settles (``Planner.transduce``), as a sentence for the
         verdict. Released: every later spec of mine is transductive. Otherwise none is, the
-        transductive spec is no parent to build on, and its selection score (which the switch
-        inflates) is no bar for my later plain submissions."""
+        transductive spec (``specs``: as run, and as sent) is no parent to build on, and its
+        selection score (which the switch inflates) is no bar for my later plain submissions."""
         released = bool(receipt.get("new_best"))
         self.planner.transduction = released
         if released:
             return (" The Ladder released it: the switch holds on this task, so every later "
                     "spec of mine is transductive.")
         self.best_submitted = best_before
+        refused = {key(s) for s in specs}
         for c in self.policy.known:
-            if key(c.spec) == key(spec):
+            if key(c.spec) in refused:
                 c.passed = False
         return (" The switch did not earn a release" + (
             " (no resolvable paired gain on the feedback rows)" if receipt.get("submission_id")
