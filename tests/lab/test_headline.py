@@ -97,3 +97,25 @@ def test_a_submission_of_another_build_is_neither_checked_nor_vetoed_here(tiny_t
                       build_fingerprint=parts.scorer.fingerprint)
     chosen, vetoed = headline.choose([same], parts)  # the same vector on this build: vetoed
     assert chosen is None and [v["submission_id"] for v in vetoed] == [1]
+
+
+def test_equal_scores_go_to_the_later_submission(tiny_tweets):
+    """The same predictions sent again (a researcher's travel form: a guard's fallback behind
+    its release) are the form the lab reports, within a researcher and across researchers."""
+    kit, key = tiny_tweets
+    parts = headline.task_parts(kit, key)
+    _, honest, _ = vectors(kit, key)
+
+    def sub(i, researcher, method):
+        return Submission(id=i, researcher_id=researcher, n_rows=len(honest),
+                          predictions=pack(honest), is_probe=False, new_best=True,
+                          released_pgr=0.95, pgr_feedback=0.96, method=method,
+                          build_fingerprint=parts.scorer.fingerprint)
+
+    plain, hedged = sub(9, 1, "guarded"), sub(13, 2, "guarded(fallback=[logconf])")
+    assert headline.choose([hedged, plain], parts)[0] is hedged
+    assert max([plain, hedged], key=headline.rank) is hedged
+    assert max([hedged, plain], key=headline.rank) is hedged
+    higher = sub(5, 1, "earlier but higher")
+    higher.released_pgr = 0.97
+    assert max([higher, hedged], key=headline.rank) is higher  # the score still comes first
