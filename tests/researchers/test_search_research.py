@@ -589,6 +589,27 @@ def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_
     assert r._travel_form(spec, outcomes, score, digest) == (spec, outcomes, score, "")
 
 
+def test_the_guards_fallback_is_the_specs_other_steps_hedged_without_a_probe_that_overrules():
+    """The fallback is what runs where the source did not hold up: the spec's other steps on
+    the teacher's labels, with the hedge loss, and without a step that overrules the teacher
+    the way a source does (a bench lab's fallback carried `probe_relabel`)."""
+    p = _planner()
+    p.policy.record(BASELINE, 1.0)
+    steps = [{"method": "guarded", "params": {"source": "label_prop"}},
+             {"method": "probe_relabel", "params": {"k": 94}},
+             {"method": "confidence_weight", "params": {}}]
+    assert p.hedge_fallback(copy.deepcopy(steps)) is None  # no loss run alone yet
+    p.policy.record({"steps": [{"method": "logconf"}]}, 1.2)
+    hedged = copy.deepcopy(steps)
+    why = p.hedge_fallback(hedged)
+    assert hedged[1:] == steps[1:]  # the spec's own steps are untouched
+    assert hedged[0] == {"method": "guarded", "params": {"source": "label_prop", "fallback": [
+        {"method": "confidence_weight"}, {"method": "logconf"}]}}
+    assert "`confidence_weight` + `logconf`" in why and "as found" in why
+    parse_spec({"steps": hedged})
+    assert p.hedge_fallback([{"method": "noisy_em"}, {"method": "gce"}]) is None  # no guard
+
+
 def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_labels(
         tiny_snli, tmp_path, monkeypatch):
     """Issue 18: behind its guard a source falls back to the teacher where it does not hold up,

@@ -484,11 +484,16 @@ class Planner:
         lost), and only where the source is dropped does the student train on the teacher's
         labels with the hedged loss. Hedged everywhere, `guarded(noisy_em) [transductive]` with
         `logconf` kept 0.842 of snli-pref's final PGR against 0.945 with the plain loss its
-        guard keeps (methods README, "Transductive specs")."""
+        guard keeps (methods README, "Transductive specs"). A step that overrules the teacher
+        as a source does (``probe_relabel`` after the guard) stays out of the fallback: where
+        the source is dropped, such structure did not hold up (a bench lab's fallback carried
+        one: README, issue 18)."""
         i = next((j for j, s in enumerate(steps) if s["method"] == "guarded"), None)
         if i is None:
             return None
-        rest = [copy.deepcopy(s) for j, s in enumerate(steps) if j != i]
+        overrule = self._guard_sources()
+        rest = [copy.deepcopy(s) for j, s in enumerate(steps)
+                if j != i and s["method"] not in overrule]
         why = self.hedge(rest)
         if why is None:
             return None
