@@ -163,10 +163,10 @@ def main() -> None:
     t = Table("", "pick final-part PGR [95%]", "tuned classical [95%]",
               "pick − tuned [95%]", "win", title=f"bench/lab.py: {args.runs} labs on {args.task}"
               f", {args.researchers} researchers, {args.budget} each")
-    for r in runs:
+    for n, r in enumerate(runs, 1):
         s = r["summary"]
         d = s.get("diff_vs_tuned_baseline")
-        t.add_row(f"lab {s['lab_id']} (seed {r['seed']})",
+        t.add_row(f"run {n}: lab {s['lab_id']} (seed {r['seed']})",  # isolated: each a lab 1
                   _ci(s["best_final_pgr"], s.get("best_final_pgr_ci95")),
                   _ci(s.get("tuned_baseline_final_pgr"), s.get("tuned_baseline_final_pgr_ci95")),
                   _ci(d["mean"], d["ci95"]) if d else "–", "yes" if s.get("win") else "no")
