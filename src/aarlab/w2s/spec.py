@@ -99,8 +99,7 @@ class MethodSpec(BaseModel):
         """A short human name: ``confidence_filter(threshold=0.8)+logconf``."""
         parts = []
         for _, s in self.all_steps():
-            args = ",".join(f"{k}={_arg(v)}" for k, v in s.params.items()
-                            if v != {} and v is not None)
+            args = ",".join(f"{k}={_arg(v)}" for k, v in s.params.items() if _is_set(v))
             parts.append(f"{s.method}({args})" if args else s.method)
         head = ",".join(f"{k}={v}" for k, v in self.head.model_dump(exclude_none=True).items())
         student = ",".join(f"{k}={v}" for k, v in
@@ -116,13 +115,19 @@ class MethodSpec(BaseModel):
         # option (guarded's fallback) is left out, so specs measured before the parameter
         # existed keep their identity (baseline caches).
         return {"steps": [{"method": st.name, "params": {k: v for k, v in st.p.model_dump().items()
-                                                         if v != {} and v is not None}}
+                                                         if _is_set(v)}}
                           for st in self.build()],
                 "head": self.head.model_dump(exclude_none=True),
                 # Only a non-default student is named, so head specs keep their old identity.
                 **({"student": self.student.model_dump()} if self.student.kind != "head"
                    else {}),
                 **({"transductive": True} if self.transductive else {})}
+
+
+def _is_set(v: Any) -> bool:
+    """Is a parameter set? An empty mapping (guarded's source_params) or None (an unset option,
+    guarded's fallback) is not, and neither labels nor identifies a spec."""
+    return v != {} and v is not None
 
 
 def _arg(v: Any) -> str:
