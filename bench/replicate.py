@@ -53,7 +53,7 @@ def best_search_submission(store: Store, lab_id: int | None) -> int | None:
             Submission.researcher_id.in_(ids), Submission.task == task,
             Submission.is_probe.is_(False), Submission.snapshot_id.is_not(None))
             .order_by(Submission.released_pgr.desc().nulls_last(),
-                      Submission.pgr_feedback.desc(), Submission.id.desc()).limit(1))
+                      Submission.pgr_feedback.desc(), Submission.id).limit(1))
 
 
 def main() -> None:

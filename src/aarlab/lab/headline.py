@@ -84,13 +84,13 @@ def task_parts(kit, key) -> Parts:
 def rank(sub) -> tuple:
     """Best first: released by the Ladder (or an exact copy of a release), by released score;
     then the rest by their feedback score (never shown, but feedback is where choices belong).
-    Last, the later submission: equal scores are mostly the same predictions, sent again in
-    another form on purpose (a researcher's travel form puts a guard's fallback behind a
-    release it gives the very same predictions: the form to report and replicate)."""
+    Last, the earlier submission: an exact copy of a release gets its score, so with later
+    copies winning ties any sandbox could copy the lab's best predictions under a spec of its
+    own choosing and have that spec reported and replicated as the lab's pick."""
     own_score = sub.new_best or (sub.probe_of is not None and not sub.is_probe)
     return (own_score and sub.released_pgr is not None,
             sub.released_pgr if own_score and sub.released_pgr is not None else 0.0,
-            sub.pgr_feedback, sub.id or 0)
+            sub.pgr_feedback, -(sub.id or 0))
 
 
 def choose(subs: list, parts: Parts | None, z: float = Z) -> tuple[object | None, list[dict]]:
