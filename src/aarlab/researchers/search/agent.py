@@ -284,13 +284,17 @@ class SearchResearcher:
         if decision:
             sent, sent_outcomes, sent_score, note = self._travel_form(spec, outcomes, score,
                                                                      digest)
-            if h.move == "transduce" and _outcome_digest(sent_outcomes, sent_score) != digest:
+            if h.move == "transduce" and (sent is None or _outcome_digest(
+                    sent_outcomes, sent_score) != digest) and self.planner.fully_guarded(spec):
                 # The switch is judged on the spec it switches: a form goes in only where it
                 # gives these very predictions (a fallback its guard never used here).
                 sent, sent_outcomes, sent_score, note = spec, outcomes, score, ""
-            receipt = self.submit(sent, h, sent_outcomes, sent_score, verdict + note)
-            if note:
-                entry["submitted_as"] = {"spec": sent, "note": note.strip()}
+            if sent is None:
+                receipt = {"why_not": note.strip()}
+            else:
+                receipt = self.submit(sent, h, sent_outcomes, sent_score, verdict + note)
+                if note:
+                    entry["submitted_as"] = {"spec": sent, "note": note.strip()}
             why_not = receipt.pop("why_not", "")
             if tie and receipt.get("submission_id"):
                 self.ties.append(time.time())
@@ -370,10 +374,12 @@ class SearchResearcher:
                                    "process": PROCESS_ID})
 
     def _travel_form(self, spec: dict, outcomes: dict[str, st.TaskOutcome], score: float,
-                     digest: str) -> tuple[dict, dict[str, st.TaskOutcome], float, str]:
+                     digest: str) -> tuple[dict | None, dict[str, st.TaskOutcome], float, str]:
         """What to submit for ``spec`` (the spec, its outcomes and score), and a sentence saying
-        why when it is not ``spec``. A lab's pick is a method others will run on tasks it never
-        saw, so a spec whose labels come from a source that overrules the teacher goes in
+        why when it is not ``spec``; ``None`` as the spec: not submitted, and the sentence says
+        why.
+        A lab's pick is a method others will run on tasks it never saw, so a spec whose labels
+        come from a source that overrules the teacher goes in
 
         1. *hedged* when that costs nothing the ranking can see: guarded, with a fallback
            (``Planner.hedge_fallback``): where the source is dropped, the spec's other steps
@@ -386,9 +392,12 @@ class SearchResearcher:
            tasks, with `logconf` 0.61-1.01 on all of them (README, issue 18); as a fallback
            it costs nothing where the source holds up;
         2. else *guarded* when the guarded form gives these very predictions on every task (so
-           the same score): the unguarded ``noisy_em`` stacks fell below copying the teacher on
-           four of seven other tasks where the guarded one fell below on none. When the guard
-           falls back here on some seed, the predictions differ and ``spec`` goes in as found.
+           the same score), or passes the regression guard within the tie band of ``spec``'s
+           score: the unguarded ``noisy_em`` stacks fell below copying the teacher on four of
+           seven other tasks where the guarded one fell below on none;
+        3. else not at all: a source whose guard falls back here, at a cost the ranking can
+           see, is a gain this lab cannot vouch for elsewhere, and so is a spec with a second
+           source that its one guard does not cover (``Planner.one_source``).
 
         A reproduced lab best too: else a lab that starts from an earlier lab's unguarded
         release reports it as its own pick (a form that departs from it on many rows is no
@@ -400,6 +409,12 @@ class SearchResearcher:
                 not self.planner.has_source(spec):
             return spec, outcomes, score, ""
         guarded_now = self.planner.guard_source(steps) is not None
+        extra = self.planner.unguarded(steps)
+        if extra:
+            return None, outcomes, score, (
+                f"{', '.join(f'`{m}`' for m in extra)} overrules the teacher "
+                "as its labels source does, and a spec has one guard: unguarded, such a step "
+                "fell below copying the teacher on tasks this lab never saw")
         # A form keeps the spec's own head and transductive flag: only its steps change.
         kept = {"head": copy.deepcopy(spec.get("head", {})),
                 **({"transductive": True} if spec.get("transductive") else {})}
@@ -432,17 +447,31 @@ class SearchResearcher:
         guarded = normalise({"steps": steps, **kept})
         got = self._evaluate_form(guarded)
         if got is None:
-            return spec, outcomes, score, note
+            return None, outcomes, score, (
+                f"the library refused its guarded form `{_label(guarded)}`, and "
+                "an unguarded source is no pick for a task this lab never saw")
         g_score = st.suite_mean(got)
-        if _outcome_digest(got, g_score) != digest:
-            return spec, outcomes, score, note + (
-                f" Its guarded form `{_label(guarded)}` predicts otherwise here (the guard fell "
-                "back to the teacher on some seed), so it goes in as found.")
-        self._know(guarded, g_score)
-        return guarded, outcomes, score, note + (
-            f" It goes in as `{_label(guarded)}`: the same predictions here, and behind its "
-            "held-out guard the source falls back to the teacher on a task where its departures "
-            "do not hold up.")
+        refused = self._guard(got)[0]
+        self._know(guarded, g_score, passed=not refused)
+        if _outcome_digest(got, g_score) == digest:
+            return guarded, outcomes, score, note + (
+                f" It goes in as `{_label(guarded)}`: the same predictions here, and behind its "
+                "held-out guard the source falls back to the teacher on a task where its "
+                "departures do not hold up.")
+        main = outcomes[self.kit.name]
+        band = spend.tie_band(main.signals, len(main.pred), self.n_heldout)
+        if not refused and g_score >= score - band:
+            return guarded, got, g_score, note + (
+                f" It goes in as `{_label(guarded)}` (score {g_score:.4f}, within {band:.4f} of "
+                f"{score:.4f}: the ranking cannot tell them apart): behind its held-out guard "
+                "the source falls back to the teacher where its departures do not hold up, as "
+                "on some seed here.")
+        return None, outcomes, score, (
+            f"its guarded form `{_label(guarded)}` scored {g_score:.4f}"
+            + (f", refused by the regression guard on {', '.join(refused)}" if refused else
+               f", more than {band:.4f} below {score:.4f}")
+            + ": the guard fell back to the teacher on some seed here, and an unguarded source "
+            "is no pick for a task this lab never saw")
 
     def _know(self, spec: dict, score: float, passed: bool = True) -> None:
         """A form of a spec, evaluated: known to the policy (once) and never run again."""
