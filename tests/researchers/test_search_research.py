@@ -686,6 +686,13 @@ def test_the_guards_fallback_is_the_specs_other_steps_hedged_without_a_probe_tha
     assert "`confidence_weight` + `logconf`" in why and "as found" in why
     parse_spec({"steps": hedged})
     assert p.hedge_fallback([{"method": "noisy_em"}, {"method": "gce"}]) is None  # no guard
+    # A loss measured alone under its defaults spelt out goes in under its one spelling.
+    q = _planner()
+    q.policy.record(BASELINE, 1.0)
+    q.policy.record({"steps": [{"method": "logconf", "params": {"aux_coef": 0.75}}]}, 1.2)
+    spelt = [{"method": "guarded", "params": {"source": "noisy_em"}}]
+    assert q.hedge_fallback(spelt) is not None
+    assert spelt[0]["params"]["fallback"] == [{"method": "logconf"}]
 
 
 def test_a_guarded_spec_goes_in_with_the_loss_that_does_best_on_the_teachers_labels(

@@ -573,8 +573,10 @@ class Planner:
         why = self.hedge(rest)
         if why is None:
             return None
-        fallback = [{"method": s["method"], **({"params": s["params"]} if s.get("params") else {})}
-                    for s in rest]
+        # Only the parameters set away from their defaults: one fallback, one spelling (the
+        # guard's own normal form), whatever spelling of its loss was measured alone.
+        fallback = [{"method": m, **({"params": own} if own else {})}
+                    for m, own in map(self._own, rest)]
         steps[i] = {"method": "guarded", "params": {**steps[i].get("params", {}),
                                                     "fallback": fallback}}
         names = " + ".join(f"`{s['method']}`" for s in fallback)
