@@ -597,6 +597,33 @@ def test_a_source_goes_in_behind_its_guard_when_that_changes_no_prediction(tiny_
     assert r._travel_form(spec, outcomes, score, digest) == (spec, outcomes, score, "")
 
 
+def test_graft_puts_the_best_losses_alone_where_my_best_guarded_release_keeps_its_source():
+    """A bench lab's win was `product` composed onto its released hedged switch (final-part PGR
+    1.033 against the tuned baseline's 0.973); two labs with the same release never tried it.
+    Once the switch is settled, the two best losses alone go in as the spec's loss, once each,
+    with the guard's fallback untouched."""
+    p = _planner(family=("noisy_em",))
+    p.policy.record(BASELINE, 1.5)
+    for m, score in (("product", 1.59), ("logconf", 1.585), ("window", 1.55)):
+        p.policy.record({"steps": [{"method": m}]}, score)
+    assert p.graft() is None  # nothing of mine released yet
+    release = normalise({"steps": [{"method": "guarded", "params": {
+        "source": "noisy_em", "fallback": [{"method": "logconf"}]}}], "transductive": True})
+    p.policy.record(release, 1.68)
+    p.policy.record_release(release, 0.95, True)
+    p.transduction = True
+    p.policy.record({**normalise(BASELINE), "transductive": True}, 1.55)
+    grafted = []
+    while (h := p.next()).move == "graft":
+        assert h.spec["transductive"] is True and h.spec["steps"][0] == release["steps"][0]
+        assert h.parents[0] == key(release) and "fallback runs as before" in h.why
+        parse_spec(h.spec)
+        grafted.append(h.spec["steps"][1]["method"])
+        p.policy.record(h.spec, 1.6)
+    assert grafted == ["product", "logconf"]  # the two best alone, best first; not window
+    assert p.graft() is None
+
+
 def test_a_researcher_borrows_other_directions_sources_behind_the_guard_once_its_own_are_run():
     """A bench lab whose directions held no `noisy_em` never ran it (final PGR 0.64 where the
     labs that had it reached 0.97): once my family's methods, their guarded forms and the loss
@@ -801,8 +828,10 @@ def test_transduce_follows_the_first_release_and_its_verdict_sets_every_later_fo
     released.policy.record(base.spec, 1.55)
     # My family's methods again, now in the transductive form: noisy_em, run plain before, is
     # a new experiment so, then the family's untried methods.
+    # (after grafting the best losses alone onto my best guarded release: ``graft``)
     for m in ("noisy_em", "label_prop", "gce"):
-        after = released.next()
+        while (after := released.next()).move == "graft":
+            released.policy.record(after.spec, 1.6)
         assert after.move == "family" and after.spec == {
             "steps": [{"method": m, "params": {}}], "transductive": True}
         released.policy.record(after.spec, 1.7)
