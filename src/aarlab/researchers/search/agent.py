@@ -418,6 +418,8 @@ class SearchResearcher:
         # A form keeps the spec's own head and transductive flag: only its steps change.
         kept = {"head": copy.deepcopy(spec.get("head", {})),
                 **({"transductive": True} if spec.get("transductive") else {})}
+        main = outcomes[self.kit.name]
+        band = spend.tie_band(main.signals, len(main.pred), self.n_heldout)
         hedged_steps = copy.deepcopy(steps)
         why = self.planner.hedge_fallback(hedged_steps)
         note = ""
@@ -426,8 +428,6 @@ class SearchResearcher:
             got = self._evaluate_form(hedged)
             if got is not None:
                 h_score = st.suite_mean(got)
-                main = outcomes[self.kit.name]
-                band = spend.tie_band(main.signals, len(main.pred), self.n_heldout)
                 refused = self._guard(got)[0]
                 self._know(hedged, h_score, passed=not refused)
                 same = _outcome_digest(got, h_score) == digest
@@ -458,8 +458,6 @@ class SearchResearcher:
                 f" It goes in as `{_label(guarded)}`: the same predictions here, and behind its "
                 "held-out guard the source falls back to the teacher on a task where its "
                 "departures do not hold up.")
-        main = outcomes[self.kit.name]
-        band = spend.tie_band(main.signals, len(main.pred), self.n_heldout)
         if not refused and g_score >= score - band:
             return guarded, got, g_score, note + (
                 f" It goes in as `{_label(guarded)}` (score {g_score:.4f}, within {band:.4f} of "

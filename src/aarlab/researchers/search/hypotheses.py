@@ -296,7 +296,7 @@ class Planner:
         """My family's label sources that the library can guard (issue 18: results that
         generalise), each as a guarded spec."""
         sources = self._guard_sources()
-        return [normalise({"steps": [{"method": "guarded", "params": {"source": m}}]})
+        return [normalise({"steps": [self._guarded({"method": m})]})
                 for m in self.family_methods if m in sources]
 
     def borrow(self) -> Hypothesis | None:
@@ -316,7 +316,7 @@ class Planner:
         if not untried:
             return None
         m = self.rng.choice(untried)
-        spec = normalise({"steps": [{"method": "guarded", "params": {"source": m}}]})
+        spec = normalise({"steps": [self._guarded({"method": m})]})
         return Hypothesis(
             "borrow", self.family_of.get(m, "other"), spec,
             f"my direction's own methods are run; `{m}` (direction "
@@ -327,17 +327,19 @@ class Planner:
     def _sources_of(self, spec: dict) -> list[str]:
         """The guard sources a spec runs, guarded or not."""
         sources = set(self._guard_sources())
-        default = next((p.get("default") for p in self.policy.by_name.get(
-            "guarded", {}).get("params", []) if p["name"] == "source"), None)
+        default = self._guard_source_param().get("default")
         return [s.get("params", {}).get("source", default) if s["method"] == "guarded"
                 else s["method"] for s in spec.get("steps", [])
                 if s["method"] == "guarded" or s["method"] in sources]
 
     def _guard_sources(self) -> list[str]:
         """The label sources the library's ``guarded`` step can wrap (none without it)."""
-        guarded = self.policy.by_name.get("guarded")
-        return next((p.get("choices", []) for p in guarded["params"]
-                     if p["name"] == "source"), []) if guarded else []
+        return self._guard_source_param().get("choices", [])
+
+    def _guard_source_param(self) -> dict:
+        """The described ``source`` parameter of ``guarded`` (empty without the step)."""
+        guarded = self.policy.by_name.get("guarded", {})
+        return next((p for p in guarded.get("params", []) if p["name"] == "source"), {})
 
     def best_by_family(self) -> dict[str, object]:
         """The best known candidate of each family (by the policy's ranking)."""
