@@ -166,6 +166,12 @@ class Planner:
         free = self.label_free()
         if free is not None:  # if the teacher is at chance, all that fits it is moot: first
             return free
+        # Once the switch is settled, grafting goes before the adoptions I queued: it is two
+        # rounds, and a 10-minute bench lab that spent its rounds on its queue never reached it.
+        # (``transduce`` is None once it is settled, and before any release it could graft.)
+        grafted = self.graft() if self.transduce() is None else None
+        if grafted is not None:
+            return grafted
         while self.queue:
             h = self.queue.pop(0)
             if key(h.spec) not in self.policy.tried or h.lab_best:
@@ -176,9 +182,6 @@ class Planner:
             # with the best of them, so that the release that settles it is a pick that
             # travels (a lab whose releaser switched first reported the unhedged form).
             return self.hedge_survey() or switch
-        grafted = self.graft()
-        if grafted is not None:
-            return grafted
         untried = [m for m in self.family_methods
                    if key(self.form({"steps": [{"method": m}]})) not in self.policy.tried]
         if untried:
