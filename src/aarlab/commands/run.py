@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from aarlab.config import get_settings
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 from .ui import plain, print_json, progress_stages
 
 err = Console(stderr=True)
+
+
+def _warn(msg: str) -> None:
+    # Escaped: a warning may quote a researcher's output, whose brackets are not markup.
+    err.print(f"[yellow]{escape(msg)}[/]")
 
 
 def register(app: typer.Typer) -> None:
@@ -122,7 +128,7 @@ def run(
                      max_turns=llm_max_turns, prices_file=llm_prices, prompt_file=llm_prompt,
                      prompt_size=_prompt_size(llm_prompt_size))
     if not resume:  # checks keys, models and prices before anything starts (no tokens spent)
-        preflight(policies, llm, on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"))
+        preflight(policies, llm, on_warning=_warn)
     backend_options = _backend_options(backend, address, advertise_host, server_port, kit_url,
                                        cpus_per_researcher, gpus_per_researcher)
     ok, why = sandbox_available()
@@ -152,7 +158,7 @@ def run(
     try:
         backend.connect(options.researchers)
         lab = Lab(settings, store, options, backend=backend,
-                  on_warning=lambda msg: err.print(f"[yellow]{msg}[/]"),
+                  on_warning=_warn,
                   on_info=(lambda msg: None) if as_json else err.print)
         lab_id = lab.resume() if resume else lab.create()
     except BaseException:
@@ -210,7 +216,7 @@ def replication_phase(store, settings, lab_id: int, reports: Path, summary: dict
 
     try:
         replicate_after_run(store, settings, lab_id, reports, summary,
-                            warn=lambda msg: err.print(f"[yellow]{msg}[/]"),
+                            warn=_warn,
                             budget_s=budget_s, console=console)
     except KeyboardInterrupt:
         _stopped(store, settings, lab_id, reports, "during the replication", quick=False)

@@ -91,8 +91,6 @@ class SearchMember:
                 sandbox = lab.open_sandbox(m, spec)
             except AarlabError as e:  # e.g. no node with room yet, or a node without bwrap
                 failures += 1
-                if failures == 1:
-                    lab.on_warning(f"researcher {m.name}: {e.message}")
                 lab.record_failure(m, e.message, failures)
                 continue
             m.sandbox = sandbox

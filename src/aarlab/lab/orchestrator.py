@@ -290,13 +290,34 @@ class Lab:
         return sandbox
 
     def record_failure(self, m: MemberRuntime, error: str, failures: int) -> None:
-        """A researcher attempt failed: keep its error, count a restart, back off."""
-        m.last_error = error[-2000:]
+        """A researcher attempt failed: keep its error (an ``error`` event: the dashboard shows
+        it), say so once, count a restart, back off.
+
+        Why: a lab whose researchers died at start used to sit out its budget with nothing but
+        placement events, and the reason stayed in memory. The text is the sandbox's output:
+        hostile, so only its printable tail is kept, and no secret: not the admin's or a
+        provider's, nor the researcher's own token (the dashboard shows the event)."""
+        secrets = {**redact.known(), **({m.token: "researcher token"} if m.token else {})}
+        tail = redact.redact(printable_tail(error), secrets)
+        m.last_error = tail
         with self.store.session() as s:
             row = s.get(LabMember, m.member_id)
             row.status, row.restarts = "restarting", row.restarts + 1
+            s.add(LabEvent(researcher_id=m.researcher_id, kind="error",
+                           payload={"text": f"attempt {failures} failed: {tail}"}))
+        if failures == 1:
+            last = tail.splitlines()[-1] if tail else "no output"
+            self.on_warning(f"researcher {m.name} failed ({last[:200]}); restarting it with "
+                            "back-off; its events hold the error")
         time.sleep(min(30, 2 ** min(failures, 5)))  # back off a researcher that keeps dying
 
     def _run_member(self, m: MemberRuntime, kit: Path, deadline: float) -> None:
         """The member thread: the runner its policy names (``aarlab.lab.members``)."""
         runner_for(m.policy).run(MemberContext(lab=self, member=m, kit=kit, deadline=deadline))
+
+
+def printable_tail(text: str, lines: int = 20, chars: int = 2000) -> str:
+    """The last ``lines`` lines of ``text`` (at most ``chars``), each without control
+    characters (no terminal escapes from a sandbox's output reach the operator's screen)."""
+    kept = ["".join(c for c in line if c.isprintable()) for line in text.splitlines()]
+    return "\n".join([line for line in kept if line.strip()][-lines:])[-chars:]

@@ -228,8 +228,7 @@ class Planner:
         fell below copying the teacher on reviews (-0.58 final PGR) and vader-tweets (-1.04),
         where `probe_relabel` alone had fallen below it too (README, issue 18)."""
         steps = spec.get("steps", [])
-        sources = set(self._guard_sources())
-        found = [i for i, s in enumerate(steps) if s["method"] in sources]
+        found = self._source_positions(steps)
         keep = next((i for i, s in enumerate(steps) if s["method"] == "guarded"),
                     self._source_index(steps))
         drop = [i for i in found if i != keep]
@@ -452,15 +451,17 @@ class Planner:
         guard is a labels step, so a spec has one, and none when it is guarded already)."""
         if self._has_guard(steps):
             return None
-        sources = self._guard_sources()
-        found = [i for i, s in enumerate(steps) if s["method"] in sources]
-        return min(found, key=lambda i: (self._stage_of(steps[i]["method"]) != "labels", i),
-                   default=None)
+        return min(self._source_positions(steps),
+                   key=lambda i: (self._stage_of(steps[i]["method"]) != "labels", i), default=None)
 
     def unguarded(self, steps: list[dict]) -> list[str]:
         """The steps of ``steps`` that overrule the teacher outside a guard."""
+        return [steps[i]["method"] for i in self._source_positions(steps)]
+
+    def _source_positions(self, steps: list[dict]) -> list[int]:
+        """Where ``steps`` has a source the guard can wrap, run unguarded."""
         sources = set(self._guard_sources())
-        return [s["method"] for s in steps if s["method"] in sources]
+        return [i for i, s in enumerate(steps) if s["method"] in sources]
 
     def fully_guarded(self, spec: dict) -> bool:
         """Is every step of ``spec`` that overrules the teacher behind a guard?"""
