@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
 from aarlab.config import get_settings
@@ -24,8 +23,8 @@ err = Console(stderr=True)
 
 
 def _warn(msg: str) -> None:
-    # Escaped: a warning may quote a researcher's output, whose brackets are not markup.
-    err.print(f"[yellow]{escape(msg)}[/]")
+    # ``plain``: a warning may quote a researcher's output, whose brackets are not markup.
+    err.print(f"[yellow]{plain(msg)}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -69,7 +69,6 @@ class MemberRuntime:
     token: str
     thread: threading.Thread | None = None
     sandbox: object | None = None
-    last_error: str = ""
     policy: str = "search"
 
 
@@ -299,7 +298,6 @@ class Lab:
         provider's, nor the researcher's own token (the dashboard shows the event)."""
         secrets = {**redact.known(), **({m.token: "researcher token"} if m.token else {})}
         tail = redact.redact(printable_tail(error), secrets)
-        m.last_error = tail
         with self.store.session() as s:
             row = s.get(LabMember, m.member_id)
             row.status, row.restarts = "restarting", row.restarts + 1

@@ -133,7 +133,6 @@ def run_llm_member(lab, m, kit: Path, deadline: float, told: ResearcherEnv) -> N
 
 
 def _fail(lab, m, message: str, event) -> None:
-    m.last_error = message
     event("error", {"text": message[:2000]})
     lab.set_member(m, status="error")
     lab.on_warning(f"researcher {m.name}: {message}")

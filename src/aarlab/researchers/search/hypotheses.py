@@ -169,14 +169,14 @@ class Planner:
         # Once the switch is settled, grafting goes before the adoptions I queued: it is two
         # rounds, and a 10-minute bench lab that spent its rounds on its queue never reached it.
         # (``transduce`` is None once it is settled, and before any release it could graft.)
-        grafted = self.graft() if self.transduce() is None else None
+        switch = self.transduce()
+        grafted = self.graft() if switch is None else None
         if grafted is not None:
             return grafted
         while self.queue:
             h = self.queue.pop(0)
             if key(h.spec) not in self.policy.tried or h.lab_best:
                 return h
-        switch = self.transduce()
         if switch is not None:
             # The losses alone first: the switch's travel form carries the guard's fallback
             # with the best of them, so that the release that settles it is a pick that
