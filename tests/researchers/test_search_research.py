@@ -786,6 +786,10 @@ def test_the_fallback_survey_makes_the_guards_fallback_the_best_stack_on_the_tea
         {"method": "confidence_weight"}, {"method": "logconf"},
         {"method": "ensemble", "params": {"vary": "head"}}, {"method": "consistency"}]
     assert steps[1] == {"method": "product"} and "1.6132" in why
+    from aarlab.researchers.search.hypotheses import _label  # as notebooks show the spec
+    assert _label({"steps": steps}) == ("guarded(source=noisy_em, fallback=[confidence_weight"
+                                        " + logconf + ensemble(vary=head) + consistency])"
+                                        " + product")
     parse_spec({"steps": steps})
     assert p.hedge_fallback(steps) is None  # that fallback already
     # A stack that scores higher but holds a source or a head is no fallback.

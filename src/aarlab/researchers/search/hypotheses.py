@@ -697,8 +697,8 @@ class Planner:
             spec = self._teacher_spec(base + list(best.values()), tr)
             if key(spec) not in self.policy.tried:
                 return Hypothesis(
-                    "fallback", "+".join(self.family_of.get(s["method"], "other")
-                                         for s in best.values()), spec,
+                    "fallback", "+".join(dict.fromkeys(self.family_of.get(s["method"], "other")
+                                                       for s in best.values())), spec,
                     f"on the teacher's labels, {', '.join(map(_step, best.values()))} "
                     f"each beat {loss_name} alone ({c.score:.4f}), each the best of its stage: "
                     "do they add up?", parents=[key(c.spec)])
@@ -828,9 +828,16 @@ class Planner:
 
 
 def _label(spec: dict) -> str:
-    return " + ".join(s["method"] + ("(" + ", ".join(f"{k}={v}" for k, v in
+    return " + ".join(s["method"] + ("(" + ", ".join(f"{k}={_value(v)}" for k, v in
                                                      s.get("params", {}).items()) + ")"
                                      if s.get("params") else "") for s in spec["steps"])
+
+
+def _value(v: object) -> object:
+    """A parameter as a notebook shows it: a list of steps (a guard's fallback) as steps."""
+    if isinstance(v, list) and v and all(isinstance(x, dict) and "method" in x for x in v):
+        return f"[{_label({'steps': v})}]"
+    return v
 
 
 def _step(step: dict) -> str:
