@@ -798,6 +798,41 @@ def test_the_fallback_survey_makes_the_guards_fallback_the_best_stack_on_the_tea
     assert p.hedge_fallback(copy.deepcopy(steps)) is None
 
 
+def test_the_fallback_survey_reads_a_spec_spelt_with_its_defaults_as_the_same_spec():
+    """A bench researcher adopted `logconf(aux_coef=0.75, warmup_frac=0.2) + ensemble(members=4,
+    vary=head)` (another's post spells every default), so its survey's `logconf +
+    ensemble(vary=head)` was not run again, and the stack took `elr`, the best train step it
+    could find under the survey's spelling. One spec, one result, whatever its spelling."""
+    p = _planner(family=("noisy_em",))
+    p.policy.record(BASELINE, 1.5388)
+    p.policy.record({"steps": [{"method": "noisy_em"}]}, 1.60)
+    p.policy.record({"steps": [{"method": "guarded", "params": {"source": "noisy_em"}}]}, 1.6)
+    spelt = {"method": "logconf", "params": {"aux_coef": 0.75, "warmup_frac": 0.2}}
+    p.policy.record({"steps": [spelt]}, 1.5852)  # adopted, every default spelt
+    # (the agent skips a hypothesis it ran under another spelling, as the loss survey's
+    # `logconf`, and marks it tried: ``SearchResearcher._next``)
+    p.policy.tried.add(key({"steps": [{"method": "logconf"}]}))
+    for m in ("product", "gce", "window", "bootstrap", "forward"):
+        p.policy.record({"steps": [{"method": m}]}, 1.55)
+    p.policy.record({"steps": [spelt, {"method": "ensemble", "params": {
+        "members": 4, "vary": "head"}}]}, 1.6113)
+    scores = {"confidence_filter": 1.5804, "confidence_weight": 1.5884, "elr": 1.603,
+              "ensemble": 1.5902, "self_train": 1.5907, "consistency": 1.5977}
+    ran = []
+    while (h := p.fallback_survey()) is not None:
+        assert h.spec["steps"][0] == {"method": "logconf", "params": {}} or \
+            h.spec["steps"][1] == {"method": "logconf", "params": {}}
+        extra = _label_of([s for s in h.spec["steps"] if s["method"] != "logconf"])
+        ran.append(extra)
+        p.policy.record(h.spec, scores.get(extra, 1.6132))
+    assert "ensemble(vary=head)" not in ran  # measured already, as adopted
+    assert ran[-1] == "confidence_weight + ensemble(vary=head) + consistency"
+    steps = [{"method": "guarded", "params": {"source": "noisy_em"}}]
+    p.hedge_fallback(steps)
+    assert [s["method"] for s in steps[0]["params"]["fallback"]] == [
+        "confidence_weight", "logconf", "ensemble", "consistency"]
+
+
 def _label_of(steps: list[dict]) -> str:
     return " + ".join(s["method"] + "".join(f"({k}={v})" for k, v in s.get("params", {}).items())
                       for s in steps)

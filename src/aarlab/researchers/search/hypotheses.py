@@ -661,6 +661,18 @@ class Planner:
             out.append({"method": m, **({"params": own} if own else {})})
         return out
 
+    def _minimal(self, step: dict) -> dict:
+        """``step`` with only the parameters set away from their defaults."""
+        m, own = self._own(step)
+        return {"method": m, **({"params": own} if own else {})}
+
+    def _compact(self, spec: dict) -> str:
+        """``spec``'s key with every step's default parameters left out, so that two
+        spellings of one spec are one (an adopted spec spells each default: a bench
+        researcher's survey missed the `ensemble(members=4, vary=head)` it had adopted, and
+        stacked a worse train step)."""
+        return key({**spec, "steps": [self._minimal(s) for s in spec.get("steps", [])]})
+
     def fallback_survey(self) -> Hypothesis | None:
         """The next spec of the fallback survey: the loss to hedge with (``teacher_loss``) on
         the teacher's labels with one more step (``_fallback_steps``), then with the best step
@@ -680,11 +692,12 @@ class Planner:
             return None
         step, c = chosen
         tr = bool(c.spec.get("transductive"))
-        base = [] if step is None else [step]
+        base = [] if step is None else [self._minimal(step)]
         loss_name = f"`{step['method']}`" if step else "the plain loss"
+        measured = {self._compact(k.spec) for k in self.policy.known}
         for extra in self._fallback_steps():
             spec = self._teacher_spec(base + [extra], tr)
-            if key(spec) not in self.policy.tried:
+            if key(spec) not in self.policy.tried and self._compact(spec) not in measured:
                 return Hypothesis(
                     "fallback", self.family_of.get(extra["method"], "other"), spec,
                     f"{loss_name} did best alone on the teacher's labels ({c.score:.4f}); a "
@@ -695,7 +708,7 @@ class Planner:
         best = self._best_per_stage(base, tr, c.score)
         if len(best) >= 2:
             spec = self._teacher_spec(base + list(best.values()), tr)
-            if key(spec) not in self.policy.tried:
+            if key(spec) not in self.policy.tried and self._compact(spec) not in measured:
                 return Hypothesis(
                     "fallback", "+".join(dict.fromkeys(self.family_of.get(s["method"], "other")
                                                        for s in best.values())), spec,
@@ -707,10 +720,10 @@ class Planner:
     def _best_per_stage(self, base: list[dict], tr: bool, floor: float) -> dict[str, dict]:
         """Of the survey's one-step additions to ``base``, the best of each stage whose score
         beat ``floor`` (the loss alone)."""
-        scores = {key(c.spec): c.score for c in self.policy.known if c.passed}
+        scores = {self._compact(c.spec): c.score for c in self.policy.known if c.passed}
         best: dict[str, tuple[float, dict]] = {}
         for extra in self._fallback_steps():
-            got = scores.get(key(self._teacher_spec(base + [extra], tr)))
+            got = scores.get(self._compact(self._teacher_spec(base + [extra], tr)))
             st = self._stage_of(extra["method"])
             if got is not None and got > floor and got > best.get(st, (-1e18, None))[0]:
                 best[st] = (got, extra)
