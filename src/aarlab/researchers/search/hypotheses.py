@@ -176,8 +176,9 @@ class Planner:
         # rounds, and a 10-minute bench lab that spent its rounds on its queue never reached it.
         # (``transduce`` is None once it is settled, and before any release it could graft.)
         switch = self.transduce()
-        if switch is None and self.graft() is not None:
-            return self.fallback_survey() or self.graft()
+        grafted = self.graft() if switch is None else None
+        if grafted is not None:  # the fallback survey first, so the graft goes in with it
+            return self.fallback_survey() or grafted
         while self.queue:
             h = self.queue.pop(0)
             if key(h.spec) not in self.policy.tried or h.lab_best:
@@ -652,13 +653,13 @@ class Planner:
             return None
         sources = set(self._guard_sources())
         out = []
-        for s in spec.get("steps", []):
-            m, own = self._own(s)
-            if m == "weak_soft" and not own:
+        for s in map(self._minimal, spec.get("steps", [])):
+            if s == {"method": "weak_soft"}:
                 continue
-            if self._stage_of(m) not in ("loss", *self.FALLBACK_STAGES) or m in sources:
+            if self._stage_of(s["method"]) not in ("loss", *self.FALLBACK_STAGES) or \
+                    s["method"] in sources:
                 return None
-            out.append({"method": m, **({"params": own} if own else {})})
+            out.append(s)
         return out
 
     def _minimal(self, step: dict) -> dict:
@@ -770,8 +771,7 @@ class Planner:
             return None
         # Only the parameters set away from their defaults: one fallback, one spelling (the
         # guard's own normal form), whatever spelling of its loss was measured alone.
-        fallback = [{"method": m, **({"params": own} if own else {})}
-                    for m, own in map(self._own, rest)]
+        fallback = [self._minimal(s) for s in rest]
         steps[i] = {"method": "guarded", "params": {**steps[i].get("params", {}),
                                                     "fallback": fallback}}
         names = " + ".join(f"`{s['method']}`" for s in fallback)
