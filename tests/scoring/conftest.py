@@ -84,14 +84,18 @@ class ServerProcess:
 
     def __init__(self, settings, tmp_path, **env: str):
         self.sock, self.db = tmp_path / "lab.sock", tmp_path / "lab.db"
+        # A file, not a pipe: nobody reads a pipe while the server runs, and a full one (64 KiB
+        # of logged tracebacks) would block the server's next write and hang every request.
+        self.log = tmp_path / "server.log"
         self.env = {**os.environ, "AARLAB_HOME": str(settings.home), "AARLAB_ADMIN_TOKEN": ADMIN,
                     "AARLAB_DB_URL": f"sqlite:///{self.db}", **env}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aarlab.commands.serve", "--socket", str(self.sock)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "aarlab.commands.serve", "--socket", str(self.sock)],
+                env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -101,7 +105,7 @@ class ServerProcess:
             except LabError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.proc.kill()
-                    err = self.proc.stderr.read().decode()[-2000:]
+                    err = self.log.read_text(errors="replace")[-2000:]
                     pytest.fail(f"server did not start: {err}")
                 time.sleep(0.1)
 

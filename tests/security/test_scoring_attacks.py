@@ -30,8 +30,10 @@ def server(settings, tiny_tweets, tmp_path):
     sock = tmp_path / "lab.sock"
     env = {**os.environ, "AARLAB_HOME": str(settings.home), "AARLAB_ADMIN_TOKEN": ADMIN,
            "AARLAB_DB_URL": f"sqlite:///{tmp_path / 'lab.db'}"}
-    proc = subprocess.Popen([sys.executable, "-m", "aarlab.commands.serve", "--socket", str(sock)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "server.log"  # a file, not an unread pipe that would fill and hang it
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "aarlab.commands.serve", "--socket",
+                                 str(sock)], env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -41,7 +43,7 @@ def server(settings, tiny_tweets, tmp_path):
         except Exception:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                pytest.fail(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+                pytest.fail(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
     yield sock
     proc.terminate()

@@ -209,15 +209,18 @@ class Served:
         env |= {"AARLAB_HOME": str(self.home), "AARLAB_DB_URL": self.settings.database_url,
                 "AARLAB_ADMIN_TOKEN": ADMIN, "ANTHROPIC_API_KEY": API_KEY,
                 "OPENAI_API_KEY": OPENAI_KEY}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aarlab.commands.serve", "--socket", str(self.person),
-             "--sandbox-socket", str(self.sandbox)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = self.sock_dir / "server.log"  # a file: an unread pipe fills and hangs it
+        with self.log.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "aarlab.commands.serve", "--socket", str(self.person),
+                 "--sandbox-socket", str(self.sandbox)],
+                env=env, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while not (self._up(self.person) and self._up(self.sandbox)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
-                pytest.fail(f"server did not start: {self.proc.stderr.read().decode()[-2000:]}")
+                pytest.fail("server did not start: "
+                            f"{self.log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
 
     @staticmethod

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Literal
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
@@ -85,6 +86,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         return JSONResponse(status_code=exc.status, content={"detail": str(exc)},
                             headers=exc.headers or None)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name each field and what was wrong, never echo the input: it is the caller's (a
+        # sandbox's) bytes, and a value JSON cannot carry (-Infinity parses) would turn the
+        # answer into a 500.
+        return JSONResponse(status_code=422, content={"detail": validation_details(exc)})
+
     @app.exception_handler(OverflowError)
     async def _out_of_range(request: Request, exc: OverflowError) -> JSONResponse:
         # An id, limit or offset past what the database holds (SQLite: 64-bit integers) is the
@@ -100,6 +108,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     for router in routers_for(role):
         app.include_router(router)
     return app
+
+
+def validation_details(exc: RequestValidationError) -> list[dict]:
+    """FastAPI's error list, each entry cut to where (``loc``), what (``msg``) and ``type``."""
+    return [{"type": str(e.get("type", "")), "loc": [p if isinstance(p, int) else str(p)
+                                                    for p in e.get("loc", ())],
+             "msg": str(e.get("msg", ""))} for e in exc.errors()]
 
 
 def routers_for(role: Role) -> list[APIRouter]:
