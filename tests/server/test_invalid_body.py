@@ -54,3 +54,34 @@ async def test_a_missing_field_is_named(client_and_token):
                               headers={"Authorization": "Bearer adm"})
     assert r.status_code == 422
     assert ["body", "reason"] in [e["loc"] for e in r.json()["detail"]]
+
+
+def test_an_event_holding_nan_is_refused_and_the_clients_events_never_hold_one(tmp_path):
+    """Python's JSON parser takes NaN and Infinity; a JSON column (Postgres's) does not, and a
+    stored one would reach every reader of the telemetry. Our own researchers post -inf as a
+    score (a spec with a missing signal): the client sends it as null, and the event counts."""
+    from starlette.testclient import TestClient
+
+    from aarlab.client import LabClient
+    from aarlab.lab.tables import LabEvent
+
+    store = Store(f"sqlite:///{tmp_path / 'lab.db'}")
+    app = create_app(Settings(home=tmp_path, admin_token="adm"), store)
+    with store.session() as s:
+        _, token = add_researcher(s, "ada")
+    with TestClient(app) as http:
+        r = http.post("/v1/lab/events", content=b'{"kind": "experiment", "payload": '
+                      b'{"signal": NaN, "nested": [1, -Infinity]}}',
+                      headers={"Authorization": f"Bearer {token}",
+                               "Content-Type": "application/json"})
+        assert r.status_code == 422 and "payload" in r.json()["detail"], r.text
+        client = LabClient(base_url="http://testserver", token=token)
+        http.headers.update(client.http.headers)  # its token
+        client.http.close()
+        client.http = http  # the client's own calls, over the ASGI app
+        client.post_event("experiment", {"spec": "x", "signal": float("-inf"),
+                                         "signals": {"smoothness": float("nan"), "ok": 0.5}})
+    with store.session() as s:
+        payloads = [e.payload for e in s.query(LabEvent)]
+    assert payloads == [{"spec": "x", "signal": None, "signals": {"smoothness": None,
+                                                                   "ok": 0.5}}]

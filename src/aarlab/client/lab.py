@@ -8,6 +8,7 @@ store, and the dashboard reads the store. No lab process opens a notebook in a w
 from __future__ import annotations
 
 import json
+import math
 
 # The notebooks the lab keeps, and how much of each: the newest part, a few hundred rounds.
 NOTEBOOKS = ("notebook.md", "notebook.jsonl")
@@ -38,12 +39,25 @@ def whole_json_lines(data: bytes) -> bytes:
     return b"".join(x + b"\n" for x in keep)
 
 
+def json_safe(value):  # noqa: ANN001, ANN201 - any JSON-like value
+    """``value`` with every NaN or infinity replaced by None: the lab refuses an event holding
+    one (JSON has no such number), and a score of -inf (a spec with a missing signal) is
+    telemetry the lab still wants to count."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 class LabAPI:
     """Mixin over ``BaseClient`` (needs ``request``/``post``)."""
 
     def post_event(self, kind: str, payload: dict) -> dict:
         """Telemetry: ``kind`` is experiment, idea, note, error or status."""
-        return self.post("/v1/lab/events", json={"kind": kind, "payload": payload})
+        return self.post("/v1/lab/events", json={"kind": kind, "payload": json_safe(payload)})
 
     def publish_notebook(self, name: str, data: bytes | str) -> dict:
         """Hand the lab my notebook ``name`` (``notebook.md`` or ``notebook.jsonl``): its newest

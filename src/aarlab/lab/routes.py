@@ -29,6 +29,10 @@ class EventTooLarge(AarlabError):
     status = 413
 
 
+class EventNotJSON(AarlabError):
+    status = 422
+
+
 class EventIn(BaseModel):
     kind: EventKind
     payload: dict = Field(default_factory=dict, description="Free-form, at most 16 KiB as JSON.")
@@ -42,7 +46,14 @@ class EventOut(BaseModel):
 @router.post("/events", response_model=EventOut, status_code=201)
 def post_event(event: EventIn, me: Researcher = Depends(writing_researcher),
                store: Store = Depends(get_store)) -> EventOut:
-    if len(json.dumps(event.payload)) > 16384:
+    try:
+        # Python's parser takes NaN and Infinity; JSON (and Postgres's json type) does not.
+        text = json.dumps(event.payload, allow_nan=False)
+    except ValueError:
+        raise EventNotJSON("payload: expected JSON numbers; NaN and Infinity are not JSON",
+                           hint="send null or a string for a value that is not a number"
+                           ) from None
+    if len(text) > 16384:
         raise EventTooLarge("payload: at most 16 KiB of JSON")
     with store.session() as s:
         row = LabEvent(researcher_id=me.id, kind=event.kind, payload=event.payload)

@@ -42,6 +42,7 @@ import numpy as np
 
 from aarlab.archive import tar_writer
 from aarlab.client import BudgetExceeded, LabClient, LabError
+from aarlab.client.lab import json_safe
 from aarlab.errors import SpecError
 from aarlab.kits.kit import TaskKit
 from aarlab.lab.directions import family_of, load_directions
@@ -776,7 +777,7 @@ class SearchResearcher:
     def _event(self, kind: str, payload: dict) -> None:
         # Telemetry must never stop research: a lost event only dims the live table.
         with contextlib.suppress(LabError):
-            self.client.post("/v1/lab/events", json={"kind": kind, "payload": payload})
+            self.client.post("/v1/lab/events", json={"kind": kind, "payload": json_safe(payload)})
 
 
 def _author(finding: dict) -> str:
