@@ -726,7 +726,7 @@ class Planner:
         for extra in self._fallback_steps():
             got = scores.get(self._compact(self._teacher_spec(base + [extra], tr)))
             st = self._stage_of(extra["method"])
-            if got is not None and got > floor and got > best.get(st, (-1e18, None))[0]:
+            if got is not None and got > floor and (st not in best or got > best[st][0]):
                 best[st] = (got, extra)
         return {st: best[st][1] for st in self.FALLBACK_STAGES if st in best}
 
