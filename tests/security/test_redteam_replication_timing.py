@@ -13,7 +13,7 @@ import time
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from aarlab.lab.tables import LabMember, LabRun
+from aarlab.lab.tables import LabEvent, LabMember, LabRun
 from aarlab.replication.report import measured_seconds
 from aarlab.server.app import create_app
 from aarlab.store.db import Store
@@ -43,16 +43,20 @@ def test_self_reported_seconds_cannot_dodge_or_sabotage_replication(settings, tm
                 db.add(LabMember(lab_id=lab.id, researcher_id=rid, policy="search",
                                  direction="d", workspace="/nowhere"))
 
-        def post(who: str, body: bytes) -> None:
+        def post(who: str, body: bytes, status: int = 201) -> None:
             r = c.post("/v1/lab/events", headers=heads[who],
                        content=b'{"kind": "experiment", "payload": ' + body + b"}")
-            assert r.status_code == 201, r.text
+            assert r.status_code == status, r.text
 
         time.sleep(0.8)  # alice's experiment really takes its 0.5 s
         post("alice", b'{"spec": "noisy_em", "seconds": 0.5}')  # honest
         post("mallory", b'{"spec": "noisy_em", "seconds": 1e12}')  # alice's spec: sabotage
         post("mallory", b'{"spec": "mine", "seconds": 1e12}')  # its own: dodge
-        post("mallory", b'{"spec": "mine-inf", "seconds": 1e400}')
+        post("mallory", b'{"spec": "mine-inf", "seconds": 1e400}', status=422)  # not JSON
+        with store.session() as db:  # as a store written before that rule may hold it
+            mallory = db.scalar(select(Researcher.id).where(Researcher.name == "mallory"))
+            db.add(LabEvent(researcher_id=mallory, kind="experiment",
+                            payload={"spec": "mine-inf", "seconds": float("inf")}))
         post("mallory", b'{"spec": "mine-text", "seconds": "forever"}')
         post("mallory", b'{"spec": "mine-bool", "seconds": true}')
     measured = measured_seconds(store, lab_id)
