@@ -48,6 +48,26 @@ def test_parameters_stay_inside_the_library_ranges():
                     assert value in p["choices"]
 
 
+def test_a_guards_new_source_never_keeps_the_last_sources_parameters():
+    """A bench researcher on reviews mutated `guarded(source=probe_filter, source_params=
+    {folds, min_confidence, ...})` to source `noisy_em` with those parameters kept; the library
+    refused the spec and the researcher stopped (2026-12-02)."""
+    policy = _policy(4)
+    guarded = {"steps": [{"method": "guarded", "params": {
+        "source": "probe_filter", "source_params": {"folds": 2, "min_confidence": 0.5947}}},
+        {"method": "logconf"}]}
+    changed = 0
+    for _ in range(400):
+        child = policy.mutate(guarded)
+        params = child["steps"][0].get("params", {}) if child["steps"] else {}
+        if child["steps"] and child["steps"][0]["method"] == "guarded" and \
+                params.get("source", "probe_filter") != "probe_filter":
+            changed += 1
+            assert "source_params" not in params, child
+        parse_spec(child)
+    assert changed  # the source was mutated at least once
+
+
 def test_direction_biases_where_it_starts():
     policy = _policy(2, direction=("noisy_em",))
     firsts = [policy.random_spec()["steps"][0]["method"] for _ in range(200)]

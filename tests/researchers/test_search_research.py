@@ -361,6 +361,24 @@ def test_a_refused_source_is_retried_behind_its_guard():
     assert p.guard_followup(h.spec, ["nyt"]) is None  # guarded already
 
 
+def test_a_select_source_beside_a_labels_step_is_not_guarded_into_a_second_labels_step():
+    """A bench researcher on reviews guarded `probe_relabel + weak_hard` into two labels steps,
+    and the library's refusal stopped it; a select source alone is still guarded."""
+    p = _planner()
+    spec = {"steps": [{"method": "weak_hard"},
+                      {"method": "probe_relabel", "params": {"c": 60.1123, "probe": "knn"}}]}
+    assert p.guard_followup(spec, ["reviews"]) is None
+    steps = [dict(s) for s in spec["steps"]]
+    assert p.guard_source(steps) is None and steps == spec["steps"]
+    alone = p.guard_followup({"steps": [{"method": "probe_relabel"}]}, ["reviews"])
+    assert alone is not None and alone.spec["steps"][0]["method"] == "guarded"
+    parse_spec(alone.spec)
+    both = p.guard_followup({"steps": [{"method": "label_prop"}, {"method": "probe_relabel"}]},
+                            ["reviews"])  # the labels source is the one guarded
+    assert both.spec["steps"][0]["params"]["source"] == "label_prop"
+    parse_spec(both.spec)
+
+
 # -- suite ranking and the regression guard ------------------------------------------------------
 
 
@@ -476,6 +494,22 @@ def test_rounds_are_hypotheses_written_up_and_posted_whether_or_not_they_help(
         assert "Hypothesis" in p["body"] and "selection" in p["body"]
     md = (tmp_path / "notebook.md").read_text()
     assert md.count("**Hypothesis.**") == len(rounds) and "## Round 2 · family" in md
+
+
+def test_a_spec_the_library_refuses_costs_a_round_not_the_researcher(tiny_tweets, tmp_path):
+    """Two planner mistakes stopped bench researchers on reviews (a guard making a second
+    labels step, a guard's new source keeping the last one's parameters): whatever the planner
+    makes next, a spec the library refuses is written up and skipped."""
+    client = Client()
+    r = _researcher([tiny_tweets[0]], client, tmp_path)
+    bad = {"steps": [{"method": "guarded", "params": {"source": "noisy_em", "source_params": {
+        "folds": 2, "min_confidence": 0.5947}}}]}
+    r.round(Hypothesis("tune", "label noise", bad, "a planner's mistake"))
+    last = r.notebook.entries()[-1]
+    assert last["score"] is None and "source_params" in last["error"]
+    assert key(normalise(bad)) in r.policy.tried
+    assert "The library refused the spec" in (tmp_path / "notebook.md").read_text()
+    assert not any(e["kind"] == "idea" for e in client.events)  # no idea for a spec never run
 
 
 def test_starts_from_the_lab_best_posted_snapshot_as_its_reference(tiny_snli, tiny_tweets,

@@ -226,7 +226,17 @@ class SearchResearcher:
     def round(self, h: Hypothesis) -> None:
         self.rounds += 1
         spec = normalise(h.spec)
-        label = _label(spec)
+        try:
+            label = _label(spec)
+        except SpecError as e:  # a planner's mistake costs a round, never the researcher
+            self.policy.tried.add(key(spec))
+            self.notebook.append({"round": self.rounds, "move": h.move, "family": h.family,
+                                  "spec": spec, "why": h.why, "score": None, "error": str(e),
+                                  "time": time.time()})
+            self.journal.write(f"## Round {self.rounds} · {h.move} · {h.family}\n\n"
+                               f"**Hypothesis.** {h.why}\n\nThe library refused the spec I "
+                               f"made for it ({e}). Nothing learnt.")
+            return
         self._event("idea", {"spec": label, "why": h.why})
         entry: dict = {"round": self.rounds, "move": h.move, "family": h.family, "spec": spec,
                        "why": h.why, "hypothesis": h.why, "source": h.source,

@@ -430,11 +430,24 @@ class Planner:
         ``guarded`` gives snli-pref the very same predictions on every kit seed and the same
         stack was below the teacher on none of them (README, issue 18).
         """
-        i = self._source_index(steps)
+        i = self._guard_index(steps)
         if i is None:
             return None
         steps[i] = self._guarded(steps[i])
         return steps[i]["params"]["source"]
+
+    def _guard_index(self, steps: list[dict]) -> int | None:
+        """``_source_index``, where wrapping that step in ``guarded`` (a labels step) gives a
+        valid spec: not a select source in a spec that has a labels step of its own already.
+
+        Why: a bench researcher on reviews guarded `probe_relabel(...) + weak_hard` into
+        `guarded(source=probe_relabel) + weak_hard`, two labels steps, and the library's
+        refusal stopped it (2026-12-02)."""
+        i = self._source_index(steps)
+        if i is None or self._stage_of(steps[i]["method"]) == "labels":
+            return i
+        others = (s for j, s in enumerate(steps) if j != i)
+        return None if any(self._stage_of(s["method"]) == "labels" for s in others) else i
 
     def _own(self, step: dict | None) -> tuple[str, dict] | None:
         """A step as its method and the parameters it sets away from their defaults."""
@@ -797,7 +810,7 @@ class Planner:
         """``spec`` with its labels source behind the held-out guard, or ``None`` when it has
         no guardable source (or is guarded already)."""
         steps = copy.deepcopy(spec.get("steps", []))
-        i = self._source_index(steps)
+        i = self._guard_index(steps)
         if i is None:
             return None
         m = steps[i]["method"]

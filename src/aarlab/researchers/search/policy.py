@@ -168,6 +168,8 @@ class SearchPolicy:
             step, p = self.rng.choice(tunable)
             current = step.setdefault("params", {}).get(p["name"], p["default"])
             step["params"][p["name"]] = self._perturb(p, current)
+            if p["name"] == "source":  # the last source's parameters do not fit a new one
+                step["params"].pop("source_params", None)
         elif move < 0.75:
             other = self._method_of_other_stage(spec)
             if other:
