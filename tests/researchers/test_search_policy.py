@@ -117,6 +117,9 @@ class FakeClient:
     def post(self, path, json):
         self.events.append(json)
 
+    def post_event(self, kind, payload):
+        self.events.append({"kind": kind, "payload": payload})
+
     def publish_notebook(self, name, data):
         self.published = getattr(self, "published", {}) | {name: data}
         return {"name": name, "bytes": len(data), "changed": True}

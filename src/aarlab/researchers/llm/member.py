@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aarlab.client import LabClient, LabError
-from aarlab.client.lab import json_safe
 from aarlab.errors import AarlabError
 from aarlab.kits.kit import SPLITS, TaskKit
 from aarlab.lab.researcher_env import ResearcherEnv
@@ -95,8 +94,7 @@ def run_llm_member(lab, m, kit: Path, deadline: float, told: ResearcherEnv) -> N
     with LabClient(socket=lab.socket, token=m.token) as client:
         def event(kind: str, payload: dict) -> None:
             with contextlib.suppress(LabError):  # telemetry never stops research
-                client.post("/v1/lab/events", json={"kind": kind,
-                                                     "payload": json_safe(payload)})
+                client.post_event(kind, payload)
 
         try:
             sandbox = lab.open_sandbox(m, spec)

@@ -42,7 +42,6 @@ import numpy as np
 
 from aarlab.archive import tar_writer
 from aarlab.client import BudgetExceeded, LabClient, LabError
-from aarlab.client.lab import json_safe
 from aarlab.errors import SpecError
 from aarlab.kits.kit import TaskKit
 from aarlab.lab.directions import family_of, load_directions
@@ -226,32 +225,25 @@ class SearchResearcher:
     def round(self, h: Hypothesis) -> None:
         self.rounds += 1
         spec = normalise(h.spec)
-        try:
-            label = _label(spec)
-        except SpecError as e:  # a planner's mistake costs a round, never the researcher
-            self.policy.tried.add(key(spec))
-            self.notebook.append({"round": self.rounds, "move": h.move, "family": h.family,
-                                  "spec": spec, "why": h.why, "score": None, "error": str(e),
-                                  "time": time.time()})
-            self.journal.write(f"## Round {self.rounds} · {h.move} · {h.family}\n\n"
-                               f"**Hypothesis.** {h.why}\n\nThe library refused the spec I "
-                               f"made for it ({e}). Nothing learnt.")
-            return
-        self._event("idea", {"spec": label, "why": h.why})
         entry: dict = {"round": self.rounds, "move": h.move, "family": h.family, "spec": spec,
                        "why": h.why, "hypothesis": h.why, "source": h.source,
                        "time": time.time()}
-        head = f"## Round {self.rounds} · {h.move} · {h.family}\n\n**Hypothesis.** {h.why}\n\n" \
-               f"**Ran** `{label}`"
+        head = f"## Round {self.rounds} · {h.move} · {h.family}\n\n**Hypothesis.** {h.why}\n\n"
+        label = None
         try:
+            label = _label(spec)  # a planner's mistake is refused here, before any telemetry
+            self._event("idea", {"spec": label, "why": h.why})
+            head += f"**Ran** `{label}`"
             cpu0 = time.process_time()
             outcomes = self.suite.evaluate(spec)
             cpu = time.process_time() - cpu0
-        except SpecError as e:
+        except SpecError as e:  # a refused spec costs a round, never the researcher
             entry.update(score=None, error=str(e))
             self.policy.tried.add(key(spec))
             self.notebook.append(entry)
-            self.journal.write(f"{head}: the library refused it ({e}). Nothing learnt.")
+            what = ("The library refused the spec I made for it" if label is None
+                    else ": the library refused it")
+            self.journal.write(f"{head}{what} ({e}). Nothing learnt.")
             return
         main = outcomes[self.kit.name]
         score = st.suite_mean(outcomes)
@@ -787,7 +779,7 @@ class SearchResearcher:
     def _event(self, kind: str, payload: dict) -> None:
         # Telemetry must never stop research: a lost event only dims the live table.
         with contextlib.suppress(LabError):
-            self.client.post("/v1/lab/events", json={"kind": kind, "payload": json_safe(payload)})
+            self.client.post_event(kind, payload)
 
 
 def _author(finding: dict) -> str:
