@@ -7,7 +7,9 @@ actor's forwarding socket, as they would on separate machines.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -132,6 +134,13 @@ def _counts(store: Store) -> tuple[set[int], set[int]]:
         return set(db.scalars(select(Submission.id))), set(db.scalars(select(Finding.id)))
 
 
+def _socket_dirs() -> set[Path]:
+    """The forwarding-socket directories on this machine (all Ray nodes of the test are here)."""
+    tmp, parent = Path(tempfile.gettempdir()), f"aarlab-fwd-{os.getuid()}"
+    return ({p for p in tmp.glob("aarlab-fwd-*") if p.name != parent}
+            | set((tmp / parent).glob("*")))
+
+
 def _start_ray_lab(s: Settings) -> tuple[Lab, Store, threading.Thread]:
     """A 2-researcher Ray lab with room for a restart, running in a thread."""
     store = Store(s.database_url)
@@ -160,6 +169,7 @@ def _finished_after_a_restart(runner: threading.Thread, store: Store,
 
 def test_a_killed_researcher_actor_is_restarted_and_nothing_is_lost(tmp_path, tiny_tweets,
                                                                      settings, ray_cluster):
+    dirs_before = _socket_dirs()
     lab, store, runner = _start_ray_lab(_home(tmp_path, tiny_tweets, settings.sources_dir,
                                               "kill"))
     victim = lab.members[0]
@@ -186,6 +196,9 @@ def test_a_killed_researcher_actor_is_restarted_and_nothing_is_lost(tmp_path, ti
     assert len(placements) >= 2 and placements[-1]["pid"] != first_pid
     # It went on researching after the restart.
     assert any(e.kind == "experiment" and e.id > last_event for e in events)
+    # The restarted actor took over its predecessor's socket directory, and the end of the
+    # lab closed every actor: nothing is left behind in /tmp.
+    assert _socket_dirs() <= dirs_before
 
 
 def test_nodes_can_take_the_kit_from_a_shared_path(tmp_path, tiny_tweets, settings,

@@ -17,11 +17,11 @@ import glob
 import os
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 
 from aarlab.config import Settings
 from aarlab.lab.backends.forward import SocketForwarder
+from aarlab.lab.backends.socket_dir import claim_socket_dir
 from aarlab.sandbox.factory import make_sandbox
 from aarlab.sandbox.runner import ExecResult
 from aarlab.sandbox.spec import SandboxSpec
@@ -35,8 +35,8 @@ class ResearcherNode:
         from aarlab.lab.kit_cache import copy_kit, fetch_kit
 
         settings = Settings(**node_settings)
-        # A short path: a Unix socket's name is limited to 108 bytes.
-        self._socket_dir = Path(tempfile.mkdtemp(prefix="aarlab-fwd-"))
+        # The same directory on every restart of this researcher's actor (socket_dir.py).
+        self._socket_dir = claim_socket_dir(token)
         self.forwarder = SocketForwarder(self._socket_dir / "lab.sock", *server)
         socket = self.forwarder.start()
         cache = settings.home / "cache" / "node-kits"

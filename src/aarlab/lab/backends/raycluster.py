@@ -35,6 +35,7 @@ from aarlab.sandbox.spec import SandboxSpec
 NAMESPACE = "aarlab"
 _READY_S = 180.0  # how long a researcher waits for a node with room (and its kit download)
 _CALL_GRACE_S = 60.0  # beyond an exec's own timeout, before the actor is taken for lost
+_CLOSE_S = 10.0  # how long the end of a lab waits for its actors to close themselves
 
 
 def import_ray():
@@ -140,7 +141,14 @@ class RayBackend(Backend):
         self.lab_tag = f"lab{lab_dir.name}"
 
     def close(self) -> None:
-        for handle in list(self._actors.values()):
+        handles = list(self._actors.values())
+        # Each actor closes first (its sandbox, its forwarder, its socket directory); one
+        # that does not answer in time is killed anyway, and the next claim on its node
+        # sweeps what it left.
+        with contextlib.suppress(Exception):
+            closing = [h.close.remote() for h in handles]
+            self.ray.wait(closing, num_returns=len(closing), timeout=_CLOSE_S)
+        for handle in handles:
             with contextlib.suppress(Exception):
                 self.ray.kill(handle)
         self._actors.clear()
