@@ -123,8 +123,11 @@ def test_kill9_then_resume_loses_nothing(tmp_path, tiny_tweets, settings):
     cmd = [sys.executable, "-m", "aarlab.cli", "run", "--task", "tweets", "--researchers", "2",
            "--budget", "150s", "--max-experiments", "8", "--max-submissions", "4",
            "--report-dir", str(tmp_path / "reports"), "--json"]
-    lab = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           start_new_session=True)
+    # Its output goes to a file: a pipe nobody reads until the end could fill and stall it.
+    log = tmp_path / "lab.log"
+    with log.open("wb") as out:
+        lab = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     store = Store(s.database_url)
     deadline = time.monotonic() + 240
     before: tuple[set[int], set[int]] = (set(), set())
@@ -137,7 +140,7 @@ def test_kill9_then_resume_loses_nothing(tmp_path, tiny_tweets, settings):
                 continue
             if before[0] and before[1]:
                 break
-        assert lab.poll() is None, lab.stderr.read().decode()[-2000:]
+        assert lab.poll() is None, log.read_text(errors="replace")[-2000:]
         assert before[0] and before[1], "the lab made no submission and finding in time"
     finally:
         os.killpg(lab.pid, signal.SIGKILL)  # the lab and everything it started

@@ -12,6 +12,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from aarlab.config import Settings
 from aarlab.lab.orchestrator import LabOptions
 from aarlab.lab.tables import LabMember, LabRun
@@ -83,6 +85,27 @@ def test_jobs_that_do_not_fit_the_budget_are_skipped_and_said(tiny_tweets, setti
     assert info["workers"] == min(2, info["workers"])
 
 
+def test_a_stop_while_the_first_report_is_written_is_reported_as_an_interruption(
+        tiny_tweets, settings):
+    """SIGTERM (a KeyboardInterrupt here) can land while the first partial report is being
+    written, before any worker exists: the report written after it must say interrupted."""
+    kit, key = tiny_tweets
+    m = Method(ref="1", task=kit.name, spec={"method": "weak_soft"},
+               claim={"method": "weak_soft", "pgr_final": 0.0})
+    targets = [Target(kit.name, "fresh-seeds", kit, key, [0])]
+    jobs = estimate_jobs([(m, targets)], {"weak_soft": 1.0}, len(kit.ids("train_unlabel")))
+    written = []
+
+    def on_update(reps, info):
+        written.append(dict(info))
+        if len(written) == 1:
+            raise KeyboardInterrupt  # the stop arrives during the first write
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([(m, targets)], jobs, settings, 300.0, on_update, workers=1)
+    assert written[-1]["interrupted"] is True and written[-1]["done"] == 0
+
+
 def test_estimates_count_weak_soft_once_per_target(tiny_tweets):
     """Every method is compared with weak_soft on each target, but weak_soft runs there once
     (kept beside the answer key): only the first method's job on a target pays for it."""
@@ -145,22 +168,25 @@ def test_a_run_killed_during_replication_leaves_its_json_and_report(tmp_path, ti
     # The run's own last phase, as `aarlab run` calls it after the lab and its report (the
     # quick report stands in for the full one: its baselines take minutes on a busy machine).
     cmd = [sys.executable, "-c", RUN_TAIL, str(lab_id), str(reports)]
-    run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           start_new_session=True)
+    # Its stderr goes to a file: a pipe nobody reads until the end could fill and stall it.
+    log = tmp_path / "run.err"
+    with log.open("wb") as err_file:
+        run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file,
+                               start_new_session=True)
     final = reports / f"lab{lab_id}-final.json"
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and run.poll() is None and not final.exists():
             time.sleep(0.2)
-        assert run.poll() is None, run.stderr.read().decode()[-3000:]
+        assert run.poll() is None, log.read_text(errors="replace")[-3000:]
         assert final.exists(), "the replication never started"
         run.send_signal(signal.SIGTERM)  # mid-replication: its first jobs are running
-        out, err = run.communicate(timeout=60)
+        run.wait(timeout=60)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
-    err = err.decode()
+    err = log.read_text(errors="replace")
     assert run.returncode == 130, err[-3000:]
     assert "stopped during the replication" in err
     assert "replication:" in err and "estimated" in err  # announced with its estimate
@@ -169,7 +195,7 @@ def test_a_run_killed_during_replication_leaves_its_json_and_report(tmp_path, ti
     assert summary["best_final_pgr"] is not None
     assert (reports / f"lab{lab_id}-report.md").read_text().startswith(f"# Lab {lab_id}")
     data = json.loads(final.read_text())
-    assert data["replication"]["interrupted"] is True
+    assert data["replication"]["interrupted"] is True, data["replication"]
     assert data["replication"]["jobs"] >= 2 and data["replication"]["done"] < \
         data["replication"]["jobs"]
     md = (reports / f"lab{lab_id}-final.md").read_text()

@@ -105,15 +105,18 @@ def run_jobs(methods: list[tuple[Method, list[Target]]], jobs: list[Job], settin
                       f"{info['estimate_s'] / 60:.1f} min"
                       + (f", budget {budget_s / 60:.1f} min" if budget_s is not None else "")
                       + "; partial results are written as jobs finish")
-    on_update(reps(), info)
     t0 = time.monotonic()
     queue = list(jobs)
     running: dict[cf.Future, Job] = {}
     progress = Progress(TextColumn("replicating"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.description}"),
                         console=console, disable=console is None, transient=False)
-    ex = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    ex: cf.ProcessPoolExecutor | None = None
+    # From the first report on: a stop while the report or the workers are being set up is
+    # an interruption too, and the report must say so.
     try:
+        on_update(reps(), info)
+        ex = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         with progress:
             bar = progress.add_task("", total=len(jobs))
             while queue or running:
@@ -153,11 +156,13 @@ def run_jobs(methods: list[tuple[Method, list[Target]]], jobs: list[Job], settin
     except BaseException:
         info["interrupted"] = True
         info["elapsed_s"] = round(time.monotonic() - t0, 1)
-        _kill(ex)
+        if ex is not None:
+            _kill(ex)
         on_update(reps(), info)
         raise
     finally:
-        ex.shutdown(wait=False, cancel_futures=True)
+        if ex is not None:
+            ex.shutdown(wait=False, cancel_futures=True)
     info["elapsed_s"] = round(time.monotonic() - t0, 1)
     out = reps()
     on_update(out, info)
