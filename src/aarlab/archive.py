@@ -41,7 +41,8 @@ from aarlab.errors import AarlabError
 _RATIO_FLOOR = 1 << 20  # below 1 MiB unpacked, any ratio is fine (a small text file zips 100x)
 _CHUNK = 1 << 16
 _MAX_NAME = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL, C1 and the bidi controls: a name must read as what it is (no "run\u202Eyp.txt").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -407,7 +408,7 @@ def _check_name(name: str) -> None:
     if len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME:
         raise UnsafeArchiveError(f"archive entry {name[:60]!r}...: name longer than {_MAX_NAME}")
     if _CONTROL.search(name):
-        raise UnsafeArchiveError(f"archive entry {name!r}: control characters in name")
+        raise UnsafeArchiveError(f"archive entry {name!r}: control or bidi characters in name")
     unified = name.replace("\\", "/")
     if unified.startswith("/") or _DRIVE.match(unified):
         raise UnsafeArchiveError(f"archive entry {name!r}: absolute paths are refused",

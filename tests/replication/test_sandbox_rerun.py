@@ -58,3 +58,28 @@ def test_snapshot_code_reruns_in_a_sandbox_on_the_redrawn_kit(tiny_snli, setting
     row = replicate(cheat, target, settings=settings)["results"][0]
     assert "no predictions.json" in row["how"] and row["covered"] == 0
     assert row["pgr_final"]["mean"] < 0 and row["falls_short"]
+
+
+def test_a_reruns_stderr_reaches_the_report_and_terminal_without_escapes(tiny_snli, settings):
+    """The last line a failing snapshot writes to stderr is quoted in the row's ``how`` (the
+    CLI table, the final report): no terminal escape (an OSC 52 clipboard write, a screen
+    clear) may ride on it, and the CLI prints it as text, not rich markup."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from aarlab.commands.ui import plain
+    from aarlab.replication.sandbox_run import rerun_snapshot
+
+    hostile = ('import sys; sys.stderr.write("\\x1b]52;c;ZWNobyBwd25lZA==\\x07\\x1b[2J'
+               '[link=https://evil.example]click[/link]\\u202e\\x9b31m\\n\\n")')
+    preds, how = rerun_snapshot(targz_files({"run.py": hostile}), tiny_snli[0].dir, settings,
+                                timeout_s=120)
+    assert preds == {} and "no predictions.json" in how
+    assert not any(not c.isprintable() for c in how), repr(how)
+    assert "click" in how  # the words themselves are kept
+    console = Console(record=True, width=300, force_terminal=True)
+    table = Table("how")
+    table.add_row(plain(how))
+    console.print(table)
+    out = console.export_text(styles=True)
+    assert "\x1b]8;" not in out and "\x1b]52" not in out  # no hyperlink, no clipboard write

@@ -95,6 +95,19 @@ def test_links_fifos_and_directories_are_refused(box, plant, why):
     assert time.monotonic() - t0 < 5  # a FIFO is refused, never waited on
 
 
+def test_the_sandbox_file_api_refuses_a_hard_link_like_safe_files(box):
+    """``Sandbox.read_file`` (``sandbox.files.read_beneath``) reads for the lab process: a
+    second name for a file from outside the workspace is refused there too."""
+    from aarlab.sandbox.errors import SandboxPathError
+    from aarlab.sandbox.files import read_beneath
+
+    root, key = box
+    os.link(key, root / "n.md")
+    with pytest.raises(SandboxPathError, match="hard links"):
+        read_beneath(root, ("n.md",), 1 << 20, "n.md")
+    assert read_beneath(root, ("ok.md",), 100, "ok.md") == b"fine\n"
+
+
 def test_a_symlinked_directory_anywhere_on_the_path_is_refused(box):
     root, key = box
     (root / "keys").symlink_to(key.parent, target_is_directory=True)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from aarlab.config import get_settings
 
-from .ui import console, print_json
+from .ui import console, plain, print_json
 
 if TYPE_CHECKING:
     from aarlab.store.db import Store
@@ -81,7 +81,8 @@ def replicate_cmd(
                       else f"{p['mean']:.3f} ± {p['se']:.3f}",
                       f"[red]{short}[/]" if r["falls_short"] else short,
                       f"{w['mean']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}]" if w else "–",
-                      f"[red]{vs}[/]" if soft and soft["verdict"] == "below" else vs, r["how"])
+                      f"[red]{vs}[/]" if soft and soft["verdict"] == "below" else vs,
+                      plain(r["how"]))
     console.print(table)
 
 

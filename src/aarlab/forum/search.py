@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from aarlab.forum.tables import FTS_TABLE, Finding, FindingTag
-from aarlab.scoring.tables import Submission
+from aarlab.scoring.tables import RELEASED_PGR, Submission
 from aarlab.store.identity import Researcher
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -120,7 +120,7 @@ def _order(stmt: Select, sort: str, rank) -> Select:  # noqa: ANN001
         return stmt.order_by(Finding.score.desc(), Finding.id.desc())
     if sort == "pgr":
         return (stmt.outerjoin(Submission, Submission.id == Finding.submission_id)
-                .order_by(Submission.released_pgr.desc().nulls_last(), Finding.id.desc()))
+                .order_by(RELEASED_PGR.desc().nulls_last(), Finding.id.desc()))
     if sort == "relevance" and rank is not None:
         return stmt.order_by(rank, Finding.id.desc())
     return stmt.order_by(Finding.id.desc())  # ids grow with time: newest first

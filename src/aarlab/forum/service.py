@@ -235,7 +235,10 @@ def finding_views(s: Session, findings: list[Finding]) -> list[FindingOut]:
 
 
 def _metrics(sub: Submission) -> ResultMetrics:
-    return ResultMetrics(submission_id=sub.id, task=sub.task, released_pgr=sub.released_pgr,
+    # Only a release has a score of its own: an unreleased submission stores what its author
+    # was told (often another researcher's release), which a post must not show as its own.
+    return ResultMetrics(submission_id=sub.id, task=sub.task,
+                         released_pgr=sub.released_pgr if sub.new_best else None,
                          new_best=sub.new_best, method=sub.method, scored_at=sub.created_at)
 
 

@@ -24,7 +24,7 @@ from aarlab.atomic import write_atomic
 from aarlab.clock import utcnow
 from aarlab.forum.schemas import Author, SnapshotDetail, SnapshotFile, SnapshotOut
 from aarlab.forum.service import ConflictError, ForumError, NotFoundError, own_submission
-from aarlab.forum.tables import Snapshot, SnapshotLink
+from aarlab.forum.tables import Snapshot, SnapshotHolder, SnapshotLink, holds_snapshot
 from aarlab.scoring.tables import Submission
 from aarlab.store.identity import Researcher
 
@@ -88,6 +88,9 @@ def upload(s: Session, blobs: BlobStore, limits: ArchiveLimits, uploader_id: int
         except IntegrityError as e:  # the same bytes committed by a concurrent upload
             raise ConflictError(f"snapshot {info.sha256} was uploaded meanwhile",
                                 hint="retry; the upload will find it") from e
+    elif not holds_snapshot(s, uploader_id, snap.id):
+        s.add(SnapshotHolder(snapshot_id=snap.id, researcher_id=uploader_id))
+        s.flush()
     if sub is not None:
         link(s, uploader_id, snap.id, sub.id)
     return snap, created
@@ -103,8 +106,13 @@ def _check_quota(s: Session, uploader_id: int, size: int, quota_bytes: int) -> N
 
 
 def link(s: Session, researcher_id: int, snapshot_id: str, submission_id: int) -> None:
-    """Record that ``snapshot_id`` produced ``submission_id`` (the caller's own)."""
+    """Record that ``snapshot_id`` (uploaded by the caller) produced ``submission_id`` (the
+    caller's own)."""
     get(s, snapshot_id)
+    if not holds_snapshot(s, researcher_id, snapshot_id):
+        raise ForumError(f"snapshot_id: snapshot {snapshot_id} was not uploaded by you",
+                         hint="upload the code that produced the submission (the same bytes "
+                              "as another's snapshot are fine) and link that")
     sub = own_submission(s, researcher_id, submission_id)
     if sub.snapshot_id and sub.snapshot_id != snapshot_id:
         raise ForumError(f"submission_id: submission {sub.id} was made with snapshot "
@@ -131,7 +139,8 @@ def listing(s: Session, uploader: str | None = None, submission_id: int | None =
     stmt = select(Snapshot).order_by(Snapshot.created_at.desc(), Snapshot.id)
     if uploader:
         stmt = stmt.join(Researcher, Researcher.id == Snapshot.uploader_id).where(
-            Researcher.id == int(uploader) if uploader.isdigit() else Researcher.name == uploader)
+            Researcher.id == int(uploader) if uploader.isascii() and uploader.isdigit()
+            else Researcher.name == uploader)
     if submission_id is not None:
         stmt = stmt.where(Snapshot.id.in_(_snapshots_of(submission_id)))
     return views(s, list(s.scalars(stmt.limit(limit).offset(offset))))

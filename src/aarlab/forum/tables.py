@@ -59,6 +59,27 @@ class Snapshot(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+class SnapshotHolder(Base):
+    """A researcher who uploaded these bytes. Snapshots are content-addressed, so identical
+    uploads are one row whose ``uploader_id`` is the first; each later uploader is listed here.
+    Only a holder may say a snapshot produced its submission: citing someone else's code would
+    list one's results under it, and have the audit and the replication read that code."""
+
+    __tablename__ = "snapshot_holders"
+
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id"), primary_key=True)
+    researcher_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), primary_key=True)
+
+
+def holds_snapshot(s, researcher_id: int, snapshot_id: str) -> bool:  # noqa: ANN001
+    """Whether ``researcher_id`` uploaded the snapshot ``snapshot_id`` (first or later)."""
+    snap = s.get(Snapshot, snapshot_id)
+    if snap is None:
+        return False
+    return snap.uploader_id == researcher_id or \
+        s.get(SnapshotHolder, (snapshot_id, researcher_id)) is not None
+
+
 class SnapshotLink(Base):
     """"This snapshot produced that submission", declared after the fact by its author.
 

@@ -86,11 +86,19 @@ def rank(sub) -> tuple:
     then the rest by their feedback score (never shown, but feedback is where choices belong).
     Last, the earlier submission: an exact copy of a release gets its score, so with later
     copies winning ties any sandbox could copy the lab's best predictions under a spec of its
-    own choosing and have that spec reported and replicated as the lab's pick."""
-    own_score = sub.new_best or (sub.probe_of is not None and not sub.is_probe)
-    return (own_score and sub.released_pgr is not None,
-            sub.released_pgr if own_score and sub.released_pgr is not None else 0.0,
-            sub.pgr_feedback, -(sub.id or 0))
+    own choosing and have that spec reported and replicated as the lab's pick. A copy of an
+    unreleased submission gets nothing: its stored score is what that one's author was told
+    (with no release of their own, the lab's best), never a score either of them earned."""
+    own = own_released(sub)
+    return (own is not None, own if own is not None else 0.0, sub.pgr_feedback, -(sub.id or 0))
+
+
+def own_released(sub) -> float | None:
+    """The released PGR ``sub`` earned: its own release, or that of the release it copies
+    exactly; None for anything else (a probe, or an answer repeating someone else's score)."""
+    own = sub.new_best or (bool(getattr(sub, "repeats_release", False))
+                           and sub.probe_of is not None and not sub.is_probe)
+    return sub.released_pgr if own else None
 
 
 def choose(subs: list, parts: Parts | None, z: float = Z) -> tuple[object | None, list[dict]]:

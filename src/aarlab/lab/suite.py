@@ -84,7 +84,7 @@ def suite_summary(subs: Sequence, tasks: Sequence[str],
         row = measure(t, x)
         per_task[t] = {"submission_id": x.id if x else None,
                        "feedback_pgr": x.pgr_feedback if x else None,
-                       "released_pgr": x.released_pgr if x else None, **row}
+                       "released_pgr": headline.own_released(x) if x else None, **row}
     feedback = [per_task[t]["feedback_pgr"] for t in tasks]
     return {
         "tasks": list(tasks), "method": method,

@@ -226,6 +226,7 @@ def _cell(v) -> str:
         return f"{v['mean']:.3f} ± {v['se']:.3f}"
     if isinstance(v, float):
         return f"{v:.3f}"
-    text = "–" if v is None else str(v)
+    # Sandbox-written text: no control or bidi character (C0, C1, U+202E…) reaches the report.
+    text = "–" if v is None else "".join(c for c in str(v) if c.isprintable())
     return "`" + text.replace("|", "\\|").replace("`", "'")[:200] + "`" if len(text) > 40 \
         else text.replace("|", "\\|")

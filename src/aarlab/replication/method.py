@@ -20,6 +20,7 @@ from aarlab.config import Settings
 from aarlab.errors import AarlabError, SpecError
 from aarlab.forum.snapshots import BlobStore
 from aarlab.forum.tables import Snapshot, SnapshotLink
+from aarlab.lab.headline import own_released
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.w2s.methods import METHODS
@@ -136,7 +137,7 @@ def load_method(store: Store, settings: Settings, ref: str | int) -> Method:
             m.seeds_used = list(sub.seeds) if sub.seeds is not None else None
             m.claim = {"submission_id": sub.id, "method": sub.method,
                        "pgr_feedback": sub.pgr_feedback, "pgr_final": sub.pgr_final,
-                       "released_pgr": sub.released_pgr, "is_probe": sub.is_probe}
+                       "released_pgr": own_released(sub), "is_probe": sub.is_probe}
         label = sub.method if sub is not None else None
     problem = None
     if snap_id:

@@ -32,12 +32,17 @@ from aarlab.tasks.scorer import Scorer
 def leaderboard(store: Store, lab_id: int, top: int = 10,
                 scorer: Scorer | None = None) -> list[dict]:
     """The lab's best non-probe submissions by released PGR, one per distinct method; with a
-    ``scorer`` each final PGR gets its paired-bootstrap ``pgr_final_ci95``."""
+    ``scorer`` each final PGR gets its paired-bootstrap ``pgr_final_ci95``.
+
+    Only a release (``new_best``) has a released PGR of its own: any other submission stores
+    what its author was told, often another researcher's release, so it shows none here and
+    ranks after every release (by its feedback score), as on the server's leaderboard."""
     with store.session() as s:
         lab = s.get(LabRun, lab_id)
         names = {m["researcher_id"]: m["researcher"] for m in member_rows(s, lab)}
         subs = [x for x in lab_submissions(s, lab) if not x.is_probe]
-    subs.sort(key=lambda x: (-(x.released_pgr if x.released_pgr is not None else -9),
+    subs.sort(key=lambda x: (not x.new_best or x.released_pgr is None,
+                             -(x.released_pgr or 0.0) if x.new_best else 0.0,
                              -x.pgr_feedback, x.id))
     out, seen = [], set()
     for x in subs:
@@ -51,7 +56,8 @@ def leaderboard(store: Store, lab_id: int, top: int = 10,
             ci = [iv.lo, iv.hi]
         out.append({"submission_id": x.id, "researcher": names.get(x.researcher_id),
                     "method": x.method, "snapshot_id": x.snapshot_id, "seeds": x.seeds,
-                    "released_pgr": x.released_pgr, "pgr_final": x.pgr_final,
+                    "released_pgr": x.released_pgr if x.new_best else None,
+                    "pgr_final": x.pgr_final,
                     "pgr_final_ci95": ci})
         if len(out) >= top:
             break

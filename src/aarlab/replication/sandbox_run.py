@@ -45,8 +45,11 @@ def rerun_snapshot(archive: bytes, kit_dir: Path, settings: Settings,
         how = f"{entry} re-run in a sandbox (exit {res.returncode}" + (
             ", timed out" if res.timed_out else "") + ")"
         if preds is None:
-            tail = res.stderr.strip().splitlines()[-1:] or ["no output"]
-            return {}, f"{how}: no predictions.json ({tail[0][:200]})"
+            # The snapshot's own words: no control character (a terminal escape) goes on.
+            lines = ["".join(c for c in line if c.isprintable()).strip()
+                     for line in res.stderr.splitlines()]
+            tail = next((line for line in reversed(lines) if line), "no output")
+            return {}, f"{how}: no predictions.json ({tail[:200]})"
         return preds, how
 
 

@@ -86,6 +86,9 @@ def read_beneath(root: Path, parts: tuple[str, ...], limit: int, shown: str) -> 
             raise IsADirectoryError(errno.EISDIR, "is a directory", shown)
         if not stat.S_ISREG(st.st_mode):
             raise SandboxPathError(f"{shown!r} is not a regular file")
+        if st.st_nlink != 1:  # a second name may be a file from outside (as in safe_files)
+            raise SandboxPathError(f"{shown!r} has {st.st_nlink} hard links",
+                                   hint="hard links in the workspace are not read")
         data = f.read(limit + 1)  # the file may grow after fstat; never hold more than limit
     if len(data) > limit:
         raise SandboxLimitError(f"{shown!r} is larger than {limit} bytes",

@@ -30,8 +30,10 @@ class SubmissionIn(BaseModel):
     )
     method: str | None = Field(default=None, max_length=500,
                                description="Short description of the method that made these.")
-    snapshot_id: str | None = Field(default=None, pattern=SHA256,
-                                    description="sha256 of the code snapshot that made these.")
+    snapshot_id: str | None = Field(
+        default=None, pattern=SHA256,
+        description="sha256 of the code snapshot that made these; one you uploaded (another's, "
+                    "uploaded again unchanged, counts).")
     seeds: list[Seed] | None = Field(
         default=None, max_length=256,
         description="Weak-teacher seeds behind these predictions (e.g. the seeds voted over). "

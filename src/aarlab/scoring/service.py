@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from aarlab.config import Settings
 from aarlab.errors import AarlabError, retry_after_s
+from aarlab.forum.tables import holds_snapshot
 from aarlab.kits.kit import TaskKit
 from aarlab.scoring.budgets import BudgetState, budget_state
 from aarlab.scoring.builds import adopt_legacy, same_build
@@ -258,15 +259,24 @@ class ScoringService:
         budget = self.budget(s, researcher.id, t.name)
         if budget.exhausted:
             raise self._over_budget(budget)
+        sid = p.sub.snapshot_id
+        if sid is not None and not holds_snapshot(s, researcher.id, sid):
+            # Checked before anything is stored: the submission costs nothing.
+            raise BadSubmission(f"snapshot_id: snapshot {sid} was not uploaded by you",
+                                hint="upload the code that produced these predictions first "
+                                     "(the same bytes as another's snapshot are fine)")
         index = self._probe_index(s, t)
         match = index.nearest(p.blob)
         limit = threshold(t.n, self.settings.probe_min_rows, self.settings.probe_min_fraction)
         copy_of = match.submission_id if match is not None and match.distance == 0 else None
         is_probe = copy_of is None and match is not None and match.distance < limit
         ref_id, shown = self._ladder_state(s, t, self._this_build(t), researcher.id)
-        new_best = False
+        new_best = repeats_release = False
         if copy_of is not None:  # honest reuse: what that submission's author was told
-            released = s.scalar(select(Submission.released_pgr).where(Submission.id == copy_of))
+            released, was_release, was_repeat = s.execute(
+                select(Submission.released_pgr, Submission.new_best,
+                       Submission.repeats_release).where(Submission.id == copy_of)).one()
+            repeats_release = bool(was_release or was_repeat)
         elif is_probe:  # answered without looking at its score: no new information
             released = shown
         else:
@@ -282,7 +292,8 @@ class ScoringService:
             seeds=p.sub.seeds,
             acc_test=acc["test"], acc_feedback=acc["feedback"], acc_final=acc["final"],
             pgr_test=pgr["test"], pgr_feedback=pgr["feedback"], pgr_final=pgr["final"],
-            released_pgr=released, new_best=new_best, is_probe=is_probe,
+            released_pgr=released, new_best=new_best, repeats_release=repeats_release,
+            is_probe=is_probe,
             probe_of=match.submission_id if is_probe else copy_of)
         s.add(row)
         s.flush()

@@ -50,6 +50,11 @@ class Submission(Base):
     new_best: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     is_probe: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     probe_of: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), nullable=True)
+    # An exact copy (``probe_of`` set, not a probe) of a submission the Ladder released, or of
+    # such a copy: only then is its ``released_pgr`` a score it earned. A copy of an unreleased
+    # submission repeats what that one's author was told, often another researcher's release.
+    # (NULL: stored before this was kept; read as no.)
+    repeats_release: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=False)
 
     __table_args__ = (
         Index("ix_submissions_researcher_time", "researcher_id", "created_at"),

@@ -67,7 +67,8 @@ SPECS: list[ToolSpec] = [
              "{test row id: label} or JSON lines {\"id\": ..., \"label\": ...}. Returns the "
              "released feedback PGR (rounded by the Ladder rule; counts against your budget).",
              _obj({"path": _S, "method": {**_S, "description": "Short name of the method."},
-                   "snapshot_id": _S,
+                   "snapshot_id": {**_S, "description": "A snapshot you uploaded: the code "
+                                   "that made these predictions."},
                    "seeds": {"type": "array", "items": _I,
                              "description": "The weak-teacher seeds behind these predictions "
                                             "(e.g. the seeds you voted over); replication "
