@@ -87,6 +87,7 @@ def serve(
     import uvicorn
 
     from aarlab import redact
+    from aarlab.forum.tables import holds_snapshot
     from aarlab.scoring.service import ScoringService
     from aarlab.server.app import create_app
     from aarlab.store.db import Store
@@ -105,7 +106,7 @@ def serve(
         console.print("[yellow]no admin token configured (AARLAB_ADMIN_TOKEN): the admin API "
                       "is disabled[/]")
     store = Store(settings.database_url)
-    scoring = ScoringService(settings, store)  # one for both apps: one lock, one cache
+    scoring = ScoringService(settings, store, holds_snapshot)  # one for both apps
 
     def server(role: str, socks: list) -> tuple[uvicorn.Server, list]:
         app = create_app(settings, store, role=role)

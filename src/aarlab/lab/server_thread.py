@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from aarlab.config import Settings
+from aarlab.forum.tables import holds_snapshot
 from aarlab.scoring.service import ScoringService
 from aarlab.server.app import create_app
 from aarlab.store.db import Store
@@ -31,7 +32,8 @@ class ServerThread:
         person = create_app(settings, store, role="all")
         # One scoring service for both: its lock orders a researcher's submissions whichever
         # listener they come through.
-        researcher.state.scoring = person.state.scoring = ScoringService(settings, store)
+        scoring = ScoringService(settings, store, holds_snapshot)
+        researcher.state.scoring = person.state.scoring = scoring
         self.servers = [self._unix(researcher, socket)]
         for host, port in tcp:  # the nodes of a Ray cluster
             self.servers.append(self._tcp(researcher, host, port))

@@ -27,7 +27,8 @@ def get_service(request: Request) -> ScoringService:
     # One service per app (its caches and lock), created on first use.
     state = request.app.state
     if getattr(state, "scoring", None) is None:
-        state.scoring = ScoringService(state.settings, state.store)
+        state.scoring = ScoringService(state.settings, state.store,
+                                       getattr(state, "holds_snapshot", None))
     return state.scoring
 
 

@@ -11,6 +11,7 @@ on Postgres would each miss the others' recent submissions in their probe index 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from aarlab.config import Settings
 from aarlab.errors import AarlabError, retry_after_s
-from aarlab.forum.tables import holds_snapshot
 from aarlab.kits.kit import TaskKit
 from aarlab.scoring.budgets import BudgetState, budget_state
 from aarlab.scoring.builds import adopt_legacy, same_build
@@ -104,9 +104,14 @@ class ServedTask:
 
 
 class ScoringService:
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, store: Store,
+                 holds_snapshot: Callable[[Session, int, str], bool] | None = None):
+        """``holds_snapshot(session, researcher_id, snapshot_id)``: whether that researcher
+        uploaded that snapshot (the forum's snapshots, a layer above, pass it in); without it
+        a submission may name no snapshot at all."""
         self.settings = settings
         self.store = store
+        self.holds_snapshot = holds_snapshot
         self._tasks: dict[str, ServedTask] = {}
         self._load_lock = threading.Lock()
         self._writer = GroupCommitter(self._record, name="scoring-writer")
@@ -260,7 +265,8 @@ class ScoringService:
         if budget.exhausted:
             raise self._over_budget(budget)
         sid = p.sub.snapshot_id
-        if sid is not None and not holds_snapshot(s, researcher.id, sid):
+        if sid is not None and (self.holds_snapshot is None
+                                or not self.holds_snapshot(s, researcher.id, sid)):
             # Checked before anything is stored: the submission costs nothing.
             raise BadSubmission(f"snapshot_id: snapshot {sid} was not uploaded by you",
                                 hint="upload the code that produced these predictions first "

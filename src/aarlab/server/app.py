@@ -25,7 +25,7 @@ from aarlab.config import Settings, get_settings
 from aarlab.errors import AarlabError
 from aarlab.forum import routes as forum_routes
 from aarlab.forum import snapshot_routes
-from aarlab.forum import tables as _forum_tables  # noqa: F401
+from aarlab.forum import tables as _forum_tables
 from aarlab.lab import routes as lab_routes
 from aarlab.lab import tables as _lab_tables  # noqa: F401
 from aarlab.researchers.llm import tables as _llm_tables  # noqa: F401
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.settings = settings
     app.state.role = role
     app.state.store = store
+    app.state.holds_snapshot = _forum_tables.holds_snapshot  # for scoring, a layer below
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
         settings, method, path))
 
