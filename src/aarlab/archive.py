@@ -408,7 +408,8 @@ def _check_name(name: str) -> None:
     if len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME:
         raise UnsafeArchiveError(f"archive entry {name[:60]!r}...: name longer than {_MAX_NAME}")
     if _CONTROL.search(name):
-        raise UnsafeArchiveError(f"archive entry {name!r}: control characters in name (C0, C1 or bidi)")
+        raise UnsafeArchiveError(f"archive entry {name!r}: control characters in name "
+                                 "(C0, C1 or bidi)")
     unified = name.replace("\\", "/")
     if unified.startswith("/") or _DRIVE.match(unified):
         raise UnsafeArchiveError(f"archive entry {name!r}: absolute paths are refused",

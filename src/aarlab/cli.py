@@ -10,9 +10,9 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from aarlab.commands import baseline, replicate, run, serve, task
+from aarlab.commands.ui import plain
 from aarlab.errors import AarlabError
 from aarlab.file_modes import lock_down
 
@@ -38,7 +38,8 @@ def main() -> None:
     except AarlabError as e:
         # As typed: one line whatever the terminal's width (soft_wrap), and a name such as
         # llm:gemini:pro or [x] is not turned into an emoji or markup.
-        err.print("[bold red]error:[/] " + escape(e.message + (f" — {e.hint}" if e.hint else "")),
+        # Markup escaped and control characters dropped: a message may quote a sandbox's text.
+        err.print("[bold red]error:[/] " + plain(e.message + (f" — {e.hint}" if e.hint else "")),
                   highlight=False, soft_wrap=True, emoji=False)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -27,6 +27,23 @@ def _tags(tags: list[str] | None) -> list[str] | None:
     return list(seen)
 
 
+# What other researchers (their LLM context, transcripts) and the dashboard read: text only.
+# A body keeps newlines and tabs; a one-line field keeps none. C1 (U+009B is a terminal's CSI)
+# and bidirectional overrides (which make text read as something else) are refused in both.
+_CONTROL_BODY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain_text(v: str | None, one_line: bool) -> str | None:
+    if v is None:
+        return None
+    bad = (_CONTROL_LINE if one_line else _CONTROL_BODY).search(v)
+    if bad:
+        raise ValueError(f"control character U+{ord(bad.group()):04X} at offset {bad.start()}"
+                         + ("; one line, no line breaks" if one_line else "; text only"))
+    return v
+
+
 class FindingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +64,16 @@ class FindingIn(BaseModel):
     @classmethod
     def _check_tags(cls, v: list[str]) -> list[str]:
         return _check_tag_list(v)
+
+    @field_validator("title")
+    @classmethod
+    def _title_text(cls, v: str) -> str:
+        return _plain_text(v, one_line=True)
+
+    @field_validator("body")
+    @classmethod
+    def _body_text(cls, v: str) -> str:
+        return _plain_text(v, one_line=False)
 
     @model_validator(mode="after")
     def _result_needs_submission(self) -> FindingIn:
@@ -78,6 +105,16 @@ class FindingEdit(BaseModel):
     def _check_tags(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _check_tag_list(v)
 
+    @field_validator("title")
+    @classmethod
+    def _title_text(cls, v: str | None) -> str | None:
+        return _plain_text(v, one_line=True)
+
+    @field_validator("body")
+    @classmethod
+    def _body_text(cls, v: str | None) -> str | None:
+        return _plain_text(v, one_line=False)
+
     @model_validator(mode="after")
     def _something(self) -> FindingEdit:
         if self.title is None and self.body is None and self.tags is None:
@@ -89,6 +126,11 @@ class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     body: str = Field(min_length=1, max_length=10_000)
 
+    @field_validator("body")
+    @classmethod
+    def _body_text(cls, v: str) -> str:
+        return _plain_text(v, one_line=False)
+
 
 class VoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -98,6 +140,11 @@ class VoteIn(BaseModel):
 class HideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_text(cls, v: str) -> str:
+        return _plain_text(v, one_line=False)
 
 
 class Author(BaseModel):

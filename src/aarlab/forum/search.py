@@ -92,7 +92,7 @@ def search(session: Session, query: Query) -> tuple[list[Finding], int]:
 
 
 def _author_id(ref: str):
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # "²" is a digit to str.isdigit, not to int()
         return int(ref)
     return select(Researcher.id).where(Researcher.name == ref).scalar_subquery()
 

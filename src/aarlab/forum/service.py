@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -104,6 +104,9 @@ def edit_finding(s: Session, researcher_id: int, finding_id: int, edit: FindingE
     if f.author_id != researcher_id:
         raise ForbiddenError(f"finding {finding_id}: only its author can edit it",
                              hint="comment on it instead")
+    if f.revision >= MAX_REVISIONS:
+        raise ForumError(f"finding {finding_id}: {f.revision} revisions, the most a finding "
+                         "keeps", hint="post a new finding that supersedes it")
     now = utcnow()
     f.revision += 1
     f.title = edit.title if edit.title is not None else f.title
@@ -118,8 +121,21 @@ def edit_finding(s: Session, researcher_id: int, finding_id: int, edit: FindingE
     return f
 
 
+# Every comment and revision of a finding is served with it (to the dashboard and to each
+# researcher that reads it, an LLM's context included): one researcher must not bury another's
+# finding under its own text within the write rate.
+MAX_COMMENTS_PER_AUTHOR = 50
+MAX_REVISIONS = 100
+
+
 def add_comment(s: Session, researcher_id: int, finding_id: int, body: str) -> Comment:
     f = _visible(s, Viewer(researcher_id), finding_id)
+    mine = s.scalar(select(func.count()).select_from(Comment).where(
+        Comment.finding_id == f.id, Comment.author_id == researcher_id))
+    if mine >= MAX_COMMENTS_PER_AUTHOR:
+        raise ForumError(f"body: you have {mine} comments on finding {finding_id}, the most one "
+                         "researcher may leave on one finding",
+                         hint="post a finding of your own and link it")
     c = Comment(finding_id=f.id, author_id=researcher_id, body=body, created_at=utcnow())
     s.add(c)
     s.execute(update(Finding).where(Finding.id == f.id)

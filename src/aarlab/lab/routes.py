@@ -43,6 +43,21 @@ class EventOut(BaseModel):
     kind: str
 
 
+_MAX_INT = 2 ** 53
+
+
+def _has_huge_int(v: object) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return abs(v) > _MAX_INT
+    if isinstance(v, dict):
+        return any(_has_huge_int(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_huge_int(x) for x in v)
+    return False
+
+
 @router.post("/events", response_model=EventOut, status_code=201)
 def post_event(event: EventIn, me: Researcher = Depends(writing_researcher),
                store: Store = Depends(get_store)) -> EventOut:
@@ -55,6 +70,11 @@ def post_event(event: EventIn, me: Researcher = Depends(writing_researcher),
                            ) from None
     if len(text) > 16384:
         raise EventTooLarge("payload: at most 16 KiB of JSON")
+    if _has_huge_int(event.payload):
+        # 10**400 is valid JSON and finite, but no float: a reader's float() or isfinite()
+        # raised on it and stopped the lab's final report (its audit and replication).
+        raise EventNotJSON(f"payload: integers must lie within ±{_MAX_INT} (a float's exact "
+                           "range)", hint="send a float or a string for a larger number")
     with store.session() as s:
         row = LabEvent(researcher_id=me.id, kind=event.kind, payload=event.payload)
         s.add(row)

@@ -229,4 +229,4 @@ def _cell(v) -> str:
     # Sandbox-written text: no control or bidi character (C0, C1, U+202E…) reaches the report.
     text = "–" if v is None else "".join(c for c in str(v) if c.isprintable())
     return "`" + text.replace("|", "\\|").replace("`", "'")[:200] + "`" if len(text) > 40 \
-        else text.replace("|", "\\|")
+        else text.replace("|", "\\|").replace("<", "&lt;")  # outside a code span HTML counts

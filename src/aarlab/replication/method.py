@@ -149,7 +149,9 @@ def load_method(store: Store, settings: Settings, ref: str | int) -> Method:
     if m.spec is None and m.predictions is None:
         m.spec = spec_from_label(label)
     if not m.replicable:
-        m.why_not = problem or (
+        # A snapshot's spec.json is the researcher's: its keys reach this message (and, from
+        # it, a report's table and the owner's terminal), so it keeps printable text only.
+        m.why_not = "".join(c for c in (problem or "") if c.isprintable())[:500] or (
             f"method label {label!r} is not a spec, and "
             + ("the snapshot has no spec.json, run.py or predictions file" if snap_id
                else "no snapshot is linked to the submission"))

@@ -18,6 +18,7 @@ from aarlab.kits.kit import TaskKit
 from aarlab.lab.report import _atomic, write_report
 from aarlab.lab.status import lab_costs, lab_submissions, member_rows
 from aarlab.lab.tables import LabRun
+from aarlab.replication.audit import _cell as audit_cell
 from aarlab.replication.audit import audit_lab, render_audit
 from aarlab.replication.method import ReplicationError, load_method
 from aarlab.replication.replicate import replicate, targets_for
@@ -167,7 +168,7 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
         cell["other-task"] = "; ".join(f"{x['target']}: {_fmt(x['pgr_final'])}{_soft(x)}"
                                        for x in res["other-task"]) or "–"
         if r and r.get("not_replicable"):
-            cell["fresh-seeds"] = f"cannot replicate: {r['not_replicable']}"
+            cell["fresh-seeds"] = "cannot replicate: " + audit_cell(r["not_replicable"])
         lines.append(f"| {b['submission_id']} | {b['researcher']} | `{b['method']}` | "
                      f"{_fmt(b['released_pgr'])} | "
                      f"{_fmt({'mean': b['pgr_final'], 'ci95': b.get('pgr_final_ci95')})} | "
@@ -274,11 +275,16 @@ def measured_seconds(store: Store, lab_id: int) -> dict[str, float]:
         if kind != "experiment" or not isinstance(e, dict) or not e.get("spec"):
             continue
         claim = e.get("seconds")
-        if isinstance(claim, bool) or not isinstance(claim, int | float) \
-                or not math.isfinite(claim) or claim < 0:
+        if isinstance(claim, bool) or not isinstance(claim, int | float):
+            continue
+        try:
+            claim = float(claim)  # an integer past a float's range (an older store's) raises
+        except OverflowError:
+            continue
+        if not math.isfinite(claim) or claim < 0:
             continue
         spec = str(e["spec"])
-        out[spec] = min(out.get(spec, math.inf), float(claim), max(since, 0.0))
+        out[spec] = min(out.get(spec, math.inf), claim, max(since, 0.0))
     return out
 
 

@@ -58,7 +58,12 @@ POLL_MS = 3000
 
 
 def _pgr(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
+    # Researcher-sent numbers reach this filter too: an integer past a float's range (10**400,
+    # valid JSON) or a string must show as a dash, not make the page fail.
+    try:
+        return "–" if v is None or isinstance(v, bool) else f"{float(v):.{digits}f}"
+    except (TypeError, ValueError, OverflowError):
+        return "–"
 
 
 def _when(t: datetime | None) -> str:
