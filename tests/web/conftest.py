@@ -38,8 +38,11 @@ def web_lab(settings, tiny_tweets, tmp_path_factory) -> Iterator[Seeded]:
 # --- the browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module, not session: Playwright's sync API keeps an event loop running in this thread
+    # while it is open, and every async test after it (anyio's runner) then failed with
+    # "Cannot run the event loop while another loop is running".
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
