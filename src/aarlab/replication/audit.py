@@ -168,13 +168,15 @@ def audit_lab(store: Store, settings: Settings, lab_id: int,
         if snap_id in seen:
             continue
         seen.add(snap_id)
+        # One snapshot, however hostile (JSON or Python nested past the parsers' depth), costs
+        # its own line, never the audit of the whole lab.
         try:
-            files = load_method(store, settings, snap_id).files
+            flags = scan_files(load_method(store, settings, snap_id).files)
         except Exception as e:  # noqa: BLE001 - a damaged snapshot is itself worth a line
             scans.append({"snapshot_id": snap_id, "submission_id": sub_id, "kind": "unreadable",
                           "evidence": f"snapshot {snap_id}", "text": str(e)[:200]})
             continue
-        for f in scan_files(files):
+        for f in flags:
             scans.append({"snapshot_id": snap_id, "submission_id": sub_id, **f.as_dict(),
                           "evidence": f"snapshot {snap_id[:12]}…/{f.where}"})
     shortfalls = [

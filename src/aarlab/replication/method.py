@@ -82,10 +82,12 @@ def read_snapshot(root: Path) -> tuple[dict | None, dict | None, dict[str, str],
 def parse_predictions(text: str) -> dict[str, object] | None:
     try:
         data = json.loads(text)
+    except RecursionError:  # nested past the parser's depth: not a predictions table
+        return None
     except ValueError:
         try:
             data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if isinstance(data, dict) and "predictions" in data:
         data = data["predictions"]

@@ -81,7 +81,14 @@ def top_methods(store: Store, settings: Settings, board: list[dict], n: int,
     suite's), never an "other task" target."""
     methods, not_replicable = [], []
     for row in board[:n]:
-        method = load_method(store, settings, row["submission_id"])
+        try:
+            method = load_method(store, settings, row["submission_id"])
+        except Exception as e:  # noqa: BLE001 - one hostile snapshot must not stop the report
+            not_replicable.append({"ref": str(row["submission_id"]), "claim": {}, "results": [],
+                                   "falls_short": False, "not_replicable": "".join(
+                                       c for c in f"its snapshot could not be read: {e}"
+                                       if c.isprintable())[:300]})
+            continue
         if not method.replicable:
             not_replicable.append({"ref": method.ref, "claim": method.claim, "results": [],
                                    "falls_short": False, "not_replicable": method.why_not})

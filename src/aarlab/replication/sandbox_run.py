@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,7 +36,10 @@ def rerun_snapshot(archive: bytes, kit_dir: Path, settings: Settings,
         entry = next((e for e in ENTRY_POINTS if (ws / e).is_file()), None)
         if entry is None:
             return {}, "no run.py or method.py in the snapshot"
-        box = make_sandbox(SandboxSpec(name="replication", workspace=ws, kit=Path(kit_dir),
+        # A name (and so a host uid, with its process cap) per snapshot: one snapshot's fork
+        # bomb must not stop another's re-run from starting.
+        name = f"replication-{hashlib.sha256(archive).hexdigest()[:12]}"
+        box = make_sandbox(SandboxSpec(name=name, workspace=ws, kit=Path(kit_dir),
                                        limits=Limits(timeout_s=timeout_s)), settings=settings)
         try:
             res = box.exec([box.python, entry, box.kit_path or ""])

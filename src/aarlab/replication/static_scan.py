@@ -73,8 +73,8 @@ def _scan_text(name: str, text: str) -> list[Flag]:
 def _scan_python(name: str, text: str) -> list[Flag]:
     try:
         tree = ast.parse(text)
-    except SyntaxError:
-        return []
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # not Python the interpreter would run either; the line scan still reads it
     lines = text.splitlines()
 
     def flag(kind: str, node: ast.AST) -> Flag:
@@ -126,7 +126,7 @@ def _is_prediction_table(text: str) -> bool:
 
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth
         return False
     if isinstance(data, dict) and isinstance(data.get("test"), dict):
         data = data["test"]  # a copied labels.json

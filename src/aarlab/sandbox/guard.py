@@ -23,6 +23,8 @@ from aarlab.sandbox.runner import Confine, ExecResult
 from aarlab.sandbox.spec import Limits
 
 _MIN_WALK_INTERVAL_S = 0.2
+_REPAIR_S = 2.0  # an exec in an unmeasurable workspace: time to remove the excess
+_UNMEASURABLE_FILE_BYTES = 1 << 20
 _LOOK_INTERVAL_S = 0.05
 # Sandboxes run a little nicer than the lab, so that on a busy machine its server still
 # answers and its watchdog still looks in time.
@@ -39,12 +41,21 @@ class ExecGuard:
             raise SandboxError(f"cannot make the sandbox's cgroup ({sup.version}): {e}",
                                hint="see aarlab.sandbox.limits_report()") from None
         # A workspace already over its quota may shrink but not grow (else it never recovers).
+        unmeasurable = False
         try:
             start = workspace.usage(root, 4 * limits.workspace_files)
             self.max_bytes = max(limits.workspace_bytes, start.bytes)
             self.max_files = max(limits.workspace_files, start.files)
         except workspace.WalkLimit:
-            self.max_bytes = self.max_files = None  # not measurable: only RLIMIT_FSIZE holds
+            # Too deep or too many entries to measure. Never "no limit" (a directory chain
+            # deeper than the walk once made that permanent): this exec's files stay small
+            # (RLIMIT_FSIZE 1 MiB: bwrap itself writes a few) and it is stopped once
+            # `_REPAIR_S` pass with the workspace still unmeasurable, saying why; a repair
+            # (`rm -rf` of the excess) fits in that time.
+            self.max_bytes, self.max_files = limits.workspace_bytes, limits.workspace_files
+            unmeasurable = True
+        self.unmeasurable = unmeasurable
+        self._started = time.monotonic()
         self._next_walk = time.monotonic() + _MIN_WALK_INTERVAL_S
         self._next_look = 0.0
 
@@ -53,7 +64,8 @@ class ExecGuard:
         # Without a pids cgroup, a uid of the sandbox's own still caps its processes.
         nproc = self.limits.pids if self.cgroup is None and self.ids is not None else None
         return Confine(ids=self.ids, join_fds=self.cgroup.join_fds if self.cgroup else (),
-                       nproc=nproc, watch=self.check, nice=SANDBOX_NICE)
+                       nproc=nproc, watch=self.check, nice=SANDBOX_NICE,
+                       file_bytes=_UNMEASURABLE_FILE_BYTES if self.unmeasurable else None)
 
     def check(self, force: bool = False) -> str | None:
         """Why the exec must stop now, or None. Cheap except every so often (the walk)."""
@@ -70,6 +82,8 @@ class ExecGuard:
         try:
             used = workspace.usage(self.root, self.max_files)
         except workspace.WalkLimit as e:
+            if self.unmeasurable and now - self._started < _REPAIR_S:
+                return None  # unmeasurable from the start: time for a repair first
             return f"workspace quota: {e}"
         took = time.monotonic() - now
         self._next_walk = time.monotonic() + max(_MIN_WALK_INTERVAL_S, 10 * took)
@@ -82,6 +96,13 @@ class ExecGuard:
         limit = result.limit
         if limit is None and not result.cancelled:
             limit = self.check(force=True)
+        if limit is None and self.unmeasurable:
+            try:
+                workspace.usage(self.root, self.max_files)
+            except workspace.WalkLimit as e:
+                limit = (f"workspace quota: {e}, so files were capped at "
+                         f"{_UNMEASURABLE_FILE_BYTES} bytes in this command; remove the excess "
+                         "(rm -rf) to write again")
         if limit is not None:
             note = f"\n[aarlab] the sandbox stopped this command: {limit}\n"
             result = dataclasses.replace(result, limit=limit, stderr=result.stderr + note)

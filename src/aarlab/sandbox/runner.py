@@ -69,6 +69,7 @@ class Confine:
     watch: Callable[[], str | None] | None = None
     stage: tuple[tuple[str, str], ...] = ()  # (host path, staged path); see _stage
     nice: int = 0  # > 0: yield the CPU to the lab (its server and watchdogs) under load
+    file_bytes: int | None = None  # RLIMIT_FSIZE in place of the limits' (0: no file grows)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: the child only calls it
@@ -116,10 +117,11 @@ def child_setup(limits: Limits, confine: Confine | None = None) -> Callable[[], 
     """
     parent = os.getpid()
     confine = confine or Confine()
+    fsize = limits.file_bytes if confine.file_bytes is None else confine.file_bytes
     values = [
         (resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5)),  # SIGXCPU, then SIGKILL
         (resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes)),
-        (resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes)),
+        (resource.RLIMIT_FSIZE, (fsize, fsize)),
         (resource.RLIMIT_CORE, (0, 0)),
     ]
     if confine.nproc is not None:

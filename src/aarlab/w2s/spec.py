@@ -151,12 +151,16 @@ def parse_spec(obj: MethodSpec | dict | str) -> MethodSpec:
                 obj = json.loads(obj)
             except ValueError as e:
                 raise SpecError(f"spec: not valid JSON ({e})") from None
+            except RecursionError:
+                raise SpecError("spec: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise SpecError(f"spec: expected an object, got {type(obj).__name__}")
         try:
             spec = MethodSpec.model_validate(obj)
         except ValidationError as e:
             raise SpecError(_messages(e, "", MethodSpec)) from None
+        except RecursionError:
+            raise SpecError("spec: nested too deeply") from None
     _check_steps(spec)
     if spec.transductive and spec.student.kind != "head":
         raise SpecError("transductive: only the head student learns from the test rows; "

@@ -282,7 +282,10 @@ def parse_predictions(text: str, path: str) -> dict[str, object]:
     """``{id: label}`` from a JSON object or JSON lines with ``id`` and ``label``."""
     text = text.strip()
     if text.startswith("{") and "\n{" not in text:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError(f"{path}: JSON nested too deeply") from None
         if isinstance(data, dict) and "predictions" in data and isinstance(
                 data["predictions"], dict):
             data = data["predictions"]
@@ -294,7 +297,7 @@ def parse_predictions(text: str, path: str) -> dict[str, object]:
         try:
             row = json.loads(line)
             out[str(row["id"])] = row["label"] if "label" in row else row["prediction"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise ValueError(f"{path}:{n}: expected JSON lines {{\"id\": …, \"label\": …}} or "
                              "one JSON object {id: label}") from None
     return out

@@ -792,11 +792,14 @@ def _weak_test(kit: TaskKit) -> np.ndarray:
 
 
 def _valid(text: str) -> dict | None:
+    """A posted or snapshotted spec, or None: it is another researcher's text, so JSON nested
+    past the parser's depth is refused like any other bad spec (it once raised out of
+    ``read_forum`` and restarted every reader of that post, again and again)."""
     try:
         spec = normalise(json.loads(text))
         parse_spec(spec)
         return spec
-    except (ValueError, TypeError, KeyError, AttributeError, SpecError):
+    except (ValueError, TypeError, KeyError, AttributeError, SpecError, RecursionError):
         return None
 
 
