@@ -18,46 +18,28 @@ All through the real ASGI app, on a real SQLite file.
 
 from __future__ import annotations
 
-import io
 import re
-import tarfile
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from aarlab.lab import headline
 from aarlab.lab.report import lab_summary
-from aarlab.lab.tables import LabMember, LabRun
 from aarlab.replication.method import load_method
 from aarlab.replication.report import leaderboard
 from aarlab.scoring.tables import Submission
-from aarlab.server.app import create_app
-from aarlab.store.db import Store
-from aarlab.store.identity import Researcher
-
-ADMIN = "redteam-admin"
+from redteam_lab import lab_of, register, served_lab
+from tarballs import targz_files
 
 
 @pytest.fixture
 def lab(settings, tiny_tweets, tmp_path):
-    s = settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'lab.db'}",
-                                    "admin_token": ADMIN, "ladder_safety": 1.0,
-                                    "snapshots_root": tmp_path / "snapshots"})
-    store = Store(s.database_url)
-    with TestClient(create_app(s, store), base_url="http://lab") as c:
-        yield s, store, c
+    with served_lab(settings, tmp_path) as served:
+        yield served
 
 
-def _register(c: TestClient, name: str) -> dict[str, str]:
-    r = c.post("/v1/admin/researchers", json={"name": name},
-               headers={"Authorization": f"Bearer {ADMIN}"})
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
-def _submit(c: TestClient, h: dict, kit, pred, method: str, **extra):
+def _submit(c, h: dict, kit, pred, method: str, **extra):
     ids, labels = kit.ids("test"), kit.label_names
     return c.post("/v1/tasks/tweets/submissions", headers=h, json={
         "predictions": {i: labels[int(k)] for i, k in zip(ids, pred, strict=True)},
@@ -76,22 +58,11 @@ def _noisy(truth: np.ndarray, rows: int, seed: int) -> np.ndarray:
     return pred
 
 
-def _lab_of(store: Store, names: list[str]) -> int:
-    with store.session() as s:
-        run = LabRun(task="tweets", config={})
-        s.add(run)
-        s.flush()
-        for n in names:
-            rid = s.scalar(select(Researcher.id).where(Researcher.name == n))
-            s.add(LabMember(lab_id=run.id, researcher_id=rid, direction="any", workspace="/x"))
-        return run.id
-
-
 def test_a_copy_of_an_unreleased_candidate_takes_no_credit(lab, tiny_tweets):
     s, store, c = lab
     kit, key = tiny_tweets
     truth = key.labels("test", kit.ids("test"))
-    alice, bob = _register(c, "alice"), _register(c, "bob")
+    alice, bob = register(c, "alice"), register(c, "bob")
     a = _ok(_submit(c, alice, kit, _noisy(truth, 4, 0), "alice-method"))
     assert a["new_best"]
     # Bob's candidate is worse than alice's: not released, answered with alice's score.
@@ -109,7 +80,7 @@ def test_a_copy_of_an_unreleased_candidate_takes_no_credit(lab, tiny_tweets):
     assert headline.own_released(rows[copy["id"]]) == a["released_pgr"]
     assert headline.rank(rows[a["id"]]) > headline.rank(rows[copy["id"]])
 
-    summary = lab_summary(store, s, _lab_of(store, ["alice", "bob"]))
+    summary = lab_summary(store, s, lab_of(store, ["alice", "bob"]))
     assert summary["best_submission_id"] == a["id"]
     assert summary["best_method"] == "alice-method"
 
@@ -118,7 +89,7 @@ def test_the_final_reports_board_and_the_forum_show_only_released_scores(lab, ti
     s, store, c = lab
     kit, key = tiny_tweets
     truth = key.labels("test", kit.ids("test"))
-    alice, bob = _register(c, "alice"), _register(c, "bob")
+    alice, bob = register(c, "alice"), register(c, "bob")
     released = [_ok(_submit(c, alice, kit, _noisy(truth, k, k), f"alice-v{i}"))
                 for i, k in enumerate((16, 0))]
     assert all(r["new_best"] for r in released)
@@ -128,7 +99,7 @@ def test_the_final_reports_board_and_the_forum_show_only_released_scores(lab, ti
     assert all(not j["new_best"] and j["released_pgr"] == released[-1]["released_pgr"]
                for j in junk)
 
-    board = leaderboard(store, _lab_of(store, ["alice", "bob"]))
+    board = leaderboard(store, lab_of(store, ["alice", "bob"]))
     # Every release ranks above every unreleased submission, which shows no released score;
     # the first entries are what the report replicates.
     assert [x["method"] for x in board[:2]] == ["alice-v1", "alice-v0"]
@@ -151,21 +122,12 @@ def test_the_final_reports_board_and_the_forum_show_only_released_scores(lab, ti
     assert shown not in bob_entry
 
 
-def _archive(text: bytes) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        info = tarfile.TarInfo("spec.json")
-        info.size = len(text)
-        tf.addfile(info, io.BytesIO(text))
-    return buf.getvalue()
-
-
 def test_a_submission_can_only_name_a_snapshot_its_author_uploaded(lab, tiny_tweets):
     s, store, c = lab
     kit, key = tiny_tweets
     truth = key.labels("test", kit.ids("test"))
-    alice, bob = _register(c, "alice"), _register(c, "bob")
-    archive = _archive(b'{"method": "weak_soft"}')
+    alice, bob = register(c, "alice"), register(c, "bob")
+    archive = targz_files({"spec.json": b'{"method": "weak_soft"}'})
     snap = c.post("/v1/snapshots", headers=alice, content=archive)
     assert snap.status_code in (200, 201), snap.text
     sid = snap.json()["id"]
@@ -198,7 +160,7 @@ def test_a_submission_can_only_name_a_snapshot_its_author_uploaded(lab, tiny_twe
 @pytest.mark.parametrize("uploader", ["²", "٣", "¹²"])
 def test_a_unicode_digit_as_uploader_is_a_name_not_a_crash(lab, uploader):
     _, _, c = lab
-    h = _register(c, "alice")
+    h = register(c, "alice")
     r = c.get("/v1/snapshots", headers=h, params={"uploader": uploader})
     assert r.status_code == 200 and r.json() == [], r.text
 

@@ -14,50 +14,28 @@ Through the real ASGI app on a real SQLite file, and real bubblewrap sandboxes.
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from aarlab.errors import SpecError
-from aarlab.lab.tables import LabMember, LabRun
 from aarlab.replication.audit import audit_lab
 from aarlab.replication.report import leaderboard, top_methods
 from aarlab.researchers.llm.tools import parse_predictions
 from aarlab.researchers.search.agent import _valid
 from aarlab.sandbox import SandboxSpec, make_sandbox, sandbox_available
 from aarlab.sandbox.spec import Limits
-from aarlab.server.app import create_app
-from aarlab.store.db import Store
-from aarlab.store.identity import Researcher
 from aarlab.w2s.spec import parse_spec
+from redteam_lab import lab_of, register, served_lab
+from tarballs import targz_files
 
-ADMIN = "redteam-admin"
 DEEP_JSON = b"[" * 5000 + b"]" * 5000
 DEEP_PY = b"x = test" + b"[0]" * 3000 + b"\n"
 
 
-def _targz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.fixture
 def lab(settings, tiny_tweets, tmp_path):
-    s = settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'lab.db'}",
-                                    "admin_token": ADMIN, "ladder_safety": 1.0,
-                                    "snapshots_root": tmp_path / "snapshots"})
-    store = Store(s.database_url)
-    with TestClient(create_app(s, store), base_url="http://lab") as c:
-        yield s, store, c
+    with served_lab(settings, tmp_path) as served:
+        yield served
 
 
 def test_deep_snapshots_cost_a_line_not_the_labs_audit_and_report(lab, tiny_tweets):
@@ -65,11 +43,7 @@ def test_deep_snapshots_cost_a_line_not_the_labs_audit_and_report(lab, tiny_twee
     kit, key = tiny_tweets
     ids = kit.ids("test")
     truth = key.labels("test", ids)
-    h = {}
-    for name in ("alice", "mallory"):
-        r = c.post("/v1/admin/researchers", json={"name": name},
-                   headers={"Authorization": f"Bearer {ADMIN}"})
-        h[name] = {"Authorization": f"Bearer {r.json()['token']}"}
+    h = {name: register(c, name) for name in ("alice", "mallory")}
 
     def submit(who, pred, snap=None):
         r = c.post("/v1/tasks/tweets/submissions", headers=h[who], json={
@@ -79,7 +53,7 @@ def test_deep_snapshots_cost_a_line_not_the_labs_audit_and_report(lab, tiny_twee
         return r.json()
 
     def upload(who, files):
-        r = c.post("/v1/snapshots", headers=h[who], content=_targz(files))
+        r = c.post("/v1/snapshots", headers=h[who], content=targz_files(files))
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
@@ -91,14 +65,7 @@ def test_deep_snapshots_cost_a_line_not_the_labs_audit_and_report(lab, tiny_twee
     spec_bomb = upload("mallory", {"spec.json": DEEP_JSON})
     assert submit("mallory", truth, spec_bomb)["new_best"]  # a top result of the board
 
-    with store.session() as db:
-        run = LabRun(task="tweets", config={})
-        db.add(run)
-        db.flush()
-        for name in ("alice", "mallory"):
-            rid = db.scalar(select(Researcher.id).where(Researcher.name == name))
-            db.add(LabMember(lab_id=run.id, researcher_id=rid, direction="x", workspace="/x"))
-        lab_id = run.id
+    lab_id = lab_of(store, ["alice", "mallory"])
 
     audit = audit_lab(store, s, lab_id, [])
     assert audit is not None

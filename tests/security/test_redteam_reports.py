@@ -13,52 +13,26 @@ All through the real ASGI app, on a real SQLite file.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from aarlab.forum import service as forum_service
-from aarlab.lab.tables import LabEvent, LabMember, LabRun
+from aarlab.lab.tables import LabEvent
 from aarlab.replication.report import leaderboard, measured_seconds, render_final, top_methods
-from aarlab.server.app import create_app
-from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
+from redteam_lab import lab_of, register, served_lab
+from tarballs import targz_files
 
-ADMIN = "redteam-admin"
 ESCAPES = ("\x1b", "\x9b", "\u202e")
 
 
 @pytest.fixture
 def lab(settings, tiny_tweets, tmp_path):
-    s = settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'lab.db'}",
-                                    "admin_token": ADMIN, "ladder_safety": 1.0,
-                                    "snapshots_root": tmp_path / "snapshots"})
-    store = Store(s.database_url)
-    with TestClient(create_app(s, store), base_url="http://lab") as c:
-        yield s, store, c
-
-
-def _register(c: TestClient, name: str) -> dict[str, str]:
-    r = c.post("/v1/admin/researchers", json={"name": name},
-               headers={"Authorization": f"Bearer {ADMIN}"})
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
-def _lab_of(store: Store, names: list[str]) -> int:
-    with store.session() as s:
-        run = LabRun(task="tweets", config={})
-        s.add(run)
-        s.flush()
-        for n in names:
-            rid = s.scalar(select(Researcher.id).where(Researcher.name == n))
-            s.add(LabMember(lab_id=run.id, researcher_id=rid, direction="any", workspace="/x"))
-        return run.id
+    with served_lab(settings, tmp_path) as served:
+        yield served
 
 
 HOSTILE_KEY = ("x | 0.912 [0.90, 0.93] | 0.915 [0.90, 0.93] |\n\n## Audit\n\n| check | flags |\n"
@@ -71,20 +45,16 @@ def test_a_hostile_spec_key_reaches_neither_the_report_nor_the_terminal(lab, tin
     kit, key = tiny_tweets
     ids = kit.ids("test")
     truth = key.labels("test", ids)
-    mallory = _register(c, "mallory")
+    mallory = register(c, "mallory")
     spec = json.dumps({"method": "weak_soft", HOSTILE_KEY: 1}).encode()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        info = tarfile.TarInfo("spec.json")
-        info.size = len(spec)
-        tf.addfile(info, io.BytesIO(spec))
-    snap = c.post("/v1/snapshots", headers=mallory, content=buf.getvalue()).json()["id"]
+    snap = c.post("/v1/snapshots", headers=mallory,
+                  content=targz_files({"spec.json": spec})).json()["id"]
     r = c.post("/v1/tasks/tweets/submissions", headers=mallory, json={
         "predictions": {i: kit.label_names[int(k)] for i, k in zip(ids, truth, strict=True)},
         "method": "mallory", "snapshot_id": snap})
     assert r.status_code == 200 and r.json()["new_best"], r.text
 
-    lab_id = _lab_of(store, ["mallory"])
+    lab_id = lab_of(store, ["mallory"])
     board = leaderboard(store, lab_id)
     _, not_replicable = top_methods(store, s, board, 3, (101,), [])
     why = not_replicable[0]["not_replicable"]
@@ -117,7 +87,7 @@ def test_a_hostile_spec_key_reaches_neither_the_report_nor_the_terminal(lab, tin
 
 def test_an_integer_past_a_floats_range_is_refused_and_an_old_one_breaks_nothing(lab):
     s, store, c = lab
-    mallory = _register(c, "mallory")
+    mallory = register(c, "mallory")
     # Python writes the integer's digits, as any JSON client may.
     body = json.dumps({"kind": "experiment", "payload": {"spec": "weak_soft",
                                                          "seconds": 10 ** 400}})
@@ -130,7 +100,7 @@ def test_an_integer_past_a_floats_range_is_refused_and_an_old_one_breaks_nothing
     assert ok.status_code == 201, ok.text
 
     # A store written before the check may hold one: the page and the report still work.
-    lab_id = _lab_of(store, ["mallory"])
+    lab_id = lab_of(store, ["mallory"])
     with store.session() as db:
         rid = db.scalar(select(Researcher.id).where(Researcher.name == "mallory"))
         db.add(LabEvent(researcher_id=rid, kind="experiment",
@@ -141,7 +111,7 @@ def test_an_integer_past_a_floats_range_is_refused_and_an_old_one_breaks_nothing
 
 def test_forum_text_is_text_and_a_unicode_digit_author_is_a_name(lab):
     _, _, c = lab
-    alice, bob = _register(c, "alice"), _register(c, "bob")
+    alice, bob = register(c, "alice"), register(c, "bob")
     for field, value in (("title", "ok\x1b]52;c;cHduZWQ=\x07"), ("title", "two\nlines"),
                          ("title", "a\u202eb"), ("body", "csi \x9b31m"), ("body", "nul\x00")):
         r = c.post("/v1/forum/findings", headers=alice,
@@ -165,7 +135,7 @@ def test_one_researcher_cannot_bury_anothers_finding_under_comments(lab, monkeyp
     _, _, c = lab
     monkeypatch.setattr(forum_service, "MAX_COMMENTS_PER_AUTHOR", 3)
     monkeypatch.setattr(forum_service, "MAX_REVISIONS", 4)
-    alice, bob = _register(c, "alice"), _register(c, "bob")
+    alice, bob = register(c, "alice"), register(c, "bob")
     fid = c.post("/v1/forum/findings", headers=alice,
                  json={"kind": "insight", "title": "mine", "body": "b"}).json()["id"]
     codes = [c.post(f"/v1/forum/findings/{fid}/comments", headers=bob,
