@@ -167,10 +167,10 @@ def test_a_unicode_digit_as_uploader_is_a_name_not_a_crash(lab, uploader):
 
 def test_report_cells_and_archive_names_carry_no_control_or_bidi_characters():
     from aarlab.archive import UnsafeArchiveError, _check_name
-    from aarlab.replication.audit import _cell
+    from aarlab.replication.audit import md_cell
 
     hostile = "ok\x9b31mred\u202eexe.txt\x1b]52;c;cHduZWQ=\x07"
-    cell = _cell(hostile)
+    cell = md_cell(hostile)
     assert not re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", cell), cell
     for name in ("run\u202eyp.txt", "a\x9bb.py", "x\u2067y", "ok\x1b.py"):
         with pytest.raises(UnsafeArchiveError, match="control characters"):

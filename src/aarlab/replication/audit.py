@@ -216,14 +216,16 @@ def render_audit(audit: dict) -> str:
         lines += ["", f"### {section.replace('_', ' ')}", "",
                   "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows[:MARKDOWN_ROWS]:
-            lines.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
+            lines.append("| " + " | ".join(md_cell(r.get(c)) for c in cols) + " |")
         if len(rows) > MARKDOWN_ROWS:
             lines.append(f"\n{len(rows) - MARKDOWN_ROWS} more rows of this section in the "
                          f"audit JSON (lab{audit['lab_id']}-audit.json).")
     return "\n".join(lines) + "\n"
 
 
-def _cell(v) -> str:
+def md_cell(v) -> str:
+    """A value as one Markdown table cell: printable characters only, `|` escaped, long text
+    in a code span (researcher text cannot open a cell, a row or HTML of its own)."""
     if isinstance(v, dict) and "mean" in v:
         return f"{v['mean']:.3f} ± {v['se']:.3f}"
     if isinstance(v, float):

@@ -18,8 +18,7 @@ from aarlab.kits.kit import TaskKit
 from aarlab.lab.report import _atomic, write_report
 from aarlab.lab.status import lab_costs, lab_submissions, member_rows
 from aarlab.lab.tables import LabRun
-from aarlab.replication.audit import _cell as audit_cell
-from aarlab.replication.audit import audit_lab, render_audit
+from aarlab.replication.audit import audit_lab, md_cell, render_audit
 from aarlab.replication.method import ReplicationError, load_method
 from aarlab.replication.replicate import replicate, targets_for
 from aarlab.scoring.builds import same_build
@@ -175,7 +174,7 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
         cell["other-task"] = "; ".join(f"{x['target']}: {_fmt(x['pgr_final'])}{_soft(x)}"
                                        for x in res["other-task"]) or "–"
         if r and r.get("not_replicable"):
-            cell["fresh-seeds"] = "cannot replicate: " + audit_cell(r["not_replicable"])
+            cell["fresh-seeds"] = "cannot replicate: " + md_cell(r["not_replicable"])
         lines.append(f"| {b['submission_id']} | {b['researcher']} | `{b['method']}` | "
                      f"{_fmt(b['released_pgr'])} | "
                      f"{_fmt({'mean': b['pgr_final'], 'ci95': b.get('pgr_final_ci95')})} | "
