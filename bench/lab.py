@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/lab.py [--task snli-pref] [--researchers 3] [--budget 30m] [--runs 3]
                                   [--suite tweets,movies] [--isolate]
+                                  [--first-seed 2 --runs 1 --pool-with HOME HOME]
 
 For each run and pooled over the runs, prints the pick's final-part PGR (the submission each
 researcher picked by its released feedback score, the lab's best of those; ``aarlab.lab.headline``)
@@ -15,6 +16,9 @@ specs, as it was before the grid varied that flag: a reference line, never the w
 With ``--isolate`` every run has its own home (a copy of the task's and the suite's kits and
 answer keys with their baseline caches, and a store of its own), so a lab does not start from an
 earlier run's forum posts, snapshots and Ladder: independent runs, not one lab continued.
+``--pool-with`` adds earlier isolated runs (their homes under ``bench-runs/``) to the pooled row,
+so that a bench cut short can be completed by its remaining runs rather than started again; the
+earlier runs' picks are read from their own stores, and they must be on the same task and rows.
 Per run it also prints the experiments and the lab's overhead: the share of CPU time (the lab
 process + every researcher process, as each researcher reports its own process CPU time with
 its experiments) not spent inside ``run_experiment``.
@@ -23,10 +27,12 @@ its experiments) not spent inside ``run_experiment``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import resource
 import shutil
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -89,6 +95,27 @@ def isolated(settings, tasks: list[str], seed: int):
     return own, Store(own.database_url)
 
 
+def earlier_run(home: Path, task: str) -> dict:
+    """A finished isolated run of an earlier invocation, read back from its home: its report's
+    summary and its pick's predictions (from its store, not from the report)."""
+    reports = sorted((home / "reports").glob("lab*-report.json"))
+    if len(reports) != 1 or not (home / "aarlab.db").is_file():
+        raise SystemExit(f"--pool-with {home}: expected one lab report and aarlab.db there "
+                         "(the home of one isolated run)")
+    summary = json.loads(reports[0].read_text())
+    if summary.get("task") != task:
+        raise SystemExit(f"--pool-with {home}: that run was on {summary.get('task')!r}, "
+                         f"not {task!r}")
+    store = Store(f"sqlite:///{home / 'aarlab.db'}")
+    store.create_all()  # an older version's store gains the columns added since (all nullable)
+    with store.session() as s:
+        best = s.get(Submission, summary["best_submission_id"]) \
+            if summary.get("best_submission_id") else None
+        pick = unpack(best.predictions, best.n_rows) if best is not None else None
+    seed = home.name.rsplit("-seed", 1)[-1]
+    return {"seed": f"{seed}, earlier", "summary": summary, "pick": pick}
+
+
 def one_run(settings, store, args, seed: int) -> dict:
     """One lab: run it, write its report, and return the summary with its CPU accounting."""
     suite = [t for t in (args.suite or "").split(",") if t and t != args.task]
@@ -145,6 +172,8 @@ def main() -> None:
     ap.add_argument("--suite", default="", help="other tasks every researcher also gets")
     ap.add_argument("--isolate", action="store_true",
                     help="each run in a home of its own (no forum, snapshots or Ladder shared)")
+    ap.add_argument("--pool-with", nargs="*", default=[], type=Path, metavar="HOME",
+                    help="earlier isolated runs' homes (bench-runs/...) to pool with these")
     args = ap.parse_args()
     settings = get_settings()
     tasks = [args.task] + [t for t in args.suite.split(",") if t and t != args.task]
@@ -152,7 +181,7 @@ def main() -> None:
         if not is_built(settings, t):
             build_task(get_task(t), settings, BuildOptions())
     store = Store(settings.database_url)
-    runs = []
+    runs = [earlier_run(home, args.task) for home in args.pool_with]
     # Lab seed i: the researchers' seeds differ per run, and successive seeds hand out
     # successive blocks of directions (lab.directions).
     for i in range(args.first_seed, args.first_seed + args.runs):
@@ -161,7 +190,7 @@ def main() -> None:
         print_run(runs[-1], args)
     pool = pooled(settings, runs, args.task, parse_duration(args.budget))
     t = Table("", "pick final-part PGR [95%]", "tuned classical [95%]",
-              "pick − tuned [95%]", "win", title=f"bench/lab.py: {args.runs} labs on {args.task}"
+              "pick − tuned [95%]", "win", title=f"bench/lab.py: {len(runs)} labs on {args.task}"
               f", {args.researchers} researchers, {args.budget} each")
     for n, r in enumerate(runs, 1):
         s = r["summary"]
