@@ -145,7 +145,7 @@ def test_suite_headline_picks_the_best_suite_mean_of_feedback(tmp_path, tiny_tas
         _sub(db, r.id, "tweets", "lonely", _fixed(kit, key, {"feedback": 30, "final": 30}),
              known["tweets"][0], released=0.9)
         # budgets count per task: two tasks' submissions do not share one budget
-        per_task = budget_state(db, r.id, 100, 3, task="snli-pref")
+        per_task = budget_state(db, r.id, 100, 3, tasks={"snli-pref"})
         assert per_task.used_total == 2 and budget_state(db, r.id, 100, 3).used_total == 5
         lab_id = lab.id
     su = suite_section(store, s, lab_id, tasks, budget=3, threads=1, known=known)

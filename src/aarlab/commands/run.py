@@ -250,7 +250,7 @@ def parse_suite(text: str | None, task: str, settings) -> list[str]:
     task."""
     from aarlab.tasks.answer_key import AnswerKey
     from aarlab.tasks.build import answer_key_dir, is_built
-    from aarlab.tasks.registry import get_task
+    from aarlab.tasks.registry import get_task, same_rows
 
     if not text:
         return []
@@ -265,6 +265,13 @@ def parse_suite(text: str | None, task: str, settings) -> list[str]:
         if name == task or name in out:
             continue
         spec = get_task(name)  # an unknown name is an error naming the task
+        twin = next((t for t in [task, *out] if same_rows(name, t)), None)
+        if twin is not None:
+            # Its rows are no second task for a suite mean, and its feedback labels are twin's.
+            if text.strip() == "all":
+                continue
+            raise AarlabError(f"--suite: task {name!r} is drawn from the same rows as {twin!r}",
+                              hint="a suite's tasks must be different data; keep one of them")
         if not is_built(settings, name):
             raise AarlabError(f"--suite: task {name!r} is not built",
                               hint=f"aarlab task build {name}")

@@ -37,9 +37,8 @@ from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.paths import answer_key_dir, is_built, kit_dir
-from aarlab.tasks.registry import all_tasks
+from aarlab.tasks.registry import all_tasks, same_rows
 from aarlab.tasks.scorer import Scorer
-from aarlab.tasks.spec import TASKS
 from aarlab.w2s.spec import parse_spec
 
 SHORTFALL_SE = 2.0
@@ -99,15 +98,6 @@ def open_task(settings: Settings, name: str) -> tuple[TaskKit, AnswerKey]:
         raise ReplicationError(f"task {name!r} is not built", hint=f"aarlab task build {name}")
     kit = TaskKit(kit_dir(settings, name))
     return kit, AnswerKey(answer_key_dir(settings, name), kit.format)
-
-
-def same_rows(a: str, b: str) -> bool:
-    """Whether tasks ``a`` and ``b`` are drawn from the same rows (an LM task and its source, or
-    two LM tasks of one source): the one is no new data for a method made on the other."""
-    def root(name: str) -> str:
-        return getattr(TASKS.get(name), "source", "") or name
-
-    return root(a) == root(b)
 
 
 def targets_for(method: Method, settings: Settings, redraw_seeds: tuple[int, ...] = (101,),

@@ -1,6 +1,8 @@
 """Submission budgets per researcher and task: a sliding hour and a lifetime total.
 
-A suite lab's researcher has a budget on each task (``task``); without one, all tasks count.
+A suite lab's researcher has a budget on each task (``tasks``: that task and any other drawn from
+the same rows, an LM task and its source, which share one budget since their feedback labels are
+the same); without one, all tasks count.
 
 Every stored submission counts, probes included; refused requests (bad input, over budget) do
 not. Counting is a query over stored submissions, so a restart forgets nothing.
@@ -8,6 +10,7 @@ not. Counting is a query over stored submissions, so a restart forgets nothing.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,11 +57,12 @@ class BudgetState:
 
 
 def budget_state(session: Session, researcher_id: int, per_hour: int, total: int,
-                 now: datetime | None = None, task: str | None = None) -> BudgetState:
+                 now: datetime | None = None, tasks: Collection[str] | None = None
+                 ) -> BudgetState:
     now = now or datetime.now(UTC)
     mine = Submission.researcher_id == researcher_id
-    if task is not None:
-        mine = mine & (Submission.task == task)
+    if tasks is not None:
+        mine = mine & Submission.task.in_(sorted(tasks))
     used_total = session.scalar(select(func.count()).where(mine)) or 0
     window = select(Submission.created_at).where(mine, Submission.created_at > now - HOUR)
     used_hour = session.scalar(select(func.count()).select_from(window.subquery())) or 0

@@ -113,18 +113,21 @@ class ScoringService:
         self.store = store
         self.holds_snapshot = holds_snapshot
         self._tasks: dict[str, ServedTask] = {}
+        self._row_sources: dict[str, str] = {}
         self._load_lock = threading.Lock()
         self._writer = GroupCommitter(self._record, name="scoring-writer")
 
     # ---- tasks -------------------------------------------------------------------------------
 
     def served_names(self) -> list[str]:
+        return sorted(n for n in self._built_names() if self._servable(n))
+
+    def _built_names(self) -> list[str]:
         root = self.settings.kits_dir
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir()
-                      if TASK_NAME.match(p.name) and self._in_lab(p.name)
-                      and is_built(self.settings, p.name) and self._servable(p.name))
+        return [p.name for p in root.iterdir() if TASK_NAME.match(p.name) and self._in_lab(p.name)
+                and is_built(self.settings, p.name)]
 
     def _in_lab(self, name: str) -> bool:
         # A lab's server scores only its own tasks: elsewhere a member's token would open a
@@ -142,6 +145,23 @@ class ScoringService:
             return AnswerKey(answer_key_dir(self.settings, name), "binary").servable
         except AarlabError:
             return False
+
+    def row_source(self, name: str) -> str:
+        """The task whose rows ``name`` is drawn from: its kit's ``source_task`` (an LM task's
+        source, written by the build, never by a sandbox), else ``name`` itself."""
+        if name not in self._row_sources:
+            try:
+                source = TaskKit(kit_dir(self.settings, name)).manifest.get("source_task")
+            except (AarlabError, OSError, ValueError):
+                source = None
+            self._row_sources[name] = source if isinstance(source, str) and source else name
+        return self._row_sources[name]
+
+    def same_rows(self, name: str) -> frozenset[str]:
+        """``name`` and every task of this server drawn from the same rows: they share one
+        submission budget, else each would be a fresh one over the same feedback labels."""
+        source = self.row_source(name)
+        return frozenset({name, *(n for n in self._built_names() if self.row_source(n) == source)})
 
     def task(self, name: str) -> ServedTask:
         if name in self._tasks:
@@ -234,9 +254,11 @@ class ScoringService:
     # ---- submission --------------------------------------------------------------------------
 
     def budget(self, s: Session, researcher_id: int, task: str | None = None) -> BudgetState:
-        """Per task when ``task`` is given (a suite lab's researcher may submit to each)."""
+        """Per task when ``task`` is given (a suite lab's researcher may submit to each), one
+        budget for the tasks of the same rows."""
         return budget_state(s, researcher_id, self.settings.submissions_per_hour,
-                            self.settings.submissions_total, task=task)
+                            self.settings.submissions_total,
+                            tasks=None if task is None else self.same_rows(task))
 
     def submit(self, researcher: Researcher, task: str, body: bytes) -> tuple[dict, BudgetState]:
         """Validate and score here (in the request's thread), record in the writer's batch."""

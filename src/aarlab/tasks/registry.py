@@ -82,6 +82,17 @@ def all_tasks() -> list[TaskSpec]:
     return list(TASKS.values())
 
 
+def same_rows(a: str, b: str) -> bool:
+    """Whether tasks ``a`` and ``b`` are drawn from the same rows (an LM task and its source, or
+    two LM tasks of one source): the one is no new data for a method made on the other."""
+    _load_plugins()
+
+    def root(name: str) -> str:
+        return getattr(TASKS.get(name), "source", "") or name
+
+    return root(a) == root(b)
+
+
 def default_tasks() -> list[TaskSpec]:
     return [t for t in all_tasks() if t.default]
 
