@@ -82,6 +82,9 @@ async def test_leaderboard_views(make_client, truth, tiny_tweets, register, as_p
     assert [r["researcher"] for r in board["by_researcher"]] == ["alice", "bob"]
     assert board["by_researcher"][0]["submissions"] == 2
     assert {r["method"] for r in board["by_method"]} == {"vanilla", "confidence"}
+    # a label is the submitter's word: each method row names who released its score
+    assert {r["method"]: r["released_by"] for r in board["by_method"]} == {
+        "vanilla": "bob", "confidence": "alice"}
     assert "final_pgr" not in json.dumps(board)
     adm = (await c.get("/v1/admin/tasks/tweets/leaderboard", headers=admin_headers)).json()
     row = adm["by_researcher"][0]

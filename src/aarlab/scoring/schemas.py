@@ -101,9 +101,10 @@ class ResearcherRow(BaseModel):
 
 
 class MethodRow(BaseModel):
-    method: str
+    method: str  # the submitter's own label: free text, not a checked name
     best_released_pgr: float
     researchers: int
+    released_by: str = Field(description="who released the best score under this label")
 
 
 class Leaderboard(BaseModel):

@@ -411,23 +411,26 @@ class ScoringService:
                                 .where(this_build, Submission.is_probe)
                                 .group_by(Submission.researcher_id)).all())
         by_r: dict[int, tuple[Submission, str]] = {}
-        by_m: dict[str, tuple[Submission, set]] = {}
+        # A label is the submitter's word, so a method's row names who released its score:
+        # a release labelled with another's method is shown as the labeller's, not theirs.
+        by_m: dict[str, tuple[Submission, str, set]] = {}
         for sub, name in s.execute(base.where(Submission.new_best).order_by(Submission.id)):
             by_r[sub.researcher_id] = (sub, name)  # released is monotone: the last is the best
             m = sub.method or "(unnamed)"
-            best, who = by_m.get(m, (None, set()))
+            best, by, who = by_m.get(m, (None, name, set()))
             who.add(sub.researcher_id)
             if best is None or sub.released_pgr > best.released_pgr:
-                best = sub
-            by_m[m] = (best, who)
+                best, by = sub, name
+            by_m[m] = (best, by, who)
         r_rows = [{"researcher": name, "best_released_pgr": sub.released_pgr,
                    "submissions": counts.get(sub.researcher_id, 0)}
                   | (_admin_cols(sub, t) | {"probes": probes.get(sub.researcher_id, 0)}
                      if admin else {})
                   for sub, name in by_r.values()]
-        m_rows = [{"method": m, "best_released_pgr": sub.released_pgr, "researchers": len(who)}
+        m_rows = [{"method": m, "best_released_pgr": sub.released_pgr, "researchers": len(who),
+                   "released_by": by}
                   | (_admin_cols(sub, t) if admin else {})
-                  for m, (sub, who) in by_m.items()]
+                  for m, (sub, by, who) in by_m.items()]
         key = lambda r: -r["best_released_pgr"]  # noqa: E731
         return {"task": task, "by_researcher": sorted(r_rows, key=key),
                 "by_method": sorted(m_rows, key=key)}
