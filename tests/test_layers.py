@@ -19,7 +19,7 @@ SRC = Path(aarlab.__file__).parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground", ("aarlab.__init__", "aarlab.errors", "aarlab.config", "aarlab.clock",
                 "aarlab.atomic", "aarlab.cores", "aarlab.file_modes", "aarlab.redact",
-                "aarlab.safe_files", "aarlab.archive", "aarlab.sources")),
+                "aarlab.safe_files", "aarlab.archive", "aarlab.sources", "aarlab.text")),
     ("sandbox", ("aarlab.sandbox",)),
     ("store", ("aarlab.store",)),
     # FastAPI dependencies (settings, store, bearer auth) that every router uses.

@@ -23,7 +23,7 @@ from aarlab.replication.method import Method
 from aarlab.replication.replicate import same_rows, targets_for
 from aarlab.tasks.lm_tasks import LMTaskSpec
 from aarlab.tasks.spec import TASKS
-from tests.redteam_lab import register, served_lab
+from redteam_lab import register, served_lab
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from aarlab.sandbox.spec import SandboxSpec
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher, add_researcher, hash_token, new_token
 from aarlab.tasks.paths import kit_dir
+from aarlab.text import printable
 
 
 class LabOptions(BaseModel):
@@ -317,5 +318,5 @@ class Lab:
 def printable_tail(text: str, lines: int = 20, chars: int = 2000) -> str:
     """The last ``lines`` lines of ``text`` (at most ``chars``), each without control
     characters (no terminal escapes from a sandbox's output reach the operator's screen)."""
-    kept = ["".join(c for c in line if c.isprintable()) for line in text.splitlines()]
+    kept = [printable(line) for line in text.splitlines()]
     return "\n".join([line for line in kept if line.strip()][-lines:])[-chars:]

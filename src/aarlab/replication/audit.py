@@ -33,6 +33,7 @@ from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.paths import answer_key_dir, kit_dir
+from aarlab.text import printable
 
 TRANSCRIPT_PATTERNS = {
     "answer-key": re.compile(r"answer[-_ ]?keys?|labels\.json|parts\.json|reference\.json", re.I),
@@ -231,6 +232,6 @@ def md_cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     # Sandbox-written text: no control or bidi character (C0, C1, U+202E…) reaches the report.
-    text = "–" if v is None else "".join(c for c in str(v) if c.isprintable())
+    text = "–" if v is None else printable(v)
     return "`" + text.replace("|", "\\|").replace("`", "'")[:200] + "`" if len(text) > 40 \
         else text.replace("|", "\\|").replace("<", "&lt;")  # outside a code span HTML counts

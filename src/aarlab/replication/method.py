@@ -23,6 +23,7 @@ from aarlab.forum.tables import Snapshot, SnapshotLink
 from aarlab.lab.headline import own_released
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
+from aarlab.text import printable
 from aarlab.w2s.methods import METHODS
 from aarlab.w2s.spec import parse_spec
 
@@ -153,7 +154,7 @@ def load_method(store: Store, settings: Settings, ref: str | int) -> Method:
     if not m.replicable:
         # A snapshot's spec.json is the researcher's: its keys reach this message (and, from
         # it, a report's table and the owner's terminal), so it keeps printable text only.
-        m.why_not = "".join(c for c in (problem or "") if c.isprintable())[:500] or (
+        m.why_not = printable(problem or "", 500) or (
             f"method label {label!r} is not a spec, and "
             + ("the snapshot has no spec.json, run.py or predictions file" if snap_id
                else "no snapshot is linked to the submission"))

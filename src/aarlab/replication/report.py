@@ -27,6 +27,7 @@ from aarlab.store.db import Store
 from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.paths import answer_key_dir, kit_dir
 from aarlab.tasks.scorer import Scorer
+from aarlab.text import printable
 
 
 def leaderboard(store: Store, lab_id: int, top: int = 10,
@@ -84,9 +85,8 @@ def top_methods(store: Store, settings: Settings, board: list[dict], n: int,
             method = load_method(store, settings, row["submission_id"])
         except Exception as e:  # noqa: BLE001 - one hostile snapshot must not stop the report
             not_replicable.append({"ref": str(row["submission_id"]), "claim": {}, "results": [],
-                                   "falls_short": False, "not_replicable": "".join(
-                                       c for c in f"its snapshot could not be read: {e}"
-                                       if c.isprintable())[:300]})
+                                   "falls_short": False, "not_replicable": printable(
+                                       f"its snapshot could not be read: {e}", 300)})
             continue
         if not method.replicable:
             not_replicable.append({"ref": method.ref, "claim": method.claim, "results": [],

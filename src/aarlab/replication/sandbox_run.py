@@ -20,6 +20,7 @@ from aarlab.config import Settings
 from aarlab.replication.method import ENTRY_POINTS, parse_predictions
 from aarlab.sandbox.factory import make_sandbox
 from aarlab.sandbox.spec import Limits, SandboxSpec
+from aarlab.text import printable
 
 
 def rerun_snapshot(archive: bytes, kit_dir: Path, settings: Settings,
@@ -50,8 +51,7 @@ def rerun_snapshot(archive: bytes, kit_dir: Path, settings: Settings,
             ", timed out" if res.timed_out else "") + ")"
         if preds is None:
             # The snapshot's own words: no control character (a terminal escape) goes on.
-            lines = ["".join(c for c in line if c.isprintable()).strip()
-                     for line in res.stderr.splitlines()]
+            lines = [printable(line).strip() for line in res.stderr.splitlines()]
             tail = next((line for line in reversed(lines) if line), "no output")
             return {}, f"{how}: no predictions.json ({tail[:200]})"
         return preds, how
