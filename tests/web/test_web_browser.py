@@ -8,6 +8,8 @@ Screenshots land in artifacts/screenshots/ (not committed) for a person to look 
 
 from __future__ import annotations
 
+import time
+
 from webseed import ADMIN
 
 
@@ -118,9 +120,13 @@ def test_live_update_appears_without_reload(tab, web_lab):
         timeout=15_000)
     tab.page.locator("#recent-submissions").get_by_text(f"#{new['id']}").wait_for(
         timeout=15_000)
-    tab.page.wait_for_function(
-        f"document.querySelectorAll('#progress circle.pt').length > {points_before}",
-        timeout=15_000)
+    # Polled from here: wait_for_function's page-side polling compiles its predicate with
+    # new Function, which the dashboard's CSP (no 'unsafe-eval') refuses whenever the point
+    # is not there at the first look.
+    deadline = time.monotonic() + 15
+    while tab.page.locator("#progress circle.pt").count() <= points_before:
+        assert time.monotonic() < deadline, "the new point never appeared in #progress"
+        tab.page.wait_for_timeout(100)
     assert tab.page.evaluate("window.__same_document === true")  # no reload happened
     assert int(tab.page.locator('[data-count="findings"]').text_content()) == before + 1
     assert int(tab.page.locator('[data-count="submissions"]').text_content()) == subs_before + 1
