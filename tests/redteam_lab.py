@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -46,3 +47,24 @@ def lab_of(store: Store, names: list[str], task: str = "tweets") -> int:
             rid = s.scalar(select(Researcher.id).where(Researcher.name == n))
             s.add(LabMember(lab_id=run.id, researcher_id=rid, direction="any", workspace="/x"))
         return run.id
+
+
+def submit(c: TestClient, h: dict, kit, pred, method: str, task: str = "tweets", **extra):
+    """POST class indices ``pred`` on ``kit``'s test rows as a submission; the response."""
+    ids, labels = kit.ids("test"), kit.label_names
+    return c.post(f"/v1/tasks/{task}/submissions", headers=h, json={
+        "predictions": {i: labels[int(k)] for i, k in zip(ids, pred, strict=True)},
+        "method": method, **extra})
+
+
+def ok(r) -> dict:
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def noisy(truth: np.ndarray, rows: int, seed: int) -> np.ndarray:
+    """``truth`` with ``rows`` random rows flipped (binary)."""
+    pred = truth.copy()
+    flip = np.random.default_rng(seed).choice(len(pred), rows, replace=False)
+    pred[flip] = 1 - pred[flip]
+    return pred

@@ -150,8 +150,10 @@ def extract_archive(data: bytes | Path, target: Path,
     return info
 
 
-def read_member(data: bytes, path: str, limits: ArchiveLimits | None = None) -> bytes:
-    """One file's bytes, for browsing a snapshot without extracting it."""
+def read_member(data: bytes, path: str, limits: ArchiveLimits | None = None,
+                max_bytes: int | None = None) -> bytes:
+    """One file's bytes (its first ``max_bytes`` only, when given: a page showing a prefix
+    never holds a 200 MB member), for browsing a snapshot without extracting it."""
     limits = limits or ArchiveLimits()
     fmt = _check_size(data, limits)
     reader = _TarReader(data, limits) if fmt == "tar.gz" else _ZipReader(data, limits)
@@ -160,7 +162,12 @@ def read_member(data: bytes, path: str, limits: ArchiveLimits | None = None) -> 
     if not wanted:
         raise UnsafeArchiveError(f"archive has no file {path!r}")
     for _entry, chunks in reader.contents(wanted):
-        return b"".join(chunks)
+        out = bytearray()
+        for chunk in chunks:
+            out += chunk
+            if max_bytes is not None and len(out) >= max_bytes:
+                return bytes(out[:max_bytes])
+        return bytes(out)
     raise AssertionError("unreachable")
 
 

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         default=None,
         description="Only these tasks are scored and their kits served (a lab's server: "
                     "its task and suite); None: every built task.")
+    requests_in_flight: int = Field(
+        default=8, ge=1,
+        description="Requests one token may have in flight at once; more are a 429 before "
+                    "their body is read (stalled uploads held 20 MB of the lab each).")
+    text_quota_chars: int = Field(
+        default=20_000_000, ge=1000,
+        description="Characters of forum text (every revision and comment) one researcher "
+                    "may store, and as many of telemetry: within the write rate a sandbox "
+                    "could otherwise grow the store by gigabytes an hour.")
     writes_per_minute: int = Field(
         default=120, ge=1,
         description="Telemetry events and forum writes (findings, revisions, comments, "

@@ -29,7 +29,7 @@ from aarlab.lab.report import lab_summary
 from aarlab.replication.method import load_method
 from aarlab.replication.report import leaderboard
 from aarlab.scoring.tables import Submission
-from redteam_lab import lab_of, register, served_lab
+from redteam_lab import lab_of, noisy, ok, register, served_lab, submit
 from tarballs import targz_files
 
 
@@ -39,40 +39,21 @@ def lab(settings, tiny_tweets, tmp_path):
         yield served
 
 
-def _submit(c, h: dict, kit, pred, method: str, **extra):
-    ids, labels = kit.ids("test"), kit.label_names
-    return c.post("/v1/tasks/tweets/submissions", headers=h, json={
-        "predictions": {i: labels[int(k)] for i, k in zip(ids, pred, strict=True)},
-        "method": method, **extra})
-
-
-def _ok(r) -> dict:
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _noisy(truth: np.ndarray, rows: int, seed: int) -> np.ndarray:
-    pred = truth.copy()
-    flip = np.random.default_rng(seed).choice(len(pred), rows, replace=False)
-    pred[flip] = 1 - pred[flip]
-    return pred
-
-
 def test_a_copy_of_an_unreleased_candidate_takes_no_credit(lab, tiny_tweets):
     s, store, c = lab
     kit, key = tiny_tweets
     truth = key.labels("test", kit.ids("test"))
     alice, bob = register(c, "alice"), register(c, "bob")
-    a = _ok(_submit(c, alice, kit, _noisy(truth, 4, 0), "alice-method"))
+    a = ok(submit(c, alice, kit, noisy(truth, 4, 0), "alice-method"))
     assert a["new_best"]
     # Bob's candidate is worse than alice's: not released, answered with alice's score.
-    candidate = _noisy(truth, 40, 1)
-    first = _ok(_submit(c, bob, kit, candidate, "bob-method"))
-    again = _ok(_submit(c, bob, kit, candidate, "bob-method"))  # the same bytes
+    candidate = noisy(truth, 40, 1)
+    first = ok(submit(c, bob, kit, candidate, "bob-method"))
+    again = ok(submit(c, bob, kit, candidate, "bob-method"))  # the same bytes
     assert not first["new_best"] and not again["new_best"]
     assert again["released_pgr"] == a["released_pgr"]  # the answer itself is unchanged
     # A copy of alice's release is still credited with it (and loses the tie to her).
-    copy = _ok(_submit(c, bob, kit, _noisy(truth, 4, 0), "bob-copies-alice"))
+    copy = ok(submit(c, bob, kit, noisy(truth, 4, 0), "bob-copies-alice"))
     with store.session() as db:
         rows = {x.id: x for x in db.scalars(select(Submission))}
     assert headline.own_released(rows[again["id"]]) is None
@@ -90,11 +71,11 @@ def test_the_final_reports_board_and_the_forum_show_only_released_scores(lab, ti
     kit, key = tiny_tweets
     truth = key.labels("test", kit.ids("test"))
     alice, bob = register(c, "alice"), register(c, "bob")
-    released = [_ok(_submit(c, alice, kit, _noisy(truth, k, k), f"alice-v{i}"))
+    released = [ok(submit(c, alice, kit, noisy(truth, k, k), f"alice-v{i}"))
                 for i, k in enumerate((16, 0))]
     assert all(r["new_best"] for r in released)
     rng = np.random.default_rng(7)
-    junk = [_ok(_submit(c, bob, kit, rng.integers(0, 2, len(truth)), f"bob-junk-{j}"))
+    junk = [ok(submit(c, bob, kit, rng.integers(0, 2, len(truth)), f"bob-junk-{j}"))
             for j in range(3)]
     assert all(not j["new_best"] and j["released_pgr"] == released[-1]["released_pgr"]
                for j in junk)
@@ -136,7 +117,7 @@ def test_a_submission_can_only_name_a_snapshot_its_author_uploaded(lab, tiny_twe
     # Alice's code, or code nobody uploaded, on bob's junk: refused, naming the field, and
     # nothing stored (no budget spent).
     for cited in (sid, "0" * 64):
-        r = _submit(c, bob, kit, junk, "bob", snapshot_id=cited)
+        r = submit(c, bob, kit, junk, "bob", snapshot_id=cited)
         assert r.status_code == 422, r.text
         assert "snapshot_id" in r.text
     with store.session() as db:
@@ -144,7 +125,7 @@ def test_a_submission_can_only_name_a_snapshot_its_author_uploaded(lab, tiny_twe
     assert c.get(f"/v1/snapshots/{sid}", headers=bob).json()["submission_ids"] == []
 
     # Linking afterwards is refused the same way.
-    mine = _ok(_submit(c, bob, kit, junk, "bob"))
+    mine = ok(submit(c, bob, kit, junk, "bob"))
     r = c.post(f"/v1/snapshots/{sid}/links", headers=bob, json={"submission_id": mine["id"]})
     assert r.status_code == 422 and "snapshot_id" in r.text
 
@@ -152,7 +133,7 @@ def test_a_submission_can_only_name_a_snapshot_its_author_uploaded(lab, tiny_twe
     # (content-addressed, one row), and then his submission may name it.
     again = c.post("/v1/snapshots", headers=bob, content=archive)
     assert again.status_code in (200, 201) and again.json()["id"] == sid
-    ran = _ok(_submit(c, bob, kit, _noisy(truth, 30, 3), "bob runs alice's code",
+    ran = ok(submit(c, bob, kit, noisy(truth, 30, 3), "bob runs alice's code",
                       snapshot_id=sid))
     assert load_method(store, s, ran["id"]).snapshot_id == sid
 

@@ -73,9 +73,10 @@ def list_findings(
 @router.post("/findings", response_model=FindingOut, status_code=status.HTTP_201_CREATED,
              summary="Post a finding (a result must cite one of your scored submissions)")
 def post_finding(data: FindingIn, me: Researcher = Depends(writing_researcher),
-                 store: Store = Depends(get_store)) -> FindingOut:
+                 store: Store = Depends(get_store),
+                 settings: Settings = Depends(get_settings)) -> FindingOut:
     with store.session() as s:
-        f = service.create_finding(s, me.id, data)
+        f = service.create_finding(s, me.id, data, settings.text_quota_chars)
         return service.finding_views(s, [f])[0]
 
 
@@ -92,18 +93,20 @@ def get_finding(finding_id: int, who: Viewer = Depends(viewer),
              summary="Edit a finding: appends a revision; earlier ones stay readable")
 def edit_finding(finding_id: int, edit: FindingEdit,
                  me: Researcher = Depends(writing_researcher),
-                 store: Store = Depends(get_store)) -> FindingOut:
+                 store: Store = Depends(get_store),
+                 settings: Settings = Depends(get_settings)) -> FindingOut:
     with store.session() as s:
-        f = service.edit_finding(s, me.id, finding_id, edit)
+        f = service.edit_finding(s, me.id, finding_id, edit, settings.text_quota_chars)
         return service.finding_views(s, [f])[0]
 
 
 @router.post("/findings/{finding_id}/comments", response_model=CommentOut,
              status_code=status.HTTP_201_CREATED, summary="Comment on a finding")
 def comment(finding_id: int, data: CommentIn, me: Researcher = Depends(writing_researcher),
-            store: Store = Depends(get_store)) -> CommentOut:
+            store: Store = Depends(get_store),
+            settings: Settings = Depends(get_settings)) -> CommentOut:
     with store.session() as s:
-        c = service.add_comment(s, me.id, finding_id, data.body)
+        c = service.add_comment(s, me.id, finding_id, data.body, settings.text_quota_chars)
         return CommentOut(id=c.id, author={"id": me.id, "name": me.name}, body=c.body,
                           created_at=c.created_at)
 

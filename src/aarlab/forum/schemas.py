@@ -44,6 +44,11 @@ def _plain_text(v: str | None, one_line: bool) -> str | None:
     return v
 
 
+def one_line_text(v: str | None) -> str | None:
+    """``v`` if it is one line of text (no control or bidi character), else ValueError."""
+    return _plain_text(v, one_line=True)
+
+
 class FindingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -74,7 +74,29 @@ class Viewer:
 # --- writing --------------------------------------------------------------------------------
 
 
-def create_finding(s: Session, author_id: int, data: FindingIn) -> Finding:
+class TextQuotaError(ForumError):
+    status = 413
+
+
+def check_text_quota(s: Session, author_id: int, adding: int, quota: int | None) -> None:
+    """Refuse a write that takes ``author_id``'s stored forum text (every revision's title and
+    body, every comment) past ``quota`` characters (None: no quota)."""
+    if quota is None:
+        return
+    used = (s.scalar(select(func.coalesce(func.sum(func.length(FindingRevision.title)
+                                                   + func.length(FindingRevision.body)), 0))
+                     .where(FindingRevision.author_id == author_id)) or 0) + (
+        s.scalar(select(func.coalesce(func.sum(func.length(Comment.body)), 0))
+                 .where(Comment.author_id == author_id)) or 0)
+    if used + adding > quota:
+        raise TextQuotaError(f"body: you have stored {used} characters of forum text; "
+                             f"{adding} more would pass the {quota} one researcher may "
+                             "(text_quota_chars)", hint="edit less often, or write less")
+
+
+def create_finding(s: Session, author_id: int, data: FindingIn,
+                   quota: int | None = None) -> Finding:
+    check_text_quota(s, author_id, len(data.title) + len(data.body), quota)
     task, snapshot_id = data.task, data.snapshot_id
     if data.submission_id is not None:
         sub = own_submission(s, author_id, data.submission_id)
@@ -99,7 +121,8 @@ def create_finding(s: Session, author_id: int, data: FindingIn) -> Finding:
     return f
 
 
-def edit_finding(s: Session, researcher_id: int, finding_id: int, edit: FindingEdit) -> Finding:
+def edit_finding(s: Session, researcher_id: int, finding_id: int, edit: FindingEdit,
+                 quota: int | None = None) -> Finding:
     f = _visible(s, Viewer(researcher_id), finding_id)
     if f.author_id != researcher_id:
         raise ForbiddenError(f"finding {finding_id}: only its author can edit it",
@@ -107,6 +130,9 @@ def edit_finding(s: Session, researcher_id: int, finding_id: int, edit: FindingE
     if f.revision >= MAX_REVISIONS:
         raise ForumError(f"finding {finding_id}: {f.revision} revisions, the most a finding "
                          "keeps", hint="post a new finding that supersedes it")
+    # a revision stores its whole title and body again
+    check_text_quota(s, researcher_id, len(edit.title if edit.title is not None else f.title)
+                     + len(edit.body if edit.body is not None else f.body), quota)
     now = utcnow()
     f.revision += 1
     f.title = edit.title if edit.title is not None else f.title
@@ -128,8 +154,10 @@ MAX_COMMENTS_PER_AUTHOR = 50
 MAX_REVISIONS = 100
 
 
-def add_comment(s: Session, researcher_id: int, finding_id: int, body: str) -> Comment:
+def add_comment(s: Session, researcher_id: int, finding_id: int, body: str,
+                quota: int | None = None) -> Comment:
     f = _visible(s, Viewer(researcher_id), finding_id)
+    check_text_quota(s, researcher_id, len(body), quota)
     mine = s.scalar(select(func.count()).select_from(Comment).where(
         Comment.finding_id == f.id, Comment.author_id == researcher_id))
     if mine >= MAX_COMMENTS_PER_AUTHOR:

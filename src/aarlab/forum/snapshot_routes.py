@@ -15,7 +15,14 @@ from aarlab.archive import ArchiveLimits
 from aarlab.config import Settings
 from aarlab.forum import snapshots
 from aarlab.forum.routes import viewer
-from aarlab.forum.schemas import SHA256, LinkIn, SnapshotDetail, SnapshotOut, UploadOut
+from aarlab.forum.schemas import (
+    SHA256,
+    LinkIn,
+    SnapshotDetail,
+    SnapshotOut,
+    UploadOut,
+    one_line_text,
+)
 from aarlab.forum.service import ForumError, Viewer
 from aarlab.forum.snapshots import QuotaError
 from aarlab.server.deps import current_researcher, get_settings, get_store
@@ -71,6 +78,10 @@ async def upload(
     lim: ArchiveLimits = Depends(limits),
     settings: Settings = Depends(get_settings),
 ) -> UploadOut:
+    try:  # shown on pages and to other researchers' LLM contexts, like a finding's title
+        one_line_text(label)
+    except ValueError as e:
+        raise ForumError(f"label: {e}") from None
     data = await _archive_bytes(request, lim.max_bytes)
 
     def work() -> UploadOut:
@@ -127,7 +138,7 @@ def file(snapshot_id: str = Path(**_ID), path: str = Path(max_length=1024),
          blobs: snapshots.BlobStore = Depends(blob_store),
          lim: ArchiveLimits = Depends(limits)) -> Response:
     with store.session() as s:
-        data = snapshots.member(s, blobs, lim, snapshot_id, path)
+        data, _ = snapshots.member(s, blobs, lim, snapshot_id, path)
     try:
         data.decode("utf-8")
         media = "text/plain; charset=utf-8"

@@ -153,12 +153,25 @@ def detail(s: Session, snapshot_id: str) -> SnapshotDetail:
                           files=[SnapshotFile(path=p, size=n) for p, n in snap.files])
 
 
+# The most of one file served whole: larger ones are for the archive download. Each read
+# decompresses the archive up to the file, so without a cap 40 parallel reads of a 198 MB file
+# of zeros (a 2 MB upload) held gigabytes in the lab process.
+MEMBER_MAX_BYTES = 8 << 20
+
+
 def member(s: Session, blobs: BlobStore, limits: ArchiveLimits, snapshot_id: str,
-           path: str) -> bytes:
+           path: str, prefix: int | None = None) -> tuple[bytes, int]:
+    """(the file's bytes, its size): all of them, refused past ``MEMBER_MAX_BYTES``, or only
+    the first ``prefix``."""
     snap = get(s, snapshot_id)
-    if not any(p == path for p, _ in snap.files):
+    size = next((n for p, n in snap.files if p == path), None)
+    if size is None:
         raise NotFoundError(f"snapshot {snapshot_id} has no file {path!r}")
-    return read_member(blobs.get(snap.id), path, limits)
+    if prefix is None and size > MEMBER_MAX_BYTES:
+        raise QuotaError(f"path: {path!r} is {size} bytes; files over {MEMBER_MAX_BYTES} "
+                         "bytes are served only in the archive",
+                         hint=f"GET /v1/snapshots/{snapshot_id}/archive")
+    return read_member(blobs.get(snap.id), path, limits, max_bytes=prefix), size
 
 
 def views(s: Session, snaps: list[Snapshot]) -> list[SnapshotOut]:

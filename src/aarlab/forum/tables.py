@@ -133,7 +133,8 @@ class FindingRevision(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), nullable=False)
     number: Mapped[int] = mapped_column(Integer, nullable=False)
-    author_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False)
+    author_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False,
+                                           index=True)  # the text quota sums by author
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     tags: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
@@ -157,7 +158,8 @@ class Comment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     finding_id: Mapped[int] = mapped_column(ForeignKey("findings.id"), nullable=False,
                                             index=True)
-    author_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False)
+    author_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), nullable=False,
+                                           index=True)  # the text quota sums by author
     body: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 

@@ -30,7 +30,7 @@ from aarlab.kits.kit import TaskKit
 from aarlab.lab import headline, suite
 from aarlab.lab.baselines import best_baseline, tuned_baseline
 from aarlab.lab.status import lab_costs, lab_submissions, member_rows, progress_points
-from aarlab.lab.tables import LabEvent, LabMember, LabRun
+from aarlab.lab.tables import LabEvent, LabRun
 from aarlab.lab.tuned import researcher_submissions
 from aarlab.scoring.builds import same_build
 from aarlab.scoring.probes import unpack
@@ -144,11 +144,7 @@ def suite_section(store: Store, settings: Settings, lab_id: int, tasks: list[str
     """Per-task final PGR of the suite's pick, the tuned baseline on each task, and the means
     (``aarlab.lab.suite``). ``known``: {task: (scorer, tuned, tuned_vote)} already computed."""
     with store.session() as s:
-        ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab_id)
-        subs = list(s.scalars(select(Submission).where(Submission.researcher_id.in_(ids),
-                                                       Submission.task.in_(tasks))))
-        for x in subs:
-            s.expunge(x)
+        subs = lab_submissions(s, s.get(LabRun, lab_id), tasks)
 
     def measure(task: str, x) -> dict:
         if task not in known:

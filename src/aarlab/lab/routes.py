@@ -9,14 +9,15 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from starlette.concurrency import run_in_threadpool
 
 from aarlab.client.lab import NOTEBOOK_MAX_BYTES
+from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.lab import notebooks
 from aarlab.lab.tables import LabEvent
-from aarlab.server.deps import current_researcher, get_store, writing_researcher
+from aarlab.server.deps import current_researcher, get_settings, get_store, writing_researcher
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 
@@ -47,20 +48,23 @@ _MAX_INT = 2 ** 53
 
 
 def _has_huge_int(v: object) -> bool:
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int):
-        return abs(v) > _MAX_INT
-    if isinstance(v, dict):
-        return any(_has_huge_int(x) for x in v.values())
-    if isinstance(v, list):
-        return any(_has_huge_int(x) for x in v)
+    # A loop, not recursion: a payload nested a few hundred deep raised RecursionError (a 500).
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, int) and not isinstance(x, bool) and abs(x) > _MAX_INT:
+            return True
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
     return False
 
 
 @router.post("/events", response_model=EventOut, status_code=201)
 def post_event(event: EventIn, me: Researcher = Depends(writing_researcher),
-               store: Store = Depends(get_store)) -> EventOut:
+               store: Store = Depends(get_store),
+               settings: Settings = Depends(get_settings)) -> EventOut:
     try:
         # Python's parser takes NaN and Infinity; JSON (and Postgres's json type) does not.
         text = json.dumps(event.payload, allow_nan=False)
@@ -76,6 +80,12 @@ def post_event(event: EventIn, me: Researcher = Depends(writing_researcher),
         raise EventNotJSON(f"payload: integers must lie within ±{_MAX_INT} (a float's exact "
                            "range)", hint="send a float or a string for a larger number")
     with store.session() as s:
+        used = s.scalar(select(func.coalesce(func.sum(func.length(cast(LabEvent.payload, Text))),
+                                             0)).where(LabEvent.researcher_id == me.id)) or 0
+        if used + len(text) > settings.text_quota_chars:
+            raise EventTooLarge(f"payload: you have stored {used} characters of telemetry; "
+                                f"the most one researcher may is {settings.text_quota_chars} "
+                                "(text_quota_chars)", hint="post smaller or fewer events")
         row = LabEvent(researcher_id=me.id, kind=event.kind, payload=event.payload)
         s.add(row)
         s.flush()

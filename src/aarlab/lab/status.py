@@ -53,10 +53,35 @@ def progress_points(s: Session, lab: LabRun) -> list[dict]:
             for sub, name in s.execute(q)]
 
 
-def lab_submissions(s: Session, lab: LabRun) -> list[Submission]:
+def lab_submissions(s: Session, lab: LabRun, tasks: list[str] | None = None
+                    ) -> list[Submission]:
+    """The members' submissions on the lab's task (or ``tasks``), detached: a copy of a
+    release made outside the lab is credited with nothing here (``uncredit_foreign_copies``)."""
     ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab.id)
-    return list(s.scalars(select(Submission).where(Submission.researcher_id.in_(ids),
-                                                   Submission.task == lab.task)))
+    subs = list(s.scalars(select(Submission).where(
+        Submission.researcher_id.in_(ids), Submission.task.in_(tasks or [lab.task]))))
+    for x in subs:
+        s.expunge(x)
+    uncredit_foreign_copies(s, subs, set(s.scalars(ids)))
+    return subs
+
+
+def uncredit_foreign_copies(s: Session, subs: list[Submission], members: set[int]) -> None:
+    """Clear ``repeats_release`` on the (detached) ``subs`` that copy a release no member made.
+
+    Copy detection spans the whole store, so a lab's sandbox could download an earlier lab's
+    best predictions from its forum snapshot, resubmit them under a label of its own, and win
+    this lab's headline at that lab's score. Another member's release is fair reuse."""
+    for x in subs:
+        if x.new_best or not x.repeats_release or x.probe_of is None:
+            continue
+        ref, seen = s.get(Submission, x.probe_of), set()
+        while (ref is not None and not ref.new_best and ref.repeats_release
+               and ref.probe_of is not None and ref.id not in seen):
+            seen.add(ref.id)
+            ref = s.get(Submission, ref.probe_of)
+        if ref is None or not ref.new_best or ref.researcher_id not in members:
+            x.repeats_release = False
 
 
 def latest_lab(s: Session, task: str | None = None, status: str | None = None) -> LabRun | None:

@@ -225,13 +225,15 @@ def render_audit(audit: dict) -> str:
 
 
 def md_cell(v) -> str:
-    """A value as one Markdown table cell: printable characters only, `|` escaped, long text
-    in a code span (researcher text cannot open a cell, a row or HTML of its own)."""
+    """A value as one Markdown table cell: printable characters only, `|` escaped, text in a
+    code span (researcher text cannot open a cell, a row, a link, an image or HTML of its
+    own: a short `![](http://…)` outside one was a remote image in the report)."""
     if isinstance(v, dict) and "mean" in v:
         return f"{v['mean']:.3f} ± {v['se']:.3f}"
     if isinstance(v, float):
         return f"{v:.3f}"
     # Sandbox-written text: no control or bidi character (C0, C1, U+202E…) reaches the report.
-    text = "–" if v is None else printable(v)
-    return "`" + text.replace("|", "\\|").replace("`", "'")[:200] + "`" if len(text) > 40 \
-        else text.replace("|", "\\|").replace("<", "&lt;")  # outside a code span HTML counts
+    if v is None or isinstance(v, int):
+        return "–" if v is None else str(v)
+    text = printable(v).replace("|", "\\|").replace("`", "'")[:200]
+    return f"`{text}`" if text else ""

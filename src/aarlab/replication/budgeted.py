@@ -4,9 +4,11 @@ Jobs are (method, target) pairs. Before anything runs, the plan and its estimate
 (each job's estimate: the lab's own measured seconds for that spec, else the median experiment,
 scaled by the target's rows and seeds). Jobs run in worker processes, one per core this process
 may use, most telling first (fresh seeds, then other tasks, then re-drawn splits); a job is
-started only if its estimate still fits in the budget, and one still running at the deadline is
-stopped. Every finished job is handed to ``on_update`` at once, so the caller can write partial
-results: a run killed here (SIGINT/SIGTERM) keeps everything finished before the kill.
+started only if its estimate still fits in the budget (a fresh-seed job whenever time is left:
+its estimate is only as honest as the researchers' telemetry), and one still running at the
+deadline is stopped. Every finished job is handed to ``on_update`` at once, so the caller can
+write partial results: a run killed here (SIGINT/SIGTERM) keeps everything finished before the
+kill.
 """
 
 from __future__ import annotations
@@ -123,7 +125,12 @@ def run_jobs(methods: list[tuple[Method, list[Target]]], jobs: list[Job], settin
                 elapsed = time.monotonic() - t0
                 while queue and len(running) < workers:
                     j = queue.pop(0)
-                    if budget_s is not None and elapsed + j.estimate_s > budget_s:
+                    # A method's check on fresh seeds is never skipped on an estimate: the
+                    # estimate rests on researchers' claimed seconds, and a claim of 1e9 s
+                    # (one's own spec, or a rival's) skipped it. It still stops at the deadline.
+                    must = j.target.kind == "fresh-seeds" and elapsed < budget_s \
+                        if budget_s is not None else True
+                    if budget_s is not None and not must and elapsed + j.estimate_s > budget_s:
                         skip(j, f"estimated {j.estimate_s:.0f} s does not fit the "
                                 f"{budget_s - elapsed:.0f} s left", "skipped")
                         progress.advance(bar)

@@ -84,11 +84,14 @@ class ReplicationKit(TaskKit):
 def fresh_seeds(method: Method, kit: TaskKit, key: AnswerKey) -> tuple[TaskKit, list[int], bool]:
     """(kit view, seeds to replicate on, whether they are surely unused by the author)."""
     reserved = [int(s) for s in key.reference.get("replication_seeds", [])]
-    used = set(method.seeds_used or [])
-    if reserved and not used & set(reserved):
+    if reserved:
+        # No sandbox has them (they live in the answer key): fresh whatever the claim says.
+        # A claim naming one once made this fall back to the kit's own seeds, "fresh".
         return ReplicationKit(kit, key), reserved, True
+    used = set(method.seeds_used or [])
     unused = [k for k in kit.seeds if k not in used]
-    if method.seeds_used is not None and unused:
+    # A claim naming a seed the kit lacks is no account of what was used.
+    if method.seeds_used is not None and used <= set(kit.seeds) and unused:
         return kit, unused, True
     return kit, unused or kit.seeds, False
 

@@ -88,6 +88,7 @@ class ServedTask:
     floor: np.ndarray  # the weak teacher's test predictions: the Ladder of an empty lab
     probes: ProbeIndex | None = None  # loaded from the store on first submission
     id_set: frozenset[str] = field(default_factory=frozenset)
+    seeds: frozenset[int] = field(default_factory=frozenset)  # the kit's weak-teacher seeds
 
     def correct(self, pred: np.ndarray) -> np.ndarray:
         """0/1 correctness of class indices on the feedback rows (what the Ladder compares)."""
@@ -188,7 +189,8 @@ class ScoringService:
                 with self.store.session() as s:  # rows stored before builds were told apart
                     adopt_legacy(s, name, scorer)
                 self._tasks[name] = ServedTask(name, kit.format, kit.label_names, ids, scorer,
-                                               ladder, floor, id_set=frozenset(ids))
+                                               ladder, floor, id_set=frozenset(ids),
+                                               seeds=frozenset(kit.seeds))
         return self._tasks[name]
 
     @staticmethod
@@ -218,6 +220,12 @@ class ScoringService:
             msgs = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
                     for err in e.errors()[:5]]
             raise BadSubmission("; ".join(msgs)) from None
+        if sub.seeds is not None and not set(sub.seeds) <= t.seeds:
+            # Replication re-runs a method on seeds outside this list: a seed the kit does
+            # not have can only be a false claim (one overlapping the reserved seeds made
+            # replication fall back to the very seeds the method was developed on).
+            raise BadSubmission(f"seeds: expected weak-teacher seeds of task {t.name!r}'s kit, "
+                                f"{sorted(t.seeds)}; got {sorted(set(sub.seeds) - t.seeds)[:5]}")
         return sub, self.to_indices(t, sub.predictions)
 
     def to_indices(self, t: ServedTask, preds: dict) -> np.ndarray:

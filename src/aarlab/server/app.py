@@ -32,7 +32,7 @@ from aarlab.researchers.llm import tables as _llm_tables  # noqa: F401
 from aarlab.scoring import routes as scoring_routes
 from aarlab.scoring import tables as _scoring_tables  # noqa: F401
 from aarlab.server.deps import require_admin
-from aarlab.server.limits import BodyLimitMiddleware
+from aarlab.server.limits import BodyLimitMiddleware, InFlightLimitMiddleware
 from aarlab.store import audit as _audit_tables  # noqa: F401
 from aarlab.store.db import Store
 from aarlab.tasks import routes as task_routes
@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.holds_snapshot = _forum_tables.holds_snapshot  # for scoring, a layer below
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
         settings, method, path))
+    # Added last, so it runs first: a refused request's body is never read.
+    app.add_middleware(InFlightLimitMiddleware, per_token=settings.requests_in_flight)
 
     @app.exception_handler(AarlabError)
     async def _user_error(request: Request, exc: AarlabError) -> JSONResponse:

@@ -1,8 +1,13 @@
-"""The app's two limits: a cap on request bodies, and one rate of writes per researcher.
+"""The app's limits: a cap on request bodies, requests in flight per token, and one rate of
+writes per researcher.
 
 FastAPI reads a whole JSON body before validating it, so without the cap a single request could
 make the server buffer gigabytes. Declared lengths are refused up front; streamed (chunked)
 bodies are counted as they arrive and cut off at the cap.
+
+``InFlightLimitMiddleware`` bounds what one token holds at once: a body is read (and buffered,
+up to its cap) only once a request is admitted, so a sandbox opening a thousand uploads and
+stalling them cannot hold a thousand bodies.
 
 ``WriteRate`` is the one limiter on what a researcher stores (telemetry, forum writes, notebook
 publishes): a sandbox writing in a loop is refused with 429 and a ``Retry-After``.
@@ -11,6 +16,7 @@ publishes): a sandbox writing in a loop is refused with 429 and a ``Retry-After`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import time
@@ -67,6 +73,48 @@ class BodyLimitMiddleware:
 
         with contextlib.suppress(_TooLarge):  # the 413 was sent from counting_receive
             await self.app(scope, counting_receive, tracking_send)
+
+
+# Connections a listener that sandboxes reach serves at once (uvicorn answers 503 past it):
+# requests without a token are not counted per token, so this bounds them.
+RESEARCHER_CONNECTIONS = 256
+
+
+class InFlightLimitMiddleware:
+    def __init__(self, app: ASGIApp, per_token: int):
+        self.app = app
+        self.per_token = per_token
+        self._in_flight: dict[bytes, int] = {}
+        self._lock = threading.Lock()  # one app may be served by several listeners' loops
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        auth = dict(scope["headers"]).get(b"authorization") if scope["type"] == "http" else None
+        if auth is None:  # no token: refused by the route's auth before any body is read
+            await self.app(scope, receive, send)
+            return
+        key = hashlib.sha256(auth).digest()  # no token kept in memory as it was sent
+        with self._lock:
+            n = self._in_flight.get(key, 0)
+            if n < self.per_token:
+                self._in_flight[key] = n + 1
+        if n >= self.per_token:
+            body = json.dumps({"detail": f"requests: at most {self.per_token} in flight per "
+                                         "token (requests_in_flight)"}).encode()
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"retry-after", b"1"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            with self._lock:
+                left = self._in_flight[key] - 1
+                if left:
+                    self._in_flight[key] = left
+                else:
+                    del self._in_flight[key]
 
 
 async def _refuse(send: Send, limit: int) -> None:

@@ -176,7 +176,9 @@ def references(scoring: ScoringService, task: str | None, admin: bool = False) -
         t = scoring.task(task)
     except UnknownTask:
         return None
-    parts = ("test", "feedback", "final") if admin else ("test", "feedback")
+    # The public sees the feedback half only: with the test means and both sizes beside it,
+    # the final half's weak and ceiling accuracies were one subtraction away.
+    parts = ("test", "feedback", "final") if admin else ("feedback",)
     out = {"n_feedback": int(t.scorer.masks["feedback"].sum()), "n_test": t.n,
            "weak": {p: t.scorer.weak[p] for p in parts},
            "ceiling": {p: t.scorer.ceiling[p] for p in parts},
@@ -347,10 +349,16 @@ def leaderboard(s: Session, scoring: ScoringService, task: str, admin: bool) -> 
 
 def forum(s: Session, query: search.Query, admin: bool) -> dict:
     items, total = service.list_findings(s, Viewer(is_admin=admin), query)
+    # The filters list only what the viewer may see: a hidden finding's author, task and tags
+    # are the admin's to know.
+    shown = Finding.id.is_not(None) if admin else ~Finding.hidden
     authors = s.scalars(select(Researcher.name).where(
-        Researcher.id.in_(select(Finding.author_id).distinct())).order_by(Researcher.name))
-    tasks = s.scalars(select(Finding.task).where(Finding.task.is_not(None)).distinct())
-    tags = s.execute(select(FindingTag.tag, func.count()).group_by(FindingTag.tag)
+        Researcher.id.in_(select(Finding.author_id).where(shown).distinct()))
+        .order_by(Researcher.name))
+    tasks = s.scalars(select(Finding.task).where(Finding.task.is_not(None), shown).distinct())
+    tags = s.execute(select(FindingTag.tag, func.count())
+                     .where(FindingTag.finding_id.in_(select(Finding.id).where(shown)))
+                     .group_by(FindingTag.tag)
                      .order_by(func.count().desc(), FindingTag.tag).limit(30))
     return {"findings": items, "total": total, "authors": list(authors),
             "tasks": sorted(tasks), "tags": [t for t, _ in tags]}

@@ -263,16 +263,19 @@ def snapshot_file(request: Request, snapshot_id: str = Path(pattern=SHA256),
     with _store(request).session() as s:
         try:
             snap = snapshots.detail(s, snapshot_id)
-            data = snapshots.member(s, blobs, limits, snapshot_id, path)
+            data, size = snapshots.member(s, blobs, limits, snapshot_id, path,
+                                          prefix=FILE_SHOWN)
         except ForumError as e:
             return not_found(request, str(e))
     try:
         # Shown as escaped text inside <pre>: a researcher's file is data, never markup.
-        content = data[:FILE_SHOWN].decode("utf-8")
-    except UnicodeDecodeError:
-        content = None
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # a prefix may end inside a character: only a bad byte before that is binary
+        content = data[:e.start].decode("utf-8") if e.start >= len(data) - 3 and size > len(
+            data) else None
     return page(request, "snapshot.html", snap=snap, path=path, content=content,
-                size=len(data), truncated=len(data) > FILE_SHOWN)
+                size=size, truncated=size > FILE_SHOWN)
 
 
 @router.get("/researchers", response_class=HTMLResponse)

@@ -1,0 +1,164 @@
+"""Red-team pass (session 15) on what one sandbox can make the lab process hold.
+
+The lab process serves the scoring server, the forum and the orchestrator of every researcher,
+so running it out of memory takes every researcher and the final report down with it:
+
+- a sandbox opened uploads declaring 20 MB, sent 19 MB of each and stalled: each held 20 MB of
+  the lab for as long as it stayed open, and nothing bounded how many (measured: 4 stalled
+  uploads, +80 MiB);
+- a 2.2 MB archive holding a 198 MB file of zeros passed the ratio check, and every
+  ``GET /v1/snapshots/{id}/files/zeros.txt`` decompressed and returned all of it (40 in parallel:
+  tens of GB);
+- a telemetry payload nested a few hundred deep was a 500 (the check for huge integers
+  recursed).
+
+All against the real ASGI app on a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import tarfile
+
+import httpx
+
+from aarlab.server.app import create_app
+from aarlab.store.db import Store
+from aarlab.store.identity import add_researcher
+from redteam_lab import register, served_lab
+
+
+def _app(settings, tmp_path, **overrides):
+    s = settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'lab.db'}",
+                                    "snapshots_root": tmp_path / "snapshots", **overrides})
+    store = Store(s.database_url)
+    app = create_app(s, store)
+    with store.session() as db:
+        tokens = [add_researcher(db, name)[1] for name in ("mallory", "alice")]
+    return app, tokens
+
+
+def _upload_scope(token: str) -> dict:
+    headers = [(b"host", b"lab"), (b"authorization", f"Bearer {token}".encode()),
+               (b"content-type", b"application/gzip"), (b"content-length", b"10000000")]
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/v1/snapshots",
+            "raw_path": b"/v1/snapshots", "query_string": b"", "root_path": "",
+            "headers": headers, "client": ("127.0.0.1", 1), "server": ("lab", 80)}
+
+
+def test_one_token_holds_a_bounded_number_of_requests_in_flight(settings, tmp_path):
+    app, (mallory, alice) = _app(settings, tmp_path, requests_in_flight=3)
+
+    async def attack() -> None:
+        release = asyncio.Event()
+        read = []  # bytes of body the app has taken in, per admitted upload
+
+        async def stalled_upload(token: str) -> list[dict]:
+            sent: list[dict] = []
+            first = True
+
+            async def receive() -> dict:
+                nonlocal first
+                if first:
+                    first = False
+                    read.append(1 << 20)
+                    return {"type": "http.request", "body": b"\0" * (1 << 20),
+                            "more_body": True}
+                await release.wait()  # the sandbox never sends the rest
+                return {"type": "http.disconnect"}
+
+            async def send(message: dict) -> None:
+                sent.append(message)
+
+            await app(_upload_scope(token), receive, send)
+            return sent
+
+        stalled = [asyncio.create_task(stalled_upload(mallory)) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        assert len(read) == 3  # three admitted, each holding its first MiB
+        # The fourth is refused at once, its body never read (it was held like the others).
+        fourth = await asyncio.wait_for(stalled_upload(mallory), timeout=5)
+        assert fourth[0]["status"] == 429 and len(read) == 3
+        assert json.loads(fourth[1]["body"])["detail"].startswith("requests: at most 3")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://lab") as c:
+            # another researcher is served meanwhile
+            r = await c.get("/v1/me", headers={"Authorization": f"Bearer {alice}"})
+            assert r.status_code == 200
+            release.set()
+            await asyncio.wait_for(asyncio.gather(*stalled), timeout=10)
+            # the slots are free again once those requests end
+            r = await c.get("/v1/me", headers={"Authorization": f"Bearer {mallory}"})
+            assert r.status_code == 200
+
+    asyncio.run(attack())
+
+
+def _zeros_archive(zeros: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("noise.bin", os.urandom(200_000)), ("zeros.txt", b"0" * zeros),
+                           ("run.py", b"print('hi')\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_a_snapshot_file_is_served_whole_only_up_to_a_cap(settings, tmp_path):
+    with served_lab(settings, tmp_path) as (_, _, c):
+        h = register(c, "mallory")
+        r = c.post("/v1/snapshots", headers={**h, "Content-Type": "application/gzip"},
+                   content=_zeros_archive(9 << 20))
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        big = c.get(f"/v1/snapshots/{sid}/files/zeros.txt", headers=h)
+        assert big.status_code == 413, big.status_code
+        assert "served only in the archive" in big.json()["detail"]
+        small = c.get(f"/v1/snapshots/{sid}/files/run.py", headers=h)
+        assert small.status_code == 200 and small.text == "print('hi')\n"
+        # the dashboard shows a prefix of it and says how large it is
+        page = c.get(f"/snapshots/{sid}/files/zeros.txt")
+        assert page.status_code == 200
+        assert f"{9 << 20} bytes" in page.text and "Shown up to 256 KiB" in page.text
+
+
+def test_a_deeply_nested_telemetry_payload_is_an_answer_not_a_failure(settings, tmp_path):
+    with served_lab(settings, tmp_path) as (_, _, c):
+        h = {**register(c, "mallory"), "Content-Type": "application/json"}
+
+        def post(inner: str) -> int:
+            body = '{"kind": "note", "payload": {"x": ' + "[" * 370 + inner + "]" * 370 + "}}"
+            return c.post("/v1/lab/events", headers=h, content=body).status_code
+
+        assert post("1") == 201  # was a 500 (RecursionError in the check below)
+        assert post(str(10 ** 30)) == 422  # a huge integer is still found at any depth
+        assert c.get("/researchers/mallory").status_code == 200
+
+
+def test_forum_text_and_telemetry_have_a_quota_per_researcher(settings, tmp_path):
+    # Within the write rate, 50,000-character revisions grew the store by 52 MB a minute.
+    with served_lab(settings.model_copy(update={"text_quota_chars": 3000}), tmp_path) as (
+            _, _, c):
+        h, other = register(c, "mallory"), register(c, "alice")
+        r = c.post("/v1/forum/findings", headers=h,
+                   json={"kind": "insight", "title": "t", "body": "😀" * 1400})
+        assert r.status_code == 201, r.text
+        fid = r.json()["id"]
+        r = c.post(f"/v1/forum/findings/{fid}/revisions", headers=h, json={"body": "😀" * 1400})
+        assert r.status_code == 201, r.text
+        r = c.post(f"/v1/forum/findings/{fid}/revisions", headers=h, json={"body": "😀" * 1400})
+        assert r.status_code == 413 and "text_quota_chars" in r.json()["detail"]
+        r = c.post(f"/v1/forum/findings/{fid}/comments", headers=h, json={"body": "x" * 500})
+        assert r.status_code == 413
+        # another researcher's quota is their own
+        r = c.post(f"/v1/forum/findings/{fid}/comments", headers=other, json={"body": "ok"})
+        assert r.status_code == 201, r.text
+
+        codes = [c.post("/v1/lab/events", headers=h, json={
+            "kind": "note", "payload": {"x": "y" * 1000}}).status_code for _ in range(4)]
+        assert codes == [201, 201, 413, 413]
