@@ -18,6 +18,7 @@ Through the real ASGI app on a real SQLite file.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from aarlab.lab.report import lab_summary
@@ -59,20 +60,33 @@ def test_seeds_a_kit_does_not_have_are_refused_and_never_make_replication_stale(
 def test_a_copy_of_another_labs_release_takes_no_credit_in_this_lab(lab, tiny_tweets):
     s, store, c = lab
     kit, key = tiny_tweets
-    truth = key.labels("test", kit.ids("test"))
+    ids = kit.ids("test")
+    truth = key.labels("test", ids)
     alice = register(c, "alice")
-    first = ok(submit(c, alice, kit, noisy(truth, 2, 0), "alice-method"))
+    first = ok(submit(c, alice, kit, truth, "alice-method"))
     assert first["new_best"]
     lab_of(store, ["alice"])  # an earlier lab
 
     mallory, bob = register(c, "mallory"), register(c, "bob")
-    copy = ok(submit(c, mallory, kit, noisy(truth, 2, 0), "mallory-label"))
+    copy = ok(submit(c, mallory, kit, truth, "mallory-label"))
     assert copy["released_pgr"] == first["released_pgr"]  # the answer is unchanged
-    own = ok(submit(c, bob, kit, noisy(truth, 12, 3), "bob-method"))
-    assert own["new_best"] and own["released_pgr"] < first["released_pgr"]
+
+    def own_work(wrong: int, first: bool) -> np.ndarray:
+        # ``wrong`` rows wrong in each half (no near-copy of anything else here, and not
+        # vetoed by the final half), below the copy on feedback
+        pred = truth.copy()
+        for part in ("feedback", "final"):
+            rows = np.flatnonzero(np.isin(ids, key.parts[part]))
+            rows = rows[:wrong] if first else rows[-wrong:]
+            pred[rows] = 1 - pred[rows]
+        return pred
+
+    ok(submit(c, mallory, kit, own_work(7, first=True), "mallory-own"))
+    honest = ok(submit(c, bob, kit, own_work(5, first=False), "bob-method"))
     summary = lab_summary(store, s, lab_of(store, ["mallory", "bob"]))
-    assert summary["best_submission_id"] == own["id"]  # was mallory's copy, at alice's score
-    assert summary["best_method"] == "bob-method"
+    # was mallory's copy: lab 1's predictions, reported and replicated as lab 2's pick
+    assert summary["best_submission_id"] == honest["id"]
+    assert summary["researchers"]["mallory"]["best_method"] == "mallory-own"
 
     # Within one lab, a copy of a teammate's release is still fair reuse.
     summary = lab_summary(store, s, lab_of(store, ["alice", "mallory"]))

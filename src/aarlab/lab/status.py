@@ -55,33 +55,36 @@ def progress_points(s: Session, lab: LabRun) -> list[dict]:
 
 def lab_submissions(s: Session, lab: LabRun, tasks: list[str] | None = None
                     ) -> list[Submission]:
-    """The members' submissions on the lab's task (or ``tasks``), detached: a copy of a
-    release made outside the lab is credited with nothing here (``uncredit_foreign_copies``)."""
+    """The members' submissions on the lab's task (or ``tasks``), detached, less exact copies
+    of predictions first submitted outside the lab (``foreign_copies``)."""
     ids = select(LabMember.researcher_id).where(LabMember.lab_id == lab.id)
     subs = list(s.scalars(select(Submission).where(
         Submission.researcher_id.in_(ids), Submission.task.in_(tasks or [lab.task]))))
     for x in subs:
         s.expunge(x)
-    uncredit_foreign_copies(s, subs, set(s.scalars(ids)))
-    return subs
+    foreign = foreign_copies(s, subs, set(s.scalars(ids)))
+    return [x for x in subs if x.id not in foreign]
 
 
-def uncredit_foreign_copies(s: Session, subs: list[Submission], members: set[int]) -> None:
-    """Clear ``repeats_release`` on the (detached) ``subs`` that copy a release no member made.
+def foreign_copies(s: Session, subs: list[Submission], members: set[int]) -> set[int]:
+    """Ids of ``subs`` that are exact copies of predictions first submitted by no member.
 
-    Copy detection spans the whole store, so a lab's sandbox could download an earlier lab's
-    best predictions from its forum snapshot, resubmit them under a label of its own, and win
-    this lab's headline at that lab's score. Another member's release is fair reuse."""
+    Copy detection spans the store, and a copy is answered with its original's score: a later
+    lab's sandbox downloaded an earlier lab's best predictions from its forum snapshot,
+    resubmitted them under a label of its own, and became this lab's pick at that lab's score.
+    They are not this lab's work. A copy of another member's is fair reuse and stays."""
+    out = set()
     for x in subs:
-        if x.new_best or not x.repeats_release or x.probe_of is None:
-            continue
-        ref, seen = s.get(Submission, x.probe_of), set()
-        while (ref is not None and not ref.new_best and ref.repeats_release
-               and ref.probe_of is not None and ref.id not in seen):
+        if x.probe_of is None or x.is_probe:
+            continue  # not an exact copy
+        ref, seen = s.get(Submission, x.probe_of), {x.id}
+        while (ref is not None and ref.probe_of is not None and not ref.is_probe
+               and ref.id not in seen):  # a copy of a copy: to the first of those predictions
             seen.add(ref.id)
             ref = s.get(Submission, ref.probe_of)
-        if ref is None or not ref.new_best or ref.researcher_id not in members:
-            x.repeats_release = False
+        if ref is None or ref.researcher_id not in members:
+            out.add(x.id)
+    return out
 
 
 def latest_lab(s: Session, task: str | None = None, status: str | None = None) -> LabRun | None:
