@@ -33,58 +33,67 @@ from aarlab.store.identity import add_researcher
 from redteam_lab import register, served_lab
 
 
-def _app(settings, tmp_path, **overrides):
+def _app(settings, tmp_path, role: str = "all", **overrides):
     s = settings.model_copy(update={"db_url": f"sqlite:///{tmp_path / 'lab.db'}",
                                     "snapshots_root": tmp_path / "snapshots", **overrides})
     store = Store(s.database_url)
-    app = create_app(s, store)
+    app = create_app(s, store, role=role)
     with store.session() as db:
         tokens = [add_researcher(db, name)[1] for name in ("mallory", "alice")]
     return app, tokens
 
 
-def _upload_scope(token: str) -> dict:
-    headers = [(b"host", b"lab"), (b"authorization", f"Bearer {token}".encode()),
-               (b"content-type", b"application/gzip"), (b"content-length", b"10000000")]
+def _upload_scope(authorization: str | None, path: str = "/v1/snapshots") -> dict:
+    kind = b"application/gzip" if path == "/v1/snapshots" else b"application/json"
+    headers = [(b"host", b"lab"), (b"content-type", kind), (b"content-length", b"4000000")]
+    if authorization is not None:
+        headers.append((b"authorization", authorization.encode()))
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": "POST", "scheme": "http", "path": "/v1/snapshots",
-            "raw_path": b"/v1/snapshots", "query_string": b"", "root_path": "",
+            "method": "POST", "scheme": "http", "path": path,
+            "raw_path": path.encode(), "query_string": b"", "root_path": "",
             "headers": headers, "client": ("127.0.0.1", 1), "server": ("lab", 80)}
+
+
+def _stalling(app, path: str = "/v1/snapshots"):
+    """(stalled_upload(authorization) -> messages sent, release event, list of bodies read)."""
+    release = asyncio.Event()
+    read: list[int] = []  # bytes of body the app has taken in, per admitted upload
+
+    async def stalled_upload(authorization: str | None) -> list[dict]:
+        sent: list[dict] = []
+        first = True
+
+        async def receive() -> dict:
+            nonlocal first
+            if first:
+                first = False
+                read.append(1 << 20)
+                return {"type": "http.request", "body": b"\0" * (1 << 20), "more_body": True}
+            await release.wait()  # the sandbox never sends the rest
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        with contextlib.suppress(ClientDisconnect):  # uvicorn's to handle, as it does
+            await app(_upload_scope(authorization, path), receive, send)
+        return sent
+
+    return stalled_upload, release, read
 
 
 def test_one_token_holds_a_bounded_number_of_requests_in_flight(settings, tmp_path):
     app, (mallory, alice) = _app(settings, tmp_path, requests_in_flight=3)
 
     async def attack() -> None:
-        release = asyncio.Event()
-        read = []  # bytes of body the app has taken in, per admitted upload
-
-        async def stalled_upload(token: str) -> list[dict]:
-            sent: list[dict] = []
-            first = True
-
-            async def receive() -> dict:
-                nonlocal first
-                if first:
-                    first = False
-                    read.append(1 << 20)
-                    return {"type": "http.request", "body": b"\0" * (1 << 20),
-                            "more_body": True}
-                await release.wait()  # the sandbox never sends the rest
-                return {"type": "http.disconnect"}
-
-            async def send(message: dict) -> None:
-                sent.append(message)
-
-            with contextlib.suppress(ClientDisconnect):  # uvicorn's to handle, as it does
-                await app(_upload_scope(token), receive, send)
-            return sent
-
-        stalled = [asyncio.create_task(stalled_upload(mallory)) for _ in range(3)]
+        stalled_upload, release, read = _stalling(app)
+        # one token however its scheme is spelt
+        spellings = [f"Bearer {mallory}", f"bearer {mallory}", f"BEARER  {mallory}"]
+        stalled = [asyncio.create_task(stalled_upload(a)) for a in spellings]
         await asyncio.sleep(0.3)
         assert len(read) == 3  # three admitted, each holding its first MiB
         # The fourth is refused at once, its body never read (it was held like the others).
-        fourth = await asyncio.wait_for(stalled_upload(mallory), timeout=5)
+        fourth = await asyncio.wait_for(stalled_upload(f"BeArEr {mallory}"), timeout=5)
         assert fourth[0]["status"] == 429 and len(read) == 3
         assert json.loads(fourth[1]["body"])["detail"].startswith("requests: at most 3")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -97,6 +106,23 @@ def test_one_token_holds_a_bounded_number_of_requests_in_flight(settings, tmp_pa
             # the slots are free again once those requests end
             r = await c.get("/v1/me", headers={"Authorization": f"Bearer {mallory}"})
             assert r.status_code == 200
+
+    asyncio.run(attack())
+
+
+def test_requests_without_a_token_share_one_bucket_where_sandboxes_connect(settings, tmp_path):
+    app, _ = _app(settings, tmp_path, role="researcher", requests_in_flight=2)
+
+    async def attack() -> None:
+        # A JSON route: FastAPI reads its body before the auth check can refuse it.
+        stalled_upload, release, read = _stalling(app, "/v1/forum/findings")
+        stalled = [asyncio.create_task(stalled_upload(a)) for a in (None, "Bearer ")]
+        await asyncio.sleep(0.3)
+        assert len(read) == 2
+        third = await asyncio.wait_for(stalled_upload(None), timeout=5)
+        assert third[0]["status"] == 429 and len(read) == 2
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*stalled), timeout=10)
 
     asyncio.run(attack())
 

@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
         settings, method, path))
     # Added last, so it runs first: a refused request's body is never read.
-    app.add_middleware(InFlightLimitMiddleware, per_token=settings.requests_in_flight)
+    app.add_middleware(InFlightLimitMiddleware, per_token=settings.requests_in_flight,
+                       anonymous=role == "researcher")
 
     @app.exception_handler(AarlabError)
     async def _user_error(request: Request, exc: AarlabError) -> JSONResponse:

@@ -81,18 +81,22 @@ RESEARCHER_CONNECTIONS = 256
 
 
 class InFlightLimitMiddleware:
-    def __init__(self, app: ASGIApp, per_token: int):
+    """``per_token`` requests in flight per bearer token; with ``anonymous``, requests without
+    one share a single such bucket (on a listener where every route needs a token, a request
+    without one can only hold a body that FastAPI reads before the auth check)."""
+
+    def __init__(self, app: ASGIApp, per_token: int, anonymous: bool = False):
         self.app = app
         self.per_token = per_token
+        self.anonymous = anonymous
         self._in_flight: dict[bytes, int] = {}
         self._lock = threading.Lock()  # one app may be served by several listeners' loops
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        auth = dict(scope["headers"]).get(b"authorization") if scope["type"] == "http" else None
-        if auth is None:  # no token: refused by the route's auth before any body is read
+        key = self._key(scope)
+        if key is None:
             await self.app(scope, receive, send)
             return
-        key = hashlib.sha256(auth).digest()  # no token kept in memory as it was sent
         with self._lock:
             n = self._in_flight.get(key, 0)
             if n < self.per_token:
@@ -115,6 +119,18 @@ class InFlightLimitMiddleware:
                     self._in_flight[key] = left
                 else:
                     del self._in_flight[key]
+
+    def _key(self, scope: Scope) -> bytes | None:
+        if scope["type"] != "http":
+            return None
+        auth = dict(scope["headers"]).get(b"authorization")
+        # The token alone: the scheme's spelling ("bearer", "BEARER", ...) would otherwise
+        # give one token as many buckets as there are spellings.
+        parts = (auth or b"").split(None, 1)
+        token = parts[1].strip() if len(parts) == 2 else b""
+        if not token:
+            return b"" if self.anonymous else None
+        return hashlib.sha256(token).digest()  # no token kept in memory as it was sent
 
 
 async def _refuse(send: Send, limit: int) -> None:
