@@ -125,6 +125,10 @@ def test_fresh_replication_runs_on_reserved_seeds_no_researcher_saw(tiny_tweets,
     lo, hi = row["pgr_final"]["ci95"]
     assert lo <= row["pgr_final"]["mean"] <= hi
     assert row["pgr_final_vote"]["ci95"]  # three fresh seeds: a vote, like a submission
+    # the gap on the part the PGR is read on, and "gap ok" only where its interval is above 0
+    g_lo, g_hi = row["gap_final"]["ci95"]
+    assert g_lo <= row["gap_final"]["mean"] <= g_hi
+    assert row["gap_ok"] is (key.gap_ok and g_lo > 0)
 
 
 def test_without_reserved_seeds_replication_says_whether_its_seeds_are_fresh(tiny_tweets):

@@ -19,6 +19,7 @@ from aarlab.w2s.metrics import (
     Estimate,
     PGRInterval,
     accuracy,
+    bootstrap_gap,
     bootstrap_pgr,
     bootstrap_pgr_diff,
     estimate,
@@ -104,6 +105,14 @@ class Scorer:
             "weak": self.weak[part].as_dict(),
             "ceiling": self.ceiling[part].as_dict(),
         }
+
+    def gap_interval(self, part: str = "final", n_boot: int = 2000, seed: int = 0
+                     ) -> PGRInterval:
+        """Ceiling − weak accuracy on ``part`` with its paired-bootstrap interval: where it
+        reaches 0, a PGR there is a ratio of noise (its interval spans anything)."""
+        weak, ceiling, groups = self._refs
+        return bootstrap_gap(self.truth, weak, ceiling, rows_mask=self._mask(part),
+                             n_boot=n_boot, seed=seed, groups=groups)
 
     def pgr_diff(self, a_preds_per_seed: Sequence[np.ndarray],
                  b_preds_per_seed: Sequence[np.ndarray], part: str = "final",
