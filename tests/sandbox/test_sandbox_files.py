@@ -54,6 +54,11 @@ def test_transfer_limit(make):
     assert sb.exec(["python", "-c", "open('big', 'wb').write(b'x' * 4096)"]).ok
     with pytest.raises(SandboxLimitError, match="larger than 2048"):
         sb.read_file("big")
+    # a caller's own, smaller cap (the LLM tools': what they read into the lab process)
+    sb.write_file("mid", b"x" * 1500)
+    with pytest.raises(SandboxLimitError, match="larger than 1024"):
+        sb.read_file("mid", max_bytes=1024)
+    assert len(sb.read_file("mid", max_bytes=1500)) == 1500
 
 
 def test_non_utf8_text_raises_but_bytes_work(make):

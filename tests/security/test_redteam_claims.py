@@ -55,6 +55,10 @@ def test_seeds_a_kit_does_not_have_are_refused_and_never_make_replication_stale(
     old.__dict__["reference"] = {**key.reference, "replication_seeds": []}
     _, seeds, fresh = fresh_seeds(Method(ref="b", seeds_used=[99]), kit, old)
     assert not fresh  # a seed the kit lacks says nothing about which were used
+    _, seeds, fresh = fresh_seeds(Method(ref="c", seeds_used=[]), kit, old)
+    assert not fresh and seeds == kit.seeds  # nor does none (was: every kit seed, "fresh")
+    r = submit(c, h, kit, noisy(truth, 4, 0), "m", seeds=[])
+    assert r.status_code == 422 and "seeds" in r.json()["detail"]
 
 
 def test_a_copy_of_another_labs_release_takes_no_credit_in_this_lab(lab, tiny_tweets):

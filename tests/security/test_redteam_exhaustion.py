@@ -110,17 +110,32 @@ def test_one_token_holds_a_bounded_number_of_requests_in_flight(settings, tmp_pa
     asyncio.run(attack())
 
 
-def test_requests_without_a_token_share_one_bucket_where_sandboxes_connect(settings, tmp_path):
-    app, _ = _app(settings, tmp_path, role="researcher", requests_in_flight=2)
+def test_requests_without_a_known_token_share_one_bucket_where_sandboxes_connect(settings,
+                                                                                 tmp_path):
+    app, (mallory, _) = _app(settings, tmp_path, role="researcher", requests_in_flight=2)
 
     async def attack() -> None:
         # A JSON route: FastAPI reads its body before the auth check can refuse it.
         stalled_upload, release, read = _stalling(app, "/v1/forum/findings")
-        stalled = [asyncio.create_task(stalled_upload(a)) for a in (None, "Bearer ")]
+        stalled = [asyncio.create_task(stalled_upload(a)) for a in (None, "Bearer made-up-1")]
         await asyncio.sleep(0.3)
         assert len(read) == 2
-        third = await asyncio.wait_for(stalled_upload(None), timeout=5)
+        # made-up tokens were a bucket each (50 of 50 admitted at once)
+        third = await asyncio.wait_for(stalled_upload("Bearer made-up-2"), timeout=5)
         assert third[0]["status"] == 429 and len(read) == 2
+        # a second Authorization header (checked: the first; bucketed: the last) is refused
+        dup = {**_upload_scope(f"Bearer {mallory}", "/v1/forum/findings")}
+        dup["headers"] = [*dup["headers"], (b"authorization", b"Bearer made-up-3")]
+        sent: list[dict] = []
+
+        async def no_body() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app(dup, no_body, send)
+        assert sent[0]["status"] == 400
         release.set()
         await asyncio.wait_for(asyncio.gather(*stalled), timeout=10)
 

@@ -90,7 +90,6 @@ def serve(
     from aarlab.forum.tables import holds_snapshot
     from aarlab.scoring.service import ScoringService
     from aarlab.server.app import create_app
-    from aarlab.server.limits import RESEARCHER_CONNECTIONS
     from aarlab.store.db import Store
 
     if not _is_loopback(host) and not allow_remote:
@@ -112,9 +111,7 @@ def serve(
     def server(role: str, socks: list) -> tuple[uvicorn.Server, list]:
         app = create_app(settings, store, role=role)
         app.state.scoring = scoring
-        return uvicorn.Server(uvicorn.Config(
-            app, log_level=log_level, access_log=False,
-            limit_concurrency=RESEARCHER_CONNECTIONS if role == "researcher" else None)), socks
+        return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False)), socks
 
     servers, where, person = [], [], []
     if sandbox_socket is not None:

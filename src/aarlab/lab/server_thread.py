@@ -19,7 +19,6 @@ from aarlab.config import Settings
 from aarlab.forum.tables import holds_snapshot
 from aarlab.scoring.service import ScoringService
 from aarlab.server.app import create_app
-from aarlab.server.limits import RESEARCHER_CONNECTIONS
 from aarlab.store.db import Store
 
 
@@ -35,9 +34,9 @@ class ServerThread:
         # listener they come through.
         scoring = ScoringService(settings, store, holds_snapshot)
         researcher.state.scoring = person.state.scoring = scoring
-        self.servers = [self._unix(researcher, socket, RESEARCHER_CONNECTIONS)]
+        self.servers = [self._unix(researcher, socket)]
         for host, port in tcp:  # the nodes of a Ray cluster
-            self.servers.append(self._tcp(researcher, host, port, RESEARCHER_CONNECTIONS))
+            self.servers.append(self._tcp(researcher, host, port))
         if dashboard_socket is not None:
             self.servers.append(self._unix(person, dashboard_socket))
         for host, port in dashboard_tcp:  # a person's browser or CLI
@@ -46,18 +45,17 @@ class ServerThread:
                         for s in self.servers]
 
     @staticmethod
-    def _unix(app, path: Path, connections: int | None = None) -> uvicorn.Server:  # noqa: ANN001
+    def _unix(app, path: Path) -> uvicorn.Server:  # noqa: ANN001
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() or path.is_symlink():
             path.unlink()  # left by a lab that was killed
         return uvicorn.Server(uvicorn.Config(app, uds=str(path), log_level="warning",
-                                             access_log=False, limit_concurrency=connections))
+                                             access_log=False))
 
     @staticmethod
-    def _tcp(app, host: str, port: int,  # noqa: ANN001
-             connections: int | None = None) -> uvicorn.Server:
+    def _tcp(app, host: str, port: int) -> uvicorn.Server:  # noqa: ANN001
         return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                             access_log=False, limit_concurrency=connections))
+                                             access_log=False))
 
     def start(self, timeout: float = 30) -> None:
         for t in self.threads:

@@ -90,8 +90,9 @@ def fresh_seeds(method: Method, kit: TaskKit, key: AnswerKey) -> tuple[TaskKit, 
         return ReplicationKit(kit, key), reserved, True
     used = set(method.seeds_used or [])
     unused = [k for k in kit.seeds if k not in used]
-    # A claim naming a seed the kit lacks is no account of what was used.
-    if method.seeds_used is not None and used <= set(kit.seeds) and unused:
+    # A claim naming a seed the kit lacks, or none at all (``[]``: every kit seed would then
+    # count as fresh, the very ones the method was developed on), is no account of what was used.
+    if used and used <= set(kit.seeds) and unused:
         return kit, unused, True
     return kit, unused or kit.seeds, False
 

@@ -147,17 +147,20 @@ class Sandbox(ABC):
             if guard is not None:
                 guard.close()
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
+    def read_file(self, path: str, text: bool = True, max_bytes: int | None = None
+                  ) -> str | bytes:
         """Read a workspace file (relative, or absolute under ``workspace_path``).
 
-        Limits: files over ``limits.transfer_bytes`` (100 MiB) raise ``SandboxLimitError``.
+        Limits: files over ``limits.transfer_bytes`` (100 MiB), or over ``max_bytes`` when
+        given, raise ``SandboxLimitError``.
         Raises ``FileNotFoundError``, ``IsADirectoryError``, ``SandboxPathError`` if the path
         leaves the workspace or goes through a symlink, ``UnicodeDecodeError`` if ``text`` and
         the file is not UTF-8.
         """
         parts = files.relative_parts(path, self.workspace_path)
-        data = files.read_beneath(self.spec.workspace, parts, self.spec.limits.transfer_bytes,
-                                  path)
+        limit = self.spec.limits.transfer_bytes
+        data = files.read_beneath(self.spec.workspace, parts,
+                                  limit if max_bytes is None else min(limit, max_bytes), path)
         return data.decode("utf-8") if text else data
 
     def write_file(self, path: str, contents: str | bytes) -> None:

@@ -220,12 +220,13 @@ class ScoringService:
             msgs = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
                     for err in e.errors()[:5]]
             raise BadSubmission("; ".join(msgs)) from None
-        if sub.seeds is not None and not set(sub.seeds) <= t.seeds:
+        if sub.seeds is not None and (not sub.seeds or not set(sub.seeds) <= t.seeds):
             # Replication re-runs a method on seeds outside this list: a seed the kit does
             # not have can only be a false claim (one overlapping the reserved seeds made
             # replication fall back to the very seeds the method was developed on).
             raise BadSubmission(f"seeds: expected weak-teacher seeds of task {t.name!r}'s kit, "
-                                f"{sorted(t.seeds)}; got {sorted(set(sub.seeds) - t.seeds)[:5]}")
+                                f"{sorted(t.seeds)}; got {sorted(sub.seeds)[:5] or 'none'}",
+                                hint="omit seeds if you do not know which you used")
         return sub, self.to_indices(t, sub.predictions)
 
     def to_indices(self, t: ServedTask, preds: dict) -> np.ndarray:

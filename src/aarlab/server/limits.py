@@ -75,24 +75,30 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
 
 
-# Connections a listener that sandboxes reach serves at once (uvicorn answers 503 past it):
-# requests without a token are not counted per token, so this bounds them.
-RESEARCHER_CONNECTIONS = 256
-
-
 class InFlightLimitMiddleware:
     """``per_token`` requests in flight per bearer token; with ``anonymous``, requests without
     one share a single such bucket (on a listener where every route needs a token, a request
     without one can only hold a body that FastAPI reads before the auth check)."""
 
-    def __init__(self, app: ASGIApp, per_token: int, anonymous: bool = False):
+    def __init__(self, app: ASGIApp, per_token: int, anonymous: bool = False,
+                 known: Callable[[str], bool] | None = None):
+        """``known(token)``: whether a token is a researcher's; with ``anonymous``, an unknown
+        one joins the token-less bucket (else each made-up token was a bucket of its own)."""
         self.app = app
         self.per_token = per_token
         self.anonymous = anonymous
+        self.known = known
+        self._known: set[bytes] = set()  # hashes of tokens seen to be known (no token kept)
         self._in_flight: dict[bytes, int] = {}
         self._lock = threading.Lock()  # one app may be served by several listeners' loops
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and sum(k == b"authorization"
+                                           for k, _ in scope["headers"]) > 1:
+            # Starlette's header map and this one would disagree on which counts: the auth
+            # check took the first, the bucket the last (a made-up one per request).
+            await _answer(send, 400, "authorization: expected one Authorization header")
+            return
         key = self._key(scope)
         if key is None:
             await self.app(scope, receive, send)
@@ -102,13 +108,8 @@ class InFlightLimitMiddleware:
             if n < self.per_token:
                 self._in_flight[key] = n + 1
         if n >= self.per_token:
-            body = json.dumps({"detail": f"requests: at most {self.per_token} in flight per "
-                                         "token (requests_in_flight)"}).encode()
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"retry-after", b"1"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await _answer(send, 429, f"requests: at most {self.per_token} in flight per token "
+                                     "(requests_in_flight)", [(b"retry-after", b"1")])
             return
         try:
             await self.app(scope, receive, send)
@@ -130,15 +131,25 @@ class InFlightLimitMiddleware:
         token = parts[1].strip() if len(parts) == 2 else b""
         if not token:
             return b"" if self.anonymous else None
-        return hashlib.sha256(token).digest()  # no token kept in memory as it was sent
+        key = hashlib.sha256(token).digest()  # no token kept in memory as it was sent
+        if self.anonymous and self.known is not None and key not in self._known:
+            if not self.known(token.decode("latin-1")):
+                return b""
+            self._known.add(key)
+        return key
+
+
+async def _answer(send: Send, status: int, detail: str,
+                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"body: at most {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await _answer(send, 413, f"body: at most {limit} bytes")
 
 
 class TooManyWrites(TooManyRequests):

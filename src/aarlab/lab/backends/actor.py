@@ -70,8 +70,9 @@ class ResearcherNode:
              env: dict[str, str] | None = None, timeout: float | None = None) -> ExecResult:
         return self.sandbox.exec(cmd, input=input, cwd=cwd, env=env, timeout=timeout)
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
-        return self.sandbox.read_file(path, text=text)
+    def read_file(self, path: str, text: bool = True, max_bytes: int | None = None
+                  ) -> str | bytes:
+        return self.sandbox.read_file(path, text=text, max_bytes=max_bytes)
 
     def write_file(self, path: str, contents: str | bytes) -> None:
         self.sandbox.write_file(path, contents)

@@ -270,8 +270,10 @@ class RemoteSandbox(Sandbox):
                                      f"{type(e).__name__}: {str(e)[:500]}\n",
                               duration_s=time.monotonic() - t0)
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
-        return self._get(self.handle.read_file.remote(path, text=text), _CALL_GRACE_S)
+    def read_file(self, path: str, text: bool = True, max_bytes: int | None = None
+                  ) -> str | bytes:
+        return self._get(self.handle.read_file.remote(path, text=text, max_bytes=max_bytes),
+                         _CALL_GRACE_S)
 
     def write_file(self, path: str, contents: str | bytes) -> None:
         self._get(self.handle.write_file.remote(path, contents), _CALL_GRACE_S)

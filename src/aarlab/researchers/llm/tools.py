@@ -100,6 +100,12 @@ SPECS: list[ToolSpec] = [
 ]
 
 
+# What a tool reads into the lab process (which also serves the scoring server): a 100 MiB file
+# of short lines, or a predictions file parsed into a dict, took 10-13 times its size.
+READ_MAX_BYTES = 4 << 20
+SUBMIT_MAX_BYTES = 16 << 20  # far above any task's predictions; the server takes 5 MB
+
+
 @dataclass
 class Toolbox:
     sandbox: Sandbox
@@ -177,7 +183,7 @@ class Toolbox:
 
     def _t_read_file(self, path: str, start_line: int = 1, max_lines: int = 400) -> str:
         if self._in_workspace(path):
-            text = self.sandbox.read_file(path)
+            text = self.sandbox.read_file(path, max_bytes=READ_MAX_BYTES)
         else:  # e.g. the kit: read it from inside, where only what the sandbox shows exists
             r = self._exec(["cat", "--", path], 60)
             if not r.ok:
@@ -197,7 +203,7 @@ class Toolbox:
 
     def _t_edit_file(self, path: str, old_text: str, new_text: str,
                      replace_all: bool = False) -> tuple[str, bool]:
-        text = self.sandbox.read_file(path)
+        text = self.sandbox.read_file(path, max_bytes=READ_MAX_BYTES)
         n = text.count(old_text) if old_text else 0
         if n == 0:
             return f"error: old_text not found in {path}", True
@@ -250,7 +256,8 @@ class Toolbox:
     # -- the lab's API, as this researcher -------------------------------------------------------
     def _t_submit(self, path: str, method: str, snapshot_id: str | None = None,
                   seeds: list[int] | None = None) -> str:
-        predictions = parse_predictions(self.sandbox.read_file(path), path)
+        predictions = parse_predictions(
+            self.sandbox.read_file(path, max_bytes=SUBMIT_MAX_BYTES), path)
         receipt = self.client.submit(self.task, predictions, method=method[:480],
                                      snapshot_id=snapshot_id, seeds=seeds)
         self.on_event("note", {"text": f"submitted {method[:100]}: released PGR "
