@@ -19,21 +19,14 @@ Through the real ASGI app on a real SQLite file.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from aarlab.lab.report import lab_summary
 from aarlab.replication.audit import md_cell
 from aarlab.replication.method import Method
 from aarlab.replication.replicate import fresh_seeds
 from aarlab.tasks.answer_key import AnswerKey
-from redteam_lab import ADMIN, lab_of, noisy, ok, register, served_lab, submit
+from redteam_lab import ADMIN, lab_of, noisy, ok, register, submit
 from tarballs import targz_files
-
-
-@pytest.fixture
-def lab(settings, tiny_tweets, tmp_path):
-    with served_lab(settings, tmp_path) as served:
-        yield served
 
 
 def test_seeds_a_kit_does_not_have_are_refused_and_never_make_replication_stale(

@@ -29,14 +29,8 @@ from aarlab.lab.report import lab_summary
 from aarlab.replication.method import load_method
 from aarlab.replication.report import leaderboard
 from aarlab.scoring.tables import Submission
-from redteam_lab import lab_of, noisy, ok, register, served_lab, submit
+from redteam_lab import lab_of, noisy, ok, register, submit
 from tarballs import targz_files
-
-
-@pytest.fixture
-def lab(settings, tiny_tweets, tmp_path):
-    with served_lab(settings, tmp_path) as served:
-        yield served
 
 
 def test_a_copy_of_an_unreleased_candidate_takes_no_credit(lab, tiny_tweets):

@@ -25,17 +25,11 @@ from aarlab.researchers.search.agent import _valid
 from aarlab.sandbox import SandboxSpec, make_sandbox, sandbox_available
 from aarlab.sandbox.spec import Limits
 from aarlab.w2s.spec import parse_spec
-from redteam_lab import lab_of, register, served_lab
+from redteam_lab import lab_of, register
 from tarballs import targz_files
 
 DEEP_JSON = b"[" * 5000 + b"]" * 5000
 DEEP_PY = b"x = test" + b"[0]" * 3000 + b"\n"
-
-
-@pytest.fixture
-def lab(settings, tiny_tweets, tmp_path):
-    with served_lab(settings, tmp_path) as served:
-        yield served
 
 
 def test_deep_snapshots_cost_a_line_not_the_labs_audit_and_report(lab, tiny_tweets):

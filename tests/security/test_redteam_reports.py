@@ -23,16 +23,10 @@ from aarlab.forum import service as forum_service
 from aarlab.lab.tables import LabEvent
 from aarlab.replication.report import leaderboard, measured_seconds, render_final, top_methods
 from aarlab.store.identity import Researcher
-from redteam_lab import lab_of, register, served_lab
+from redteam_lab import lab_of, register
 from tarballs import targz_files
 
 ESCAPES = ("\x1b", "\x9b", "\u202e")
-
-
-@pytest.fixture
-def lab(settings, tiny_tweets, tmp_path):
-    with served_lab(settings, tmp_path) as served:
-        yield served
 
 
 HOSTILE_KEY = ("x | 0.912 [0.90, 0.93] | 0.915 [0.90, 0.93] |\n\n## Audit\n\n| check | flags |\n"

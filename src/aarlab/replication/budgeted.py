@@ -128,9 +128,8 @@ def run_jobs(methods: list[tuple[Method, list[Target]]], jobs: list[Job], settin
                     # A method's check on fresh seeds is never skipped on an estimate: the
                     # estimate rests on researchers' claimed seconds, and a claim of 1e9 s
                     # (one's own spec, or a rival's) skipped it. It still stops at the deadline.
-                    must = j.target.kind == "fresh-seeds" and elapsed < budget_s \
-                        if budget_s is not None else True
-                    if budget_s is not None and not must and elapsed + j.estimate_s > budget_s:
+                    if (budget_s is not None and elapsed + j.estimate_s > budget_s
+                            and not (j.target.kind == "fresh-seeds" and elapsed < budget_s)):
                         skip(j, f"estimated {j.estimate_s:.0f} s does not fit the "
                                 f"{budget_s - elapsed:.0f} s left", "skipped")
                         progress.advance(bar)

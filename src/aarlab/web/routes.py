@@ -8,6 +8,7 @@ come only from ``/static``, so researcher-written text can never run in a reader
 
 from __future__ import annotations
 
+import codecs
 import json
 from datetime import UTC, datetime
 from functools import cache
@@ -268,12 +269,11 @@ def snapshot_file(request: Request, snapshot_id: str = Path(pattern=SHA256),
         except ForumError as e:
             return not_found(request, str(e))
     try:
-        # Shown as escaped text inside <pre>: a researcher's file is data, never markup.
-        content = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        # a prefix may end inside a character: only a bad byte before that is binary
-        content = data[:e.start].decode("utf-8") if e.start >= len(data) - 3 and size > len(
-            data) else None
+        # Shown as escaped text inside <pre>: a researcher's file is data, never markup. A cut
+        # prefix may end inside a character: not final, so that is no sign of a binary file.
+        content = codecs.getincrementaldecoder("utf-8")().decode(data, final=size <= len(data))
+    except UnicodeDecodeError:
+        content = None
     return page(request, "snapshot.html", snap=snap, path=path, content=content,
                 size=size, truncated=size > FILE_SHOWN)
 
