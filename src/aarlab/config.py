@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         default=8, ge=1,
         description="Requests one token may have in flight at once; more are a 429 before "
                     "their body is read (stalled uploads held 20 MB of the lab each).")
+    listener_connections: int = Field(
+        default=64, ge=1,
+        description="Connections one listener of the lab's servers holds at once (each sandbox "
+                    "has a listener of its own); one more is a 503 and closed, so a sandbox "
+                    "cannot hold the lab process's file descriptors.")
+    request_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="Seconds a connection may wait, new or kept alive, before its request "
+                    "starts; then it is closed (uvicorn alone never closes a silent one).")
     text_quota_chars: int = Field(
         default=20_000_000, ge=1000,
         description="Characters of forum text (every revision and comment) one researcher "

@@ -98,6 +98,8 @@ def test_tiny_lab_runs_end_to_end(tmp_path, tiny_tweets, settings):
     assert ("**a win**" in text) is summary["win"]
     assert all(r["experiments"] >= 1 for r in summary["researchers"].values())
     assert summary["sandboxed"] is True
+    # Each sandbox had a listener of its own (tests/security/test_redteam_connections.py).
+    assert len({lab.socket_for(m) for m in lab.members}) == len(lab.members) == 2
     # Each researcher published its notebooks from inside its sandbox, over the lab's socket:
     # the store holds what its workspace holds (the dashboard shows only the store's copy).
     with store.session() as db:

@@ -90,6 +90,7 @@ def serve(
     from aarlab.forum.tables import holds_snapshot
     from aarlab.scoring.service import ScoringService
     from aarlab.server.app import create_app
+    from aarlab.server.connections import guarded_h11
     from aarlab.store.db import Store
 
     if not _is_loopback(host) and not allow_remote:
@@ -111,7 +112,9 @@ def serve(
     def server(role: str, socks: list) -> tuple[uvicorn.Server, list]:
         app = create_app(settings, store, role=role)
         app.state.scoring = scoring
-        return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False)), socks
+        http = guarded_h11(settings.listener_connections, settings.request_timeout_s)
+        return uvicorn.Server(uvicorn.Config(app, http=http, log_level=log_level,
+                                             access_log=False)), socks
 
     servers, where, person = [], [], []
     if sandbox_socket is not None:

@@ -36,8 +36,7 @@ class LabApi(Protocol):
     stop_event: threading.Event
     lab_id: int
 
-    @property
-    def socket(self) -> Path: ...
+    def socket_for(self, m: Any) -> Path: ...
     @property
     def lab_dir(self) -> Path: ...
     def open_sandbox(self, m: Any, spec: SandboxSpec) -> Any: ...
@@ -84,7 +83,7 @@ class SearchMember:
                    "OMP_NUM_THREADS": str(opts.threads_per_researcher)}
             timeout = max(5.0, deadline - time.time() + 20)
             spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=ctx.kit,
-                               socket=lab.socket, env={**env, **lm_env}, extra_ro=lm_ro,
+                               socket=lab.socket_for(m), env={**env, **lm_env}, extra_ro=lm_ro,
                                limits=Limits(timeout_s=timeout, cpu_s=int(timeout * 2) + 60,
                                              memory_bytes=opts.memory_bytes))
             try:

@@ -96,10 +96,10 @@ class Lab:
     def lab_dir(self) -> Path:
         return self.settings.home / "labs" / str(self.lab_id)
 
-    @property
-    def socket(self) -> Path:
-        """The researcher API: the socket every sandbox is given."""
-        return self.lab_dir / "lab.sock"
+    def socket_for(self, m: MemberRuntime) -> Path:
+        """The researcher API as one member's sandbox is given it: a listener of its own, so
+        that a sandbox holding its listener's every connection blocks only itself."""
+        return self.lab_dir / f"lab-{m.researcher_id}.sock"
 
     @property
     def dashboard_socket(self) -> Path:
@@ -188,7 +188,7 @@ class Lab:
         served = self.settings.model_copy(update={"served_tasks": tuple(self.tasks), **(
             {} if cap is None else
             {"submissions_total": min(self.settings.submissions_total, cap)})})
-        server = ServerThread(served, self.store, self.socket,
+        server = ServerThread(served, self.store, [self.socket_for(m) for m in self.members],
                               tcp=self.backend.tcp_listeners(),
                               dashboard_socket=self.dashboard_socket, dashboard_tcp=person)
         try:

@@ -1,16 +1,18 @@
 """The lab's servers, run in threads of the lab process: they die with the lab, by design.
 
-Two apps over one store. The researcher API (``role="researcher"``) listens on the Unix socket a
-sandbox is given (its only way out) and on the TCP address the nodes of a Ray backend use: no
-dashboard page and no admin route there. The dashboard with the admin API (``role="all"``)
-listens apart, for a person: on its own Unix socket, which no sandbox mounts, and optionally on
-loopback TCP for a browser.
+Two apps over one store. The researcher API (``role="researcher"``) listens on the Unix sockets
+the sandboxes are given (their only way out; one each, so that a sandbox that fills its own
+listener, ``aarlab.server.connections``, blocks no other) and on the TCP address the nodes of a
+Ray backend use: no dashboard page and no admin route there. The dashboard with the admin API
+(``role="all"``) listens apart, for a person: on its own Unix socket, which no sandbox mounts,
+and optionally on loopback TCP for a browser.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
@@ -19,22 +21,26 @@ from aarlab.config import Settings
 from aarlab.forum.tables import holds_snapshot
 from aarlab.scoring.service import ScoringService
 from aarlab.server.app import create_app
+from aarlab.server.connections import guarded_h11
 from aarlab.store.db import Store
 
 
 class ServerThread:
-    def __init__(self, settings: Settings, store: Store, socket: Path,
+    def __init__(self, settings: Settings, store: Store, socket: Path | Sequence[Path],
                  tcp: list[tuple[str, int]] = (), dashboard_socket: Path | None = None,
                  dashboard_tcp: list[tuple[str, int]] = ()):
-        self.socket = socket
+        """``socket``: the researcher API's Unix socket, or one per sandbox."""
+        sockets = [socket] if isinstance(socket, Path) else list(socket)
+        self.socket = sockets[0]
         self.dashboard_socket = dashboard_socket
+        self.http = guarded_h11(settings.listener_connections, settings.request_timeout_s)
         researcher = create_app(settings, store, role="researcher")
         person = create_app(settings, store, role="all")
         # One scoring service for both: its lock orders a researcher's submissions whichever
         # listener they come through.
         scoring = ScoringService(settings, store, holds_snapshot)
         researcher.state.scoring = person.state.scoring = scoring
-        self.servers = [self._unix(researcher, socket)]
+        self.servers = [self._unix(researcher, path) for path in sockets]
         for host, port in tcp:  # the nodes of a Ray cluster
             self.servers.append(self._tcp(researcher, host, port))
         if dashboard_socket is not None:
@@ -44,18 +50,16 @@ class ServerThread:
         self.threads = [threading.Thread(target=s.run, daemon=True, name="lab-server")
                         for s in self.servers]
 
-    @staticmethod
-    def _unix(app, path: Path) -> uvicorn.Server:  # noqa: ANN001
+    def _unix(self, app, path: Path) -> uvicorn.Server:  # noqa: ANN001
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() or path.is_symlink():
             path.unlink()  # left by a lab that was killed
-        return uvicorn.Server(uvicorn.Config(app, uds=str(path), log_level="warning",
-                                             access_log=False))
+        return uvicorn.Server(uvicorn.Config(app, uds=str(path), http=self.http,
+                                             log_level="warning", access_log=False))
 
-    @staticmethod
-    def _tcp(app, host: str, port: int) -> uvicorn.Server:  # noqa: ANN001
-        return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                             access_log=False))
+    def _tcp(self, app, host: str, port: int) -> uvicorn.Server:  # noqa: ANN001
+        return uvicorn.Server(uvicorn.Config(app, host=host, port=port, http=self.http,
+                                             log_level="warning", access_log=False))
 
     def start(self, timeout: float = 30) -> None:
         for t in self.threads:

@@ -86,12 +86,12 @@ def run_llm_member(lab, m, kit: Path, deadline: float, told: ResearcherEnv) -> N
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     lm_ro, lm_env = sandbox_mounts(kit)  # an LM task: its strong LM, read-only
-    spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=lab.socket,
+    spec = SandboxSpec(name=m.name, workspace=m.workspace, kit=kit, socket=lab.socket_for(m),
                        env={**env, **lm_env}, extra_ro=lm_ro,
                        limits=Limits(timeout_s=opts.shell_timeout_s,
                                      cpu_s=int(opts.shell_timeout_s * threads) + 60,
                                      memory_bytes=lab.options.memory_bytes))
-    with LabClient(socket=lab.socket, token=m.token) as client:
+    with LabClient(socket=lab.socket_for(m), token=m.token) as client:
         def event(kind: str, payload: dict) -> None:
             with contextlib.suppress(LabError):  # telemetry never stops research
                 client.post_event(kind, payload)

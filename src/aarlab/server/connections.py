@@ -1,0 +1,81 @@
+"""Connection limits uvicorn does not have: a cap per listener and a deadline for a request.
+
+uvicorn times a connection out only after a response (its keep-alive timeout). A connection that
+never sends a request, or sends half a header and stops, stays open for good, holding a file
+descriptor of the lab process; a sandbox could open thousands and leave the lab unable to open
+its own database. ``limits.InFlightLimitMiddleware`` cannot see them: they never become requests.
+
+``guarded_h11(max_connections, request_timeout)`` is uvicorn's h11 protocol with two limits:
+a listener holds at most ``max_connections`` connections (one past it gets a 503 and is closed at
+once, so its descriptor is freed), and a connection waiting for a request, new or kept alive,
+is closed when no request has started within ``request_timeout`` seconds. With one listener
+per sandbox (``aarlab.lab.server_thread``) a sandbox that fills its own listener blocks only
+itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+_FULL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
+         b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
+
+
+def guarded_h11(max_connections: int, request_timeout: float) -> type[H11Protocol]:
+    """An ``H11Protocol`` subclass for ``uvicorn.Config(http=...)`` with these limits."""
+    if max_connections < 1 or request_timeout <= 0:
+        raise ValueError("max_connections must be >= 1 and request_timeout > 0")
+
+    class GuardedH11Protocol(_Guarded):
+        pass
+
+    GuardedH11Protocol.max_connections = max_connections
+    GuardedH11Protocol.request_timeout = request_timeout
+    return GuardedH11Protocol
+
+
+class _Guarded(H11Protocol):
+    max_connections: int
+    request_timeout: float
+    _deadline: asyncio.TimerHandle | None = None
+    _waiting_after = None  # the request cycle current when the deadline was set
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            body = (f"this listener already holds {self.max_connections} connections: close "
+                    "idle ones (or send fewer requests at once) and retry\n").encode()
+            transport.write(_FULL % (len(body), body))
+            transport.close()
+            return
+        self._expect_request()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._expect_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _expect_request(self) -> None:
+        self._cancel_deadline()
+        self._waiting_after = self.cycle
+        self._deadline = self.loop.call_later(self.request_timeout, self._on_deadline)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        # A request started since (a new cycle) or still being answered keeps the connection:
+        # requests in flight are bounded per token by the in-flight limit instead.
+        started = self.cycle is not self._waiting_after
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if not started and not busy and not self.transport.is_closing():
+            self.transport.close()
