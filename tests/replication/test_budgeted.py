@@ -204,3 +204,36 @@ def test_a_run_killed_during_replication_leaves_its_json_and_report(tmp_path, ti
     md = (reports / f"lab{lab_id}-final.md").read_text()
     assert "Replication **interrupted**" in md
     assert not list(reports.glob("*.tmp"))  # every file written whole
+
+
+def test_the_headline_pick_reruns_on_every_kit_seed_beside_the_tuned_baseline(
+        tmp_path, tiny_tasks, settings):
+    """The headline's intervals resample the rows of one submitted vote; the final report adds
+    the seed noise of a vote: the pick's spec and the tuned baseline's on every kit seed."""
+    from aarlab.lab.report import write_report
+    from aarlab.replication.report import write_final_report
+
+    s = _home(tmp_path, tiny_tasks, settings)
+    kit, _ = tiny_tasks["tweets"]
+    lab_id = _finished_lab(s, tiny_tasks)
+    store, reports = Store(s.database_url), tmp_path / "reports"
+    summary = write_report(store, s, lab_id, reports, baselines=False)
+    assert summary["best_submission_id"] is not None
+    final = reports / f"lab{lab_id}-final.md"
+
+    write_final_report(store, s, lab_id, reports, summary=dict(summary), redraw_seeds=(),
+                       other_tasks=[], threads=1, workers=1)
+    assert "Not measured (the baseline was not computed)" in final.read_text()
+
+    summary["tuned_baseline_spec"] = {"steps": [{"method": "weak_hard"}]}
+    out = write_final_report(store, s, lab_id, reports, summary=summary, redraw_seeds=(),
+                             other_tasks=[], threads=1, workers=1)
+    rows = [x for r in out["replications"] for x in r["results"] if x["kind"] == "kit-seeds"]
+    assert len(rows) == 1 and rows[0]["seeds"] == list(kit.seeds) and rows[0]["fresh"] is False
+    n = rows[0]["seed_noise"]
+    assert n["vote_of"] == 3 and n["pick"]["seeds"] == n["diff"]["seeds"] == len(kit.seeds)
+    for k in ("pick", "baseline", "diff"):
+        assert n[k]["ci95"][0] <= n[k]["mean"] <= n[k]["ci95"][1]
+    md = final.read_text()
+    assert "### The headline with the seed noise of a vote" in md
+    assert f"**{n['diff']['mean']:+.3f}**" in md

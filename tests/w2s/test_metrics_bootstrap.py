@@ -129,3 +129,59 @@ def test_bad_shapes_say_what_was_expected():
         bootstrap_pgr(truth, weak, ceil, weak, rows_mask=np.ones(3, bool))
     with pytest.raises(ValueError, match="undefined"):
         bootstrap_pgr(truth, weak[:1], weak[:1], ceil[:1], n_boot=10)
+
+
+def test_vote_draws_are_every_ordered_draw_of_seeds():
+    from aarlab.w2s.metrics import majority_vote, vote_draws
+
+    p = np.array([[0, 1, 1, -1], [1, 1, 0, -1], [0, 0, 0, -1]])
+    v = vote_draws(p, 3)
+    assert v.shape == (27, 4)
+    assert (v[0] == p[0]).all()  # seeds (0, 0, 0): seed 0 alone
+    i = 0 * 9 + 1 * 3 + 2  # seeds (0, 1, 2)
+    assert (v[i] == majority_vote(p, 2)).all() and (v[i] == [0, 1, 0, -1]).all()
+    assert (v[:, 3] == -1).all()  # a row no seed predicted stays unpredicted
+    assert (majority_vote(np.array([[0, 1], [1, 0]]), 2) == [0, 0]).all()  # a tie: lower class
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        vote_draws(p, 0)
+    with pytest.raises(ValueError, match="4096"):
+        vote_draws(np.zeros((5, 3), int), 6)
+
+
+def _vote_scorer(truth, weak, ceil):
+    """A Scorer over synthetic references (the code path the lab's report uses)."""
+    from aarlab.tasks.scorer import Scorer
+
+    s = Scorer.__new__(Scorer)
+    s.truth, s.masks = truth, {"final": np.ones(truth.size, bool)}
+    s.__dict__["_refs"] = (weak, ceil, None)
+    return s
+
+
+def test_a_votes_interval_carries_seed_noise_that_one_vote_vector_hides():
+    from aarlab.w2s.metrics import majority_vote
+
+    rng, truth, weak, ceil = _setup(n=2000)
+    scorer = _vote_scorer(truth, weak, ceil)
+    # Five students whose mistakes differ a lot from seed to seed (a noisy method).
+    noisy = np.stack([_preds(rng, truth, a, 1)[0] for a in (0.70, 0.74, 0.78, 0.82, 0.86)])
+    one_vote = scorer.pgr_interval([majority_vote(noisy[:3], 2)], "final", n_boot=800)
+    with_seeds = scorer.vote_interval(list(noisy), 3, "final", n_boot=800)
+    assert with_seeds.seeds == 5 and with_seeds.se > 1.3 * one_vote.se
+    # Identical seeds: nothing to add, the vote's interval is the one vector's.
+    same = scorer.vote_interval([noisy[0]] * 5, 3, "final", n_boot=800)
+    alone = scorer.pgr_interval([noisy[0]], "final", n_boot=800)
+    assert same.mean == pytest.approx(alone.mean) and same.se == pytest.approx(alone.se, rel=0.2)
+
+
+def test_a_paired_vote_difference_shares_each_draw_of_seeds():
+    rng, truth, weak, ceil = _setup(n=1000)
+    scorer = _vote_scorer(truth, weak, ceil)
+    a = _preds(rng, truth, 0.8, 5)
+    d = scorer.vote_diff(list(a), list(a), 3, "final", n_boot=300)
+    assert d.mean == 0 and d.lo == 0 and d.hi == 0  # the same method: exactly no difference
+    better = np.where(rng.random(a.shape) < 0.5, truth, a)  # each seed mended on half its errors
+    d = scorer.vote_diff(list(better), list(a), 3, "final", n_boot=300)
+    assert d.lo > 0 and d.seeds == 5
+    with pytest.raises(ValueError, match="same seeds"):
+        scorer.vote_diff(list(a), list(a[:4]), 3)

@@ -35,6 +35,7 @@ from aarlab.tasks.answer_key import AnswerKey
 from aarlab.tasks.scorer import Scorer
 from aarlab.w2s import signals as sig
 from aarlab.w2s.methods import describe
+from aarlab.w2s.metrics import majority_vote
 from aarlab.w2s.runner import ExperimentResult, run_experiment
 from aarlab.w2s.spec import MethodSpec, parse_spec
 
@@ -43,13 +44,6 @@ VERSION = 2  # bump when what is cached changes meaning
 CACHE_PREFIX = "baselines"  # what lives beside an answer key under this name is a cache
 PARTS = ("feedback", "final")
 Progress = Callable[[str], None]
-
-
-def majority_vote(preds: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-row majority class over seeds (rows of ``preds``); a tie goes to the lower class."""
-    preds = np.atleast_2d(np.asarray(preds))
-    counts = np.stack([(preds == k).sum(0) for k in range(n_classes)])
-    return counts.argmax(0)
 
 
 def score_preds(scorer: Scorer, preds: np.ndarray, n_classes: int,

@@ -29,7 +29,8 @@ from aarlab.cores import usable_cores
 from aarlab.replication.method import Method
 from aarlab.replication.replicate import Target, assemble, is_weak_soft, replicate_one
 
-KIND_ORDER = {"fresh-seeds": 0, "other-task": 1, "redrawn": 2}
+KIND_ORDER = {"fresh-seeds": 0, "kit-seeds": 1, "other-task": 2, "redrawn": 3}
+NEVER_SKIPPED = ("fresh-seeds", "kit-seeds")  # on an estimate; the deadline still stops them
 DEFAULT_JOB_S = 60.0  # a job's estimate when the lab measured nothing
 GRACE_S = 5.0  # past the budget, a running job gets this long before it is stopped
 
@@ -67,6 +68,8 @@ def estimate_jobs(methods: list[tuple[Method, list[Target]]], measured: dict[str
             extra = 0.0 if target in soft_done or (
                 method.spec is not None and is_weak_soft(method.spec)) else soft
             soft_done.add(target)
+            if t.compare_spec is not None:  # the baseline it is compared with, as costly
+                extra += base
             jobs.append(Job(i, t, (base + extra) * scale))
     jobs.sort(key=lambda j: (KIND_ORDER.get(j.target.kind, 9), j.method_index))
     return jobs
@@ -125,11 +128,12 @@ def run_jobs(methods: list[tuple[Method, list[Target]]], jobs: list[Job], settin
                 elapsed = time.monotonic() - t0
                 while queue and len(running) < workers:
                     j = queue.pop(0)
-                    # A method's check on fresh seeds is never skipped on an estimate: the
-                    # estimate rests on researchers' claimed seconds, and a claim of 1e9 s
-                    # (one's own spec, or a rival's) skipped it. It still stops at the deadline.
+                    # A method's check on fresh seeds (and the headline's seed noise) is never
+                    # skipped on an estimate: the estimate rests on researchers' claimed
+                    # seconds, and a claim of 1e9 s (one's own spec, or a rival's) skipped it.
+                    # It still stops at the deadline.
                     if (budget_s is not None and elapsed + j.estimate_s > budget_s
-                            and not (j.target.kind == "fresh-seeds" and elapsed < budget_s)):
+                            and not (j.target.kind in NEVER_SKIPPED and elapsed < budget_s)):
                         skip(j, f"estimated {j.estimate_s:.0f} s does not fit the "
                                 f"{budget_s - elapsed:.0f} s left", "skipped")
                         progress.advance(bar)

@@ -32,7 +32,7 @@ from aarlab.atomic import write_atomic
 from aarlab.config import Settings, get_settings
 from aarlab.kits.formats import label_index
 from aarlab.kits.kit import TaskKit
-from aarlab.lab.baselines import CACHE_PREFIX, fingerprint, run_spec
+from aarlab.lab.baselines import CACHE_PREFIX, VOTE_SEEDS, fingerprint, run_spec
 from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
@@ -48,11 +48,32 @@ WEAK_SOFT = {"method": "weak_soft"}  # copying the teacher, with the kit's defau
 @dataclass
 class Target:
     name: str
-    kind: str  # fresh-seeds | redrawn | other-task | original
+    kind: str  # fresh-seeds | kit-seeds | redrawn | other-task | original
     kit: TaskKit
     key: AnswerKey
     seeds: list[int]
     fresh: bool = True  # whether the seeds are known to be unused by the result's author
+    # kit-seeds: the lab's headline pick on its own task's kit seeds, beside this spec (the
+    # tuned baseline) on the same seeds, for the headline's interval with the seed noise of a
+    # vote (``seed_noise``)
+    compare_spec: dict | None = None
+
+
+def kit_seeds_target(settings: Settings, task: str, compare_spec: dict) -> Target:
+    """The headline pick re-run on every teacher seed of its task's kit (the seeds its author
+    had, so not fresh), to put the seed noise of a 3-seed vote into the headline's interval."""
+    kit, key = open_task(settings, task)
+    return Target(task, "kit-seeds", kit, key, list(kit.seeds), False, compare_spec)
+
+
+def seed_noise(scorer: Scorer, preds: np.ndarray, base: np.ndarray, seeds: list[int]) -> dict:
+    """A vote of ``VOTE_SEEDS`` seeds drawn from ``seeds`` (rows and draws resampled together) of
+    the pick (``preds``) and of the baseline (``base``) on the same draws: each one's final PGR
+    and their paired difference."""
+    return {"vote_of": VOTE_SEEDS, "seeds": list(seeds),
+            "pick": scorer.vote_interval(list(preds), VOTE_SEEDS).as_dict(),
+            "baseline": scorer.vote_interval(list(base), VOTE_SEEDS).as_dict(),
+            "diff": scorer.vote_diff(list(preds), list(base), VOTE_SEEDS).as_dict()}
 
 
 class ReplicationKit(TaskKit):
@@ -244,6 +265,10 @@ def run_on(method: Method, t: Target, threads: int | None = None,
                "pgr_final_vote": r["vote"]["pgr_final"] if "vote" in r else None,
                "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
         preds = np.stack([out[k] for k in t.seeds])
+        if t.compare_spec is not None and len(t.seeds) >= 2:
+            _, base = run_spec(t.kit, scorer, t.compare_spec, t.seeds, threads=threads)
+            res["seed_noise"] = seed_noise(scorer, preds, np.stack([base[k] for k in t.seeds]),
+                                           t.seeds)
         if is_weak_soft(method.spec):  # nothing to compare with; kept for the methods to come
             _weak_soft_preds(t, scorer, threads, preds)
             preds = None

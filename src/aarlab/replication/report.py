@@ -20,7 +20,7 @@ from aarlab.lab.status import lab_costs, lab_submissions, member_rows
 from aarlab.lab.tables import LabRun
 from aarlab.replication.audit import audit_lab, md_cell, render_audit
 from aarlab.replication.method import ReplicationError, load_method
-from aarlab.replication.replicate import replicate, targets_for
+from aarlab.replication.replicate import kit_seeds_target, replicate, targets_for
 from aarlab.scoring.builds import same_build
 from aarlab.scoring.probes import unpack
 from aarlab.store.db import Store
@@ -154,6 +154,30 @@ def _seeds(r: dict | None) -> str:
             f"{used_text})")
 
 
+def seed_noise_lines(reps: list[dict], summary: dict) -> list[str]:
+    """The headline again, with the seed noise of a vote in its intervals (a ``kit-seeds`` row)
+    or a line saying that it was not measured and why."""
+    if summary.get("best_submission_id") is None:
+        return []
+    row = next((x for r in reps for x in r.get("results", []) if x.get("seed_noise")), None)
+    head = "### The headline with the seed noise of a vote"
+    if row is None:
+        why = ("the baseline was not computed" if not summary.get("tuned_baseline_spec") else
+               "the pick is not a library spec, or its re-run did not finish in the budget")
+        return [head, "", f"Not measured ({why}): the headline's intervals above resample "
+                          "the final rows of one vote each, not its seeds.", ""]
+    n = row["seed_noise"]
+    d = n["diff"]
+    lo, hi = d["ci95"]
+    call = ("**a win** with seed noise too" if lo > 0 else "**no win** once seed noise is "
+            "counted (the interval reaches 0)" if hi > 0 else "the tuned baseline is better")
+    return [head, "", f"The pick's spec and the tuned baseline re-run on every teacher seed of "
+            f"the kit ({', '.join(map(str, n['seeds']))}); each bootstrap replicate draws a "
+            f"vote of {n['vote_of']} of those seeds (the same draw for both) with the final "
+            f"rows: pick {_fmt(n['pick'])}, tuned baseline {_fmt(n['baseline'])}, lab − tuned "
+            f"**{d['mean']:+.3f}** [{lo:+.3f}, {hi:+.3f}]: {call}.", ""]
+
+
 def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict,
                  costs: list[dict], lab_md: str, info: dict | None = None) -> str:
     by_sub = {r["claim"].get("submission_id"): r for r in reps}
@@ -187,6 +211,7 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
               "paired difference from weak_soft (copying the teacher) run on the same kit and "
               "seeds, final half [95%, the same rows resampled for both]: above or below when "
               "its interval excludes 0, else tie.", ""]
+    lines += seed_noise_lines(reps, summary)
     lines.append(render_audit(audit))
     if costs:
         lines += ["## Cost", "", "| researcher | " + " | ".join(
@@ -224,6 +249,7 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
     board = leaderboard(store, lab_id, scorer=_scorer(settings, summary["task"]))
     methods, not_replicable = top_methods(store, settings, board, n_replicate, redraw_seeds,
                                           other_tasks, tuple(lab_tasks))
+    add_seed_noise_target(methods, summary, settings)
     jobs = estimate_jobs(methods, measured_seconds(store, lab_id),
                          _unlabelled_rows(settings, summary["task"]))
     with store.session() as s:
@@ -252,6 +278,16 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
     write(reps, info)
     _atomic(report_dir / f"lab{lab_id}-audit.json", json.dumps(audit, indent=1, default=str))
     return out
+
+
+def add_seed_noise_target(methods: list[tuple], summary: dict, settings: Settings) -> None:
+    """The headline pick, if it is a spec among ``methods``, also runs on its task's kit seeds
+    beside the tuned baseline (``replicate.kit_seeds_target``): the headline's seed noise."""
+    base = summary.get("tuned_baseline_spec")
+    for method, targets in methods:
+        if (base is not None and method.spec is not None and method.task == summary["task"]
+                and method.claim.get("submission_id") == summary.get("best_submission_id")):
+            targets.append(kit_seeds_target(settings, method.task, base))
 
 
 def measured_seconds(store: Store, lab_id: int) -> dict[str, float]:

@@ -105,7 +105,8 @@ class PGRInterval:
 
 
 def bootstrap_pgr(truth, weak_preds, ceiling_preds, transfer_preds, rows_mask=None,
-                  n_boot: int = 2000, seed: int = 0, groups=None) -> PGRInterval:
+                  n_boot: int = 2000, seed: int = 0, groups=None,
+                  one_draw: bool = False) -> PGRInterval:
     """PGR with a paired bootstrap over test rows and seeds.
 
     ``*_preds`` are class indices, one row per seed: shape (S, N) (a single (N,) vector is one
@@ -113,15 +114,17 @@ def bootstrap_pgr(truth, weak_preds, ceiling_preds, transfer_preds, rows_mask=No
     and transfer predictions (paired: the row noise common to all three cancels), and draws each
     prediction set's seeds with replacement (so seed noise is included); its PGR uses the
     seed-mean accuracies. ``groups`` (one id per row, e.g. a consistency id) resamples whole
-    groups instead of rows, for rows that are not independent.
+    groups instead of rows, for rows that are not independent. ``one_draw``: the transfer is
+    one of its rows drawn at random per replicate, not their mean (``vote_draws``: a vote).
     """
     return _bootstrap(truth, {"w": weak_preds, "c": ceiling_preds, "t": transfer_preds},
                       lambda a: _pgr_arr(a["t"], a["w"], a["c"]), rows_mask, n_boot, seed, groups,
-                      seeds=_n_seeds(transfer_preds))
+                      seeds=_n_seeds(transfer_preds), one_draw=("t",) if one_draw else ())
 
 
 def bootstrap_pgr_diff(truth, weak_preds, ceiling_preds, a_preds, b_preds, rows_mask=None,
-                       n_boot: int = 2000, seed: int = 0, groups=None) -> PGRInterval:
+                       n_boot: int = 2000, seed: int = 0, groups=None,
+                       one_draw: bool = False) -> PGRInterval:
     """PGR(a) − PGR(b) on the same resampled rows (see ``bootstrap_pgr``).
 
     A is better than B when the interval lies above 0 (``.above_zero``). When a and b have as
@@ -136,7 +139,32 @@ def bootstrap_pgr_diff(truth, weak_preds, ceiling_preds, a_preds, b_preds, rows_
     return _bootstrap(truth, {"w": weak_preds, "c": ceiling_preds, "a": a_preds, "b": b_preds},
                       diff, rows_mask, n_boot, seed, groups,
                       seeds=min(_n_seeds(a_preds), _n_seeds(b_preds)),
-                      paired=("a", "b") if _n_seeds(a_preds) == _n_seeds(b_preds) else ())
+                      paired=("a", "b") if _n_seeds(a_preds) == _n_seeds(b_preds) else (),
+                      one_draw=("a", "b") if one_draw else ())
+
+
+def majority_vote(preds, n_classes: int) -> np.ndarray:
+    """Per-row majority class over seeds (rows of ``preds``); a tie goes to the lower class;
+    a row no seed predicted (-1 everywhere: a recorded table that missed it) stays -1."""
+    preds = np.atleast_2d(np.asarray(preds))
+    counts = np.stack([(preds == k).sum(0) for k in range(max(n_classes, 1))])
+    return np.where(counts.sum(0) > 0, counts.argmax(0), -1)
+
+
+def vote_draws(preds, k: int, n_classes: int | None = None) -> np.ndarray:
+    """The majority vote of every ordered draw of ``k`` of the seeds (rows of ``preds``, with
+    replacement): shape (S**k, N). Picking one of them uniformly is a vote of ``k`` seeds drawn
+    at random, so as the "seeds" of a bootstrap they put the seed noise of a *vote* (what a
+    researcher submits) into its interval; two methods run on the same seeds, both expanded,
+    share each draw (``bootstrap_pgr_diff`` pairs them)."""
+    preds = np.atleast_2d(np.asarray(preds))
+    n_seeds = preds.shape[0]
+    n_classes = int(preds.max()) + 1 if n_classes is None else n_classes
+    if k < 1 or n_seeds ** k > 4096:
+        raise ValueError(f"a vote of k={k} of {n_seeds} seeds: k must be at least 1, and "
+                         f"seeds**k (the draws) at most 4096")
+    draws = np.stack(np.meshgrid(*[np.arange(n_seeds)] * k, indexing="ij"), -1).reshape(-1, k)
+    return np.stack([majority_vote(preds[d], n_classes) for d in draws])
 
 
 def bootstrap_gap(truth, weak_preds, ceiling_preds, rows_mask=None, n_boot: int = 2000,
@@ -160,7 +188,8 @@ _CHUNK = 256  # replicates per block: bounds memory at _CHUNK x n_groups counts
 
 
 def _bootstrap(truth, sets: dict, stat, rows_mask, n_boot: int, seed: int, groups,
-               seeds: int, paired: tuple[str, ...] = ()) -> PGRInterval:
+               seeds: int, paired: tuple[str, ...] = (),
+               one_draw: tuple[str, ...] = ()) -> PGRInterval:
     truth = np.asarray(truth)
     if truth.ndim != 1 or truth.size == 0:
         raise ValueError(f"truth must be a non-empty vector of labels, got shape {truth.shape}")
@@ -201,7 +230,8 @@ def _bootstrap(truth, sets: dict, stat, rows_mask, n_boot: int, seed: int, group
         acc, shared = {}, None
         for name, c in correct.items():
             per_seed = counts @ c.T / rows[:, None]  # (b, S)
-            pick = rng.integers(0, c.shape[0], per_seed.shape)
+            # S seeds resampled for a mean over seeds; one for a set in `one_draw` (a vote)
+            pick = rng.integers(0, c.shape[0], (b, 1 if name in one_draw else c.shape[0]))
             if name in paired:  # the sets in `paired` draw the same seeds
                 shared = pick if shared is None else shared
                 pick = shared
