@@ -132,7 +132,7 @@ def comparison(scorer: Scorer, chosen: Submission, tuned: dict, tuned_vote) -> d
         "tuned_baseline_final_pgr": base.mean,
         "tuned_baseline_final_pgr_ci95": [base.lo, base.hi],
         "tuned_baseline_method": tuned["method"],
-        "tuned_baseline_spec": tuned["spec"],
+        "tuned_baseline_spec": tuned.get("spec"),
         "tuned_baseline": {"seeds": (tuned.get("vote") or {}).get("seeds"), **t},
         "diff_vs_tuned_baseline": {"mean": diff.mean, "se": diff.se, "ci95": [diff.lo, diff.hi],
                                    "n_rows": diff.n_rows},
