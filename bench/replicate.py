@@ -2,6 +2,7 @@
 
     python bench/replicate.py [--lab ID] [--submission ID] [--redraw-seeds 101]
     python bench/replicate.py --spec JSON --task snli-pref --claim 0.631 [--tasks a,b]
+        [--vs BASELINE_SPEC]
 
 Finds the search researcher's best submission of a lab (by released PGR; default: the latest
 lab in AARLAB_HOME), re-runs its spec from scratch on fresh seeds of its task (teacher seeds
@@ -19,6 +20,11 @@ in this one run (each replication row carries its weak_soft comparison), on ever
 composition), developed on ``--task`` where its final PGR (a 3-seed vote, like a submission)
 was ``--claim``; no seed of that task's kit counts as used, so its fresh seeds are the reserved
 teacher seeds.
+
+``--vs``: also re-run the (first) method and this spec (the tuned baseline) on every kit seed
+of the method's task and print a 3-seed vote of each, seeds drawn at random with the final rows
+in each bootstrap replicate, and their paired difference: the headline with the seed noise of a
+vote, as the lab's final report gives it.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from aarlab.errors import AarlabError
 from aarlab.lab.tables import LabMember, LabRun
 from aarlab.replication.budgeted import estimate_jobs, run_jobs
 from aarlab.replication.method import Method, load_method
-from aarlab.replication.replicate import targets_for
+from aarlab.replication.replicate import kit_seeds_target, targets_for
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.tasks.paths import is_built
@@ -69,6 +75,8 @@ def main() -> None:
     ap.add_argument("--claim", type=float, action="append",
                     help="--spec: its final PGR there (seed mean), one per --spec")
     ap.add_argument("--tasks", help="other tasks, comma-separated (default: every built one)")
+    ap.add_argument("--vs", help="a baseline spec (JSON): the headline with seed noise against "
+                                 "it, on every kit seed of the method's task")
     args = ap.parse_args()
     settings = get_settings()
     store = Store(settings.database_url)
@@ -96,11 +104,21 @@ def main() -> None:
     targets = targets_for(methods[0], settings,
                           tuple(int(x) for x in args.redraw_seeds.split(",") if x), others)
     plan = [(m, targets) for m in methods]
+    if args.vs:
+        vs = parse_spec(args.vs).model_dump(exclude_defaults=True)
+        plan[0] = (methods[0], [*targets, kit_seeds_target(settings, methods[0].task, vs)])
     home_rows = len(targets[0].kit.ids("train_unlabel")) if targets else 1
     reps, _ = run_jobs(plan, estimate_jobs(plan, {}, home_rows), settings, None,
                        lambda *a: None, Console(stderr=True))
     for method, rep in zip(methods, reps, strict=True):
         _print(method, rep, targets)
+        for r in rep["results"]:
+            if r.get("seed_noise"):
+                n = r["seed_noise"]
+                print(f"\nWith the seed noise of a vote (a vote of {n['vote_of']} of seeds "
+                      f"{','.join(map(str, n['seeds']))} drawn with the final rows): "
+                      f"{_ci(n['pick'])}; baseline {_ci(n['baseline'])}; difference "
+                      f"{_ci(n['diff'], '+')}")
     print(f"\n{time.monotonic() - t0:.0f} s wall for the replication")
 
 
