@@ -265,7 +265,7 @@ def run_on(method: Method, t: Target, threads: int | None = None,
                "pgr_final_vote": r["vote"]["pgr_final"] if "vote" in r else None,
                "transfer_final": None, "how": "spec re-run", "seconds": r["seconds"]}
         preds = np.stack([out[k] for k in t.seeds])
-        if t.compare_spec is not None and len(t.seeds) >= 2:
+        if t.compare_spec is not None:
             _, base = run_spec(t.kit, scorer, t.compare_spec, t.seeds, threads=threads)
             res["seed_noise"] = seed_noise(scorer, preds, np.stack([base[k] for k in t.seeds]),
                                            t.seeds)

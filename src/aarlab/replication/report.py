@@ -154,7 +154,7 @@ def _seeds(r: dict | None) -> str:
             f"{used_text})")
 
 
-def seed_noise_lines(reps: list[dict], summary: dict) -> list[str]:
+def seed_noise_lines(reps: list[dict], summary: dict, info: dict | None = None) -> list[str]:
     """The headline again, with the seed noise of a vote in its intervals (a ``kit-seeds`` row)
     or a line saying that it was not measured and why."""
     if summary.get("best_submission_id") is None:
@@ -162,8 +162,14 @@ def seed_noise_lines(reps: list[dict], summary: dict) -> list[str]:
     row = next((x for r in reps for x in r.get("results", []) if x.get("seed_noise")), None)
     head = "### The headline with the seed noise of a vote"
     if row is None:
+        left = [x for x in (info or {}).get("skipped", []) + (info or {}).get("stopped", [])
+                if x["kind"] == "kit-seeds"]
+        planned = any(x["kind"] == "kit-seeds" for r in reps for x in r.get("results", []))
         why = ("the baseline was not computed" if not summary.get("tuned_baseline_spec") else
-               "the pick is not a library spec, or its re-run did not finish in the budget")
+               f"its re-run did not finish: {left[0]['why']}" if left else
+               "its re-run is still to come" if info and not planned and info["done"] <
+               info["jobs"] else "the pick is not a library spec among the replicated results, "
+               "or its task's kit has fewer than 2 teacher seeds")
         return [head, "", f"Not measured ({why}): the headline's intervals above resample "
                           "the final rows of one vote each, not its seeds.", ""]
     n = row["seed_noise"]
@@ -211,7 +217,7 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
               "paired difference from weak_soft (copying the teacher) run on the same kit and "
               "seeds, final half [95%, the same rows resampled for both]: above or below when "
               "its interval excludes 0, else tie.", ""]
-    lines += seed_noise_lines(reps, summary)
+    lines += seed_noise_lines(reps, summary, info)
     lines.append(render_audit(audit))
     if costs:
         lines += ["## Cost", "", "| researcher | " + " | ".join(
@@ -287,7 +293,9 @@ def add_seed_noise_target(methods: list[tuple], summary: dict, settings: Setting
     for method, targets in methods:
         if (base is not None and method.spec is not None and method.task == summary["task"]
                 and method.claim.get("submission_id") == summary.get("best_submission_id")):
-            targets.append(kit_seeds_target(settings, method.task, base))
+            target = kit_seeds_target(settings, method.task, base)
+            if len(target.seeds) >= 2:  # one seed has no seed noise to show
+                targets.append(target)
 
 
 def measured_seconds(store: Store, lab_id: int) -> dict[str, float]:
