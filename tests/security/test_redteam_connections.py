@@ -9,6 +9,7 @@ small limits so that it is quick.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import tempfile
@@ -20,7 +21,8 @@ import pytest
 
 from aarlab.config import Settings
 from aarlab.lab.server_thread import ServerThread
-from aarlab.store.db import Store
+from aarlab.server.app import open_store
+from aarlab.store.identity import add_researcher
 
 CAP, TIMEOUT = 4, 0.6
 
@@ -31,11 +33,13 @@ def listeners(tmp_path):
                  listener_connections=CAP, request_timeout_s=TIMEOUT)
     sock_dir = Path(tempfile.mkdtemp(prefix="cn-"))  # AF_UNIX paths: 107 bytes
     mine, theirs = sock_dir / "lab-1.sock", sock_dir / "lab-2.sock"
-    server = ServerThread(s, Store(s.database_url), [mine, theirs],
-                          dashboard_socket=sock_dir / "web.sock")
+    store = open_store(s)
+    with store.session() as db:
+        _, token = add_researcher(db, "mallory")
+    server = ServerThread(s, store, [mine, theirs], dashboard_socket=sock_dir / "web.sock")
     server.start()
     try:
-        yield mine, theirs, sock_dir / "web.sock"
+        yield mine, theirs, sock_dir / "web.sock", token
     finally:
         server.stop()
         shutil.rmtree(sock_dir, ignore_errors=True)
@@ -71,7 +75,7 @@ def _healthy(path: Path) -> bool:
 
 
 def test_a_listener_full_of_idle_connections_refuses_more_and_blocks_no_other_sandbox(listeners):
-    mine, theirs, person = listeners
+    mine, theirs, person, _ = listeners
     idle = [_raw(mine) for _ in range(CAP)]
     time.sleep(0.1)
     extra = _raw(mine)
@@ -84,7 +88,7 @@ def test_a_listener_full_of_idle_connections_refuses_more_and_blocks_no_other_sa
 
 
 def test_connections_that_never_send_a_request_are_closed(listeners):
-    mine, _, _ = listeners
+    mine, _, _, _ = listeners
     silent = [_raw(mine) for _ in range(CAP)]
     half = _raw(mine, b"GET /healthz HTTP/1.1\r\nhost: lab\r\n")  # a header never finished
     t0 = time.monotonic()
@@ -96,7 +100,7 @@ def test_connections_that_never_send_a_request_are_closed(listeners):
 
 
 def test_a_kept_alive_connection_that_stalls_mid_header_is_closed(listeners):
-    mine, _, _ = listeners
+    mine, _, _, _ = listeners
     c = _raw(mine, b"GET /healthz HTTP/1.1\r\nhost: lab\r\n\r\n")
     c.settimeout(5)
     assert c.recv(4096).startswith(b"HTTP/1.1 200")
@@ -106,20 +110,21 @@ def test_a_kept_alive_connection_that_stalls_mid_header_is_closed(listeners):
 
 
 def test_a_request_that_has_started_is_not_cut_by_the_deadline(listeners):
-    mine, _, _ = listeners
+    mine, _, _, token = listeners
     body = b'{"title": "x"}'
-    c = _raw(mine, b"POST /v1/forum/findings HTTP/1.1\r\nhost: lab\r\n"
-                   b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
+    c = _raw(mine, b"POST /v1/forum/findings HTTP/1.1\r\nhost: lab\r\nauthorization: Bearer "
+                   + token.encode() + b"\r\ncontent-type: application/json\r\n"
+                   b"content-length: %d\r\n\r\n" % len(body))
     time.sleep(TIMEOUT * 2)  # a slow client: past the deadline, its request under way
     c.sendall(body)
     c.settimeout(5)
     answer = c.recv(4096)
-    assert answer.startswith(b"HTTP/1.1 4"), answer  # answered (no token: refused), not cut
+    assert answer.startswith(b"HTTP/1.1 422"), answer  # answered (a finding needs a body)
     c.close()
 
 
 def test_a_busy_researcher_within_the_cap_is_served(listeners):
-    mine, _, _ = listeners
+    mine, _, _, _ = listeners
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(mine)), base_url="http://lab",
                       timeout=10) as c:
         for _ in range(3):
@@ -134,3 +139,97 @@ def test_settings_refuse_limits_that_disable_the_guard():
         Settings(listener_connections=0)
     with pytest.raises(ValueError, match="request_timeout_s"):
         Settings(request_timeout_s=0)
+
+
+def _random_targz(n_bytes: int) -> bytes:
+    import io
+    import os
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("blob.bin")
+        info.size = n_bytes
+        tar.addfile(info, io.BytesIO(os.urandom(n_bytes)))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def small_in_flight(tmp_path):
+    s = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'lab.db'}",
+                 listener_connections=16, request_timeout_s=TIMEOUT, requests_in_flight=3)
+    sock_dir = Path(tempfile.mkdtemp(prefix="cn-"))
+    store = open_store(s)
+    with store.session() as db:
+        _, token = add_researcher(db, "mallory")
+    server = ServerThread(s, store, [sock_dir / "lab-1.sock"])
+    server.start()
+    try:
+        yield server, token
+    finally:
+        for srv in server.servers:  # the held downloads: uvicorn would wait for them
+            for conn in list(srv.server_state.connections):
+                conn.transport.abort()
+        server.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_downloads_a_sandbox_never_reads_hold_its_own_slots_not_the_lab_memory(small_in_flight):
+    # Round 6: a snapshot's archive was handed to uvicorn whole, so the request ended at once
+    # (out of the in-flight limit) and its bytes sat in the lab process for as long as the
+    # sandbox did not read them: 64 connections x 20 MB per sandbox. Streamed, an unread
+    # download stays in flight, holding one of its own token's slots and a chunk or two.
+    server, token = small_in_flight
+    sock = server.socket
+    archive = _random_targz(6_000_000)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://lab",
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        r = c.post("/v1/snapshots", content=archive,
+                   headers={"content-type": "application/gzip"})
+        assert r.status_code in (200, 201), r.text
+        sid = r.json()["id"]
+        # a reader that does read gets the archive whole
+        assert c.get(f"/v1/snapshots/{sid}/archive").content == archive
+    ask = (f"GET /v1/snapshots/{sid}/archive HTTP/1.1\r\nhost: lab\r\n"
+           f"authorization: Bearer {token}\r\n\r\n").encode()
+    held = []
+    for _ in range(6):
+        k = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        k.connect(str(sock))
+        k.sendall(ask)
+        held.append(k)
+        time.sleep(0.2)
+    time.sleep(TIMEOUT * 3)
+    buffered = sum(conn.transport.get_write_buffer_size()
+                   for conn in server.servers[0].server_state.connections)
+    assert buffered < len(archive) // 2, buffered  # not one archive's worth, let alone six
+    # three admitted (requests_in_flight=3), the others told so at once
+    refused = 0
+    for k in held:
+        k.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            refused += k.recv(64).startswith(b"HTTP/1.1 429")
+    assert refused == 3
+    for k in held:
+        k.close()
+
+
+def test_requests_that_uvicorn_warns_about_do_not_flood_the_lab_log(listeners):
+    # Round 6: each request asking for a protocol upgrade logged two WARNING lines, with no
+    # token needed: 2,000 pipelined on one connection wrote 4,000 lines to the lab's terminal.
+    import logging
+
+    mine, _, _, _ = listeners
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        ask = (b"GET /healthz HTTP/1.1\r\nhost: lab\r\nconnection: upgrade\r\n"
+               b"upgrade: websocket\r\n\r\n")
+        c = _raw(mine, ask * 20 + b"\x00 not http\r\n\r\n")
+        _closed_by_server(c, 5)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []

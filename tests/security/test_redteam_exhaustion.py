@@ -110,19 +110,31 @@ def test_one_token_holds_a_bounded_number_of_requests_in_flight(settings, tmp_pa
     asyncio.run(attack())
 
 
-def test_requests_without_a_known_token_share_one_bucket_where_sandboxes_connect(settings,
-                                                                                 tmp_path):
+def test_requests_without_a_known_token_are_refused_unread_where_sandboxes_connect(settings,
+                                                                                  tmp_path):
     app, (mallory, _) = _app(settings, tmp_path, role="researcher", requests_in_flight=2)
 
     async def attack() -> None:
-        # A JSON route: FastAPI reads its body before the auth check can refuse it.
+        # A JSON route: FastAPI reads its body before the auth check can refuse it, so such
+        # requests once held bodies, and slots that every sandbox shared (red team, round 6);
+        # made-up tokens were a bucket each before that (50 of 50 admitted at once).
         stalled_upload, release, read = _stalling(app, "/v1/forum/findings")
-        stalled = [asyncio.create_task(stalled_upload(a)) for a in (None, "Bearer made-up-1")]
+        for who in (None, "Bearer made-up-1", "Basic bWFsbG9yeQ==", "Bearer "):
+            sent = await asyncio.wait_for(stalled_upload(who), timeout=5)
+            assert sent[0]["status"] == 401, who
+            assert (b"www-authenticate", b"Bearer") in sent[0]["headers"]
+            assert "researcher's token" in json.loads(sent[1]["body"])["detail"]
+        assert read == []  # not one byte of their bodies was taken in
+        # a researcher's own token is admitted and bounded as before
+        stalled = [asyncio.create_task(stalled_upload(f"Bearer {mallory}")) for _ in range(2)]
         await asyncio.sleep(0.3)
         assert len(read) == 2
-        # made-up tokens were a bucket each (50 of 50 admitted at once)
-        third = await asyncio.wait_for(stalled_upload("Bearer made-up-2"), timeout=5)
+        third = await asyncio.wait_for(stalled_upload(f"Bearer {mallory}"), timeout=5)
         assert third[0]["status"] == 429 and len(read) == 2
+        # the one open route needs no token
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://lab") as c:
+            assert (await c.get("/healthz")).status_code == 200
         # a second Authorization header (checked: the first; bucketed: the last) is refused
         dup = {**_upload_scope(f"Bearer {mallory}", "/v1/forum/findings")}
         dup["headers"] = [*dup["headers"], (b"authorization", b"Bearer made-up-3")]

@@ -6,9 +6,11 @@ before anything is parsed, so an endless body costs the server at most that much
 
 from __future__ import annotations
 
+import os
 import threading
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from aarlab.archive import ArchiveLimits
@@ -26,6 +28,7 @@ from aarlab.forum.schemas import (
 from aarlab.forum.service import ForumError, Viewer
 from aarlab.forum.snapshots import QuotaError
 from aarlab.server.deps import current_researcher, get_settings, get_store
+from aarlab.server.streams import bytes_chunks, file_chunks
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 
@@ -124,9 +127,11 @@ def download(snapshot_id: str = Path(**_ID), _who: Viewer = Depends(viewer),
              blobs: snapshots.BlobStore = Depends(blob_store)) -> Response:
     with store.session() as s:
         snap = snapshots.get(s, snapshot_id)
-        data = blobs.get(snap.id)
+    f = blobs.open_verified(snap.id)
     ext = "tar.gz" if snap.format == "tar.gz" else "zip"
-    return Response(data, media_type=_MEDIA[ext], headers={
+    # Streamed from disk (aarlab.server.streams): a reader that stalls holds its request.
+    return StreamingResponse(file_chunks(f), media_type=_MEDIA[ext], headers={
+        "Content-Length": str(os.fstat(f.fileno()).st_size),
         "Content-Disposition": f'attachment; filename="{snap.id[:12]}.{ext}"',
         "ETag": f'"{snap.id}"'})
 
@@ -145,7 +150,8 @@ def file(snapshot_id: str = Path(**_ID), path: str = Path(max_length=1024),
     except UnicodeDecodeError:
         media = "application/octet-stream"
     # Researcher-written content: never let a browser run or sniff it.
-    return Response(data, media_type=media, headers={
+    return StreamingResponse(bytes_chunks(data), media_type=media, headers={
+        "Content-Length": str(len(data)),
         "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
 
 

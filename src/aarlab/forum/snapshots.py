@@ -7,7 +7,9 @@ reuses. Reads re-hash the blob, so a file changed on disk is refused rather than
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +50,22 @@ class BlobStore:
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(dest, data)
+
+    def open_verified(self, sha: str, chunk: int = 1 << 16) -> IO[bytes]:
+        """The blob opened for reading (the caller closes it), its sha256 checked first in
+        ``chunk``-sized reads: a route streams it from disk instead of holding it whole."""
+        try:
+            f = self.path(sha).open("rb")
+        except FileNotFoundError as e:
+            raise NotFoundError(f"snapshot {sha}: archive missing from the store") from e
+        digest = hashlib.sha256()
+        while block := f.read(chunk):
+            digest.update(block)
+        if digest.hexdigest() != sha:
+            f.close()
+            raise ForumError(f"snapshot {sha}: stored archive is corrupt")
+        f.seek(0)
+        return f
 
     def get(self, sha: str) -> bytes:
         try:

@@ -55,11 +55,11 @@ class ServerThread:
         if path.exists() or path.is_symlink():
             path.unlink()  # left by a lab that was killed
         return uvicorn.Server(uvicorn.Config(app, uds=str(path), http=self.http,
-                                             log_level="warning", access_log=False))
+                                             log_level="error", access_log=False))
 
     def _tcp(self, app, host: str, port: int) -> uvicorn.Server:  # noqa: ANN001
         return uvicorn.Server(uvicorn.Config(app, host=host, port=port, http=self.http,
-                                             log_level="warning", access_log=False))
+                                             log_level="error", access_log=False))
 
     def start(self, timeout: float = 30) -> None:
         for t in self.threads:

@@ -8,7 +8,9 @@ its own database. ``limits.InFlightLimitMiddleware`` cannot see them: they never
 ``guarded_h11(max_connections, request_timeout)`` is uvicorn's h11 protocol with two limits:
 a listener holds at most ``max_connections`` connections (one past it gets a 503 and is closed at
 once, so its descriptor is freed), and a connection waiting for a request, new or kept alive,
-is closed when no request has started within ``request_timeout`` seconds. With one listener
+is dropped when no request has started within ``request_timeout`` seconds, whether or not the
+client read the last response (bodies are streamed, ``aarlab.server.streams``, so a response
+it stopped reading is still in flight and holds little). With one listener
 per sandbox (``aarlab.lab.server_thread``) a sandbox that fills its own listener blocks only
 itself.
 """
@@ -77,5 +79,8 @@ class _Guarded(H11Protocol):
         # requests in flight are bounded per token by the in-flight limit instead.
         started = self.cycle is not self._waiting_after
         busy = self.cycle is not None and not self.cycle.response_complete
-        if not started and not busy and not self.transport.is_closing():
-            self.transport.close()
+        if not started and not busy:
+            # abort, not close: close() waits for the write buffer to drain, and a client
+            # that never reads a response it asked for would keep the connection (and the
+            # buffered bytes) for good
+            self.transport.abort()

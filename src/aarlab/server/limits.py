@@ -75,18 +75,24 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
 
 
+_REFUSE = b"refuse"  # a _key result: not a bucket, a 401
+
+
 class InFlightLimitMiddleware:
-    """``per_token`` requests in flight per bearer token; with ``anonymous``, requests without
-    one share a single such bucket (on a listener where every route needs a token, a request
-    without one can only hold a body that FastAPI reads before the auth check)."""
+    """``per_token`` requests in flight per bearer token; with ``anonymous`` (a listener that
+    sandboxes reach, where every route but ``open_paths`` needs a token), a request without a
+    known token is a 401 before the app runs (FastAPI reads a JSON body before its auth check,
+    so such requests could hold bodies and slots shared by every sandbox), and requests to
+    ``open_paths`` without one share a single bucket."""
 
     def __init__(self, app: ASGIApp, per_token: int, anonymous: bool = False,
-                 known: Callable[[str], bool] | None = None):
-        """``known(token)``: whether a token is a researcher's; with ``anonymous``, an unknown
-        one joins the token-less bucket (else each made-up token was a bucket of its own)."""
+                 known: Callable[[str], bool] | None = None,
+                 open_paths: frozenset[str] = frozenset({"/healthz"})):
+        """``known(token)``: whether a token is one the listener serves (a researcher's)."""
         self.app = app
         self.per_token = per_token
         self.anonymous = anonymous
+        self.open_paths = open_paths
         self.known = known
         self._known: set[bytes] = set()  # hashes of tokens seen to be known (no token kept)
         self._in_flight: dict[bytes, int] = {}
@@ -100,6 +106,11 @@ class InFlightLimitMiddleware:
             await _answer(send, 400, "authorization: expected one Authorization header")
             return
         key = self._key(scope)
+        if key == _REFUSE:
+            await _answer(send, 401, "authorization: expected header 'Authorization: Bearer "
+                                     "<token>' with a researcher's token",
+                          [(b"www-authenticate", b"Bearer")])
+            return
         if key is None:
             await self.app(scope, receive, send)
             return
@@ -129,12 +140,13 @@ class InFlightLimitMiddleware:
         # give one token as many buckets as there are spellings.
         parts = (auth or b"").split(None, 1)
         token = parts[1].strip() if len(parts) == 2 else b""
+        anonymous = b"" if scope.get("path") in self.open_paths else _REFUSE
         if not token:
-            return b"" if self.anonymous else None
+            return anonymous if self.anonymous else None
         key = hashlib.sha256(token).digest()  # no token kept in memory as it was sent
         if self.anonymous and self.known is not None and key not in self._known:
             if not self.known(token.decode("latin-1")):
-                return b""
+                return anonymous
             self._known.add(key)
         return key
 

@@ -5,7 +5,6 @@ Refusals are ``AarlabError``s carrying their status, answered by the app's one h
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import IO
 
 from fastapi import APIRouter, Depends
@@ -16,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from aarlab.config import Settings
 from aarlab.errors import AarlabError, TaskNotBuiltError, UnknownTaskError
 from aarlab.server.deps import current_researcher, get_settings
+from aarlab.server.streams import file_chunks
 from aarlab.store.identity import Researcher
 from aarlab.tasks.kit_archive import KitArchive, kit_archive
 
@@ -69,7 +69,7 @@ async def kit_digest(task: str, _: Researcher = Depends(current_researcher),
 async def kit_download(task: str, _: Researcher = Depends(current_researcher),
                        settings: Settings = Depends(get_settings)):
     a, f = await run_in_threadpool(_open, settings, task)
-    return StreamingResponse(_chunks(f), media_type="application/gzip", headers={
+    return StreamingResponse(file_chunks(f, _CHUNK), media_type="application/gzip", headers={
         "Content-Length": str(a.bytes), "X-Aarlab-Kit-Sha256": a.sha256,
         "ETag": f'"{a.sha256}"',
         "Content-Disposition": f'attachment; filename="{task}-kit-{a.sha256[:12]}.tar.gz"'})
@@ -86,9 +86,3 @@ def _open(settings: Settings, task: str) -> tuple[KitArchive, IO[bytes]]:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
-
-
-def _chunks(f: IO[bytes]) -> Iterator[bytes]:
-    with f:
-        while chunk := f.read(_CHUNK):
-            yield chunk
