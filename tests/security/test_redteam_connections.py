@@ -89,7 +89,7 @@ def test_a_listener_full_of_idle_connections_refuses_more_and_blocks_no_other_sa
 
 def test_connections_that_never_send_a_request_are_closed(listeners):
     mine, _, _, _ = listeners
-    silent = [_raw(mine) for _ in range(CAP)]
+    silent = [_raw(mine) for _ in range(CAP - 1)]  # with the next one: the listener full
     half = _raw(mine, b"GET /healthz HTTP/1.1\r\nhost: lab\r\n")  # a header never finished
     t0 = time.monotonic()
     for c in [*silent, half]:

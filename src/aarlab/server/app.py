@@ -35,7 +35,7 @@ from aarlab.server.deps import require_admin
 from aarlab.server.limits import BodyLimitMiddleware, InFlightLimitMiddleware
 from aarlab.store import audit as _audit_tables  # noqa: F401
 from aarlab.store.db import Store
-from aarlab.store.identity import authenticate, is_admin_token
+from aarlab.store.identity import authenticate
 from aarlab.tasks import routes as task_routes
 from aarlab.web import routes as web_routes
 
@@ -83,8 +83,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         settings, method, path))
     # Added last, so it runs first: a refused request's body is never read.
     app.add_middleware(InFlightLimitMiddleware, per_token=settings.requests_in_flight,
-                       anonymous=role == "researcher", known=lambda token: is_admin_token(
-                           token, settings.admin_token) or _is_researcher(store, token))
+                       anonymous=role == "researcher", known=lambda token: _is_researcher(
+                           store, token))
 
     @app.exception_handler(AarlabError)
     async def _user_error(request: Request, exc: AarlabError) -> JSONResponse:

@@ -80,10 +80,10 @@ _REFUSE = b"refuse"  # a _key result: not a bucket, a 401
 
 class InFlightLimitMiddleware:
     """``per_token`` requests in flight per bearer token; with ``anonymous`` (a listener that
-    sandboxes reach, where every route but ``open_paths`` needs a token), a request without a
-    known token is a 401 before the app runs (FastAPI reads a JSON body before its auth check,
-    so such requests could hold bodies and slots shared by every sandbox), and requests to
-    ``open_paths`` without one share a single bucket."""
+    sandboxes reach, where every route but ``open_paths`` needs a token), a request that may
+    carry a body without a known token is a 401 before the app runs (FastAPI reads a JSON body
+    before its auth check, so such requests could hold bodies and slots shared by every
+    sandbox), and the others without one (answered at once) share a single bucket."""
 
     def __init__(self, app: ASGIApp, per_token: int, anonymous: bool = False,
                  known: Callable[[str], bool] | None = None,
@@ -140,7 +140,8 @@ class InFlightLimitMiddleware:
         # give one token as many buckets as there are spellings.
         parts = (auth or b"").split(None, 1)
         token = parts[1].strip() if len(parts) == 2 else b""
-        anonymous = b"" if scope.get("path") in self.open_paths else _REFUSE
+        anonymous = b"" if scope.get("path") in self.open_paths or not _may_have_body(
+            scope) else _REFUSE
         if not token:
             return anonymous if self.anonymous else None
         key = hashlib.sha256(token).digest()  # no token kept in memory as it was sent
@@ -149,6 +150,14 @@ class InFlightLimitMiddleware:
                 return anonymous
             self._known.add(key)
         return key
+
+
+def _may_have_body(scope: Scope) -> bool:
+    """A request whose body FastAPI could read before its auth check (a bodiless GET without a
+    token is answered at once, 401 or 404, so it holds nothing)."""
+    headers = dict(scope["headers"])
+    return (scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+            or b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0")
 
 
 async def _answer(send: Send, status: int, detail: str,
