@@ -21,10 +21,11 @@ composition), developed on ``--task`` where its final PGR (a 3-seed vote, like a
 was ``--claim``; no seed of that task's kit counts as used, so its fresh seeds are the reserved
 teacher seeds.
 
-``--vs``: also re-run the (first) method and this spec (the tuned baseline) on every kit seed
-of the method's task and print a 3-seed vote of each, seeds drawn at random with the final rows
-in each bootstrap replicate, and their paired difference: the headline with the seed noise of a
-vote, as the lab's final report gives it.
+``--vs``: also re-run the (first) method and this spec (the tuned baseline) on every teacher
+seed of the method's task (the kit's and the reserved ones) and print the PGR of a 3-seed vote
+of each in expectation over seeds (every vote of 3 distinct seeds; the seeds and the final rows
+resampled together, the same for both) and their paired difference: the headline with the seed
+noise of a vote, as the lab's final report gives it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from aarlab.errors import AarlabError
 from aarlab.lab.tables import LabMember, LabRun
 from aarlab.replication.budgeted import estimate_jobs, run_jobs
 from aarlab.replication.method import Method, load_method
-from aarlab.replication.replicate import kit_seeds_target, targets_for
+from aarlab.replication.replicate import seed_noise_target, targets_for
 from aarlab.scoring.tables import Submission
 from aarlab.store.db import Store
 from aarlab.tasks.paths import is_built
@@ -106,7 +107,7 @@ def main() -> None:
     plan = [(m, targets) for m in methods]
     if args.vs:
         vs = parse_spec(args.vs).model_dump(exclude_defaults=True)
-        plan[0] = (methods[0], [*targets, kit_seeds_target(settings, methods[0].task, vs)])
+        plan[0] = (methods[0], [*targets, seed_noise_target(settings, methods[0].task, vs)])
     home_rows = len(targets[0].kit.ids("train_unlabel")) if targets else 1
     reps, _ = run_jobs(plan, estimate_jobs(plan, {}, home_rows), settings, None,
                        lambda *a: None, Console(stderr=True))
@@ -115,10 +116,10 @@ def main() -> None:
         for r in rep["results"]:
             if r.get("seed_noise"):
                 n = r["seed_noise"]
-                print(f"\nWith the seed noise of a vote (a vote of {n['vote_of']} of seeds "
-                      f"{','.join(map(str, n['seeds']))} drawn with the final rows): "
-                      f"{_ci(n['pick'])}; baseline {_ci(n['baseline'])}; difference "
-                      f"{_ci(n['diff'], '+')}")
+                print(f"\nWith the seed noise of a vote (every vote of {n['vote_of']} distinct "
+                      f"seeds of {','.join(map(str, n['seeds']))}; the seeds and the final "
+                      f"rows resampled together): {_ci(n['pick'])}; baseline "
+                      f"{_ci(n['baseline'])}; difference {_ci(n['diff'], '+')}")
     print(f"\n{time.monotonic() - t0:.0f} s wall for the replication")
 
 

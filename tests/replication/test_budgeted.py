@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from aarlab.config import Settings
@@ -136,13 +137,14 @@ def test_estimates_count_weak_soft_once_per_target(tiny_tweets):
     assert sorted(j.estimate_s for j in jobs) == [15.0, 25.0]
 
 
-def _finished_lab(s: Settings, tiny_tasks) -> int:
-    """A finished lab with one replicable pick (a bare method label is a spec)."""
+def _finished_lab(s: Settings, tiny_tasks, pred=None) -> int:
+    """A finished lab with one replicable pick (a bare method label is a spec); ``pred``: its
+    predictions (default: the teacher's, seed 0)."""
     kit, key = tiny_tasks["tweets"]
     store = Store(s.database_url)
     store.create_all()
     scorer = Scorer(key, kit.ids("test"))
-    pred = kit.weak_probs("test", 0).argmax(1)
+    pred = kit.weak_probs("test", 0).argmax(1) if pred is None else pred
     sc = scorer.score(pred)
     with store.session() as db:
         opts = LabOptions(task="tweets", researchers=1, budget_s=30, max_submissions=3)
@@ -206,19 +208,24 @@ def test_a_run_killed_during_replication_leaves_its_json_and_report(tmp_path, ti
     assert not list(reports.glob("*.tmp"))  # every file written whole
 
 
-def test_the_headline_pick_reruns_on_every_kit_seed_beside_the_tuned_baseline(
+def test_the_headline_pick_reruns_on_every_seed_beside_the_tuned_baseline(
         tmp_path, tiny_tasks, settings):
     """The headline's intervals resample the rows of one submitted vote; the final report adds
-    the seed noise of a vote: the pick's spec and the tuned baseline's on every kit seed."""
+    the seed noise of a vote: the pick's spec and the tuned baseline's on every teacher seed
+    of the task (the kit's and the reserved ones), and whether the spec reproduces the pick."""
+    from aarlab.lab.baselines import majority_vote
     from aarlab.lab.report import write_report
     from aarlab.replication.report import write_final_report
+    from aarlab.w2s.runner import run_experiment
 
     s = _home(tmp_path, tiny_tasks, settings)
-    kit, _ = tiny_tasks["tweets"]
-    lab_id = _finished_lab(s, tiny_tasks)
+    kit, key = tiny_tasks["tweets"]
+    runs = run_experiment(kit, {"steps": [{"method": "weak_soft"}]}, [0, 1, 2])
+    submitted = majority_vote(np.stack([runs[k] for k in (0, 1, 2)]), kit.n_classes)
+    lab_id = _finished_lab(s, tiny_tasks, submitted)  # what the search researcher submits
     store, reports = Store(s.database_url), tmp_path / "reports"
     summary = write_report(store, s, lab_id, reports, baselines=False)
-    assert summary["best_submission_id"] is not None
+    assert summary["best_submission_id"] is not None and summary["best_seeds"] == [0, 1, 2]
     final = reports / f"lab{lab_id}-final.md"
 
     write_final_report(store, s, lab_id, reports, summary=dict(summary), redraw_seeds=(),
@@ -226,14 +233,25 @@ def test_the_headline_pick_reruns_on_every_kit_seed_beside_the_tuned_baseline(
     assert "Not measured (the baseline was not computed)" in final.read_text()
 
     summary["tuned_baseline_spec"] = {"steps": [{"method": "weak_hard"}]}
-    out = write_final_report(store, s, lab_id, reports, summary=summary, redraw_seeds=(),
+    out = write_final_report(store, s, lab_id, reports, summary=dict(summary), redraw_seeds=(),
                              other_tasks=[], threads=1, workers=1)
-    rows = [x for r in out["replications"] for x in r["results"] if x["kind"] == "kit-seeds"]
-    assert len(rows) == 1 and rows[0]["seeds"] == list(kit.seeds) and rows[0]["fresh"] is False
+    rows = [x for r in out["replications"] for x in r["results"] if x["kind"] == "all-seeds"]
+    every = [*kit.seeds, *key.reference["replication_seeds"]]
+    assert len(rows) == 1 and rows[0]["seeds"] == every and rows[0]["fresh"] is False
     n = rows[0]["seed_noise"]
-    assert n["vote_of"] == 3 and n["pick"]["seeds"] == n["diff"]["seeds"] == len(kit.seeds)
+    assert n["vote_of"] == 3 and n["pick"]["seeds"] == n["diff"]["seeds"] == len(every)
     for k in ("pick", "baseline", "diff"):
         assert n[k]["ci95"][0] <= n[k]["mean"] <= n[k]["ci95"][1]
     md = final.read_text()
     assert "### The headline with the seed noise of a vote" in md
-    assert f"**{n['diff']['mean']:+.3f}**" in md
+    assert f"**{n['diff']['mean']:+.3f}**" in md and "the spec reproduces the pick" in md
+
+    # A submission its spec does not reproduce (here: the teacher's own labels, under the
+    # label "weak_soft") gets no call from a re-run of something else.
+    lab2 = _finished_lab(s, tiny_tasks)
+    summary2 = {**write_report(store, s, lab2, reports, baselines=False),
+                "tuned_baseline_spec": {"steps": [{"method": "weak_hard"}]}}
+    write_final_report(store, s, lab2, reports, summary=summary2, redraw_seeds=(),
+                       other_tasks=[], threads=1, workers=1)
+    md = (reports / f"lab{lab2}-final.md").read_text()
+    assert "not established" in md and "does not reproduce its predictions" in md

@@ -29,8 +29,8 @@ from aarlab.cores import usable_cores
 from aarlab.replication.method import Method
 from aarlab.replication.replicate import Target, assemble, is_weak_soft, replicate_one
 
-KIND_ORDER = {"fresh-seeds": 0, "kit-seeds": 1, "other-task": 2, "redrawn": 3}
-NEVER_SKIPPED = ("fresh-seeds", "kit-seeds")  # on an estimate; the deadline still stops them
+KIND_ORDER = {"fresh-seeds": 0, "all-seeds": 1, "other-task": 2, "redrawn": 3}
+NEVER_SKIPPED = ("fresh-seeds", "all-seeds")  # on an estimate; the deadline still stops them
 DEFAULT_JOB_S = 60.0  # a job's estimate when the lab measured nothing
 GRACE_S = 5.0  # past the budget, a running job gets this long before it is stopped
 

@@ -48,28 +48,34 @@ WEAK_SOFT = {"method": "weak_soft"}  # copying the teacher, with the kit's defau
 @dataclass
 class Target:
     name: str
-    kind: str  # fresh-seeds | kit-seeds | redrawn | other-task | original
+    kind: str  # fresh-seeds | all-seeds | redrawn | other-task | original
     kit: TaskKit
     key: AnswerKey
     seeds: list[int]
     fresh: bool = True  # whether the seeds are known to be unused by the result's author
-    # kit-seeds: the lab's headline pick on its own task's kit seeds, beside this spec (the
-    # tuned baseline) on the same seeds, for the headline's interval with the seed noise of a
-    # vote (``seed_noise``)
+    # all-seeds: the lab's headline pick on every teacher seed of its task, beside this spec
+    # (the tuned baseline) on the same seeds, for the headline's interval with the seed noise
+    # of a vote (``seed_noise``)
     compare_spec: dict | None = None
 
 
-def kit_seeds_target(settings: Settings, task: str, compare_spec: dict) -> Target:
-    """The headline pick re-run on every teacher seed of its task's kit (the seeds its author
-    had, so not fresh), to put the seed noise of a 3-seed vote into the headline's interval."""
+MAX_SEED_NOISE_SEEDS = 8  # C(8, 3) = 56 votes of 3 distinct seeds
+
+
+def seed_noise_target(settings: Settings, task: str, compare_spec: dict) -> Target:
+    """The headline pick re-run on every teacher seed its task has, the kit's and the ones the
+    answer key holds back (so the votes are not all of seeds the pick was chosen on), beside
+    ``compare_spec``: the seed noise of a 3-seed vote for the headline's interval."""
     kit, key = open_task(settings, task)
-    return Target(task, "kit-seeds", kit, key, list(kit.seeds), False, compare_spec)
+    everything = ReplicationKit(kit, key)
+    return Target(task, "all-seeds", everything, key,
+                  everything.seeds[:MAX_SEED_NOISE_SEEDS], False, compare_spec)
 
 
 def seed_noise(scorer: Scorer, preds: np.ndarray, base: np.ndarray, seeds: list[int]) -> dict:
-    """A vote of ``VOTE_SEEDS`` seeds drawn from ``seeds`` (rows and draws resampled together) of
-    the pick (``preds``) and of the baseline (``base``) on the same draws: each one's final PGR
-    and their paired difference."""
+    """A vote of ``VOTE_SEEDS`` distinct seeds of ``seeds`` (the seeds and the final rows
+    resampled together, ``metrics._VoteSet``) of the pick (``preds``) and of the baseline
+    (``base``), the same seeds for both: each one's final PGR and their paired difference."""
     return {"vote_of": VOTE_SEEDS, "seeds": list(seeds),
             "pick": scorer.vote_interval(list(preds), VOTE_SEEDS).as_dict(),
             "baseline": scorer.vote_interval(list(base), VOTE_SEEDS).as_dict(),

@@ -15,12 +15,13 @@ from sqlalchemy import select
 from aarlab.config import Settings
 from aarlab.errors import AarlabError
 from aarlab.kits.kit import TaskKit
+from aarlab.lab.baselines import VOTE_SEEDS
 from aarlab.lab.report import _atomic, write_report
 from aarlab.lab.status import lab_costs, lab_submissions, member_rows
 from aarlab.lab.tables import LabRun
 from aarlab.replication.audit import audit_lab, md_cell, render_audit
 from aarlab.replication.method import ReplicationError, load_method
-from aarlab.replication.replicate import kit_seeds_target, replicate, targets_for
+from aarlab.replication.replicate import replicate, seed_noise_target, targets_for
 from aarlab.scoring.builds import same_build
 from aarlab.scoring.probes import unpack
 from aarlab.store.db import Store
@@ -155,21 +156,21 @@ def _seeds(r: dict | None) -> str:
 
 
 def seed_noise_lines(reps: list[dict], summary: dict, info: dict | None = None) -> list[str]:
-    """The headline again, with the seed noise of a vote in its intervals (a ``kit-seeds`` row)
-    or a line saying that it was not measured and why."""
+    """The headline again, with the seed noise of a vote in its intervals (an ``all-seeds``
+    row) or a line saying that it was not measured and why."""
     if summary.get("best_submission_id") is None:
         return []
     row = next((x for r in reps for x in r.get("results", []) if x.get("seed_noise")), None)
     head = "### The headline with the seed noise of a vote"
     if row is None:
         left = [x for x in (info or {}).get("skipped", []) + (info or {}).get("stopped", [])
-                if x["kind"] == "kit-seeds"]
-        planned = any(x["kind"] == "kit-seeds" for r in reps for x in r.get("results", []))
+                if x["kind"] == "all-seeds"]
+        planned = any(x["kind"] == "all-seeds" for r in reps for x in r.get("results", []))
         why = ("the baseline was not computed" if not summary.get("tuned_baseline_spec") else
                f"its re-run did not finish: {left[0]['why']}" if left else
                "its re-run is still to come" if info and not planned and info["done"] <
                info["jobs"] else "the pick is not a library spec among the replicated results, "
-               "or its task's kit has fewer than 2 teacher seeds")
+               "or its task has fewer than 3 teacher seeds")
         return [head, "", f"Not measured ({why}): the headline's intervals above resample "
                           "the final rows of one vote each, not its seeds.", ""]
     n = row["seed_noise"]
@@ -177,11 +178,37 @@ def seed_noise_lines(reps: list[dict], summary: dict, info: dict | None = None) 
     lo, hi = d["ci95"]
     call = ("**a win** with seed noise too" if lo > 0 else "**no win** once seed noise is "
             "counted (the interval reaches 0)" if hi > 0 else "the tuned baseline is better")
+    same, check = _reproduces(row, summary)
+    if same is False:
+        call = "not established: the re-run is not the submitted method"
     return [head, "", f"The pick's spec and the tuned baseline re-run on every teacher seed of "
-            f"the kit ({', '.join(map(str, n['seeds']))}); each bootstrap replicate draws a "
-            f"vote of {n['vote_of']} of those seeds (the same draw for both) with the final "
-            f"rows: pick {_fmt(n['pick'])}, tuned baseline {_fmt(n['baseline'])}, lab − tuned "
-            f"**{d['mean']:+.3f}** [{lo:+.3f}, {hi:+.3f}]: {call}.", ""]
+            f"the task ({', '.join(map(str, n['seeds']))}: the kit's and those its answer key "
+            f"holds back); each bootstrap replicate resamples those seeds and the final rows "
+            f"together, the same seeds for both, and averages every vote of {n['vote_of']} "
+            f"distinct seeds, so each interval is for the PGR of a {n['vote_of']}-seed vote in "
+            f"expectation over seeds: pick {_fmt(n['pick'])}, tuned baseline "
+            f"{_fmt(n['baseline'])}, lab − tuned **{d['mean']:+.3f}** [{lo:+.3f}, {hi:+.3f}]: "
+            f"{call}. {check}", ""]
+
+
+def _reproduces(row: dict, summary: dict) -> tuple[bool | None, str]:
+    """Whether the re-run's vote of the submission's seeds scores what the submission did (a
+    spec that does not reproduce its predictions says nothing about them)."""
+    vote, seeds = row.get("pgr_final_vote"), summary.get("best_seeds")
+    first = row["seeds"][:len(seeds or [])]
+    if not vote or not seeds or list(seeds) != first or summary.get("best_final_pgr") is None:
+        return None, (f"Not checked that the spec reproduces the submitted vote (it voted seeds "
+                      f"{_seed_text(seeds)}).")
+    got, claimed = vote["mean"], summary["best_final_pgr"]
+    if abs(got - claimed) < 1e-9:
+        return True, (f"The re-run's vote of seeds {_seed_text(seeds)} scores the submitted "
+                      f"vote's final PGR, {claimed:.3f}: the spec reproduces the pick.")
+    return False, (f"**The re-run's vote of seeds {_seed_text(seeds)} scores {got:.3f}, the "
+                   f"submission {claimed:.3f}: the spec does not reproduce its predictions.**")
+
+
+def _seed_text(seeds: list[int] | None) -> str:
+    return "not recorded" if not seeds else ",".join(map(str, seeds))
 
 
 def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict,
@@ -288,13 +315,13 @@ def write_final_report(store: Store, settings: Settings, lab_id: int, report_dir
 
 def add_seed_noise_target(methods: list[tuple], summary: dict, settings: Settings) -> None:
     """The headline pick, if it is a spec among ``methods``, also runs on its task's kit seeds
-    beside the tuned baseline (``replicate.kit_seeds_target``): the headline's seed noise."""
+    beside the tuned baseline (``replicate.seed_noise_target``): the headline's seed noise."""
     base = summary.get("tuned_baseline_spec")
     for method, targets in methods:
         if (base is not None and method.spec is not None and method.task == summary["task"]
                 and method.claim.get("submission_id") == summary.get("best_submission_id")):
-            target = kit_seeds_target(settings, method.task, base)
-            if len(target.seeds) >= 2:  # one seed has no seed noise to show
+            target = seed_noise_target(settings, method.task, base)
+            if len(target.seeds) >= VOTE_SEEDS:  # no vote of distinct seeds otherwise
                 targets.append(target)
 
 

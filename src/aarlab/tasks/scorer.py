@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -24,7 +24,6 @@ from aarlab.w2s.metrics import (
     bootstrap_pgr_diff,
     estimate,
     pgr,
-    vote_draws,
 )
 
 
@@ -109,30 +108,27 @@ class Scorer:
 
     def vote_interval(self, preds_per_seed: Sequence[np.ndarray], k: int, part: str = "final",
                       n_boot: int = 2000, seed: int = 0) -> PGRInterval:
-        """PGR of a vote of ``k`` seeds drawn from ``preds_per_seed``, with the rows of ``part``
-        and the drawn seeds resampled together (``metrics.vote_draws``): a submitted vote's
-        interval with its seed noise, which one vote vector alone cannot show."""
-        preds = _stack(preds_per_seed)
+        """PGR of a vote of ``k`` distinct seeds, in expectation over the seeds of
+        ``preds_per_seed``, with the rows of ``part`` and the seeds resampled together
+        (``metrics._VoteSet``): a submitted vote's PGR with its seed noise, which one vote
+        vector alone cannot show."""
         weak, ceiling, groups = self._refs
-        r = bootstrap_pgr(self.truth, weak, ceiling, vote_draws(preds, k),
-                          rows_mask=self._mask(part), n_boot=n_boot, seed=seed, groups=groups,
-                          one_draw=True)
-        return replace(r, seeds=preds.shape[0])
+        return bootstrap_pgr(self.truth, weak, ceiling, _stack(preds_per_seed),
+                             rows_mask=self._mask(part), n_boot=n_boot, seed=seed,
+                             groups=groups, vote_of=k)
 
     def vote_diff(self, a_preds_per_seed: Sequence[np.ndarray],
                   b_preds_per_seed: Sequence[np.ndarray], k: int, part: str = "final",
                   n_boot: int = 2000, seed: int = 0) -> PGRInterval:
-        """PGR(vote of a) − PGR(vote of b), both voting over the same drawn seeds (a and b run
-        on the same teacher seeds, in the same order) on the same resampled rows."""
+        """PGR(vote of a) − PGR(vote of b), both voting over the same resampled seeds (a and b
+        run on the same teacher seeds, in the same order) on the same resampled rows."""
         a, b = _stack(a_preds_per_seed), _stack(b_preds_per_seed)
         if a.shape[0] != b.shape[0]:
             raise ValueError(f"a has {a.shape[0]} seeds, b {b.shape[0]}: a paired vote needs "
                              "both run on the same seeds")
         weak, ceiling, groups = self._refs
-        r = bootstrap_pgr_diff(self.truth, weak, ceiling, vote_draws(a, k), vote_draws(b, k),
-                               rows_mask=self._mask(part), n_boot=n_boot, seed=seed,
-                               groups=groups, one_draw=True)
-        return replace(r, seeds=a.shape[0])
+        return bootstrap_pgr_diff(self.truth, weak, ceiling, a, b, rows_mask=self._mask(part),
+                                  n_boot=n_boot, seed=seed, groups=groups, vote_of=k)
 
     def gap_interval(self, part: str = "final", n_boot: int = 2000, seed: int = 0
                      ) -> PGRInterval:

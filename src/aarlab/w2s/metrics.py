@@ -13,6 +13,7 @@ above 0 (``bootstrap_pgr_diff``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -106,7 +107,7 @@ class PGRInterval:
 
 def bootstrap_pgr(truth, weak_preds, ceiling_preds, transfer_preds, rows_mask=None,
                   n_boot: int = 2000, seed: int = 0, groups=None,
-                  one_draw: bool = False) -> PGRInterval:
+                  vote_of: int | None = None) -> PGRInterval:
     """PGR with a paired bootstrap over test rows and seeds.
 
     ``*_preds`` are class indices, one row per seed: shape (S, N) (a single (N,) vector is one
@@ -114,17 +115,17 @@ def bootstrap_pgr(truth, weak_preds, ceiling_preds, transfer_preds, rows_mask=No
     and transfer predictions (paired: the row noise common to all three cancels), and draws each
     prediction set's seeds with replacement (so seed noise is included); its PGR uses the
     seed-mean accuracies. ``groups`` (one id per row, e.g. a consistency id) resamples whole
-    groups instead of rows, for rows that are not independent. ``one_draw``: the transfer is
-    one of its rows drawn at random per replicate, not their mean (``vote_draws``: a vote).
+    groups instead of rows, for rows that are not independent. ``vote_of=k``: the transfer is
+    a majority vote of ``k`` of its seeds, not one seed (see ``_VoteSet``).
     """
     return _bootstrap(truth, {"w": weak_preds, "c": ceiling_preds, "t": transfer_preds},
                       lambda a: _pgr_arr(a["t"], a["w"], a["c"]), rows_mask, n_boot, seed, groups,
-                      seeds=_n_seeds(transfer_preds), one_draw=("t",) if one_draw else ())
+                      seeds=_n_seeds(transfer_preds), votes={"t": vote_of} if vote_of else {})
 
 
 def bootstrap_pgr_diff(truth, weak_preds, ceiling_preds, a_preds, b_preds, rows_mask=None,
                        n_boot: int = 2000, seed: int = 0, groups=None,
-                       one_draw: bool = False) -> PGRInterval:
+                       vote_of: int | None = None) -> PGRInterval:
     """PGR(a) − PGR(b) on the same resampled rows (see ``bootstrap_pgr``).
 
     A is better than B when the interval lies above 0 (``.above_zero``). When a and b have as
@@ -140,7 +141,7 @@ def bootstrap_pgr_diff(truth, weak_preds, ceiling_preds, a_preds, b_preds, rows_
                       diff, rows_mask, n_boot, seed, groups,
                       seeds=min(_n_seeds(a_preds), _n_seeds(b_preds)),
                       paired=("a", "b") if _n_seeds(a_preds) == _n_seeds(b_preds) else (),
-                      one_draw=("a", "b") if one_draw else ())
+                      votes={"a": vote_of, "b": vote_of} if vote_of else {})
 
 
 def majority_vote(preds, n_classes: int) -> np.ndarray:
@@ -151,20 +152,40 @@ def majority_vote(preds, n_classes: int) -> np.ndarray:
     return np.where(counts.sum(0) > 0, counts.argmax(0), -1)
 
 
-def vote_draws(preds, k: int, n_classes: int | None = None) -> np.ndarray:
-    """The majority vote of every ordered draw of ``k`` of the seeds (rows of ``preds``, with
-    replacement): shape (S**k, N). Picking one of them uniformly is a vote of ``k`` seeds drawn
-    at random, so as the "seeds" of a bootstrap they put the seed noise of a *vote* (what a
-    researcher submits) into its interval; two methods run on the same seeds, both expanded,
-    share each draw (``bootstrap_pgr_diff`` pairs them)."""
-    preds = np.atleast_2d(np.asarray(preds))
-    n_seeds = preds.shape[0]
-    n_classes = int(preds.max()) + 1 if n_classes is None else n_classes
-    if k < 1 or n_seeds ** k > 4096:
-        raise ValueError(f"a vote of k={k} of {n_seeds} seeds: k must be at least 1, and "
-                         f"seeds**k (the draws) at most 4096")
-    draws = np.stack(np.meshgrid(*[np.arange(n_seeds)] * k, indexing="ij"), -1).reshape(-1, k)
-    return np.stack([majority_vote(preds[d], n_classes) for d in draws])
+class _VoteSet:
+    """A method's votes of ``k`` distinct seeds, for a bootstrap. Each replicate resamples its S
+    seeds with replacement (shared with a paired method: the same teachers) and averages the
+    accuracy of the votes of every ``k`` positions of the resample that hold ``k`` distinct
+    seeds; a replicate with fewer than ``k`` distinct seeds is dropped. On the original seeds
+    that is the mean over every vote of ``k`` distinct seeds, so the interval is for the PGR a
+    vote of ``k`` seeds has in expectation over seeds, with the row noise and the seed noise in
+    it; a submitted vote is one such vote. Positions that repeat a seed are left out rather than
+    voted: (a, a, b) would be seed a alone, a vote of fewer seeds, biased against whichever
+    method gains more from voting."""
+
+    def __init__(self, seeds: int, k: int):
+        if k < 1 or seeds < k:
+            raise ValueError(f"a vote of {k} seeds needs at least {k} seeds, got {seeds}")
+        if math.comb(seeds, k) > 2048:
+            raise ValueError(f"votes of {k} of {seeds} seeds: too many; use fewer seeds")
+        self.seeds, self.k = seeds, k
+        self.votes = list(itertools.combinations(range(seeds), k))  # each of k distinct seeds
+        self.positions = np.array(self.votes)
+        self._place = np.full(seeds ** k, -1, dtype=np.int64)
+        self._place[self._code(self.positions)] = np.arange(len(self.votes))
+
+    def _code(self, sorted_seeds: np.ndarray) -> np.ndarray:
+        return sorted_seeds @ (self.seeds ** np.arange(self.k - 1, -1, -1))
+
+    def mean_accuracy(self, per_vote: np.ndarray, resample: np.ndarray) -> np.ndarray:
+        """(b,) mean accuracy over the distinct-seed votes of each resample (b, S); NaN for a
+        resample with fewer than ``k`` distinct seeds."""
+        drawn = np.sort(resample[:, self.positions], axis=2)  # (b, C(S, k), k)
+        ok = (np.diff(drawn, axis=2) > 0).all(2)
+        where = np.where(ok, self._place[self._code(drawn)], 0)
+        acc = np.take_along_axis(per_vote, where, 1)
+        with np.errstate(invalid="ignore"):
+            return np.where(ok, acc, 0.0).sum(1) / ok.sum(1)
 
 
 def bootstrap_gap(truth, weak_preds, ceiling_preds, rows_mask=None, n_boot: int = 2000,
@@ -189,7 +210,7 @@ _CHUNK = 256  # replicates per block: bounds memory at _CHUNK x n_groups counts
 
 def _bootstrap(truth, sets: dict, stat, rows_mask, n_boot: int, seed: int, groups,
                seeds: int, paired: tuple[str, ...] = (),
-               one_draw: tuple[str, ...] = ()) -> PGRInterval:
+               votes: dict[str, int] | None = None) -> PGRInterval:
     truth = np.asarray(truth)
     if truth.ndim != 1 or truth.size == 0:
         raise ValueError(f"truth must be a non-empty vector of labels, got shape {truth.shape}")
@@ -210,14 +231,21 @@ def _bootstrap(truth, sets: dict, stat, rows_mask, n_boot: int, seed: int, group
         gid = np.unique(g[mask], return_inverse=True)[1].ravel()
     n_groups = int(gid.max()) + 1
     sizes = np.bincount(gid, minlength=n_groups).astype(float)
-    correct = {}
+    correct, vote_sets = {}, {}
     for name, p in sets.items():
         p = np.atleast_2d(np.asarray(p))
         if p.shape[1] != truth.size:
             raise ValueError(f"predictions have {p.shape[1]} rows per seed, labels {truth.size}")
-        hits = (p[:, mask] == truth[mask]).astype(float)
+        if votes and votes.get(name):
+            vote_sets[name] = v = _VoteSet(p.shape[0], votes[name])
+            n_classes = int(max(p.max(), truth.max())) + 1
+            hits = np.stack([majority_vote(p[list(m)][:, mask], n_classes) == truth[mask]
+                             for m in v.votes]).astype(float)
+        else:
+            hits = (p[:, mask] == truth[mask]).astype(float)
         correct[name] = np.stack([np.bincount(gid, weights=h, minlength=n_groups) for h in hits])
 
+    # A vote set's rows are its votes: the point is their mean, as the mean over seeds otherwise.
     point = float(stat({k: v.sum(1).mean() / sizes.sum() for k, v in correct.items()}))
     rng = np.random.default_rng(seed)
     reps = []
@@ -229,13 +257,16 @@ def _bootstrap(truth, sets: dict, stat, rows_mask, n_boot: int, seed: int, group
         rows = counts @ sizes
         acc, shared = {}, None
         for name, c in correct.items():
-            per_seed = counts @ c.T / rows[:, None]  # (b, S)
-            # S seeds resampled for a mean over seeds; one for a set in `one_draw` (a vote)
-            pick = rng.integers(0, c.shape[0], (b, 1 if name in one_draw else c.shape[0]))
+            per_seed = counts @ c.T / rows[:, None]  # (b, S), or (b, its votes) for a vote set
+            n_seeds = vote_sets[name].seeds if name in vote_sets else c.shape[0]
+            pick = rng.integers(0, n_seeds, (b, n_seeds))  # the seeds, resampled
             if name in paired:  # the sets in `paired` draw the same seeds
                 shared = pick if shared is None else shared
                 pick = shared
-            acc[name] = np.take_along_axis(per_seed, pick, 1).mean(1)
+            if name in vote_sets:
+                acc[name] = vote_sets[name].mean_accuracy(per_seed, pick)
+            else:
+                acc[name] = np.take_along_axis(per_seed, pick, 1).mean(1)
         reps.append(stat(acc))
     r = np.concatenate(reps)
     r = r[np.isfinite(r)]
