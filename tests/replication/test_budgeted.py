@@ -137,7 +137,7 @@ def test_estimates_count_weak_soft_once_per_target(tiny_tweets):
     assert sorted(j.estimate_s for j in jobs) == [15.0, 25.0]
 
 
-def _finished_lab(s: Settings, tiny_tasks, pred=None) -> int:
+def _finished_lab(s: Settings, tiny_tasks, pred=None, seeds=(0, 1, 2)) -> int:
     """A finished lab with one replicable pick (a bare method label is a spec); ``pred``: its
     predictions (default: the teacher's, seed 0)."""
     kit, key = tiny_tasks["tweets"]
@@ -157,7 +157,8 @@ def _finished_lab(s: Settings, tiny_tasks, pred=None) -> int:
                          workspace=str(s.home / "labs" / str(lab.id) / "ws")))
         db.add(Submission(researcher_id=r.id, task="tweets", created_at=datetime.now(UTC),
                           n_rows=len(pred), predictions=pack(pred), method="weak_soft",
-                          seeds=[0, 1, 2], released_pgr=sc.pgr["feedback"], new_best=True,
+                          seeds=None if seeds is None else list(seeds),
+                          released_pgr=sc.pgr["feedback"], new_best=True,
                           **{f"acc_{p}": sc.accuracy[p] for p in sc.accuracy},
                           **{f"pgr_{p}": sc.pgr[p] for p in sc.pgr}))
         return lab.id
@@ -255,3 +256,16 @@ def test_the_headline_pick_reruns_on_every_seed_beside_the_tuned_baseline(
                        other_tasks=[], threads=1, workers=1)
     md = (reports / f"lab{lab2}-final.md").read_text()
     assert "not established" in md and "does not reproduce its predictions" in md
+
+    # The check is on the seeds the submission names, in any order; one that names none
+    # cannot be checked, and gets no call either (round 7: seeds [1, 0, 2] or none skipped
+    # the check and printed "a win").
+    for seeds, says in (((2, 0, 1), "the spec reproduces the pick"),
+                        (None, "Not checked that the spec reproduces the submitted vote")):
+        lab_n = _finished_lab(s, tiny_tasks, submitted, seeds)
+        summary_n = {**write_report(store, s, lab_n, reports, baselines=False),
+                     "tuned_baseline_spec": {"steps": [{"method": "weak_hard"}]}}
+        write_final_report(store, s, lab_n, reports, summary=summary_n, redraw_seeds=(),
+                           other_tasks=[], threads=1, workers=1)
+        md = (reports / f"lab{lab_n}-final.md").read_text()
+        assert says in md and (("not established" in md) is (seeds is None)), seeds

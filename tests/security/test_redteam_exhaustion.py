@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from aarlab.server.app import create_app
 from aarlab.store.db import Store
-from aarlab.store.identity import add_researcher
+from aarlab.store.identity import add_researcher, revoke
 from redteam_lab import register, served_lab
 
 
@@ -150,6 +150,13 @@ def test_requests_without_a_known_token_are_refused_unread_where_sandboxes_conne
         assert sent[0]["status"] == 400
         release.set()
         await asyncio.wait_for(asyncio.gather(*stalled), timeout=10)
+        # Round 7: a token once seen to be known stayed known (a cache): revoked since, its
+        # bodies were still read, 8 x max_body_bytes at a time.
+        with Store(app.state.settings.database_url).session() as db:
+            revoke(db, "mallory")
+        read.clear()
+        sent = await asyncio.wait_for(stalled_upload(f"Bearer {mallory}"), timeout=5)
+        assert sent[0]["status"] == 401 and read == []
 
     asyncio.run(attack())
 

@@ -28,7 +28,7 @@ from aarlab.forum.schemas import (
 from aarlab.forum.service import ForumError, Viewer
 from aarlab.forum.snapshots import QuotaError
 from aarlab.server.deps import current_researcher, get_settings, get_store
-from aarlab.server.streams import bytes_chunks, file_chunks
+from aarlab.server.streams import FileStream, bytes_chunks
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 
@@ -130,7 +130,7 @@ def download(snapshot_id: str = Path(**_ID), _who: Viewer = Depends(viewer),
     f = blobs.open_verified(snap.id)
     ext = "tar.gz" if snap.format == "tar.gz" else "zip"
     # Streamed from disk (aarlab.server.streams): a reader that stalls holds its request.
-    return StreamingResponse(file_chunks(f), media_type=_MEDIA[ext], headers={
+    return FileStream(f, media_type=_MEDIA[ext], headers={
         "Content-Length": str(os.fstat(f.fileno()).st_size),
         "Content-Disposition": f'attachment; filename="{snap.id[:12]}.{ext}"',
         "ETag": f'"{snap.id}"'})

@@ -32,7 +32,7 @@ from aarlab.atomic import write_atomic
 from aarlab.config import Settings, get_settings
 from aarlab.kits.formats import label_index
 from aarlab.kits.kit import TaskKit
-from aarlab.lab.baselines import CACHE_PREFIX, VOTE_SEEDS, fingerprint, run_spec
+from aarlab.lab.baselines import CACHE_PREFIX, VOTE_SEEDS, fingerprint, majority_vote, run_spec
 from aarlab.replication.method import Method, ReplicationError
 from aarlab.replication.redraw import redraw
 from aarlab.tasks.answer_key import AnswerKey
@@ -72,11 +72,19 @@ def seed_noise_target(settings: Settings, task: str, compare_spec: dict) -> Targ
                   everything.seeds[:MAX_SEED_NOISE_SEEDS], False, compare_spec)
 
 
-def seed_noise(scorer: Scorer, preds: np.ndarray, base: np.ndarray, seeds: list[int]) -> dict:
+def seed_noise(scorer: Scorer, preds: np.ndarray, base: np.ndarray, seeds: list[int],
+               submitted_seeds: list[int] | None = None) -> dict:
     """A vote of ``VOTE_SEEDS`` distinct seeds of ``seeds`` (the seeds and the final rows
     resampled together, ``metrics._VoteSet``) of the pick (``preds``) and of the baseline
-    (``base``), the same seeds for both: each one's final PGR and their paired difference."""
-    return {"vote_of": VOTE_SEEDS, "seeds": list(seeds),
+    (``base``), the same seeds for both: each one's final PGR and their paired difference; and
+    ``rerun_of_submitted``, the final PGR of the re-run's vote of the seeds the submission says
+    it voted (in any order), to check that the spec reproduces it (None: no such seeds)."""
+    used = sorted(set(submitted_seeds or []))
+    again = None
+    if used and set(used) <= set(seeds):
+        vote = majority_vote(preds[[seeds.index(k) for k in used]], int(preds.max()) + 1)
+        again = {"seeds": used, "pgr_final": scorer.score(vote).pgr["final"]}
+    return {"vote_of": VOTE_SEEDS, "seeds": list(seeds), "rerun_of_submitted": again,
             "pick": scorer.vote_interval(list(preds), VOTE_SEEDS).as_dict(),
             "baseline": scorer.vote_interval(list(base), VOTE_SEEDS).as_dict(),
             "diff": scorer.vote_diff(list(preds), list(base), VOTE_SEEDS).as_dict()}
@@ -274,7 +282,7 @@ def run_on(method: Method, t: Target, threads: int | None = None,
         if t.compare_spec is not None:
             _, base = run_spec(t.kit, scorer, t.compare_spec, t.seeds, threads=threads)
             res["seed_noise"] = seed_noise(scorer, preds, np.stack([base[k] for k in t.seeds]),
-                                           t.seeds)
+                                           t.seeds, method.seeds_used)
         if is_weak_soft(method.spec):  # nothing to compare with; kept for the methods to come
             _weak_soft_preds(t, scorer, threads, preds)
             preds = None

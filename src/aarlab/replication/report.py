@@ -179,8 +179,8 @@ def seed_noise_lines(reps: list[dict], summary: dict, info: dict | None = None) 
     call = ("**a win** with seed noise too" if lo > 0 else "**no win** once seed noise is "
             "counted (the interval reaches 0)" if hi > 0 else "the tuned baseline is better")
     same, check = _reproduces(row, summary)
-    if same is False:
-        call = "not established: the re-run is not the submitted method"
+    if not same:
+        call = "not established: the re-run is not shown to be the submitted method"
     return [head, "", f"The pick's spec and the tuned baseline re-run on every teacher seed of "
             f"the task ({', '.join(map(str, n['seeds']))}: the kit's and those its answer key "
             f"holds back); each bootstrap replicate resamples those seeds and the final rows "
@@ -191,20 +191,21 @@ def seed_noise_lines(reps: list[dict], summary: dict, info: dict | None = None) 
             f"{call}. {check}", ""]
 
 
-def _reproduces(row: dict, summary: dict) -> tuple[bool | None, str]:
-    """Whether the re-run's vote of the submission's seeds scores what the submission did (a
-    spec that does not reproduce its predictions says nothing about them)."""
-    vote, seeds = row.get("pgr_final_vote"), summary.get("best_seeds")
-    first = row["seeds"][:len(seeds or [])]
-    if not vote or not seeds or list(seeds) != first or summary.get("best_final_pgr") is None:
-        return None, (f"Not checked that the spec reproduces the submitted vote (it voted seeds "
-                      f"{_seed_text(seeds)}).")
-    got, claimed = vote["mean"], summary["best_final_pgr"]
+def _reproduces(row: dict, summary: dict) -> tuple[bool, str]:
+    """Whether the re-run's vote of the seeds the submission says it voted scores what the
+    submission did: a spec that does not reproduce the pick's predictions says nothing about
+    them, and neither does one that cannot be checked (its seeds untold, or not the task's)."""
+    again, claimed = row["seed_noise"].get("rerun_of_submitted"), summary.get("best_final_pgr")
+    if again is None or claimed is None:
+        return False, (f"**Not checked that the spec reproduces the submitted vote** (it names "
+                       f"seeds {_seed_text(summary.get('best_seeds'))}, not a set of this "
+                       f"task's seeds).")
+    seeds, got = _seed_text(again["seeds"]), again["pgr_final"]
     if abs(got - claimed) < 1e-9:
-        return True, (f"The re-run's vote of seeds {_seed_text(seeds)} scores the submitted "
-                      f"vote's final PGR, {claimed:.3f}: the spec reproduces the pick.")
-    return False, (f"**The re-run's vote of seeds {_seed_text(seeds)} scores {got:.3f}, the "
-                   f"submission {claimed:.3f}: the spec does not reproduce its predictions.**")
+        return True, (f"The re-run's vote of seeds {seeds} scores the submitted vote's final "
+                      f"PGR, {claimed:.3f}: the spec reproduces the pick.")
+    return False, (f"**The re-run's vote of seeds {seeds} scores {got:.3f}, the submission "
+                   f"{claimed:.3f}: the spec does not reproduce its predictions.**")
 
 
 def _seed_text(seeds: list[int] | None) -> str:

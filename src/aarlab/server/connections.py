@@ -9,8 +9,9 @@ its own database. ``limits.InFlightLimitMiddleware`` cannot see them: they never
 a listener holds at most ``max_connections`` connections (one past it gets a 503 and is closed at
 once, so its descriptor is freed), and a connection waiting for a request, new or kept alive,
 is dropped when no request has started within ``request_timeout`` seconds, whether or not the
-client read the last response (bodies are streamed, ``aarlab.server.streams``, so a response
-it stopped reading is still in flight and holds little). With one listener
+client read the last response; and a response the client has stopped reading (bodies are
+streamed, ``aarlab.server.streams``, so it is still in flight) is dropped when no byte of it has
+gone out for ``request_timeout`` seconds. With one listener
 per sandbox (``aarlab.lab.server_thread``) a sandbox that fills its own listener blocks only
 itself.
 """
@@ -61,7 +62,28 @@ class _Guarded(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._cancel_stall()
         super().connection_lost(exc)
+
+    # A response the client stops reading: uvicorn pauses the app's writes (its flow control)
+    # and the request stays in flight for as long as the client likes, holding what the app
+    # holds (a snapshot file read whole, pipelined answers). No progress for
+    # ``request_timeout`` seconds drops the connection instead.
+    _stall: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._cancel_stall()
+        self._stall = self.loop.call_later(self.request_timeout, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        self._cancel_stall()
+        super().resume_writing()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
 
     def _expect_request(self) -> None:
         self._cancel_deadline()

@@ -83,7 +83,9 @@ class InFlightLimitMiddleware:
     sandboxes reach, where every route but ``open_paths`` needs a token), a request that may
     carry a body without a known token is a 401 before the app runs (FastAPI reads a JSON body
     before its auth check, so such requests could hold bodies and slots shared by every
-    sandbox), and the others without one (answered at once) share a single bucket."""
+    sandbox), and the others without one (answered at once) share a single bucket; a bodiless
+    request's made-up token is a bucket of its own, at most a connection's worth (one request
+    at a time each, 64 connections a listener)."""
 
     def __init__(self, app: ASGIApp, per_token: int, anonymous: bool = False,
                  known: Callable[[str], bool] | None = None,
@@ -94,7 +96,6 @@ class InFlightLimitMiddleware:
         self.anonymous = anonymous
         self.open_paths = open_paths
         self.known = known
-        self._known: set[bytes] = set()  # hashes of tokens seen to be known (no token kept)
         self._in_flight: dict[bytes, int] = {}
         self._lock = threading.Lock()  # one app may be served by several listeners' loops
 
@@ -140,16 +141,14 @@ class InFlightLimitMiddleware:
         # give one token as many buckets as there are spellings.
         parts = (auth or b"").split(None, 1)
         token = parts[1].strip() if len(parts) == 2 else b""
-        anonymous = b"" if scope.get("path") in self.open_paths or not _may_have_body(
-            scope) else _REFUSE
+        refuse = (self.anonymous and scope.get("path") not in self.open_paths
+                  and _may_have_body(scope))
         if not token:
-            return anonymous if self.anonymous else None
-        key = hashlib.sha256(token).digest()  # no token kept in memory as it was sent
-        if self.anonymous and self.known is not None and key not in self._known:
-            if not self.known(token.decode("latin-1")):
-                return anonymous
-            self._known.add(key)
-        return key
+            return (_REFUSE if refuse else b"") if self.anonymous else None
+        # Asked each time, not cached: a token revoked since must not have its bodies read.
+        if refuse and self.known is not None and not self.known(token.decode("latin-1")):
+            return _REFUSE
+        return hashlib.sha256(token).digest()  # no token kept in memory as it was sent
 
 
 def _may_have_body(scope: Scope) -> bool:

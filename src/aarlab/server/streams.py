@@ -4,7 +4,8 @@ A whole body handed to uvicorn at once lands in the connection's write buffer: t
 counts as done (the in-flight limit lets it go) while the bytes wait for a reader that may never
 come, so a sandbox could park a 20 MB snapshot per connection in the lab process. Streamed, each
 ``send`` waits for the client (uvicorn's flow control), the request stays in flight, and a
-stalled reader holds one chunk and one of its own token's in-flight slots.
+stalled reader holds one of its own token's in-flight slots and what the route read (a chunk of
+a file; a snapshot member is read whole first) until ``aarlab.server.connections`` drops it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 CHUNK = 1 << 16
+
+
+class FileStream(StreamingResponse):
+    """An open file streamed in chunks and closed when the response ends, however it ends: a
+    client that disconnects half way leaves the chunk generator unfinished (and its ``with``
+    unrun) until the garbage collector finds it, so the file is closed here instead."""
+
+    def __init__(self, f: IO[bytes], size: int = CHUNK, **kwargs) -> None:
+        self.file = f
+        super().__init__(file_chunks(f, size), **kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.file.close()
 
 
 def file_chunks(f: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from aarlab.config import Settings
 from aarlab.errors import AarlabError, TaskNotBuiltError, UnknownTaskError
 from aarlab.server.deps import current_researcher, get_settings
-from aarlab.server.streams import file_chunks
+from aarlab.server.streams import FileStream
 from aarlab.store.identity import Researcher
 from aarlab.tasks.kit_archive import KitArchive, kit_archive
 
@@ -69,7 +69,7 @@ async def kit_digest(task: str, _: Researcher = Depends(current_researcher),
 async def kit_download(task: str, _: Researcher = Depends(current_researcher),
                        settings: Settings = Depends(get_settings)):
     a, f = await run_in_threadpool(_open, settings, task)
-    return StreamingResponse(file_chunks(f, _CHUNK), media_type="application/gzip", headers={
+    return FileStream(f, _CHUNK, media_type="application/gzip", headers={
         "Content-Length": str(a.bytes), "X-Aarlab-Kit-Sha256": a.sha256,
         "ETag": f'"{a.sha256}"',
         "Content-Disposition": f'attachment; filename="{task}-kit-{a.sha256[:12]}.tar.gz"'})

@@ -16,6 +16,7 @@ import numpy as np
 
 from aarlab.kits.kit import TaskKit
 from aarlab.researchers.search import teacher as tc
+from aarlab.w2s.metrics import majority_vote
 from aarlab.w2s.runner import run_experiment
 
 
@@ -31,8 +32,7 @@ class TaskOutcome:
 
 def vote(preds: list[np.ndarray], n_classes: int) -> np.ndarray:
     """Per-row majority class over seeds (ties go to the lower class index)."""
-    votes = np.stack(preds)
-    return np.array([np.bincount(col, minlength=n_classes).argmax() for col in votes.T])
+    return majority_vote(np.stack(preds), n_classes)
 
 
 class Suite:
