@@ -22,8 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "aarlab.safe_files", "aarlab.archive", "aarlab.sources", "aarlab.text")),
     ("sandbox", ("aarlab.sandbox",)),
     ("store", ("aarlab.store",)),
-    # FastAPI dependencies (settings, store, bearer auth) that every router uses.
-    ("http", ("aarlab.server.deps", "aarlab.server.limits")),
+    # FastAPI dependencies (settings, store, bearer auth) and response helpers every router uses.
+    ("http", ("aarlab.server.deps", "aarlab.server.limits", "aarlab.server.streams")),
     ("kits", ("aarlab.kits",)),
     ("science", ("aarlab.w2s",)),
     ("tasks", ("aarlab.tasks",)),
