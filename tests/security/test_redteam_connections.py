@@ -302,3 +302,102 @@ def test_a_download_abandoned_half_way_closes_its_file(small_in_flight):
         assert open_blobs() == 0
     finally:
         gc.enable()
+
+
+def _big_finding(sock: Path, token: str, revisions: int = 8) -> int:
+    """A finding whose page (every revision) is about ``revisions`` x 200 KB of JSON."""
+    body = "\U0001f600" * 49_990  # 4 bytes each in UTF-8
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://lab",
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        fid = c.post("/v1/forum/findings", json={"kind": "insight", "title": "t",
+                                                 "body": body}).json()["id"]
+        for i in range(revisions - 1):
+            r = c.post(f"/v1/forum/findings/{fid}/revisions", json={"body": body + str(i)})
+            assert r.status_code in (200, 201), r.text
+        return fid
+
+
+def test_large_answers_nobody_reads_hold_their_slots_not_the_lab_memory(small_in_flight):
+    # Round 8: a finding's page (every revision; 80 MB at a researcher's text quota) was
+    # written to uvicorn whole, so its request left the in-flight limit at once while the
+    # bytes waited for a reader: one per connection, 64 connections, again after each drop.
+    # Sent in pieces that wait for the client, an unread one holds one of its token's slots.
+    server, token = small_in_flight
+    sock = server.socket
+    fid = _big_finding(sock, token)
+    ask = (f"GET /v1/forum/findings/{fid} HTTP/1.1\r\nhost: lab\r\n"
+           f"authorization: Bearer {token}\r\n\r\n").encode()
+    held = []
+    for _ in range(6):
+        k = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        k.connect(str(sock))
+        k.sendall(ask)
+        held.append(k)
+        time.sleep(0.1)
+    time.sleep(SLOW_TIMEOUT / 2)
+    buffered = sum(conn.transport.get_write_buffer_size()
+                   for conn in server.servers[0].server_state.connections)
+    assert buffered < 1_000_000, buffered  # one page is 1.6 MB; six were parked before
+    refused = 0
+    for k in held:
+        k.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            refused += k.recv(64).startswith(b"HTTP/1.1 429")
+    assert refused == 3
+    for k in held:
+        k.close()
+
+
+def test_a_slow_but_steady_reader_of_a_large_answer_gets_all_of_it(small_in_flight):
+    # Round 8: a reader slower than (answer / timeout) was cut mid-answer: the stall check
+    # waited for the buffer to empty, not for it to shrink. (The kernel's socket buffers,
+    # ~200 KB, hide a reader's progress from the lab for a while: a reader must take more
+    # than that per timeout, here 16 KB every 50 ms against 3 s.)
+    server, token = small_in_flight
+    fid = _big_finding(server.socket, token, revisions=10)  # 2 MB: over two timeouts to read
+    k = _raw(server.socket, (f"GET /v1/forum/findings/{fid} HTTP/1.1\r\nhost: lab\r\n"
+                             f"authorization: Bearer {token}\r\n\r\n").encode())
+    got = b""
+    k.settimeout(SLOW_TIMEOUT * 3)
+    while not got.endswith(b"}"):
+        chunk = k.recv(16_384)
+        assert chunk, f"cut after {len(got)} bytes"
+        got += chunk
+        time.sleep(0.05)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and len(body) > 1_900_000
+    k.close()
+
+
+def test_the_token_less_bucket_is_each_listeners_own(tmp_path):
+    # Round 8: token-less requests (a health check) shared one bucket across every sandbox's
+    # listener: one sandbox pipelining unread /healthz, draining now and then, held it.
+    s = Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'lab.db'}",
+                 listener_connections=8, request_timeout_s=SLOW_TIMEOUT, requests_in_flight=2)
+    sock_dir = Path(tempfile.mkdtemp(prefix="cn-"))
+    mine, theirs = sock_dir / "lab-1.sock", sock_dir / "lab-2.sock"
+    server = ServerThread(s, open_store(s), [mine, theirs])
+    server.start()
+    flood = []
+    try:
+        for _ in range(2):
+            c = _raw(mine)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.settimeout(2)
+            with contextlib.suppress(OSError):
+                c.sendall(b"GET /healthz HTTP/1.1\r\nhost: lab\r\n\r\n" * 4000)
+            flood.append(c)
+        time.sleep(0.5)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(mine)), base_url="http://lab",
+                          timeout=10) as c:
+            assert c.get("/healthz").status_code == 429  # its own bucket: full
+        assert _healthy(theirs)  # another sandbox's: untouched
+    finally:
+        for c in flood:
+            c.close()
+        for srv in server.servers:
+            for conn in list(srv.server_state.connections):
+                conn.transport.abort()
+        server.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)

@@ -21,7 +21,7 @@ from aarlab.config import Settings
 from aarlab.forum.tables import holds_snapshot
 from aarlab.scoring.service import ScoringService
 from aarlab.server.app import create_app
-from aarlab.server.connections import guarded_h11
+from aarlab.server.connections import ListenerTag, guarded_h11
 from aarlab.store.db import Store
 
 
@@ -54,11 +54,13 @@ class ServerThread:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() or path.is_symlink():
             path.unlink()  # left by a lab that was killed
-        return uvicorn.Server(uvicorn.Config(app, uds=str(path), http=self.http,
+        return uvicorn.Server(uvicorn.Config(ListenerTag(app, str(path)), uds=str(path),
+                                             http=self.http,
                                              log_level="error", access_log=False))
 
     def _tcp(self, app, host: str, port: int) -> uvicorn.Server:  # noqa: ANN001
-        return uvicorn.Server(uvicorn.Config(app, host=host, port=port, http=self.http,
+        return uvicorn.Server(uvicorn.Config(ListenerTag(app, f"{host}:{port}"), host=host,
+                                             port=port, http=self.http,
                                              log_level="error", access_log=False))
 
     def start(self, timeout: float = 30) -> None:

@@ -33,6 +33,7 @@ from aarlab.scoring import routes as scoring_routes
 from aarlab.scoring import tables as _scoring_tables  # noqa: F401
 from aarlab.server.deps import require_admin
 from aarlab.server.limits import BodyLimitMiddleware, InFlightLimitMiddleware
+from aarlab.server.streams import ChunkedBodies
 from aarlab.store import audit as _audit_tables  # noqa: F401
 from aarlab.store.db import Store
 from aarlab.store.identity import authenticate
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.holds_snapshot = _forum_tables.holds_snapshot  # for scoring, a layer below
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda method, path: _body_cap(
         settings, method, path))
+    # Inside the in-flight limit: a large answer is sent in pieces that wait for the client,
+    # so one nobody reads holds its request's slot (aarlab.server.streams).
+    app.add_middleware(ChunkedBodies)
     # Added last, so it runs first: a refused request's body is never read.
     app.add_middleware(InFlightLimitMiddleware, per_token=settings.requests_in_flight,
                        anonymous=role == "researcher", known=lambda token: _is_researcher(

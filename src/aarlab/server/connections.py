@@ -9,9 +9,11 @@ its own database. ``limits.InFlightLimitMiddleware`` cannot see them: they never
 a listener holds at most ``max_connections`` connections (one past it gets a 503 and is closed at
 once, so its descriptor is freed), and a connection waiting for a request, new or kept alive,
 is dropped when no request has started within ``request_timeout`` seconds, whether or not the
-client read the last response; and a response the client has stopped reading (bodies are
-streamed, ``aarlab.server.streams``, so it is still in flight) is dropped when no byte of it has
-gone out for ``request_timeout`` seconds. With one listener
+client read the last response (unless it is still draining); and a response the client has
+stopped reading (bodies are streamed or sent in pieces, ``aarlab.server.streams``, so it is still
+in flight) is dropped when the write buffer has not shrunk for ``request_timeout`` seconds.
+``ListenerTag`` names the listener a request came through, so that limits shared by one app's
+listeners (the token-less bucket) can be kept per sandbox. With one listener
 per sandbox (``aarlab.lab.server_thread``) a sandbox that fills its own listener blocks only
 itself.
 """
@@ -43,6 +45,7 @@ class _Guarded(H11Protocol):
     max_connections: int
     request_timeout: float
     _deadline: asyncio.TimerHandle | None = None
+    _buffered = 0  # the write buffer when the deadline was set
     _waiting_after = None  # the request cycle current when the deadline was set
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -67,18 +70,29 @@ class _Guarded(H11Protocol):
 
     # A response the client stops reading: uvicorn pauses the app's writes (its flow control)
     # and the request stays in flight for as long as the client likes, holding what the app
-    # holds (a snapshot file read whole, pipelined answers). No progress for
-    # ``request_timeout`` seconds drops the connection instead.
+    # holds. A connection whose write buffer has not shrunk for ``request_timeout`` seconds
+    # while paused is dropped; a slow reader that keeps draining it is not.
     _stall: asyncio.TimerHandle | None = None
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self._cancel_stall()
-        self._stall = self.loop.call_later(self.request_timeout, self.transport.abort)
+        self._watch_progress(self.transport.get_write_buffer_size())
 
     def resume_writing(self) -> None:
         self._cancel_stall()
         super().resume_writing()
+
+    def _watch_progress(self, buffered: int) -> None:
+        self._cancel_stall()
+        self._stall = self.loop.call_later(self.request_timeout, self._check_progress, buffered)
+
+    def _check_progress(self, buffered: int) -> None:
+        self._stall = None
+        now = self.transport.get_write_buffer_size()
+        if now >= buffered:
+            self.transport.abort()
+        else:
+            self._watch_progress(now)
 
     def _cancel_stall(self) -> None:
         if self._stall is not None:
@@ -88,6 +102,7 @@ class _Guarded(H11Protocol):
     def _expect_request(self) -> None:
         self._cancel_deadline()
         self._waiting_after = self.cycle
+        self._buffered = self.transport.get_write_buffer_size()
         self._deadline = self.loop.call_later(self.request_timeout, self._on_deadline)
 
     def _cancel_deadline(self) -> None:
@@ -102,7 +117,24 @@ class _Guarded(H11Protocol):
         started = self.cycle is not self._waiting_after
         busy = self.cycle is not None and not self.cycle.response_complete
         if not started and not busy:
+            left = self.transport.get_write_buffer_size()
+            if 0 < left < self._buffered:  # the last answer's tail still draining: wait on
+                self._expect_request()
+                return
             # abort, not close: close() waits for the write buffer to drain, and a client
             # that never reads a response it asked for would keep the connection (and the
             # buffered bytes) for good
             self.transport.abort()
+
+
+class ListenerTag:
+    """The app as one listener serves it: each request's scope says which (``LISTENER``)."""
+
+    def __init__(self, app, name: str):  # noqa: ANN001 - any ASGI app
+        self.app, self.name = app, name
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        await self.app({**scope, LISTENER: self.name}, receive, send)
+
+
+LISTENER = "aarlab.listener"

@@ -83,7 +83,7 @@ class InFlightLimitMiddleware:
     sandboxes reach, where every route but ``open_paths`` needs a token), a request that may
     carry a body without a known token is a 401 before the app runs (FastAPI reads a JSON body
     before its auth check, so such requests could hold bodies and slots shared by every
-    sandbox), and the others without one (answered at once) share a single bucket; a bodiless
+    sandbox), and the others without one share a bucket per listener (``ListenerTag``); a bodiless
     request's made-up token is a bucket of its own, at most a connection's worth (one request
     at a time each, 64 connections a listener)."""
 
@@ -143,8 +143,9 @@ class InFlightLimitMiddleware:
         token = parts[1].strip() if len(parts) == 2 else b""
         refuse = (self.anonymous and scope.get("path") not in self.open_paths
                   and _may_have_body(scope))
-        if not token:
-            return (_REFUSE if refuse else b"") if self.anonymous else None
+        if not token:  # one bucket per listener: each sandbox has a listener of its own
+            listener = str(scope.get("aarlab.listener", "")).encode()
+            return (_REFUSE if refuse else b"anonymous:" + listener) if self.anonymous else None
         # Asked each time, not cached: a token revoked since must not have its bodies read.
         if refuse and self.known is not None and not self.known(token.decode("latin-1")):
             return _REFUSE

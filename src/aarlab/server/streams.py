@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CHUNK = 1 << 16
 
@@ -46,3 +46,33 @@ def bytes_chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(view), size):
         yield bytes(view[start:start + size])
+
+
+class ChunkedBodies:
+    """Every response body larger than ``size`` sent in ``size`` pieces, each a ``send`` that
+    waits for the client (uvicorn's flow control): a JSON answer nobody reads (a finding with a
+    hundred long revisions) then stays in flight, one of its token's limited slots, instead of
+    leaving the limit at once with its megabytes parked in the connection's write buffer.
+    Mounted inside ``limits.InFlightLimitMiddleware``."""
+
+    def __init__(self, app: ASGIApp, size: int = CHUNK):
+        self.app, self.size = app, size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def chunked(message: Message) -> None:
+            body = message.get("body", b"")
+            if message["type"] != "http.response.body" or len(body) <= self.size:
+                await send(message)
+                return
+            view, more = memoryview(body), message.get("more_body", False)
+            for start in range(0, len(view), self.size):
+                last = start + self.size >= len(view)
+                await send({"type": "http.response.body",
+                            "body": bytes(view[start:start + self.size]),
+                            "more_body": more if last else True})
+
+        await self.app(scope, receive, chunked)
