@@ -5,17 +5,16 @@ never sends a request, or sends half a header and stops, stays open for good, ho
 descriptor of the lab process; a sandbox could open thousands and leave the lab unable to open
 its own database. ``limits.InFlightLimitMiddleware`` cannot see them: they never become requests.
 
-``guarded_h11(max_connections, request_timeout)`` is uvicorn's h11 protocol with two limits:
+``guarded_h11(max_connections, request_timeout)`` is uvicorn's h11 protocol with three limits:
 a listener holds at most ``max_connections`` connections (one past it gets a 503 and is closed at
-once, so its descriptor is freed), and a connection waiting for a request, new or kept alive,
-is dropped when no request has started within ``request_timeout`` seconds, whether or not the
+once, so its descriptor is freed); a connection waiting for a request, new or kept alive, is
+dropped when no request has started within ``request_timeout`` seconds, whether or not the
 client read the last response (unless it is still draining); and a response the client has
 stopped reading (bodies are streamed or sent in pieces, ``aarlab.server.streams``, so it is still
 in flight) is dropped when the write buffer has not shrunk for ``request_timeout`` seconds.
 ``ListenerTag`` names the listener a request came through, so that limits shared by one app's
-listeners (the token-less bucket) can be kept per sandbox. With one listener
-per sandbox (``aarlab.lab.server_thread``) a sandbox that fills its own listener blocks only
-itself.
+listeners (the token-less bucket) can be kept per sandbox. With one listener per sandbox
+(``aarlab.lab.server_thread``) a sandbox that fills its own listener blocks only itself.
 """
 
 from __future__ import annotations
