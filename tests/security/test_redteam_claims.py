@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aarlab.lab.report import lab_summary
+from aarlab.lab.report import lab_summary, verdict
 from aarlab.replication.audit import md_cell
 from aarlab.replication.method import Method
 from aarlab.replication.replicate import fresh_seeds
@@ -84,6 +84,14 @@ def test_a_copy_of_another_labs_release_takes_no_credit_in_this_lab(lab, tiny_tw
     # was mallory's copy: lab 1's predictions, reported and replicated as lab 2's pick
     assert summary["best_submission_id"] == honest["id"]
     assert summary["researchers"]["mallory"]["best_method"] == "mallory-own"
+    # ... and the lab says how many it left out, and why (a later `aarlab run` in the same
+    # home, whose researchers start from the forum's best snapshot, can have none of its own)
+    assert summary["copies_of_earlier_labs"] == 1 and summary["submissions"] == 2
+    carol = register(c, "carol")
+    ok(submit(c, carol, kit, truth, "carol-label"))
+    only_copies = lab_summary(store, s, lab_of(store, ["carol"]))
+    assert only_copies["submissions"] == 0 and only_copies["copies_of_earlier_labs"] == 1
+    assert "give it a home of its own" in verdict(only_copies)
 
     # Within one lab, a copy of a teammate's release is still fair reuse.
     summary = lab_summary(store, s, lab_of(store, ["alice", "mallory"]))

@@ -106,7 +106,7 @@ def run(
     """Start the server and N sandboxed researchers on a task; print and write a report."""
     from aarlab.lab.backends import make_backend
     from aarlab.lab.orchestrator import Lab, LabOptions
-    from aarlab.lab.report import write_report
+    from aarlab.lab.report import copies_note, write_report
     from aarlab.lab.status import lab_costs
     from aarlab.researchers.llm.config import LlmOptions
     from aarlab.researchers.llm.member import preflight
@@ -193,6 +193,8 @@ def run(
         summary = write_report(store, settings, lab_id, reports, threads=settings.torch_threads)
     except KeyboardInterrupt:
         _stopped(store, settings, lab_id, reports, "while the report was written", quick=False)
+    if not as_json and summary["copies_of_earlier_labs"] and not summary["submissions"]:
+        _warn("the lab has no submission of its own." + copies_note(summary))
     if replicate:
         replication_phase(store, settings, lab_id, reports, summary, rep_s,
                           None if as_json else err)

@@ -50,6 +50,8 @@ def lab_summary(store: Store, settings: Settings, lab_id: int,
         members = member_rows(s, lab)
         subs = lab_submissions(s, lab)
         ids = [m["researcher_id"] for m in members]
+        every = s.scalar(select(func.count()).select_from(Submission).where(
+            Submission.researcher_id.in_(ids), Submission.task == lab.task)) or 0
         experiments = s.scalar(select(func.count()).select_from(LabEvent).where(
             LabEvent.researcher_id.in_(ids), LabEvent.kind == "experiment")) or 0
         findings = s.scalar(select(func.count()).select_from(Finding).where(
@@ -78,6 +80,8 @@ def lab_summary(store: Store, settings: Settings, lab_id: int,
         "headline_rule": HEADLINE_RULE, "released_above_final": vetoed,
         "researchers": per_researcher, "sandboxed": sandboxed,
         "experiments": experiments, "submissions": len(subs), "findings": findings,
+        # exact copies of predictions another lab of this store submitted first: not this lab's
+        "copies_of_earlier_labs": every - len(subs),
         "probe_flags": sum(1 for x in subs if x.is_probe),
         "best_released_pgr": max((x.released_pgr for x in scored
                                   if x.new_best and x.released_pgr is not None), default=None),
@@ -277,12 +281,24 @@ def _seeds(seeds: list[int] | None) -> str:
     return "not recorded" if seeds is None else ",".join(map(str, seeds))
 
 
+def copies_note(summary: dict) -> str:
+    """Why a lab in a shared store may have no submission of its own, and what to do."""
+    n = summary.get("copies_of_earlier_labs") or 0
+    if not n:
+        return ""
+    return (f" {n} of its researchers' submissions were exact copies of predictions an earlier "
+            "lab in this store submitted first (its posted snapshots are on the forum every "
+            "researcher reads), and a copy is credited to whoever submitted it first: to "
+            "measure a lab alone, give it a home of its own (AARLAB_HOME).")
+
+
 def verdict(summary: dict) -> str:
     """One sentence: the difference against the tuned baseline, its interval, and the call."""
     d = summary.get("diff_vs_tuned_baseline")
     if d is None:
         return ("No comparison with the tuned classical baseline: "
-                + (summary.get("comparison_note") or "the lab made no scored submission") + ".")
+                + (summary.get("comparison_note") or "the lab made no scored submission") + "."
+                + copies_note(summary))
     lo, hi = d["ci95"]
     t = summary.get("tuned_baseline") or {}
     how = (f"The tuned baseline had a researcher's means: {t.get('candidates')} library specs "
