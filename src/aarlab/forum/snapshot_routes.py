@@ -10,7 +10,6 @@ import os
 import threading
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from aarlab.archive import ArchiveLimits
@@ -28,7 +27,7 @@ from aarlab.forum.schemas import (
 from aarlab.forum.service import ForumError, Viewer
 from aarlab.forum.snapshots import QuotaError
 from aarlab.server.deps import current_researcher, get_settings, get_store
-from aarlab.server.streams import FileStream, bytes_chunks
+from aarlab.server.streams import FileStream
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
 
@@ -150,8 +149,7 @@ def file(snapshot_id: str = Path(**_ID), path: str = Path(max_length=1024),
     except UnicodeDecodeError:
         media = "application/octet-stream"
     # Researcher-written content: never let a browser run or sniff it.
-    return StreamingResponse(bytes_chunks(data), media_type=media, headers={
-        "Content-Length": str(len(data)),
+    return Response(data, media_type=media, headers={
         "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
 
 

@@ -170,7 +170,7 @@ def seed_noise_lines(reps: list[dict], summary: dict, info: dict | None = None) 
                f"its re-run did not finish: {left[0]['why']}" if left else
                "its re-run is still to come" if info and not planned and info["done"] <
                info["jobs"] else "the pick is not a library spec among the replicated results, "
-               "or its task has fewer than 3 teacher seeds")
+               f"or its task has fewer than {VOTE_SEEDS} teacher seeds")
         return [head, "", f"Not measured ({why}): the headline's intervals above resample "
                           "the final rows of one vote each, not its seeds.", ""]
     n = row["seed_noise"]

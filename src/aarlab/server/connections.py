@@ -23,6 +23,8 @@ import asyncio
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from aarlab.server.limits import LISTENER
+
 _FULL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
          b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
 
@@ -134,6 +136,3 @@ class ListenerTag:
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         await self.app({**scope, LISTENER: self.name}, receive, send)
-
-
-LISTENER = "aarlab.listener"

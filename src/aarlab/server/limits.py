@@ -76,6 +76,7 @@ class BodyLimitMiddleware:
 
 
 _REFUSE = b"refuse"  # a _key result: not a bucket, a 401
+LISTENER = "aarlab.listener"  # the scope key naming the listener (connections.ListenerTag)
 
 
 class InFlightLimitMiddleware:
@@ -144,7 +145,7 @@ class InFlightLimitMiddleware:
         refuse = (self.anonymous and scope.get("path") not in self.open_paths
                   and _may_have_body(scope))
         if not token:  # one bucket per listener: each sandbox has a listener of its own
-            listener = str(scope.get("aarlab.listener", "")).encode()
+            listener = str(scope.get(LISTENER, "")).encode()
             return (_REFUSE if refuse else b"anonymous:" + listener) if self.anonymous else None
         # Asked each time, not cached: a token revoked since must not have its bodies read.
         if refuse and self.known is not None and not self.known(token.decode("latin-1")):

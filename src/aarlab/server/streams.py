@@ -5,7 +5,8 @@ counts as done (the in-flight limit lets it go) while the bytes wait for a reade
 come, so a sandbox could park a 20 MB snapshot per connection in the lab process. Streamed, each
 ``send`` waits for the client (uvicorn's flow control), the request stays in flight, and a
 stalled reader holds one of its own token's in-flight slots and what the route read (a chunk of
-a file; a snapshot member is read whole first) until ``aarlab.server.connections`` drops it.
+a file; a snapshot member or a JSON answer whole, sent in pieces by ``ChunkedBodies``) until
+``aarlab.server.connections`` drops it.
 """
 
 from __future__ import annotations
@@ -40,12 +41,6 @@ def file_chunks(f: IO[bytes], size: int = CHUNK) -> Iterator[bytes]:
     with f:
         while chunk := f.read(size):
             yield chunk
-
-
-def bytes_chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(view), size):
-        yield bytes(view[start:start + size])
 
 
 class ChunkedBodies:
