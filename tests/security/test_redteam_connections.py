@@ -69,10 +69,58 @@ def _closed_by_server(c: socket.socket, within: float) -> tuple[bool, bytes]:
         return True, got
 
 
+def _client(path: Path, token: str | None = None, timeout: float = 10) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://lab",
+                        headers={"Authorization": f"Bearer {token}"} if token else {},
+                        timeout=timeout)
+
+
 def _healthy(path: Path) -> bool:
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://lab",
-                      timeout=10) as c:
+    with _client(path) as c:
         return c.get("/healthz").status_code == 200
+
+
+def _get(path: str, token: str) -> bytes:
+    """A raw GET of ``path`` with ``token``, as one request's bytes."""
+    return (f"GET {path} HTTP/1.1\r\nhost: lab\r\n"
+            f"authorization: Bearer {token}\r\n\r\n").encode()
+
+
+def _unread(sock: Path, ask: bytes, n: int, gap: float = 0.0) -> list[socket.socket]:
+    """``n`` connections that each send ``ask`` and read nothing (a small receive buffer)."""
+    held = []
+    for _ in range(n):
+        k = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        k.connect(str(sock))
+        k.sendall(ask)
+        held.append(k)
+        time.sleep(gap)
+    return held
+
+
+def _buffered(server: ServerThread) -> int:
+    """Bytes in the write buffers of the first listener's connections."""
+    return sum(conn.transport.get_write_buffer_size()
+               for conn in server.servers[0].server_state.connections)
+
+
+def _refused(held: list[socket.socket]) -> int:
+    """How many of ``held`` were answered 429 (a full in-flight limit)."""
+    n = 0
+    for k in held:
+        k.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            n += k.recv(64).startswith(b"HTTP/1.1 429")
+    return n
+
+
+def _stop(server: ServerThread, sock_dir: Path) -> None:
+    for srv in server.servers:  # held connections: uvicorn's shutdown would wait for them
+        for conn in list(srv.server_state.connections):
+            conn.transport.abort()
+    server.stop()
+    shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def test_a_listener_full_of_idle_connections_refuses_more_and_blocks_no_other_sandbox(listeners):
@@ -126,8 +174,7 @@ def test_a_request_that_has_started_is_not_cut_by_the_deadline(listeners):
 
 def test_a_busy_researcher_within_the_cap_is_served(listeners):
     mine, _, _, _ = listeners
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(mine)), base_url="http://lab",
-                      timeout=10) as c:
+    with _client(mine) as c:
         for _ in range(3):
             assert c.get("/healthz").status_code == 200
             time.sleep(TIMEOUT * 0.3)
@@ -169,11 +216,7 @@ def small_in_flight(tmp_path):
     try:
         yield server, token
     finally:
-        for srv in server.servers:  # the held downloads: uvicorn would wait for them
-            for conn in list(srv.server_state.connections):
-                conn.transport.abort()
-        server.stop()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+        _stop(server, sock_dir)
 
 
 def test_downloads_a_sandbox_never_reads_hold_its_own_slots_not_the_lab_memory(small_in_flight):
@@ -185,8 +228,7 @@ def test_downloads_a_sandbox_never_reads_hold_its_own_slots_not_the_lab_memory(s
     server, token = small_in_flight
     sock = server.socket
     archive = _random_targz(6_000_000)
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://lab",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+    with _client(sock, token, 30) as c:
         r = c.post("/v1/snapshots", content=archive,
                    headers={"content-type": "application/gzip"})
         assert r.status_code in (200, 201), r.text
@@ -194,33 +236,18 @@ def test_downloads_a_sandbox_never_reads_hold_its_own_slots_not_the_lab_memory(s
         # a reader that does read gets the archive whole
         assert c.get(f"/v1/snapshots/{sid}/archive").content == archive
     time.sleep(0.5)  # that request's slot is released once its response has ended
-    ask = (f"GET /v1/snapshots/{sid}/archive HTTP/1.1\r\nhost: lab\r\n"
-           f"authorization: Bearer {token}\r\n\r\n").encode()
-    held = []
-    for _ in range(6):
-        k = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        k.connect(str(sock))
-        k.sendall(ask)
-        held.append(k)
+    held = _unread(sock, _get(f"/v1/snapshots/{sid}/archive", token), 6)
     time.sleep(SLOW_TIMEOUT / 2)  # well within the deadline: all six asked, none read
-    buffered = sum(conn.transport.get_write_buffer_size()
-                   for conn in server.servers[0].server_state.connections)
+    buffered = _buffered(server)
     assert buffered < len(archive) // 2, buffered  # not one archive's worth, let alone six
     # three admitted (requests_in_flight=3), the others told so at once
-    refused = 0
-    for k in held:
-        k.settimeout(0.5)
-        with contextlib.suppress(TimeoutError):
-            refused += k.recv(64).startswith(b"HTTP/1.1 429")
-    assert refused == 3
+    assert _refused(held) == 3
     # A stalled reader is dropped once nothing has gone out for the deadline: its slots free.
     deadline = time.monotonic() + SLOW_TIMEOUT * 6
     while server.servers[0].server_state.connections and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not server.servers[0].server_state.connections
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://lab",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+    with _client(sock, token, 30) as c:
         assert [c.get("/v1/me").status_code for _ in range(3)] == [200] * 3
     for k in held:
         k.close()
@@ -272,8 +299,7 @@ def test_a_download_abandoned_half_way_closes_its_file(small_in_flight):
 
     server, token = small_in_flight
     sock = server.socket
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://lab",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+    with _client(sock, token, 30) as c:
         sid = c.post("/v1/snapshots", content=_random_targz(2_000_000),
                      headers={"content-type": "application/gzip"}).json()["id"]
 
@@ -284,8 +310,7 @@ def test_a_download_abandoned_half_way_closes_its_file(small_in_flight):
                 n += sid in os.readlink(f"/proc/self/fd/{fd}")
         return n
 
-    ask = (f"GET /v1/snapshots/{sid}/archive HTTP/1.1\r\nhost: lab\r\n"
-           f"authorization: Bearer {token}\r\n\r\n").encode()
+    ask = _get(f"/v1/snapshots/{sid}/archive", token)
     gc.disable()
     try:
         for _ in range(8):
@@ -307,8 +332,7 @@ def test_a_download_abandoned_half_way_closes_its_file(small_in_flight):
 def _big_finding(sock: Path, token: str, revisions: int = 8) -> int:
     """A finding whose page (every revision) is about ``revisions`` x 200 KB of JSON."""
     body = "\U0001f600" * 49_990  # 4 bytes each in UTF-8
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://lab",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+    with _client(sock, token, 30) as c:
         fid = c.post("/v1/forum/findings", json={"kind": "insight", "title": "t",
                                                  "body": body}).json()["id"]
         for i in range(revisions - 1):
@@ -325,26 +349,11 @@ def test_large_answers_nobody_reads_hold_their_slots_not_the_lab_memory(small_in
     server, token = small_in_flight
     sock = server.socket
     fid = _big_finding(sock, token)
-    ask = (f"GET /v1/forum/findings/{fid} HTTP/1.1\r\nhost: lab\r\n"
-           f"authorization: Bearer {token}\r\n\r\n").encode()
-    held = []
-    for _ in range(6):
-        k = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        k.connect(str(sock))
-        k.sendall(ask)
-        held.append(k)
-        time.sleep(0.1)
+    held = _unread(sock, _get(f"/v1/forum/findings/{fid}", token), 6, gap=0.1)
     time.sleep(SLOW_TIMEOUT / 2)
-    buffered = sum(conn.transport.get_write_buffer_size()
-                   for conn in server.servers[0].server_state.connections)
+    buffered = _buffered(server)
     assert buffered < 1_000_000, buffered  # one page is 1.6 MB; six were parked before
-    refused = 0
-    for k in held:
-        k.settimeout(0.5)
-        with contextlib.suppress(TimeoutError):
-            refused += k.recv(64).startswith(b"HTTP/1.1 429")
-    assert refused == 3
+    assert _refused(held) == 3
     for k in held:
         k.close()
 
@@ -356,8 +365,7 @@ def test_a_slow_but_steady_reader_of_a_large_answer_gets_all_of_it(small_in_flig
     # than that per timeout, here 16 KB every 50 ms against 3 s.)
     server, token = small_in_flight
     fid = _big_finding(server.socket, token, revisions=10)  # 2 MB: over two timeouts to read
-    k = _raw(server.socket, (f"GET /v1/forum/findings/{fid} HTTP/1.1\r\nhost: lab\r\n"
-                             f"authorization: Bearer {token}\r\n\r\n").encode())
+    k = _raw(server.socket, _get(f"/v1/forum/findings/{fid}", token))
     got = b""
     k.settimeout(SLOW_TIMEOUT * 3)
     while not got.endswith(b"}"):
@@ -390,8 +398,7 @@ def test_the_token_less_bucket_is_each_listeners_own(tmp_path):
             flood.append(c)
         # its own bucket fills once both floods wait on their unread answers (a busy machine
         # takes a moment); the stall check frees it only after SLOW_TIMEOUT
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(mine)), base_url="http://lab",
-                          timeout=10) as c:
+        with _client(mine) as c:
             end, full = time.monotonic() + SLOW_TIMEOUT / 2, False
             while not full and time.monotonic() < end:
                 full = c.get("/healthz").status_code == 429
@@ -401,8 +408,4 @@ def test_the_token_less_bucket_is_each_listeners_own(tmp_path):
     finally:
         for c in flood:
             c.close()
-        for srv in server.servers:
-            for conn in list(srv.server_state.connections):
-                conn.transport.abort()
-        server.stop()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+        _stop(server, sock_dir)
