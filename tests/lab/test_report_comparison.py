@@ -39,6 +39,9 @@ def test_a_clear_gain_is_a_win(tiny_snli):
     assert out["tuned_baseline_method"] == "logconf"
     text = verdict({**out, "win": out["win"]})
     assert "**a win**" in text and f"{d['mean']:+.3f}" in text
+    # The first report's interval is row-only; it says where the seed noise is measured.
+    assert "not the noise of which teacher seeds" in text
+    assert "The headline with the seed noise of a vote" in text
 
 
 def test_an_interval_straddling_zero_is_no_win(tiny_snli):

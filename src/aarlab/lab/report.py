@@ -308,13 +308,18 @@ def verdict(summary: dict) -> str:
     diff = (f"Lab − tuned baseline on the final half: **{d['mean']:+.3f}** (95% interval "
             f"[{lo:+.3f}, {hi:+.3f}], paired bootstrap over {d['n_rows']} final rows and the "
             "reference seeds). ")
+    # One submitted vote each side: the rows are resampled, the vote's own seeds are not.
+    seeds = ("This interval holds the row noise of one submitted vote each, not the noise of "
+             "which teacher seeds went into the votes: the final report re-runs the pick and "
+             "the tuned baseline on every teacher seed of the task for that (\"The headline "
+             "with the seed noise of a vote\"). ")
     if summary.get("win"):
         call = "The whole interval lies above 0: **a win** for the lab."
     elif hi < 0:
         call = "The whole interval lies below 0: the tuned baseline is better; **no win**."
     else:
         call = "The interval includes 0: **no win** (the difference is within noise)."
-    return how + diff + call
+    return how + diff + seeds + call
 
 
 def render_markdown(summary: dict, plot_name: str) -> str:
