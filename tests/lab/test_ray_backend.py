@@ -93,6 +93,8 @@ def test_a_small_lab_on_ray_gives_the_local_results(tmp_path, tiny_tweets, setti
         lab_id = lab.create()
         lab.run()
         summary = write_report(store, s, lab_id, tmp_path / backend / "reports", threads=1)
+        if backend == "ray":  # each researcher's node reached the server on a port of its own
+            assert len(set(lab.backend.ports.values())) == 2
         with store.session() as db:
             run = db.get(LabRun, lab_id)
             members = list(db.scalars(select(LabMember)))

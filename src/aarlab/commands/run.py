@@ -94,7 +94,8 @@ def run(
     advertise_host: str = typer.Option(None, "--advertise-host",
                                        help="Address nodes use to reach this lab's server."),
     server_port: int = typer.Option(0, "--server-port", min=0, max=65535,
-                                    help="TCP port for nodes (0 picks a free one)."),
+                                    help="First TCP port for nodes: researcher i's listener "
+                                         "is port + i (0 picks free ones)."),
     kit_url: str = typer.Option(None, "--kit-url",
                                 help="Kit on a shared filesystem (fsspec URL or path); default: "
                                      "nodes download it from the lab server."),

@@ -188,10 +188,10 @@ class Lab:
         served = self.settings.model_copy(update={"served_tasks": tuple(self.tasks), **(
             {} if cap is None else
             {"submissions_total": min(self.settings.submissions_total, cap)})})
-        server = ServerThread(served, self.store, [self.socket_for(m) for m in self.members],
-                              tcp=self.backend.tcp_listeners(),
-                              dashboard_socket=self.dashboard_socket, dashboard_tcp=person)
         try:
+            server = ServerThread(served, self.store, [self.socket_for(m) for m in self.members],
+                                  tcp=self.backend.tcp_listeners([m.name for m in self.members]),
+                                  dashboard_socket=self.dashboard_socket, dashboard_tcp=person)
             server.start()
         except BaseException:
             self.backend.close()

@@ -2,8 +2,9 @@
 
 Two apps over one store. The researcher API (``role="researcher"``) listens on the Unix sockets
 the sandboxes are given (their only way out; one each, so that a sandbox that fills its own
-listener, ``aarlab.server.connections``, blocks no other) and on the TCP address the nodes of a
-Ray backend use: no dashboard page and no admin route there. The dashboard with the admin API
+listener, ``aarlab.server.connections``, blocks no other) and on the TCP addresses the nodes of
+a Ray backend use (one per researcher, for the same reason): no dashboard page and no admin
+route there. The dashboard with the admin API
 (``role="all"``) listens apart, for a person: on its own Unix socket, which no sandbox mounts,
 and optionally on loopback TCP for a browser.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +27,9 @@ class BackendOptions(BaseModel):
     advertise_host: str | None = Field(
         None, description="Address the cluster's nodes use to reach the lab server (default: "
                           "this machine's address as Ray sees it).")
-    server_port: int = Field(0, ge=0, le=65535, description="TCP port for nodes; 0 picks one.")
+    server_port: int = Field(0, ge=0, le=65535,
+                             description="First TCP port for nodes: researcher i's listener is "
+                                         "port + i; 0 picks free ones.")
     kit_url: str | None = Field(
         None, description="A kit on a shared filesystem (fsspec URL or path); default: nodes "
                           "download it from the lab server.")
@@ -45,8 +48,9 @@ class Backend(ABC):
     def connect(self, researchers: int) -> None:  # noqa: B027 - a hook; most backends need none
         """Reach (or start) what runs the researchers, before the lab server starts."""
 
-    def tcp_listeners(self) -> list[tuple[str, int]]:
-        """(host, port) pairs the lab server must also serve on for this backend's nodes."""
+    def tcp_listeners(self, members: Sequence[str] = ()) -> list[tuple[str, int]]:
+        """(host, port) pairs the lab server must also serve the researcher API on for this
+        backend's nodes, given the lab's members (each may get one of its own)."""
         return []
 
     def start(self, lab_dir: Path, task: str) -> None:  # noqa: B027 - a hook; most backends need none

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from aarlab.config import Settings
@@ -93,7 +94,7 @@ class RayBackend(Backend):
         self._generation: dict[str, int] = {}
         self._lock = threading.Lock()
         self.host: str | None = None
-        self.port: int | None = None
+        self._ports: dict[str, int] = {}  # member -> the TCP listener its forwarder reaches
         self.task: str | None = None
         self.lab_tag = "lab"
 
@@ -131,10 +132,25 @@ class RayBackend(Backend):
                                        "to start Ray on this machine") from None
             self._owns_ray = True
         self.host = opts.advertise_host or ray.util.get_node_ip_address()
-        self.port = opts.server_port or _free_port(self.host)
 
-    def tcp_listeners(self) -> list[tuple[str, int]]:
-        return [(self.host, self.port)]
+    def tcp_listeners(self, members: Sequence[str] = ()) -> list[tuple[str, int]]:
+        """A listener per member: every node's forwarder reaches only its own researcher's, so
+        a sandbox that holds all of its listener's connections blocks no other (the local
+        backend's socket per sandbox, over TCP)."""
+        first = self.options.server_port
+        if first and first + len(members) - 1 > 65535:
+            raise AarlabError(f"--server-port: {first} leaves no room for {len(members)} "
+                              "researchers' listeners (researcher i listens on port + i)",
+                              hint=f"use a port at most {65536 - len(members)}, or 0 for free "
+                                   "ones")
+        self._ports = {m: first + i if first else _free_port(self.host)
+                       for i, m in enumerate(members)}
+        return [(self.host, port) for port in self._ports.values()]
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Each member's TCP listener on the lab server (what its node's forwarder reaches)."""
+        return dict(self._ports)
 
     def start(self, lab_dir: Path, task: str) -> None:
         self.task = task
@@ -184,6 +200,9 @@ class RayBackend(Backend):
         from aarlab.lab.backends.actor import ResearcherNode
 
         opts, ray = self.options, self.ray
+        if member not in self._ports:
+            raise AarlabError(f"researcher {member!r} has no listener on the lab server",
+                              hint="the lab asks tcp_listeners(members) before any sandbox")
         gen = self._generation[member] = self._generation.get(member, 0) + 1
         node_settings = {"home": str(self.settings.home)}
         if self.settings.answer_key_root is not None:
@@ -196,7 +215,7 @@ class RayBackend(Backend):
             scheduling_strategy="SPREAD")
         handle = actor_class.remote(
             spec.model_dump(mode="json", exclude={"kit", "socket"}), token,
-            (self.host, self.port), self.task, node_settings, opts.kit_url,
+            (self.host, self._ports[member]), self.task, node_settings, opts.kit_url,
             self.allow_unsandboxed)
         with self._lock:
             self._actors[member] = handle
