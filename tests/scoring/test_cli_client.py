@@ -24,6 +24,10 @@ def test_admin_add_researcher_json_then_revoke(tmp_path):
     store = Store(db)
     with store.session() as s:
         assert authenticate(s, out["token"]).name == "alice"
+        # Only the form a token is made in: no padded or truncated spelling of it.
+        for other in (out["token"] + "\xa0", " " + out["token"], out["token"][:20],
+                      out["token"] + "=", "aar_" + "x" * 300):
+            assert authenticate(s, other) is None, other
     r = runner.invoke(app, ["admin", "revoke", "alice", "--json", "--db", db])
     assert r.exit_code == 0 and json.loads(r.stdout)["revoked"] is True
     with store.session() as s:

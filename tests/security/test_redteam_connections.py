@@ -409,3 +409,48 @@ def test_the_token_less_bucket_is_each_listeners_own(tmp_path):
         for c in flood:
             c.close()
         _stop(server, sock_dir)
+
+
+def _status(k: socket.socket) -> bytes:
+    k.settimeout(10)
+    return k.recv(64).split(b"\r\n")[0]
+
+
+def test_one_token_is_one_bucket_however_its_header_pads_it(small_in_flight):
+    # Round 9: the in-flight bucket was keyed on the header's bytes, while FastAPI strips the
+    # token of any whitespace str.strip knows (Latin-1 U+00A0 and U+0085 too) before the auth
+    # check: 40 paddings of one token held 40 unread 8 MB answers (740 MB) past its 8 slots.
+    server, token = small_in_flight
+    sock = server.socket
+    with _client(sock, token, 30) as c:
+        r = c.post("/v1/snapshots", content=_random_targz(2_000_000),
+                   headers={"content-type": "application/gzip"})
+        assert r.status_code in (200, 201), r.text
+        ask = f"/v1/snapshots/{r.json()['id']}/files/blob.bin"
+    # Spellings the auth check accepts as this token (the scheme's case, ASCII and Latin-1
+    # whitespace around it) share its one bucket of requests_in_flight=3.
+    spellings = [(b"Bearer ", b""), (b"bearer ", b"\xa0"), (b"BEARER  ", b"\x85"),
+                 (b"Bearer \t", b"\xa0\x85 "), (b"Bearer ", b"\x85\xa0\xa0")]
+    held = []
+    for i in range(8):
+        scheme, pad = spellings[i % len(spellings)]
+        raw = _get(ask, token).replace(b"Bearer ", scheme)
+        held += _unread(sock, raw[:-4] + pad + b"\r\n\r\n", 1)
+    time.sleep(0.5)
+    said = [_status(k) for k in held]
+    assert said.count(b"HTTP/1.1 200 OK") == 3, said
+    assert said.count(b"HTTP/1.1 429 Too Many Requests") == 5, said
+    for k in held:
+        k.close()
+
+
+def test_the_limit_reads_a_bearer_header_as_the_auth_check_does():
+    from fastapi.security.utils import get_authorization_scheme_param
+
+    from aarlab.server.limits import bearer_token
+
+    for header in ["Bearer aar_x", "bearer aar_x \xa0", "BEARER \x85aar_x", "Basic aar_x",
+                   "Bearer", "Bearer\taar_x", "", "Bearer  aar_x\u3000"[:-1]]:
+        scheme, token = get_authorization_scheme_param(header)
+        expected = token if scheme.lower() == "bearer" else ""
+        assert bearer_token(header.encode("latin-1")) == expected, header

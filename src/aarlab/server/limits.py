@@ -137,20 +137,25 @@ class InFlightLimitMiddleware:
     def _key(self, scope: Scope) -> bytes | None:
         if scope["type"] != "http":
             return None
-        auth = dict(scope["headers"]).get(b"authorization")
-        # The token alone: the scheme's spelling ("bearer", "BEARER", ...) would otherwise
-        # give one token as many buckets as there are spellings.
-        parts = (auth or b"").split(None, 1)
-        token = parts[1].strip() if len(parts) == 2 else b""
+        token = bearer_token(dict(scope["headers"]).get(b"authorization"))
         refuse = (self.anonymous and scope.get("path") not in self.open_paths
                   and _may_have_body(scope))
         if not token:  # one bucket per listener: each sandbox has a listener of its own
             listener = str(scope.get(LISTENER, "")).encode()
             return (_REFUSE if refuse else b"anonymous:" + listener) if self.anonymous else None
         # Asked each time, not cached: a token revoked since must not have its bodies read.
-        if refuse and self.known is not None and not self.known(token.decode("latin-1")):
+        if refuse and self.known is not None and not self.known(token):
             return _REFUSE
-        return hashlib.sha256(token).digest()  # no token kept in memory as it was sent
+        return hashlib.sha256(token.encode("latin-1")).digest()  # no token kept as it was sent
+
+
+def bearer_token(header: bytes | None) -> str:
+    """The token of an ``Authorization`` header read exactly as the auth check reads it
+    (FastAPI's ``HTTPBearer``: Latin-1, the scheme up to the first space, the rest stripped of
+    any whitespace ``str.strip`` knows), so that one token is one bucket however its header is
+    spelt; "" when the scheme is not Bearer (the auth check then sees no token either)."""
+    scheme, _, token = (header or b"").decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _may_have_body(scope: Scope) -> bool:

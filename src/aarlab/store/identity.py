@@ -22,6 +22,10 @@ from aarlab.errors import AarlabError
 from aarlab.store.db import Base
 
 TOKEN_PREFIX = "aar_"
+# What new_token makes (and no other spelling): a token padded with whitespace that an HTTP
+# library strips (U+00A0, U+0085, ...) must not authenticate, or every padding would be a
+# request-limit bucket of its own for one researcher.
+TOKEN_FORM = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{16,128}")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -87,7 +91,7 @@ def add_researcher(session: Session, name: str) -> tuple[Researcher, str]:
 
 def authenticate(session: Session, token: str | None) -> Researcher | None:
     """The active researcher holding ``token``, or None (unknown, malformed or revoked)."""
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    if not token or not TOKEN_FORM.fullmatch(token):
         return None
     r = session.scalar(select(Researcher).where(Researcher.token_hash == hash_token(token)))
     return r if r is not None and r.active else None
