@@ -132,6 +132,51 @@ def test_a_submission_can_only_name_a_snapshot_its_author_uploaded(lab, tiny_twe
     assert load_method(store, s, ran["id"]).snapshot_id == sid
 
 
+def test_a_post_shows_only_its_authors_code_and_a_result_only_its_submissions(lab, tiny_tweets):
+    # Round 9: a submission or a link naming another's snapshot was refused, but a forum post
+    # could name any snapshot: a result on mallory's release showed alice's code as the code
+    # behind it (and the search researchers read a top result's snapshot spec as the lab's
+    # best), and a result could cite mallory's own code that did not produce it.
+    s, store, c = lab
+    kit, key = tiny_tweets
+    truth = key.labels("test", kit.ids("test"))
+    alice, mallory = register(c, "alice"), register(c, "mallory")
+
+    def created(r) -> dict:  # noqa: ANN001
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    theirs = created(c.post("/v1/snapshots", headers=alice,
+                       content=targz_files({"spec.json": b'{"steps": []}'})))["id"]
+    decoy = created(c.post("/v1/snapshots", headers=mallory,
+                      content=targz_files({"spec.json": b'{"decoy": 1}'})))["id"]
+    code = created(c.post("/v1/snapshots", headers=mallory,
+                     content=targz_files({"run.py": b"print(1)"})))["id"]
+    made = ok(submit(c, mallory, kit, noisy(truth, 30, 1), "mine", snapshot_id=code))
+
+    def post(kind: str, **fields) -> object:
+        return c.post("/v1/forum/findings", headers=mallory,
+                      json={"kind": kind, "title": "t", "body": "b", **fields})
+
+    for named in (theirs, decoy):  # another's code, or one's own that did not produce it
+        r = post("result", submission_id=made["id"], snapshot_id=named)
+        assert r.status_code == 422 and "snapshot_id" in r.text, r.text
+    r = post("insight", snapshot_id=theirs)
+    assert r.status_code == 422 and "not uploaded by you" in r.text
+    assert c.get("/v1/forum/findings", headers=alice).json()["items"] == []
+    # What is the author's own stays as it was: the submission's code by default or by name,
+    # one's own snapshot on an insight, and one's own named for a submission with no code
+    # yet, which becomes its link.
+    assert created(post("result", submission_id=made["id"]))["snapshot_id"] == code
+    named = created(post("result", submission_id=made["id"], snapshot_id=code))
+    assert named["snapshot_id"] == code
+    assert created(post("insight", snapshot_id=decoy))["snapshot_id"] == decoy
+    bare = ok(submit(c, mallory, kit, noisy(truth, 40, 2), "no code"))
+    linked = created(post("result", submission_id=bare["id"], snapshot_id=decoy))
+    assert linked["snapshot_id"] == decoy
+    assert bare["id"] in c.get(f"/v1/snapshots/{decoy}", headers=alice).json()["submission_ids"]
+
+
 @pytest.mark.parametrize("uploader", ["²", "٣", "¹²"])
 def test_a_unicode_digit_as_uploader_is_a_name_not_a_crash(lab, uploader):
     _, _, c = lab

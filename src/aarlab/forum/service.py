@@ -38,7 +38,9 @@ from aarlab.forum.tables import (
     FindingRevision,
     FindingTag,
     Snapshot,
+    SnapshotLink,
     Vote,
+    holds_snapshot,
 )
 from aarlab.scoring.tables import Submission
 from aarlab.store import audit
@@ -105,11 +107,9 @@ def create_finding(s: Session, author_id: int, data: FindingIn,
                              f"task {sub.task!r}", hint="omit task; a result takes its "
                              "submission's")
         task = sub.task
-        if snapshot_id is None and sub.snapshot_id and s.get(Snapshot, sub.snapshot_id):
-            snapshot_id = sub.snapshot_id  # the code that produced the scored predictions
-    if snapshot_id is not None and s.get(Snapshot, snapshot_id) is None:
-        raise ForumError(f"snapshot_id: no snapshot {snapshot_id}",
-                         hint="upload it first (POST /v1/snapshots)")
+        snapshot_id = _code_of(s, author_id, sub, snapshot_id)
+    elif snapshot_id is not None:
+        _check_held(s, author_id, snapshot_id)
     now = utcnow()
     f = Finding(kind=data.kind, author_id=author_id, task=task, submission_id=data.submission_id,
                 snapshot_id=snapshot_id, created_at=now, updated_at=now, revision=1,
@@ -119,6 +119,38 @@ def create_finding(s: Session, author_id: int, data: FindingIn,
     s.flush()
     _append_revision(s, f, author_id, now)
     return f
+
+
+def _check_held(s: Session, author_id: int, snapshot_id: str) -> None:
+    """A finding shows its snapshot as its author's code: one the author uploaded (the same
+    bytes as another's make one its holder), as a submission or a link must be."""
+    if s.get(Snapshot, snapshot_id) is None:
+        raise ForumError(f"snapshot_id: no snapshot {snapshot_id}",
+                         hint="upload it first (POST /v1/snapshots)")
+    if not holds_snapshot(s, author_id, snapshot_id):
+        raise ForumError(f"snapshot_id: snapshot {snapshot_id} was not uploaded by you",
+                         hint="upload the code you mean (the same bytes as another's snapshot "
+                              "are fine) and name that")
+
+
+def _code_of(s: Session, author_id: int, sub: Submission, named: str | None) -> str | None:
+    """The snapshot a post on ``sub`` shows: the code that produced it (the submission's own,
+    or the one its author linked), never another; one the author holds and names for a
+    submission with no code yet becomes its link."""
+    linked = s.get(SnapshotLink, sub.id)
+    code = sub.snapshot_id or (linked.snapshot_id if linked is not None else None)
+    if named is None:
+        return code if code is not None and s.get(Snapshot, code) is not None else None
+    if code is not None and named != code:
+        raise ForumError(f"snapshot_id: submission {sub.id} was made with snapshot {code}",
+                         hint="omit snapshot_id: a post on a submission shows the code that "
+                              "produced it")
+    _check_held(s, author_id, named)
+    if code is None:
+        s.add(SnapshotLink(submission_id=sub.id, snapshot_id=named, researcher_id=author_id,
+                           created_at=utcnow()))
+        s.flush()
+    return named
 
 
 def edit_finding(s: Session, researcher_id: int, finding_id: int, edit: FindingEdit,

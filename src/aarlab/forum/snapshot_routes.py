@@ -12,7 +12,7 @@ import threading
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from aarlab.archive import ArchiveLimits
+from aarlab.archive import ArchiveLimits, inspect_archive, sha256_hex
 from aarlab.config import Settings
 from aarlab.forum import snapshots
 from aarlab.forum.routes import viewer
@@ -26,7 +26,8 @@ from aarlab.forum.schemas import (
 )
 from aarlab.forum.service import ForumError, Viewer
 from aarlab.forum.snapshots import QuotaError
-from aarlab.server.deps import current_researcher, get_settings, get_store
+from aarlab.forum.tables import Snapshot
+from aarlab.server.deps import current_researcher, get_settings, get_store, writing_researcher
 from aarlab.server.streams import FileStream
 from aarlab.store.db import Store
 from aarlab.store.identity import Researcher
@@ -34,7 +35,14 @@ from aarlab.store.identity import Researcher
 router = APIRouter(prefix="/v1/snapshots", tags=["snapshots"])
 
 _MULTIPART_SLACK = 64 * 1024
-_upload_lock = threading.Lock()
+_upload_lock = threading.Lock()  # the quota check and the insert, for every researcher
+_inspecting: dict[int, threading.Lock] = {}  # one archive inflated at a time per researcher
+_inspecting_guard = threading.Lock()
+
+
+def _inspection_lock(researcher_id: int) -> threading.Lock:
+    with _inspecting_guard:
+        return _inspecting.setdefault(researcher_id, threading.Lock())
 _UPLOAD_DOC = {
     "requestBody": {
         "required": True,
@@ -74,7 +82,7 @@ async def upload(
                                "from."),
     submission_id: int | None = Query(None, description="Your submission it produced."),
     label: str | None = Query(None, max_length=200),
-    me: Researcher = Depends(current_researcher),
+    me: Researcher = Depends(writing_researcher),
     store: Store = Depends(get_store),
     blobs: snapshots.BlobStore = Depends(blob_store),
     lim: ArchiveLimits = Depends(limits),
@@ -87,10 +95,19 @@ async def upload(
     data = await _archive_bytes(request, lim.max_bytes)
 
     def work() -> UploadOut:
-        # One upload at a time: the quota check and the insert commit together.
+        # Inflating and checking a new archive is the costly part: it runs outside the lab-wide
+        # lock (one researcher's uploads never queue another's), one at a time per researcher
+        # (one sandbox takes at most a core), and not at all for bytes already stored. The
+        # quota check and the insert commit together, under the lock.
+        with store.session() as s:
+            known = s.get(Snapshot, sha256_hex(data)) is not None
+        info = None
+        if not known:
+            with _inspection_lock(me.id):
+                info = inspect_archive(data, lim)  # UnsafeArchiveError names the entry
         with _upload_lock, store.session() as s:
             snap, created = snapshots.upload(s, blobs, lim, me.id, data, parent, submission_id,
-                                             label, settings.snapshot_quota_bytes)
+                                             label, settings.snapshot_quota_bytes, info)
             return UploadOut(**snapshots.views(s, [snap])[0].model_dump(), created=created)
 
     out = await run_in_threadpool(work)  # hashing and inflating stay off the event loop
