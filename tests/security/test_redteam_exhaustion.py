@@ -274,3 +274,49 @@ def test_uploads_inflate_an_archive_once_and_never_under_the_lab_wide_lock(setti
             assert r.status_code == 429 and "writes_per_minute" in r.text
 
     asyncio.run(attack())
+
+
+def test_one_researcher_reads_one_archive_member_at_a_time_and_never_queues_another(
+        settings, tmp_path, monkeypatch):
+    # Round 9: 60 looping reads of the last file of a legal 2 MB archive (0.6 s of inflating
+    # each) kept the lab's thread pool busy: another researcher's round trip took 42 s. A
+    # reader now inflates one archive at a time, so one sandbox takes at most a core.
+    from aarlab.forum import snapshots
+
+    app, (mallory, alice) = _app(settings, tmp_path)
+    real, busy, most, gate = snapshots.member, [0], [0], threading.Event()
+    counting = threading.Lock()
+
+    def member(s, blobs, lim, snapshot_id, path):  # noqa: ANN001, ANN202
+        with counting:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            if path == "zeros.txt":  # mallory's reads take as long as the test says
+                gate.wait(10)
+            return real(s, blobs, lim, snapshot_id, path)
+        finally:
+            with counting:
+                busy[0] -= 1
+
+    async def attack() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://lab") as c:
+            up = await c.post("/v1/snapshots", content=_zeros_archive(1000), headers={
+                "authorization": f"Bearer {mallory}", "content-type": "application/gzip"})
+            sid = up.json()["id"]
+            monkeypatch.setattr(snapshots, "member", member)
+
+            def read(token: str, path: str):  # noqa: ANN202
+                return c.get(f"/v1/snapshots/{sid}/files/{path}",
+                             headers={"authorization": f"Bearer {token}"})
+
+            held = [asyncio.create_task(read(mallory, "zeros.txt")) for _ in range(4)]
+            await asyncio.sleep(0.3)
+            assert most[0] == 1  # mallory's four wait for each other, not for the pool
+            r = await asyncio.wait_for(read(alice, "run.py"), 5)  # alice is not queued
+            assert r.status_code == 200 and r.text == "print('hi')\n"
+            gate.set()
+            assert [(await h).status_code for h in held] == [200] * 4
+
+    asyncio.run(attack())
