@@ -1139,3 +1139,33 @@ def test_a_transductive_spec_goes_in_transductive_in_its_travel_form(tiny_snli, 
     monkeypatch.setattr(guarded, "decide", lambda *a, **k: True)
     sent = r._travel_form(spec, outcomes, score, _outcome_digest(outcomes, score))[0]
     assert sent["steps"][0]["method"] == "guarded" and sent["transductive"] is True
+
+
+@pytest.mark.parametrize("retry_after, spent", [(60.0, False), (None, True)])
+def test_only_a_spent_budget_stops_submissions_not_a_refusal_for_now(tiny_tweets, tmp_path,
+                                                                     retry_after, spent):
+    """Red team round 10: once snapshot uploads counted in the write rate, a 429 for writes
+    (or the hourly cap, or requests in flight) was read as the whole budget spent, and the
+    researcher submitted nothing for the rest of its run."""
+    from aarlab.client import BudgetExceeded
+
+    class Refusing(Client):
+        def __init__(self):
+            super().__init__()
+            self.refused = 0
+
+        def upload_snapshot(self, archive):
+            self.refused += 1
+            raise BudgetExceeded(429, "writes: 120 per minute used (writes_per_minute)"
+                                 if retry_after else "budget: all 5 submissions used",
+                                 retry_after)
+
+    client = Refusing()
+    r = _researcher([tiny_tweets[0]], client, tmp_path, experiments=6)
+    r.run()
+    assert client.refused >= 1 and client.submitted == []
+    assert (r.budget.max_submissions == 0) is spent
+    if not spent:  # it kept asking in later rounds, each refusal written down
+        assert client.refused >= 2
+        assert any("refused for now" in e.get("payload", {}).get("text", "")
+                   for e in client.events if e.get("kind") == "error")

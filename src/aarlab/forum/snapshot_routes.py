@@ -102,15 +102,17 @@ async def upload(
         # lock (one researcher's uploads never queue another's), one at a time per researcher,
         # and not at all for bytes already stored. The quota check and the insert commit
         # together, under the lock.
+        digest = sha256_hex(data)
         with store.session() as s:
-            known = s.get(Snapshot, sha256_hex(data)) is not None
+            known = s.get(Snapshot, digest) is not None
         info = None
         if not known:
             with _inflation_lock(me.id):
                 info = inspect_archive(data, lim)  # UnsafeArchiveError names the entry
         with _upload_lock, store.session() as s:
             snap, created = snapshots.upload(s, blobs, lim, me.id, data, parent, submission_id,
-                                             label, settings.snapshot_quota_bytes, info)
+                                             label, settings.snapshot_quota_bytes, info,
+                                             digest)
             return UploadOut(**snapshots.views(s, [snap])[0].model_dump(), created=created)
 
     out = await run_in_threadpool(work)  # hashing and inflating stay off the event loop

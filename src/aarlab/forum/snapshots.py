@@ -80,19 +80,22 @@ class BlobStore:
 def upload(s: Session, blobs: BlobStore, limits: ArchiveLimits, uploader_id: int, data: bytes,
            parent_id: str | None = None, submission_id: int | None = None,
            label: str | None = None, quota_bytes: int | None = None,
-           info: ArchiveInfo | None = None) -> tuple[Snapshot, bool]:
+           info: ArchiveInfo | None = None, sha256: str | None = None
+           ) -> tuple[Snapshot, bool]:
     """Check and store an archive; returns (row, created). The same bytes twice are one row.
 
     ``quota_bytes``: what the uploader may store in all; new bytes past it are refused before
     any blob is written (bytes already stored cost nothing). The caller serialises uploads, so
     two at once cannot both pass the check. ``info``: ``inspect_archive(data)`` when the caller
     has it (it may inspect outside its lock); bytes already stored are not inspected again
-    (their id is their sha256, and they passed when first stored).
+    (their id is their sha256, and they passed when first stored); ``sha256``: their digest,
+    when the caller has it (nothing here then scales with the archive's size but a new one).
     """
     if parent_id is not None and s.get(Snapshot, parent_id) is None:
         raise ForumError(f"parent: no snapshot {parent_id}")
     sub = own_submission(s, uploader_id, submission_id) if submission_id is not None else None
-    snap = s.get(Snapshot, info.sha256 if info is not None else sha256_hex(data))
+    digest = info.sha256 if info is not None else sha256 or sha256_hex(data)
+    snap = s.get(Snapshot, digest)
     created = snap is None
     if created:
         if info is None:

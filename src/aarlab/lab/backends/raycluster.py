@@ -143,9 +143,14 @@ class RayBackend(Backend):
                               "researchers' listeners (researcher i listens on port + i)",
                               hint=f"use a port at most {65536 - len(members)}, or 0 for free "
                                    "ones")
-        self._ports = {m: first + i if first else _free_port(self.host)
-                       for i, m in enumerate(members)}
-        return [(self.host, port) for port in self._ports.values()]
+        ports: list[int] = []
+        for i in range(len(members)):
+            port = first + i if first else _free_port(self.host)
+            while port in ports:  # a port the kernel handed out twice in a row
+                port = _free_port(self.host)
+            ports.append(port)
+        self._ports = dict(zip(members, ports, strict=True))
+        return [(self.host, port) for port in ports]
 
     @property
     def ports(self) -> dict[str, int]:

@@ -596,8 +596,14 @@ class SearchResearcher:
                                                               main.signals))
             sub = self._submit_one(self.kit, main, spec, snap["id"])
         except BudgetExceeded as e:
-            self.budget.max_submissions = self.submissions
-            return {"why_not": f"the server's submission budget is spent ({e.message})"}
+            if e.retry_after is None:  # the whole budget: the server gives no time to wait
+                self.budget.max_submissions = self.submissions
+                return {"why_not": f"the server's submission budget is spent ({e.message})"}
+            # The hourly cap, the write rate the upload shares with telemetry and posts, or
+            # requests in flight: a refusal for now, which a later round may meet again.
+            self._event("error", {"text": f"submission refused for now: {e.message}"})
+            return {"why_not": f"the server refused it for now ({e.message}); a later round "
+                               "may send it"}
         except LabError as e:
             self._event("error", {"text": f"submission failed: {e.message}"})
             return {"why_not": f"the submission failed ({e.message})"}
