@@ -454,3 +454,42 @@ def test_the_limit_reads_a_bearer_header_as_the_auth_check_does():
         scheme, token = get_authorization_scheme_param(header)
         expected = token if scheme.lower() == "bearer" else ""
         assert bearer_token(header.encode("latin-1")) == expected, header
+
+
+def test_aarlab_serve_gives_each_sandbox_socket_a_listener_of_its_own(tmp_path):
+    # `aarlab serve` (a deployment outside `aarlab run`) had one --sandbox-socket for every
+    # sandbox: one of them holding its 64 connections blocked all. Repeated, each is its own.
+    import os
+    import subprocess
+    import sys
+
+    sock_dir = Path(tempfile.mkdtemp(prefix="sv-"))
+    a, b, person = sock_dir / "a.sock", sock_dir / "b.sock", sock_dir / "web.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AARLAB_")}
+    env |= {"AARLAB_HOME": str(tmp_path / "home"), "AARLAB_LISTENER_CONNECTIONS": str(CAP),
+            "AARLAB_REQUEST_TIMEOUT_S": "10"}
+    log = sock_dir / "server.log"
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "aarlab.commands.serve", "--socket",
+                                 str(person), "--sandbox-socket", str(a), "--sandbox-socket",
+                                 str(b)], env=env, stdout=subprocess.DEVNULL, stderr=err)
+    held = []
+    try:
+        deadline = time.monotonic() + 60
+        while not all(p.exists() for p in (a, b, person)):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert _healthy(a) and _healthy(b) and _healthy(person)
+        held = [_raw(a) for _ in range(CAP)]
+        time.sleep(0.2)
+        extra = _raw(a)
+        held.append(extra)
+        closed, said = _closed_by_server(extra, 5)
+        assert closed and said.startswith(b"HTTP/1.1 503")  # a's listener is full
+        assert _healthy(b) and _healthy(person)  # b's and the person's are not
+    finally:
+        for c in held:
+            c.close()
+        proc.terminate()
+        proc.wait(timeout=15)
+        shutil.rmtree(sock_dir, ignore_errors=True)

@@ -1,7 +1,8 @@
 """``aarlab serve`` (the lab's HTTP server) and ``aarlab admin`` (researchers and tokens).
 
-A sandbox is given ``--sandbox-socket``, which serves the researcher API only; the dashboard and
-the admin API are on TCP and ``--socket``, for a person (roles: ``aarlab.server.app``).
+A sandbox is given ``--sandbox-socket`` (one each, when it is repeated), which serves the
+researcher API only; the dashboard and the admin API are on TCP and ``--socket``, for a person
+(roles: ``aarlab.server.app``).
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ def serve(
     socket: Path | None = typer.Option(
         None, "--socket", help="Unix socket for a person or the admin CLI: API and dashboard. "
                                "Never give it to a sandbox (use --sandbox-socket)."),
-    sandbox_socket: Path | None = typer.Option(
+    sandbox_socket: list[Path] = typer.Option(
         None, "--sandbox-socket", help="Unix socket for sandboxes: the researcher API only, "
-                                       "no dashboard and no admin route."),
+                                       "no dashboard and no admin route. Repeat it to give each "
+                                       "sandbox one of its own: a sandbox that holds all of its "
+                                       "listener's connections then blocks no other."),
     allow_remote: bool = typer.Option(False, help="Allow a non-loopback --host."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
@@ -90,17 +93,20 @@ def serve(
     from aarlab.forum.tables import holds_snapshot
     from aarlab.scoring.service import ScoringService
     from aarlab.server.app import create_app
-    from aarlab.server.connections import guarded_h11
+    from aarlab.server.connections import ListenerTag, guarded_h11
     from aarlab.store.db import Store
 
     if not _is_loopback(host) and not allow_remote:
         raise AarlabError(f"--host: {host} is not a loopback address",
                           hint="the scoring server holds the labels; pass --allow-remote to "
                                "expose it anyway")
-    if socket is not None and sandbox_socket is not None and \
-            socket.absolute() == sandbox_socket.absolute():
+    sandbox_sockets = list(sandbox_socket or [])
+    if socket is not None and any(socket.absolute() == p.absolute() for p in sandbox_sockets):
         raise AarlabError("--sandbox-socket: must differ from --socket",
                           hint="a sandbox's socket serves the researcher API only")
+    if len({p.absolute() for p in sandbox_sockets}) < len(sandbox_sockets):
+        raise AarlabError("--sandbox-socket: each must be a path of its own",
+                          hint="one socket per sandbox, each listed once")
     settings = _settings(db)
     redact.register(settings.admin_token, "AARLAB_ADMIN_TOKEN")
     if not settings.admin_token:
@@ -109,25 +115,29 @@ def serve(
     store = Store(settings.database_url)
     scoring = ScoringService(settings, store, holds_snapshot)  # one for both apps
 
-    def server(role: str, socks: list) -> tuple[uvicorn.Server, list]:
-        app = create_app(settings, store, role=role)
-        app.state.scoring = scoring
-        http = guarded_h11(settings.listener_connections, settings.request_timeout_s)
-        return uvicorn.Server(uvicorn.Config(app, http=http, log_level=log_level,
-                                             access_log=False)), socks
+    apps: dict[str, object] = {}
+    http = guarded_h11(settings.listener_connections, settings.request_timeout_s)
+
+    def server(role: str, socks: list, name: str) -> tuple[uvicorn.Server, list]:
+        """One listener (its own connection cap and token-less bucket) over ``socks``."""
+        if role not in apps:
+            apps[role] = create_app(settings, store, role=role)
+            apps[role].state.scoring = scoring
+        return uvicorn.Server(uvicorn.Config(ListenerTag(apps[role], name), http=http,
+                                             log_level=log_level, access_log=False)), socks
 
     servers, where, person = [], [], []
-    if sandbox_socket is not None:
-        servers.append(server("researcher", [unix_socket(sandbox_socket)]))
-        where.append(f"researcher API (for sandboxes) on unix:{sandbox_socket}")
+    for path in sandbox_sockets:
+        servers.append(server("researcher", [unix_socket(path)], str(path)))
+        where.append(f"researcher API (for sandboxes) on unix:{path}")
     if socket is not None:
         person.append(unix_socket(socket))
         where.append(f"API and dashboard on unix:{socket}")
-    if port is not None or (socket is None and sandbox_socket is None):
+    if port is not None or (socket is None and not sandbox_sockets):
         person.append(tcp_socket(host, port if port is not None else 8400))
         where.append(f"API and dashboard on http://{host}:{port or 8400}/")
     if person:
-        servers.append(server("all", person))
+        servers.append(server("all", person, "person"))
     else:
         where.append("no dashboard (add --port to serve it on loopback)")
     console.print(f"aarlab serving {'; '.join(where)} "
@@ -145,7 +155,7 @@ def serve(
             srv.should_exit = True
         for t in threads:
             t.join(timeout=10)
-        for path in (socket, sandbox_socket):
+        for path in (socket, *sandbox_sockets):
             if path is not None and path.exists():
                 path.unlink()
 
