@@ -96,19 +96,26 @@ def main(argv: list[str] | None = None) -> None:
         if digest != SHA256:
             sys.exit(f"{sdist.name}: sha256 {digest}, expected {SHA256}")
         rows = rows_from_sdist(sdist, SOURCES[args.set])
+    sys.exit(import_rows(rows, name, args.out, args.no_build, args.max_test))
+
+
+def import_rows(rows: list[dict], name: str, out: Path | None = None, no_build: bool = False,
+                max_test: int | None = None) -> int:
+    """Shuffle ``rows`` (Random(0)), write them as ``aarlab task import`` files (400 labelled,
+    1,600 unlabelled, the rest test) and import them as task ``name``; the CLI's exit code."""
     random.Random(0).shuffle(rows)
-    out = args.out or Path(tempfile.mkdtemp()) / name
+    out = out or Path(tempfile.mkdtemp()) / name
     out.mkdir(parents=True, exist_ok=True)
     start = 0
-    for split, n in [*SIZES.items(), ("test", args.max_test or len(rows))]:
+    for split, n in [*SIZES.items(), ("test", max_test or len(rows))]:
         part = rows[start:start + n]
         start += len(part)
         (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
         print(f"{split}: {len(part)} rows ({sum(r['label'] for r in part)} positive)")
     cmd = [sys.executable, "-m", "aarlab.cli", "task", "import", str(out), "--name", name]
-    if args.no_build:
+    if no_build:
         cmd.append("--no-build")
-    sys.exit(subprocess.run(cmd).returncode)
+    return subprocess.run(cmd).returncode
 
 
 if __name__ == "__main__":

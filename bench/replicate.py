@@ -10,7 +10,8 @@ the build kept out of every kit), on a re-drawn split, and on every other built 
 and imported ones included), and prints original vs replicated final-part PGR with its 95%
 interval (test rows and seeds resampled), the fraction of the original final PGR its 3-seed vote
 keeps (a submission is a vote; none where the target's gap is not clearly above 0), and
-``weak_soft`` (copying the teacher) on the same target and seeds, with the paired difference
+``weak_soft`` (copying the teacher; transductive beside a transductive spec, like with like)
+on the same target and seeds, with the paired difference
 (the same rows resampled for both) that says whether the method is above it, below it or tied:
 a method that generalises keeps most of its PGR and is never below ``weak_soft``. All measured
 in this one run (each replication row carries its weak_soft comparison), on every core
@@ -74,7 +75,8 @@ def main() -> None:
                     help="a method spec (JSON) to replicate instead of a submission; repeatable")
     ap.add_argument("--task", help="--spec: the task it was developed on")
     ap.add_argument("--claim", type=float, action="append",
-                    help="--spec: its final PGR there (seed mean), one per --spec")
+                    help="--spec: its final PGR there (a 3-seed vote, like a submission's), "
+                         "one per --spec")
     ap.add_argument("--tasks", help="other tasks, comma-separated (default: every built one)")
     ap.add_argument("--vs", help="a baseline spec (JSON): the headline with seed noise against "
                                  "it, on every kit seed of the method's task")
@@ -133,7 +135,8 @@ def _print(method: Method, rep: dict, targets: list) -> None:
           f"{rep['replication_seeds']} ({'fresh' if rep['fresh_seeds'] else 'NOT surely fresh'})"
           "\n")
     print("| target | kind | seeds | replicated final PGR [95%] | vote of 3 [95%] | "
-          "kept (vote / original) | weak_soft there [95%] | − weak_soft, paired [95%] | "
+          "kept (vote / original) | weak_soft there [95%] (transductive beside a transductive "
+          "spec) | − weak_soft, paired [95%] | "
           "above weak_soft | gap ok | short |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     order = {t.name: i for i, t in enumerate(targets)}

@@ -313,6 +313,43 @@ def test_weak_soft_runs_once_per_target_and_a_changed_kit_runs_it_again(tiny_twe
     assert ran == ["weak_soft", "logconf"]
 
 
+def test_a_transductive_spec_is_compared_with_weak_soft_trained_the_same_way(tiny_tweets,
+                                                                            tmp_path):
+    """An outside check of the pick on new data: a transductive spec was set against plain
+    weak_soft, whose student never saw the test rows, and the margin read larger than like
+    with like. weak_soft now runs in the spec's form, and the row says which."""
+    import shutil
+
+    import numpy as np
+
+    import aarlab.replication.replicate as rep
+    from aarlab.kits.kit import TaskKit
+    from aarlab.tasks.answer_key import AnswerKey
+    from aarlab.tasks.scorer import Scorer
+
+    kit0, key0 = tiny_tweets
+    shutil.copytree(kit0.dir, tmp_path / "kit")
+    shutil.copytree(key0.dir, tmp_path / "key")
+    kit = TaskKit(tmp_path / "kit")
+    key = AnswerKey(tmp_path / "key", kit.format)
+    target, scorer = Target(kit.name, "other-task", kit, key, [0, 1]), Scorer(key, kit.ids("test"))
+    for transductive in (True, False):
+        spec = {"steps": [{"method": "logconf"}], "transductive": transductive}
+        row = rep.run_on(Method(ref="a", task="x", spec=spec), target)["vs_weak_soft"]
+        assert row["transductive"] is transductive
+        _, soft = rep.run_spec(kit, scorer, rep.weak_soft_spec(transductive), [0, 1])
+        expected = scorer.pgr_interval([soft[0], soft[1]], "final").as_dict()
+        assert row["weak_soft"]["mean"] == expected["mean"]
+    assert rep.soft_cache_path(target, True) != rep.soft_cache_path(target, False)
+    from aarlab.replication.report import vs_weak_soft_cell
+    assert vs_weak_soft_cell({"vs_weak_soft": {**row, "transductive": True}}).endswith(
+        "(both transductive)")
+    # the two forms differ on this kit, so the comparison is not a relabelling of one number
+    _, plain = rep.run_spec(kit, scorer, rep.weak_soft_spec(False), [0])
+    _, trans = rep.run_spec(kit, scorer, rep.weak_soft_spec(True), [0])
+    assert not np.array_equal(plain[0], trans[0])
+
+
 def test_two_jobs_on_one_target_at_once_run_weak_soft_once(tiny_tweets, tmp_path, monkeypatch):
     """A budgeted replication runs jobs of several methods at once; two on the same target
     used to both run weak_soft (the cache only helped jobs that started later)."""

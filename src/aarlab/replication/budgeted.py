@@ -28,6 +28,7 @@ from aarlab.config import Settings
 from aarlab.cores import usable_cores
 from aarlab.replication.method import Method
 from aarlab.replication.replicate import Target, assemble, is_weak_soft, replicate_one
+from aarlab.w2s.spec import parse_spec
 
 KIND_ORDER = {"fresh-seeds": 0, "all-seeds": 1, "other-task": 2, "redrawn": 3}
 NEVER_SKIPPED = ("fresh-seeds", "all-seeds")  # on an estimate; the deadline still stops them
@@ -64,7 +65,9 @@ def estimate_jobs(methods: list[tuple[Method, list[Target]]], measured: dict[str
         base = measured.get(method.claim.get("method") or "", fallback)
         for t in targets:
             scale = _rows(t.kit) / max(home_rows, 1) * max(len(t.seeds), 1) / 3
-            target = (t.name, t.kind, tuple(t.seeds))
+            # weak_soft runs in the form of the spec beside it (replicate.weak_soft_spec)
+            form = method.spec is not None and parse_spec(method.spec).transductive
+            target = (t.name, t.kind, tuple(t.seeds), form)
             extra = 0.0 if target in soft_done or (
                 method.spec is not None and is_weak_soft(method.spec)) else soft
             soft_done.add(target)

@@ -6,8 +6,9 @@ gets final-part PGR with its bootstrap ``ci95`` beside the original claim. A spe
 scratch; recorded predictions are scored as they are, and rows they do not cover count as wrong.
 
 Each target also says whether the method beats simply copying the teacher: ``weak_soft`` is run
-on the same kit and seeds, and ``vs_weak_soft`` holds the paired-bootstrap difference (method −
-weak_soft, final half, the same resampled rows for both) and its verdict. Comparing two means
+on the same kit and seeds (transductive beside a transductive spec: like with like), and
+``vs_weak_soft`` holds the paired-bootstrap difference (method − weak_soft, final half, the
+same resampled rows for both) and its verdict. Comparing two means
 each with its own interval would miss the pairing: most row noise is shared by the two.
 
 Fresh seeds are weak teachers no researcher ever saw: the build trains extra teacher seeds and
@@ -43,6 +44,13 @@ from aarlab.w2s.spec import parse_spec
 
 SHORTFALL_SE = 2.0
 WEAK_SOFT = {"method": "weak_soft"}  # copying the teacher, with the kit's default head
+
+
+def weak_soft_spec(transductive: bool = False) -> dict:
+    """weak_soft as the method it is compared with runs: a transductive spec beside weak_soft
+    trained on the test rows too (like with like: a transductive student that learns the
+    teacher's labels on the rows it predicts copies the teacher more closely there)."""
+    return {"steps": [WEAK_SOFT], "transductive": True} if transductive else WEAK_SOFT
 
 
 @dataclass
@@ -203,26 +211,29 @@ def compare_weak_soft(scorer: Scorer, preds: np.ndarray, soft_preds: np.ndarray)
 
 
 def is_weak_soft(spec: dict) -> bool:
-    return parse_spec(spec).canonical() == parse_spec(WEAK_SOFT).canonical()
+    """weak_soft itself, in either form."""
+    return parse_spec(spec).canonical() in [parse_spec(weak_soft_spec(f)).canonical()
+                                            for f in (False, True)]
 
 
-def soft_cache_path(t: Target) -> Path:
+def soft_cache_path(t: Target, transductive: bool = False) -> Path:
     """Where weak_soft's predictions on ``t`` are kept: beside its answer key (never in a kit),
     named by everything they depend on — the target's files (a rebuilt task misses), its kind
     and kit view (fresh seeds read the teacher from the answer key), its seeds and the spec.
     Under the baseline cache's prefix, which keeps them out of its fingerprint."""
     h = hashlib.sha256(json.dumps(
         [fingerprint(t.kit, t.key), t.kind, type(t.kit).__name__, list(t.seeds),
-         parse_spec(WEAK_SOFT).canonical()], sort_keys=True).encode())
+         parse_spec(weak_soft_spec(transductive)).canonical()], sort_keys=True).encode())
     return t.key.dir / f"{CACHE_PREFIX}-replication" / f"weak_soft-{h.hexdigest()[:32]}.npy"
 
 
 def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None,
-                     preds: np.ndarray | None = None) -> np.ndarray:
-    """weak_soft's per-seed predictions (S, N) on ``t``, run once per target: an end-of-run
-    replication compares every method it replicates with them on the same targets. ``preds``:
-    those of weak_soft itself just run on ``t`` (kept, not run again)."""
-    path = soft_cache_path(t)
+                     preds: np.ndarray | None = None, transductive: bool = False) -> np.ndarray:
+    """weak_soft's per-seed predictions (S, N) on ``t`` in the form ``transductive`` says, run
+    once per target: an end-of-run replication compares every method it replicates with them
+    on the same targets. ``preds``: those of weak_soft itself just run on ``t`` (kept, not
+    run again)."""
+    path = soft_cache_path(t, transductive)
     if preds is None:
         # Jobs of two methods on one target run at once on a budgeted replication's workers:
         # the later one waits for the first's run instead of repeating it.
@@ -232,7 +243,8 @@ def _weak_soft_preds(t: Target, scorer: Scorer, threads: int | None,
                 if cached.shape == (len(t.seeds), len(t.kit.ids("test"))) and \
                         cached.dtype.kind in "iu":
                     return cached
-            _, out = run_spec(t.kit, scorer, WEAK_SOFT, t.seeds, threads=threads)
+            _, out = run_spec(t.kit, scorer, weak_soft_spec(transductive), t.seeds,
+                              threads=threads)
             preds = np.stack([out[k] for k in t.seeds])
             _keep(path, preds)
         return preds
@@ -272,6 +284,8 @@ def run_on(method: Method, t: Target, threads: int | None = None,
     same kit and seeds (``vs_weak_soft``), except a spec that is weak_soft itself and
     predictions that cover no row of the target (nothing to compare: every row is wrong)."""
     scorer = Scorer(t.key, t.kit.ids("test"))
+    # Recorded predictions and a snapshot's code do not say how they trained: the plain form.
+    transductive = method.spec is not None and parse_spec(method.spec).transductive
     if method.spec is not None:
         r, out = run_spec(t.kit, scorer, method.spec, t.seeds, threads=threads)
         res = {"pgr_final": r["pgr_final"], "pgr_test": r["pgr"],
@@ -284,7 +298,7 @@ def run_on(method: Method, t: Target, threads: int | None = None,
             res["seed_noise"] = seed_noise(scorer, preds, np.stack([base[k] for k in t.seeds]),
                                            t.seeds, method.seeds_used)
         if is_weak_soft(method.spec):  # nothing to compare with; kept for the methods to come
-            _weak_soft_preds(t, scorer, threads, preds)
+            _weak_soft_preds(t, scorer, threads, preds, transductive)
             preds = None
     elif method.runnable:
         from aarlab.replication.sandbox_run import rerun_snapshot
@@ -299,8 +313,9 @@ def run_on(method: Method, t: Target, threads: int | None = None,
     else:
         raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
     if preds is not None and (preds >= 0).any():
-        res["vs_weak_soft"] = compare_weak_soft(scorer, preds,
-                                                _weak_soft_preds(t, scorer, threads))
+        res["vs_weak_soft"] = {**compare_weak_soft(
+            scorer, preds, _weak_soft_preds(t, scorer, threads, transductive=transductive)),
+            "transductive": transductive}
     # PGR on a target whose gap is not clearly above 0 means little: say so beside it. The
     # build's check is on the whole test set; the row's PGR is on the final part, where a
     # smaller sample can leave the gap's interval reaching 0 (movies: 0.069 [-0.003, 0.139]).
