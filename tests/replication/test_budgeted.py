@@ -111,8 +111,8 @@ def test_a_stop_while_the_first_report_is_written_is_reported_as_an_interruption
 
 
 def test_estimates_count_weak_soft_once_per_target(tiny_tweets):
-    """Every method is compared with weak_soft on each target, but weak_soft runs there once
-    (kept beside the answer key): only the first method's job on a target pays for it."""
+    """Every method is compared with weak_soft on each target, but weak_soft runs there once in
+    each form (kept beside the answer key): only the first method's job on a target pays."""
     kit, key = tiny_tweets
     rows = len(kit.ids("train_unlabel"))
     targets = [Target(kit.name, "fresh-seeds", kit, key, [0, 1, 2]),
@@ -125,16 +125,17 @@ def test_estimates_count_weak_soft_once_per_target(tiny_tweets):
     measured = {"logconf": 10.0, "gce": 20.0, "weak_soft": 5.0}
     jobs = estimate_jobs([(logconf, targets), (gce, targets)], measured, rows)
     by = {(j.method_index, j.target.kind): j.estimate_s for j in jobs}
-    assert by[(0, "fresh-seeds")] == by[(0, "other-task")] == 15.0  # logconf + weak_soft
+    # logconf + weak_soft in its two forms (plain and transductive)
+    assert by[(0, "fresh-seeds")] == by[(0, "other-task")] == 20.0
     assert by[(1, "fresh-seeds")] == by[(1, "other-task")] == 20.0  # gce alone
-    # weak_soft replicated first: it is the comparison, and no method after it pays again
+    # weak_soft replicated first runs one form: the method after it pays for the other
     jobs = estimate_jobs([(soft, targets), (gce, targets)], measured, rows)
-    assert sorted(j.estimate_s for j in jobs) == [5.0, 5.0, 20.0, 20.0]
+    assert sorted(j.estimate_s for j in jobs) == [5.0, 5.0, 25.0, 25.0]
     # other seeds of one task are another target
     jobs = estimate_jobs([(logconf, targets[:1]),
                           (gce, [Target(kit.name, "fresh-seeds", kit, key, [3, 4, 5])])],
                          measured, rows)
-    assert sorted(j.estimate_s for j in jobs) == [15.0, 25.0]
+    assert sorted(j.estimate_s for j in jobs) == [20.0, 30.0]
 
 
 def _finished_lab(s: Settings, tiny_tasks, pred=None, seeds=(0, 1, 2)) -> int:

@@ -1169,3 +1169,32 @@ def test_only_a_spent_budget_stops_submissions_not_a_refusal_for_now(tiny_tweets
         assert client.refused >= 2
         assert any("refused for now" in e.get("payload", {}).get("text", "")
                    for e in client.events if e.get("kind") == "error")
+
+
+@pytest.mark.parametrize("retry_after, closed", [(30.0, False), (None, True)])
+def test_a_suite_task_closes_only_when_its_whole_budget_is_spent(tiny_snli, tiny_tweets,
+                                                                 tmp_path, retry_after, closed):
+    """Red team round 11: on the suite's other tasks any refusal closed the task for the rest
+    of the run, a refusal for now (the hourly cap, requests in flight) too."""
+    from aarlab.client import BudgetExceeded
+
+    main, other = tiny_snli[0], tiny_tweets[0]
+
+    class SuiteRefusing(Client):
+        def __init__(self):
+            super().__init__()
+            self.refused = 0
+
+        def submit(self, task, predictions, method=None, snapshot_id=None, seeds=None):
+            if task == other.name:
+                self.refused += 1
+                raise BudgetExceeded(429, "budget: 10 submissions per hour used"
+                                     if retry_after else "budget: all 5 submissions used",
+                                     retry_after)
+            return super().submit(task, predictions, method, snapshot_id, seeds)
+
+    client = SuiteRefusing()
+    r = _researcher([main, other], client, tmp_path, experiments=6, ladder={"safety": 0.0})
+    r.run()
+    assert client.refused >= 1
+    assert (other.name in r.closed) is closed

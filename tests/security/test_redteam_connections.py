@@ -493,3 +493,50 @@ def test_aarlab_serve_gives_each_sandbox_socket_a_listener_of_its_own(tmp_path):
         proc.terminate()
         proc.wait(timeout=15)
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_aarlab_serve_never_gives_a_sandbox_the_person_socket_by_another_spelling(tmp_path):
+    # Round 11: the check that keeps --sandbox-socket apart from --socket compared paths as
+    # spelt, and binding replaced whatever socket sat there: `sub/../web.sock` put the
+    # dashboard and the admin API on a sandbox's path, and a second serve took over a live
+    # lab's socket.
+    import os
+    import subprocess
+    import sys
+
+    sock_dir = Path(tempfile.mkdtemp(prefix="sv-"))
+    (sock_dir / "sub").mkdir()
+    person = sock_dir / "web.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AARLAB_")}
+    env["AARLAB_HOME"] = str(tmp_path / "home")
+
+    def serve(*args: str, wait: bool = True):  # noqa: ANN202
+        cmd = [sys.executable, "-m", "aarlab.cli", "serve", *args]
+        if wait:
+            return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    try:
+        for alias in (sock_dir / "sub" / ".." / "web.sock",):
+            bad = serve("--socket", str(person), "--sandbox-socket", str(alias))
+            assert bad.returncode != 0 and "--sandbox-socket" in bad.stderr + bad.stdout
+            assert "Traceback" not in bad.stderr
+        twice = serve("--socket", str(person), "--sandbox-socket", str(sock_dir / "a.sock"),
+                      "--sandbox-socket", str(sock_dir / "sub" / ".." / "a.sock"))
+        assert twice.returncode != 0 and "--sandbox-socket" in twice.stderr + twice.stdout
+        # A live server's socket is never taken over by another serve.
+        live = serve("--socket", str(person), wait=False)
+        try:
+            deadline = time.monotonic() + 60
+            while not (person.exists() and _healthy(person)):
+                assert live.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+            other = serve("--socket", str(sock_dir / "x.sock"), "--sandbox-socket", str(person))
+            assert other.returncode != 0 and "in use" in other.stderr + other.stdout
+            assert _healthy(person)
+        finally:
+            live.terminate()
+            live.wait(timeout=15)
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)

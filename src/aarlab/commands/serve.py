@@ -44,17 +44,33 @@ def _is_loopback(host: str) -> bool:
 
 
 def unix_socket(path: Path) -> pysocket.socket:
-    """A listening Unix socket at ``path``, owner-only; a stale socket file is replaced."""
+    """A listening Unix socket at ``path``, owner-only; a stale socket file is replaced, a live
+    one (a server answers on it: this one's other listener, or another lab's) never is."""
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
             raise AarlabError(f"--socket: {path} exists and is not a socket",
                               hint="pick another path")
+        probe = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            pass  # nobody listens: stale
+        else:
+            raise AarlabError(f"--socket: {path} is in use by a running server",
+                              hint="stop that server, or pick another path")
+        finally:
+            probe.close()
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
     sock = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
     sock.bind(str(path))
     os.chmod(path, 0o600)
     return sock
+
+
+def _resolved(path: Path) -> Path:
+    """Where a socket at ``path`` would be: its directory resolved, its own name kept."""
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def tcp_socket(host: str, port: int) -> pysocket.socket:
@@ -101,10 +117,12 @@ def serve(
                           hint="the scoring server holds the labels; pass --allow-remote to "
                                "expose it anyway")
     sandbox_sockets = list(sandbox_socket or [])
-    if socket is not None and any(socket.absolute() == p.absolute() for p in sandbox_sockets):
+    # The same file however spelt (``..``, a symlinked directory such as /var/run -> /run).
+    resolved = [_resolved(p) for p in sandbox_sockets]
+    if socket is not None and _resolved(socket) in resolved:
         raise AarlabError("--sandbox-socket: must differ from --socket",
                           hint="a sandbox's socket serves the researcher API only")
-    if len({p.absolute() for p in sandbox_sockets}) < len(sandbox_sockets):
+    if len(set(resolved)) < len(resolved):
         raise AarlabError("--sandbox-socket: each must be a path of its own",
                           hint="one socket per sandbox, each listed once")
     settings = _settings(db)

@@ -28,7 +28,6 @@ from aarlab.config import Settings
 from aarlab.cores import usable_cores
 from aarlab.replication.method import Method
 from aarlab.replication.replicate import Target, assemble, is_weak_soft, replicate_one
-from aarlab.w2s.spec import parse_spec
 
 KIND_ORDER = {"fresh-seeds": 0, "all-seeds": 1, "other-task": 2, "redrawn": 3}
 NEVER_SKIPPED = ("fresh-seeds", "all-seeds")  # on an estimate; the deadline still stops them
@@ -56,21 +55,25 @@ def estimate_jobs(methods: list[tuple[Method, list[Target]]], measured: dict[str
 
     ``measured``: {spec text: seconds of one lab experiment (a vote of 3 seeds)} on the lab's
     task of ``home_rows`` unlabelled rows. The first job on a target also runs weak_soft there
-    to compare with (``vs_weak_soft``), about one more run; later methods on that target reuse
-    it (``replicate.soft_cache_path``), and so does every method after weak_soft itself."""
+    to compare with (``vs_weak_soft``, plain and transductive), about two more runs; later
+    methods on that target reuse them (``replicate.soft_cache_path``), and so does every method
+    after weak_soft itself."""
     fallback = statistics.median(measured.values()) if measured else DEFAULT_JOB_S
     soft = measured.get("weak_soft", fallback)
-    jobs, soft_done = [], set()
+    jobs: list[Job] = []
+    forms_run: dict[tuple, int] = {}  # target -> forms of weak_soft run there so far
     for i, (method, targets) in enumerate(methods):
         base = measured.get(method.claim.get("method") or "", fallback)
         for t in targets:
             scale = _rows(t.kit) / max(home_rows, 1) * max(len(t.seeds), 1) / 3
-            # weak_soft runs in the form of the spec beside it (replicate.weak_soft_spec)
-            form = method.spec is not None and parse_spec(method.spec).transductive
-            target = (t.name, t.kind, tuple(t.seeds), form)
-            extra = 0.0 if target in soft_done or (
-                method.spec is not None and is_weak_soft(method.spec)) else soft
-            soft_done.add(target)
+            target = (t.name, t.kind, tuple(t.seeds))
+            # weak_soft in both its forms (replicate.against_weak_soft); weak_soft itself
+            # replicated runs one of them
+            have = forms_run.get(target, 0)
+            if method.spec is not None and is_weak_soft(method.spec):
+                extra, forms_run[target] = 0.0, max(have, 1)
+            else:
+                extra, forms_run[target] = (2 - have) * soft, 2
             if t.compare_spec is not None:  # the baseline it is compared with, as costly
                 extra += base
             jobs.append(Job(i, t, (base + extra) * scale))

@@ -6,9 +6,10 @@ gets final-part PGR with its bootstrap ``ci95`` beside the original claim. A spe
 scratch; recorded predictions are scored as they are, and rows they do not cover count as wrong.
 
 Each target also says whether the method beats simply copying the teacher: ``weak_soft`` is run
-on the same kit and seeds (transductive beside a transductive spec: like with like), and
-``vs_weak_soft`` holds the paired-bootstrap difference (method − weak_soft, final half, the
-same resampled rows for both) and its verdict. Comparing two means
+on the same kit and seeds, plain and transductive, and ``vs_weak_soft`` holds the
+paired-bootstrap difference (method − weak_soft, final half, the same resampled rows for both)
+and its verdict against the stronger form there (a method's own form, or how it was packaged,
+must not pick the yardstick it is judged by). Comparing two means
 each with its own interval would miss the pairing: most row noise is shared by the two.
 
 Fresh seeds are weak teachers no researcher ever saw: the build trains extra teacher seeds and
@@ -47,9 +48,8 @@ WEAK_SOFT = {"method": "weak_soft"}  # copying the teacher, with the kit's defau
 
 
 def weak_soft_spec(transductive: bool = False) -> dict:
-    """weak_soft as the method it is compared with runs: a transductive spec beside weak_soft
-    trained on the test rows too (like with like: a transductive student that learns the
-    teacher's labels on the rows it predicts copies the teacher more closely there)."""
+    """weak_soft plain, or transductive (its student also learns the teacher's labels of the
+    very rows it predicts, so it copies the teacher more closely there)."""
     return {"steps": [WEAK_SOFT], "transductive": True} if transductive else WEAK_SOFT
 
 
@@ -210,6 +210,18 @@ def compare_weak_soft(scorer: Scorer, preds: np.ndarray, soft_preds: np.ndarray)
             "diff": diff, "verdict": verdict(diff)}
 
 
+def against_weak_soft(scorer: Scorer, preds: np.ndarray, t: Target,
+                      threads: int | None) -> dict:
+    """``compare_weak_soft`` against weak_soft in the stronger of its two forms on ``t`` (the
+    higher final PGR), ``transductive`` naming which, the other form's beside it (``other``).
+    Which form is the harder yardstick differs by task (plain on nyt and reviews,
+    transductive on the outside tasks), so the method's form must not choose it."""
+    both = {form: {**compare_weak_soft(scorer, preds, _weak_soft_preds(
+        t, scorer, threads, transductive=form)), "transductive": form} for form in (False, True)}
+    strong = max(both, key=lambda form: both[form]["weak_soft"]["mean"])
+    return {**both[strong], "other": both[not strong]}
+
+
 def is_weak_soft(spec: dict) -> bool:
     """weak_soft itself, in either form."""
     return parse_spec(spec).canonical() in [parse_spec(weak_soft_spec(f)).canonical()
@@ -284,7 +296,6 @@ def run_on(method: Method, t: Target, threads: int | None = None,
     same kit and seeds (``vs_weak_soft``), except a spec that is weak_soft itself and
     predictions that cover no row of the target (nothing to compare: every row is wrong)."""
     scorer = Scorer(t.key, t.kit.ids("test"))
-    # Recorded predictions and a snapshot's code do not say how they trained: the plain form.
     transductive = method.spec is not None and parse_spec(method.spec).transductive
     if method.spec is not None:
         r, out = run_spec(t.kit, scorer, method.spec, t.seeds, threads=threads)
@@ -313,9 +324,7 @@ def run_on(method: Method, t: Target, threads: int | None = None,
     else:
         raise ReplicationError(f"{method.ref} cannot be replicated: {method.why_not}")
     if preds is not None and (preds >= 0).any():
-        res["vs_weak_soft"] = {**compare_weak_soft(
-            scorer, preds, _weak_soft_preds(t, scorer, threads, transductive=transductive)),
-            "transductive": transductive}
+        res["vs_weak_soft"] = against_weak_soft(scorer, preds, t, threads)
     # PGR on a target whose gap is not clearly above 0 means little: say so beside it. The
     # build's check is on the whole test set; the row's PGR is on the final part, where a
     # smaller sample can leave the gap's interval reaching 0 (movies: 0.069 [-0.003, 0.139]).

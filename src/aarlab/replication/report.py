@@ -116,7 +116,7 @@ def vs_weak_soft_cell(row: dict) -> str:
     if not v:
         return "–"
     d = v["diff"]
-    form = " (both transductive)" if v.get("transductive") else ""
+    form = " (transductive weak_soft, the stronger here)" if v.get("transductive") else ""
     return (f"{v['verdict']}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
             + form)
 

@@ -652,7 +652,12 @@ class SearchResearcher:
                 continue
             try:
                 sub = self._submit_one(self.suite.kits[task], o, spec, snap)
-            except LabError as e:  # not served here, or its budget is spent: stop asking
+            except BudgetExceeded as e:
+                if e.retry_after is None:  # its whole budget: stop asking
+                    self.closed.add(task)
+                self._event("note", {"text": f"{task}: not submitted ({e.message})"})
+                continue
+            except LabError as e:  # not served here: stop asking
                 self.closed.add(task)
                 self._event("note", {"text": f"{task}: not submitted ({e.message})"})
                 continue
