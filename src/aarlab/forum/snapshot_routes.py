@@ -46,6 +46,8 @@ _inflating_guard = threading.Lock()
 def _inflation_lock(researcher_id: int | None) -> threading.Lock:
     with _inflating_guard:
         return _inflating.setdefault(researcher_id, threading.Lock())
+
+
 _UPLOAD_DOC = {
     "requestBody": {
         "required": True,

@@ -244,9 +244,10 @@ def render_final(summary: dict, board: list[dict], reps: list[dict], audit: dict
               "teachers kept out of every kit), a snapshot's code re-run in a fresh sandbox, or "
               "recorded predictions scored as they are (rows they miss count as wrong); "
               "**short** marks a result more than 2 SE below its claim. In parentheses, the "
-              "paired difference from weak_soft (copying the teacher) run on the same kit and "
-              "seeds, final half [95%, the same rows resampled for both]: above or below when "
-              "its interval excludes 0, else tie.", ""]
+              "paired difference from weak_soft (copying the teacher; the stronger there of its "
+              "plain and transductive forms) run on the same kit and seeds, final half [95%, "
+              "the same rows resampled for both]: above or below when its interval excludes 0, "
+              "else tie.", ""]
     lines += seed_noise_lines(reps, summary, info)
     lines.append(render_audit(audit))
     if costs:
