@@ -80,6 +80,15 @@ def _healthy(path: Path) -> bool:
         return c.get("/healthz").status_code == 200
 
 
+def _answers(path: Path) -> bool:
+    """Whether a server answers /healthz on ``path`` yet (its file exists once bound, before it
+    listens)."""
+    try:
+        return path.exists() and _healthy(path)
+    except httpx.TransportError:
+        return False
+
+
 def _get(path: str, token: str) -> bytes:
     """A raw GET of ``path`` with ``token``, as one request's bytes."""
     return (f"GET {path} HTTP/1.1\r\nhost: lab\r\n"
@@ -476,10 +485,9 @@ def test_aarlab_serve_gives_each_sandbox_socket_a_listener_of_its_own(tmp_path):
     held = []
     try:
         deadline = time.monotonic() + 60
-        while not all(p.exists() for p in (a, b, person)):
+        while not all(_answers(p) for p in (a, b, person)):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        assert _healthy(a) and _healthy(b) and _healthy(person)
         held = [_raw(a) for _ in range(CAP)]
         time.sleep(0.2)
         extra = _raw(a)
@@ -529,7 +537,7 @@ def test_aarlab_serve_never_gives_a_sandbox_the_person_socket_by_another_spellin
         live = serve("--socket", str(person), wait=False)
         try:
             deadline = time.monotonic() + 60
-            while not (person.exists() and _healthy(person)):
+            while not _answers(person):
                 assert live.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
             other = serve("--socket", str(sock_dir / "x.sock"), "--sandbox-socket", str(person))
