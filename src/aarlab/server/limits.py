@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aarlab.errors import TooManyRequests
@@ -154,8 +155,8 @@ def bearer_token(header: bytes | None) -> str:
     (FastAPI's ``HTTPBearer``: Latin-1, the scheme up to the first space, the rest stripped of
     any whitespace ``str.strip`` knows), so that one token is one bucket however its header is
     spelt; "" when the scheme is not Bearer (the auth check then sees no token either)."""
-    scheme, _, token = (header or b"").decode("latin-1").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    scheme, token = get_authorization_scheme_param((header or b"").decode("latin-1"))
+    return token if scheme.lower() == "bearer" else ""
 
 
 def _may_have_body(scope: Scope) -> bool:

@@ -652,13 +652,11 @@ class SearchResearcher:
                 continue
             try:
                 sub = self._submit_one(self.suite.kits[task], o, spec, snap)
-            except BudgetExceeded as e:
-                if e.retry_after is None:  # its whole budget: stop asking
+            except LabError as e:
+                # Not served here, or its whole budget spent: stop asking; a refusal for now
+                # (a 429 with Retry-After) only skips this round.
+                if not (isinstance(e, BudgetExceeded) and e.retry_after is not None):
                     self.closed.add(task)
-                self._event("note", {"text": f"{task}: not submitted ({e.message})"})
-                continue
-            except LabError as e:  # not served here: stop asking
-                self.closed.add(task)
                 self._event("note", {"text": f"{task}: not submitted ({e.message})"})
                 continue
             if sub.get("new_best"):
